@@ -1,0 +1,115 @@
+//! `ladder`: the command-line face of ladder. Thin by design: it reads
+//! files, calls `ladder-core`, and prints. Every subcommand exits 0 on
+//! success, 1 when the input is wrong (a policy error, a scenario mismatch),
+//! and 2 when it cannot run at all (unreadable file, bad arguments).
+
+mod simulate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ladder_core::Policy;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ladder",
+    version,
+    about = "Route sensitive messages over a verified, secure fallback ladder."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate and inspect tenant policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Replay scenario files against their policies and check every expected outcome.
+    Simulate(simulate::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file; print a one-line summary with its version, or every error with its line and column.
+    Check {
+        /// The policy file (TOML).
+        file: PathBuf,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+}
+
+/// Why the CLI could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub(crate) fn read(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Policy {
+            command:
+                PolicyCommand::Check {
+                    file,
+                    deny_warnings,
+                },
+        } => policy_check(&file, deny_warnings),
+        Command::Simulate(args) => simulate::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn policy_check(file: &Path, deny_warnings: bool) -> Result<ExitCode, CliError> {
+    let text = read(file)?;
+    let name = file.display().to_string();
+    match Policy::parse(&text, &name) {
+        Ok(parsed) => {
+            for w in &parsed.warnings {
+                eprintln!("{w}");
+            }
+            println!("ok: {}", parsed.policy.summary());
+            if deny_warnings && !parsed.warnings.is_empty() {
+                eprintln!(
+                    "error: {} warning(s) and --deny-warnings is set",
+                    parsed.warnings.len()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "error: `{name}` has {} error(s); nothing was loaded",
+                errors.0.len()
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The decision: one pure function from (message metadata, policy, evidence,
+//! thread floor, overrides, failures, now) to a [`Decision`] that carries its
+//! own reasons.
+//!
+//! Deny by default: a step qualifies only when verified evidence lifts it to
+//! the class minimum (or the step's own `require`), under the thread's floor,
+//! with no override or earlier failure against it. When none qualifies the
+//! class's `on_exhausted` outcome applies; nothing ever falls below the
+//! minimum. In `observe` mode the message follows the legacy route — if that
+//! route itself meets the minimum — and the decision records what
+//! enforcement would have done.
+
+mod explain;
+mod steps;
+
+use serde::{Deserialize, Serialize};
+
+use crate::assurance::{AssuranceLevel, Channel, Container, Mode, Notifier};
+use crate::evidence::RecipientEvidence;
+use crate::overrides::{Override, OverrideEffect};
+use crate::policy::{AfterHold, Class, Exhausted, Policy, PolicyVersion};
+use crate::reason::SkipReason;
+use crate::thread::{FloorDrop, ThreadFloor, assess};
+use crate::time::Timestamp;
+
+pub use explain::explain;
+use steps::Context;
+
+/// The sender's confirmation of a downgrade, bound to one message and the
+/// level the sender accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub message_id: String,
+    pub assurance: AssuranceLevel,
+}
+
+/// What the core knows about a message: never its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    pub id: String,
+    pub class: String,
+    pub accepted_at: Timestamp,
+    pub confirmation: Option<Confirmation>,
+}
+
+/// A delivery attempt that failed: at ladder step `step` (`None` for the
+/// legacy route), on `channel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedAttempt {
+    pub step: Option<usize>,
+    pub channel: Channel,
+}
+
+/// Everything a decision depends on besides the policy.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionInput<'a> {
+    pub message: &'a MessageMeta,
+    pub recipient: &'a RecipientEvidence,
+    pub thread: &'a ThreadFloor,
+    /// Run-time overrides; the policy's own are always included.
+    pub overrides: &'a [Override],
+    pub failed: &'a [FailedAttempt],
+    pub now: Timestamp,
+}
+
+/// The path a payload takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// Ladder index; `None` for the legacy route of an observing class.
+    pub step: Option<usize>,
+    pub container: Container,
+    pub notifier: Option<Notifier>,
+    pub assurance: AssuranceLevel,
+}
+
+impl Route {
+    /// `portal+email_notice`, as scenarios name a route.
+    pub fn name(&self) -> String {
+        match self.notifier {
+            Some(n) => format!("{}+{}", self.container, n),
+            None => self.container.to_string(),
+        }
+    }
+}
+
+/// What happens to the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    Deliver {
+        route: Route,
+    },
+    /// The route is below what the thread last showed; the sender must confirm.
+    ConfirmationRequired {
+        route: Route,
+        label: AssuranceLevel,
+    },
+    Hold {
+        until: Timestamp,
+    },
+    Escalate,
+    Block,
+}
+
+impl Outcome {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Outcome::Deliver { .. } => "deliver",
+            Outcome::ConfirmationRequired { .. } => "confirmation_required",
+            Outcome::Hold { .. } => "hold",
+            Outcome::Escalate => "escalate",
+            Outcome::Block => "block",
+        }
+    }
+
+    pub fn route(&self) -> Option<&Route> {
+        match self {
+            Outcome::Deliver { route } | Outcome::ConfirmationRequired { route, .. } => Some(route),
+            _ => None,
+        }
+    }
+}
+
+/// One ladder step as the decision saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepVerdict {
+    pub index: usize,
+    pub route: String,
+    pub required: AssuranceLevel,
+    /// What the container could carry the payload at, under the floor.
+    pub assurance: Option<AssuranceLevel>,
+    /// Empty for the chosen step.
+    pub skipped: Vec<SkipReason>,
+}
+
+/// How the thread changes if the caller applies this decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadUpdate {
+    pub before: ThreadFloor,
+    pub after: ThreadFloor,
+    pub drop: Option<FloorDrop>,
+}
+
+/// A route below what the thread last showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Downgrade {
+    pub from: AssuranceLevel,
+    pub to: AssuranceLevel,
+}
+
+/// Things worth telling a support agent that are not skip reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "note")]
+pub enum Note {
+    ConfirmationAccepted {
+        assurance: AssuranceLevel,
+    },
+    /// A confirmation for another message was presented and ignored.
+    ConfirmationForOtherMessage {
+        bound_to: String,
+    },
+    /// The confirmation accepted a higher level than this route carries.
+    ConfirmationBelowRoute {
+        confirmed: AssuranceLevel,
+        route: AssuranceLevel,
+    },
+    /// The legacy route could not carry the payload at the class minimum,
+    /// so the observing class followed enforcement for this message.
+    LegacyRouteUnavailable {
+        reasons: Vec<SkipReason>,
+    },
+    ForceNotInLadder {
+        override_id: String,
+        container: Container,
+    },
+    HoldExpired {
+        since: Timestamp,
+    },
+}
+
+/// A decision with its reasons. Serialises to the JSON the API returns and
+/// the audit log records (no content, no addresses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub message_id: String,
+    pub class: String,
+    pub policy_version: PolicyVersion,
+    pub mode: Mode,
+    pub decided_at: Timestamp,
+    pub outcome: Outcome,
+    /// In observe mode, what enforcement would have done.
+    pub enforced: Option<Outcome>,
+    /// Every step evaluated, top of the ladder first, down to the chosen one.
+    pub steps: Vec<StepVerdict>,
+    pub thread: ThreadUpdate,
+    pub downgrade: Option<Downgrade>,
+    pub notes: Vec<Note>,
+}
+
+/// The input named a class the policy does not define: a caller's mistake,
+/// answered before anything is routed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown class `{class}` in policy {version}")]
+pub struct UnknownClass {
+    pub class: String,
+    pub version: PolicyVersion,
+}
+
+/// Decides one message. Pure and deterministic.
+pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, UnknownClass> {
+    let class = policy
+        .class(&input.message.class)
+        .ok_or_else(|| UnknownClass {
+            class: input.message.class.clone(),
+            version: policy.version().clone(),
+        })?;
+    let overrides: Vec<&Override> = policy.overrides().iter().chain(input.overrides).collect();
+    let now = input.now;
+
+    // The ratchet first: a floor that drops now caps every step below.
+    let assessment = assess(policy.evidence(), input.recipient, &overrides, now);
+    let drop = input.thread.observe(&assessment, input.recipient, now);
+    let mut after = input.thread.clone();
+    if let Some(d) = &drop {
+        after.apply_drop(d);
+    }
+
+    let ctx = Context {
+        policy,
+        recipient: input.recipient,
+        overrides: &overrides,
+        failed: input.failed,
+        floor: after.floor,
+        now,
+    };
+    let mut notes = Vec::new();
+    let forced_from = forced_index(&ctx, class, &mut notes);
+
+    let mut steps = Vec::new();
+    let mut chosen: Option<Route> = None;
+    for (index, step) in class.ladder.iter().enumerate() {
+        let required = class.required(step);
+        let mut eval = ctx.evaluate(Some(index), step, required);
+        if let Some((from, id)) = &forced_from
+            && index < *from
+        {
+            eval.reasons.insert(
+                0,
+                SkipReason::OverrideForcedStep {
+                    override_id: id.clone(),
+                    container: class
+                        .ladder
+                        .get(*from)
+                        .map_or(step.container, |s| s.container),
+                },
+            );
+        }
+        steps.push(StepVerdict {
+            index,
+            route: step.route_name(),
+            required,
+            assurance: eval.assurance,
+            skipped: eval.reasons.clone(),
+        });
+        if eval.reasons.is_empty()
+            && let Some(assurance) = eval.assurance
+        {
+            chosen = Some(Route {
+                step: Some(index),
+                container: step.container,
+                notifier: eval.notifier,
+                assurance,
+            });
+            break;
+        }
+    }
+
+    let label = input.thread.label;
+    let downgrade_of = |r: &Route| {
+        label.filter(|l| r.assurance < *l).map(|from| Downgrade {
+            from,
+            to: r.assurance,
+        })
+    };
+    let enforced = match chosen {
+        Some(route) => {
+            let downgrade = downgrade_of(&route);
+            match (downgrade, class.confirm_downgrade) {
+                (Some(d), true) if !confirmed(input.message, &route, &mut notes) => {
+                    Outcome::ConfirmationRequired {
+                        route,
+                        label: d.from,
+                    }
+                }
+                _ => Outcome::Deliver { route },
+            }
+        }
+        None => exhausted(class, input.message, now, &mut notes),
+    };
+
+    let (outcome, enforced) = match (class.mode, &class.legacy) {
+        (Mode::Observe, Some(legacy)) => {
+            let eval = ctx.evaluate(None, legacy, class.minimum);
+            match eval.assurance {
+                Some(assurance) if eval.reasons.is_empty() => (
+                    Outcome::Deliver {
+                        route: Route {
+                            step: None,
+                            container: legacy.container,
+                            notifier: eval.notifier,
+                            assurance,
+                        },
+                    },
+                    Some(enforced),
+                ),
+                _ => {
+                    notes.push(Note::LegacyRouteUnavailable {
+                        reasons: eval.reasons,
+                    });
+                    (enforced.clone(), Some(enforced))
+                }
+            }
+        }
+        _ => (enforced, None),
+    };
+
+    let downgrade = outcome.route().and_then(downgrade_of);
+    if let Outcome::Deliver { route } = &outcome {
+        after.label = Some(route.assurance);
+    }
+    Ok(Decision {
+        message_id: input.message.id.clone(),
+        class: class.name.clone(),
+        policy_version: policy.version().clone(),
+        mode: class.mode,
+        decided_at: now,
+        outcome,
+        enforced,
+        steps,
+        thread: ThreadUpdate {
+            before: input.thread.clone(),
+            after,
+            drop,
+        },
+        downgrade,
+        notes,
+    })
+}
+
+/// The ladder index a force override sends this class to, if any applies.
+fn forced_index(
+    ctx: &Context<'_>,
+    class: &Class,
+    notes: &mut Vec<Note>,
+) -> Option<(usize, String)> {
+    for o in ctx.overrides {
+        let OverrideEffect::ForceStep(container) = o.effect else {
+            continue;
+        };
+        let applies = o.is_active(ctx.now)
+            && ctx
+                .recipient
+                .active_devices()
+                .any(|d| o.matcher.matches(&d.labels));
+        if !applies {
+            continue;
+        }
+        match class.ladder.iter().position(|s| s.container == container) {
+            Some(i) => return Some((i, o.id.clone())),
+            None => notes.push(Note::ForceNotInLadder {
+                override_id: o.id.clone(),
+                container,
+            }),
+        }
+    }
+    None
+}
+
+/// Whether the message carries a confirmation that covers this route.
+fn confirmed(message: &MessageMeta, route: &Route, notes: &mut Vec<Note>) -> bool {
+    let Some(c) = &message.confirmation else {
+        return false;
+    };
+    if c.message_id != message.id {
+        notes.push(Note::ConfirmationForOtherMessage {
+            bound_to: c.message_id.clone(),
+        });
+        return false;
+    }
+    if route.assurance < c.assurance {
+        notes.push(Note::ConfirmationBelowRoute {
+            confirmed: c.assurance,
+            route: route.assurance,
+        });
+        return false;
+    }
+    notes.push(Note::ConfirmationAccepted {
+        assurance: route.assurance,
+    });
+    true
+}
+
+fn exhausted(
+    class: &Class,
+    message: &MessageMeta,
+    now: Timestamp,
+    notes: &mut Vec<Note>,
+) -> Outcome {
+    match class.on_exhausted {
+        Exhausted::Block => Outcome::Block,
+        Exhausted::Escalate => Outcome::Escalate,
+        Exhausted::Hold { hold_for, then } => {
+            let until = message.accepted_at.plus(hold_for);
+            if now < until {
+                Outcome::Hold { until }
+            } else {
+                notes.push(Note::HoldExpired { since: until });
+                match then {
+                    AfterHold::Block => Outcome::Block,
+                    AfterHold::Escalate => Outcome::Escalate,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Evaluating one ladder step against the evidence: what it could carry the
+//! payload at, which notifier would tell the recipient, and every reason it
+//! does not qualify.
+
+use crate::assurance::{AssuranceLevel, Channel, Claim, Container, Notifier, Transport};
+use crate::evidence::{Credit, RecipientEvidence, credit};
+use crate::overrides::{Override, OverrideEffect};
+use crate::policy::{Policy, Step};
+use crate::reason::SkipReason;
+use crate::time::Timestamp;
+
+use super::FailedAttempt;
+
+/// Everything a step evaluation needs that does not change between steps.
+pub(crate) struct Context<'a> {
+    pub policy: &'a Policy,
+    pub recipient: &'a RecipientEvidence,
+    pub overrides: &'a [&'a Override],
+    pub failed: &'a [FailedAttempt],
+    pub floor: AssuranceLevel,
+    pub now: Timestamp,
+}
+
+/// The verdict on one step.
+#[derive(Debug, Clone)]
+pub(crate) struct StepEval {
+    /// What the container could carry the payload at, after the floor cap;
+    /// `None` when it cannot carry it at all.
+    pub assurance: Option<AssuranceLevel>,
+    pub notifier: Option<Notifier>,
+    pub reasons: Vec<SkipReason>,
+}
+
+impl Context<'_> {
+    /// A device-independent override (portal, email) applies when it names
+    /// no labels or matches any active device.
+    fn recipient_override(
+        &self,
+        channel: Channel,
+        want: fn(&OverrideEffect) -> bool,
+    ) -> Option<&Override> {
+        self.overrides.iter().copied().find(|o| {
+            want(&o.effect)
+                && o.is_active(self.now)
+                && o.channel == channel
+                && (o.matcher.is_empty()
+                    || self
+                        .recipient
+                        .active_devices()
+                        .any(|d| o.matcher.matches(&d.labels)))
+        })
+    }
+
+    fn failed_on(&self, step: Option<usize>, channel: Channel) -> bool {
+        self.failed
+            .iter()
+            .any(|f| f.step == step && f.channel == channel)
+    }
+
+    /// The container's level over one device transport: the minimum over
+    /// every active device that has evidence for it. A device whose evidence
+    /// is stale or unverified might still receive the payload, so it caps
+    /// the path at `transport`; a device fresh evidence calls unreachable
+    /// does not receive it and does not count.
+    fn transport_level(
+        &self,
+        transport: Transport,
+    ) -> Result<(AssuranceLevel, Option<SkipReason>), SkipReason> {
+        let rules = self.policy.evidence();
+        let mut reachable: Vec<(AssuranceLevel, Option<SkipReason>)> = Vec::new();
+        let mut doubtful: Option<SkipReason> = None;
+        let mut unreachable: Option<SkipReason> = None;
+        let mut any = false;
+        for d in self.recipient.active_devices() {
+            match credit(rules, d, transport, self.overrides, self.now) {
+                Credit::Unusable(SkipReason::EvidenceMissing { .. }) => continue,
+                Credit::Unusable(r @ SkipReason::OverrideDisabled { .. }) => {
+                    if d.transports.contains_key(&transport) {
+                        return Err(r);
+                    }
+                }
+                Credit::Unusable(r @ SkipReason::Unreachable { .. }) => {
+                    any = true;
+                    unreachable.get_or_insert(r);
+                }
+                Credit::Unusable(r) => {
+                    any = true;
+                    doubtful.get_or_insert(r);
+                }
+                Credit::Reachable { level, shortfall } => {
+                    any = true;
+                    reachable.push((level, shortfall));
+                }
+            }
+        }
+        if !any {
+            let revoked = self
+                .recipient
+                .devices
+                .iter()
+                .find(|d| d.is_revoked() && d.transports.contains_key(&transport));
+            return Err(match revoked {
+                Some(d) => SkipReason::DeviceRevoked {
+                    device: d.id.clone(),
+                },
+                None => SkipReason::EvidenceMissing { transport },
+            });
+        }
+        let Some(weakest) = reachable.iter().min_by_key(|(l, _)| *l).cloned() else {
+            return Err(doubtful
+                .or(unreachable)
+                .unwrap_or(SkipReason::EvidenceMissing { transport }));
+        };
+        match doubtful {
+            Some(r) if weakest.0 > AssuranceLevel::Transport => {
+                Ok((AssuranceLevel::Transport, Some(r)))
+            }
+            _ => Ok(weakest),
+        }
+    }
+
+    fn notifier_reachable(&self, notifier: Notifier) -> bool {
+        let rules = self.policy.evidence();
+        let via = |t: Transport| {
+            self.recipient.active_devices().any(|d| {
+                matches!(
+                    credit(rules, d, t, self.overrides, self.now),
+                    Credit::Reachable { .. }
+                )
+            })
+        };
+        match notifier {
+            Notifier::RcsNotice => via(Transport::Rcs),
+            Notifier::SmsNotice => via(Transport::Sms),
+            Notifier::PushNotice => via(Transport::Push),
+            Notifier::EmailNotice => {
+                let fresh = self.recipient.email.as_ref().is_some_and(|e| {
+                    rules.sources.get(&e.source).is_some_and(|r| {
+                        r.verifies.contains(&Claim::Reachable)
+                            && self.now < e.observed_at.plus(r.fresh_for)
+                    })
+                });
+                fresh
+                    && self
+                        .recipient_override(Channel::Email, |e| {
+                            matches!(e, OverrideEffect::Disable)
+                        })
+                        .is_none()
+            }
+        }
+    }
+
+    /// Evaluates `step` (at ladder index `index`, `None` for a legacy route)
+    /// against `required`.
+    pub(crate) fn evaluate(
+        &self,
+        index: Option<usize>,
+        step: &Step,
+        required: AssuranceLevel,
+    ) -> StepEval {
+        let mut reasons = Vec::new();
+        let container = step.container;
+        if self.failed_on(index, container.channel()) {
+            reasons.push(SkipReason::StepFailed {
+                channel: container.channel(),
+            });
+        }
+        let level = match container {
+            Container::Rcs => self.transport_level(Transport::Rcs),
+            Container::InApp => self.transport_level(Transport::InApp),
+            Container::Sms => self
+                .transport_level(Transport::Sms)
+                .map(|(_, s)| (AssuranceLevel::None, s)),
+            Container::Portal => {
+                match self
+                    .recipient_override(Channel::Portal, |e| matches!(e, OverrideEffect::Disable))
+                {
+                    Some(o) => Err(SkipReason::OverrideDisabled {
+                        override_id: o.id.clone(),
+                        channel: Channel::Portal,
+                    }),
+                    None => Ok((AssuranceLevel::Transport, None)),
+                }
+            }
+        };
+        let assurance = match level {
+            Err(r) => {
+                reasons.push(r);
+                None
+            }
+            Ok((evidence, shortfall)) => {
+                let capped = evidence.min(self.floor.max(AssuranceLevel::Transport));
+                if capped < required {
+                    reasons.push(if evidence >= required {
+                        SkipReason::BelowThreadFloor {
+                            floor: self.floor,
+                            evidence,
+                        }
+                    } else {
+                        shortfall.unwrap_or(SkipReason::BelowMinimum {
+                            assurance: evidence,
+                            required,
+                        })
+                    });
+                }
+                Some(capped)
+            }
+        };
+        let mut notifier = None;
+        if !step.notifiers.is_empty() {
+            notifier = step
+                .notifiers
+                .iter()
+                .copied()
+                .find(|n| !self.failed_on(index, n.channel()) && self.notifier_reachable(*n));
+            if notifier.is_none() && container.needs_notifier() {
+                let failed = step
+                    .notifiers
+                    .iter()
+                    .find(|n| self.failed_on(index, n.channel()));
+                reasons.push(match failed {
+                    Some(n) => SkipReason::StepFailed {
+                        channel: n.channel(),
+                    },
+                    None => SkipReason::NoNotifierReachable {
+                        notifiers: step.notifiers.clone(),
+                    },
+                });
+            }
+        }
+        StepEval {
+            assurance,
+            notifier,
+            reasons,
+        }
+    }
+}

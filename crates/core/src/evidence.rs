@@ -1,0 +1,342 @@
+//! Capability evidence and how the policy credits it.
+//!
+//! Evidence is what a device proved (a signed report over a one-time
+//! challenge) or what a provider observed (a capability check), each with
+//! where it came from and when. [`credit`] turns one device's evidence for one
+//! transport into an assurance level, given the policy's [`EvidenceRules`],
+//! the active overrides and `now`. Platform labels never enter that
+//! computation except through an override, which can only lower trust.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::assurance::{AssuranceLevel, Claim, E2eeState, EvidenceSource, Transport};
+use crate::overrides::{Override, OverrideEffect};
+use crate::reason::{SkipReason, Staleness};
+use crate::time::{Duration, Timestamp};
+use crate::version::PlatformVersion;
+
+/// Descriptive labels: matched by overrides, never counted as evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformLabels {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<PlatformVersion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_version: Option<PlatformVersion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+}
+
+/// The client that signed a device's last report, as it stated inside the
+/// signed bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    pub name: String,
+    pub version: PlatformVersion,
+    /// The policy revision the client knows how to honour.
+    pub policy_revision: u32,
+}
+
+/// One observation of one transport on one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransportEvidence {
+    pub reachable: bool,
+    pub e2ee: E2eeState,
+    /// Whether the device's attestation accompanied this observation.
+    pub attested: bool,
+    pub source: EvidenceSource,
+    pub observed_at: Timestamp,
+}
+
+/// Everything known about one enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceEvidence {
+    pub id: String,
+    pub labels: PlatformLabels,
+    pub enrolled_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    /// From the last accepted signed report.
+    pub client: Option<ClientInfo>,
+    pub transports: BTreeMap<Transport, TransportEvidence>,
+}
+
+impl DeviceEvidence {
+    pub fn new(id: impl Into<String>, labels: PlatformLabels, enrolled_at: Timestamp) -> Self {
+        DeviceEvidence {
+            id: id.into(),
+            labels,
+            enrolled_at,
+            revoked_at: None,
+            client: None,
+            transports: BTreeMap::new(),
+        }
+    }
+
+    pub fn is_revoked(&self) -> bool {
+        self.revoked_at.is_some()
+    }
+}
+
+/// A recipient-level contact point (an e-mail address on file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactEvidence {
+    pub source: EvidenceSource,
+    pub observed_at: Timestamp,
+}
+
+/// All evidence about one recipient: their devices and their e-mail address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientEvidence {
+    pub devices: Vec<DeviceEvidence>,
+    pub email: Option<ContactEvidence>,
+}
+
+impl RecipientEvidence {
+    pub fn active_devices(&self) -> impl Iterator<Item = &DeviceEvidence> {
+        self.devices.iter().filter(|d| !d.is_revoked())
+    }
+}
+
+/// How much one evidence source is trusted, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRule {
+    pub verifies: BTreeSet<Claim>,
+    pub fresh_for: Duration,
+}
+
+/// The policy's evidence rules. A source without a rule verifies nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRules {
+    pub sources: BTreeMap<EvidenceSource, SourceRule>,
+    /// Per client name: reports from older clients count as stale.
+    pub min_client_version: BTreeMap<String, PlatformVersion>,
+    pub min_policy_revision: Option<u32>,
+}
+
+impl EvidenceRules {
+    pub fn verifies(&self, source: EvidenceSource, claim: Claim) -> bool {
+        self.sources
+            .get(&source)
+            .is_some_and(|r| r.verifies.contains(&claim))
+    }
+
+    /// The highest level any evidence could ever earn on an E2EE-capable
+    /// container under these rules.
+    pub fn e2ee_ceiling(&self) -> AssuranceLevel {
+        let any = |c| EvidenceSource::ALL.iter().any(|s| self.verifies(*s, c));
+        if any(Claim::E2ee) && any(Claim::Attestation) {
+            AssuranceLevel::E2eeAttested
+        } else if any(Claim::E2ee) {
+            AssuranceLevel::E2ee
+        } else {
+            AssuranceLevel::Transport
+        }
+    }
+
+    /// Whether a fresh signed report is still usable on its own terms.
+    fn client_staleness(&self, client: Option<&ClientInfo>) -> Option<Staleness> {
+        let client = client?;
+        if let Some(min) = self.min_client_version.get(&client.name)
+            && client.version < *min
+        {
+            return Some(Staleness::ClientBehindMinimum {
+                client: client.name.clone(),
+                version: client.version.clone(),
+                minimum: min.clone(),
+            });
+        }
+        match self.min_policy_revision {
+            Some(min) if client.policy_revision < min => Some(Staleness::PolicyRevisionBehind {
+                supported: client.policy_revision,
+                minimum: min,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What one device's evidence for one transport is worth right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credit {
+    /// Cannot be used; the reason says why.
+    Unusable(SkipReason),
+    /// Reachable at `level`; `shortfall` says why it is not higher, where it
+    /// could have been.
+    Reachable {
+        level: AssuranceLevel,
+        shortfall: Option<SkipReason>,
+    },
+}
+
+impl Credit {
+    pub fn level(&self) -> Option<AssuranceLevel> {
+        match self {
+            Credit::Unusable(_) => None,
+            Credit::Reachable { level, .. } => Some(*level),
+        }
+    }
+}
+
+/// Credits one device's evidence for one transport.
+///
+/// Deny by default: missing, stale, unverified or overridden evidence is
+/// unusable, and E2EE counts only when a source the policy trusts for the
+/// `e2ee` claim says `verified`.
+pub fn credit(
+    rules: &EvidenceRules,
+    device: &DeviceEvidence,
+    transport: Transport,
+    overrides: &[&Override],
+    now: Timestamp,
+) -> Credit {
+    let dev = || device.id.clone();
+    let channel = transport.channel();
+    let applicable = |effect: fn(&OverrideEffect) -> bool| {
+        overrides
+            .iter()
+            .find(|o| effect(&o.effect) && o.applies(channel, &device.labels, now))
+    };
+    if device.is_revoked() {
+        return Credit::Unusable(SkipReason::DeviceRevoked { device: dev() });
+    }
+    if let Some(o) = applicable(|e| matches!(e, OverrideEffect::Disable)) {
+        return Credit::Unusable(SkipReason::OverrideDisabled {
+            override_id: o.id.clone(),
+            channel,
+        });
+    }
+    let Some(ev) = device.transports.get(&transport) else {
+        return Credit::Unusable(SkipReason::EvidenceMissing { transport });
+    };
+    let Some(rule) = rules.sources.get(&ev.source) else {
+        return Credit::Unusable(SkipReason::EvidenceUnverified {
+            device: dev(),
+            transport,
+            source: ev.source,
+        });
+    };
+    if ev.observed_at.plus(rule.fresh_for) <= now {
+        return Credit::Unusable(SkipReason::EvidenceStale {
+            device: dev(),
+            transport,
+            staleness: Staleness::Expired {
+                observed_at: ev.observed_at,
+                fresh_for: rule.fresh_for,
+            },
+        });
+    }
+    if ev.source == EvidenceSource::SignedDeviceReport
+        && let Some(staleness) = rules.client_staleness(device.client.as_ref())
+    {
+        return Credit::Unusable(SkipReason::EvidenceStale {
+            device: dev(),
+            transport,
+            staleness,
+        });
+    }
+    if !rule.verifies.contains(&Claim::Reachable) {
+        return Credit::Unusable(SkipReason::EvidenceUnverified {
+            device: dev(),
+            transport,
+            source: ev.source,
+        });
+    }
+    if !ev.reachable {
+        return Credit::Unusable(SkipReason::Unreachable {
+            device: dev(),
+            transport,
+        });
+    }
+    if !transport.can_carry_e2ee() {
+        let level = match transport {
+            Transport::Sms | Transport::Push => AssuranceLevel::None,
+            Transport::Rcs | Transport::InApp => AssuranceLevel::Transport,
+        };
+        return Credit::Reachable {
+            level,
+            shortfall: None,
+        };
+    }
+    let (mut level, mut shortfall) = e2ee_credit(rules, dev(), transport, ev);
+    if level > AssuranceLevel::Transport
+        && let Some(o) = applicable(|e| matches!(e, OverrideEffect::DistrustE2ee))
+    {
+        level = AssuranceLevel::Transport;
+        shortfall = Some(SkipReason::OverrideDistrustsE2ee {
+            override_id: o.id.clone(),
+            channel,
+        });
+    }
+    Credit::Reachable { level, shortfall }
+}
+
+fn e2ee_credit(
+    rules: &EvidenceRules,
+    device: String,
+    transport: Transport,
+    ev: &TransportEvidence,
+) -> (AssuranceLevel, Option<SkipReason>) {
+    let base = AssuranceLevel::Transport;
+    match ev.e2ee {
+        E2eeState::Verified if rules.verifies(ev.source, Claim::E2ee) => {
+            if ev.attested && rules.verifies(ev.source, Claim::Attestation) {
+                (AssuranceLevel::E2eeAttested, None)
+            } else {
+                (
+                    AssuranceLevel::E2ee,
+                    Some(SkipReason::AttestationMissing { device, transport }),
+                )
+            }
+        }
+        E2eeState::Verified | E2eeState::Claimed => (
+            base,
+            Some(SkipReason::E2eeOnlyClaimed { device, transport }),
+        ),
+        E2eeState::Absent => (base, Some(SkipReason::E2eeAbsent { device, transport })),
+        E2eeState::Unknown => (base, Some(SkipReason::E2eeUnknown { device, transport })),
+    }
+}
+
+/// The best level a device can verifiably receive a payload at right now,
+/// with why it is no higher. This is what a thread's floor is made of.
+pub fn device_best(
+    rules: &EvidenceRules,
+    device: &DeviceEvidence,
+    overrides: &[&Override],
+    now: Timestamp,
+) -> (AssuranceLevel, Option<SkipReason>) {
+    let credits = [Transport::InApp, Transport::Rcs, Transport::Sms]
+        .map(|t| credit(rules, device, t, overrides, now));
+    let best = credits
+        .iter()
+        .filter_map(Credit::level)
+        .max()
+        .unwrap_or(AssuranceLevel::None);
+    if best == AssuranceLevel::E2eeAttested {
+        return (best, None);
+    }
+    // Prefer the shortfall of the path that reached `best`; then the first
+    // informative reason a path was unusable; then plain "no evidence".
+    let shortfall = credits.iter().find_map(|c| match c {
+        Credit::Reachable { level, shortfall } if *level == best => shortfall.clone(),
+        _ => None,
+    });
+    let unusable = || {
+        credits.iter().find_map(|c| match c {
+            Credit::Unusable(SkipReason::EvidenceMissing { .. }) => None,
+            Credit::Unusable(r) => Some(r.clone()),
+            Credit::Reachable { .. } => None,
+        })
+    };
+    let why = shortfall
+        .or_else(unusable)
+        .unwrap_or(SkipReason::EvidenceMissing {
+            transport: Transport::InApp,
+        });
+    (best, Some(why))
+}

@@ -1,0 +1,226 @@
+//! A tenant's policy: the validated model, and the only way to build one.
+//!
+//! Parse, don't validate: [`Policy::parse`] turns TOML text into a `Policy`
+//! or a list of located errors, and every function that routes takes a
+//! `&Policy`, so a decision can never see an unchecked policy. A policy's
+//! version is the SHA-256 of its canonical JSON, so reformatting or
+//! re-commenting the file keeps the version; changing any rule changes it.
+
+mod diagnostic;
+mod notice;
+pub(crate) mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use diagnostic::{
+    Diagnostic, Location, PolicyError, PolicyErrorKind, PolicyErrors, PolicyWarning,
+    PolicyWarningKind, SourceMap,
+};
+pub use notice::{NoticeTemplate, NoticeVariable, RenderedNotice};
+pub(crate) use validate::{Checker, parse_override};
+
+use crate::assurance::{AssuranceLevel, Container, Mode, Notifier};
+use crate::evidence::EvidenceRules;
+use crate::overrides::Override;
+use crate::time::Duration;
+
+/// One rung of a ladder: a container that carries the payload, and the
+/// notifiers that tell the recipient to go and look.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub container: Container,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifiers: Vec<Notifier>,
+    /// A level this step demands above the class minimum (e.g. RCS only when E2EE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require: Option<AssuranceLevel>,
+}
+
+impl Step {
+    /// `portal+email_notice+sms_notice`, the way scenarios and tables name a step.
+    pub fn route_name(&self) -> String {
+        std::iter::once(self.container.as_str())
+            .chain(self.notifiers.iter().map(|n| n.as_str()))
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+}
+
+/// What happens when no step qualifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Exhausted {
+    Block,
+    Escalate,
+    /// Wait for a capability to appear; at the deadline, `then`.
+    Hold {
+        hold_for: Duration,
+        then: AfterHold,
+    },
+}
+
+/// What a hold turns into at its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterHold {
+    Block,
+    Escalate,
+}
+
+/// A tenant-defined sensitivity class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Class {
+    pub name: String,
+    /// 0 for the least sensitive class; file order.
+    pub rank: usize,
+    pub minimum: AssuranceLevel,
+    pub ladder: Vec<Step>,
+    pub on_exhausted: Exhausted,
+    pub mode: Mode,
+    /// The route followed in `observe` mode (always set when observing).
+    pub legacy: Option<Step>,
+    pub confirm_downgrade: bool,
+    pub retention: Duration,
+    /// Name of the notice template its notifiers use.
+    pub notice: Option<String>,
+}
+
+impl Class {
+    /// The level a step must reach to carry this class's payload.
+    pub fn required(&self, step: &Step) -> AssuranceLevel {
+        step.require.map_or(self.minimum, |r| r.max(self.minimum))
+    }
+}
+
+/// The content hash that names a policy version.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PolicyVersion(String);
+
+impl PolicyVersion {
+    /// The first 12 hex digits, for tables and logs.
+    pub fn short(&self) -> &str {
+        self.0.get(7..19).unwrap_or(&self.0)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PolicyVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated tenant policy. Only [`Policy::parse`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    tenant: String,
+    display_name: String,
+    revision: u32,
+    evidence: EvidenceRules,
+    notices: BTreeMap<String, NoticeTemplate>,
+    classes: Vec<Class>,
+    overrides: Vec<Override>,
+    #[serde(skip)]
+    version: PolicyVersion,
+}
+
+/// A parsed policy and the warnings it raised.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub policy: Policy,
+    pub warnings: Vec<PolicyWarning>,
+}
+
+impl Policy {
+    /// Parses and validates policy text. `source_name` (usually the file
+    /// path) prefixes every diagnostic.
+    pub fn parse(text: &str, source_name: &str) -> Result<Parsed, PolicyErrors> {
+        Self::parse_mapped(text, source_name, &SourceMap::new(text))
+    }
+
+    /// As [`Policy::parse`], for text embedded in a larger file.
+    pub fn parse_mapped(
+        text: &str,
+        source_name: &str,
+        map: &SourceMap,
+    ) -> Result<Parsed, PolicyErrors> {
+        validate::parse(text, source_name, map)
+    }
+
+    fn seal(mut self) -> Policy {
+        // INVARIANT: serialising plain data (strings, numbers, BTreeMaps) to
+        // JSON cannot fail; an empty digest input would still give a stable,
+        // distinct version.
+        let canonical = serde_json::to_vec(&self).unwrap_or_default();
+        let digest = Sha256::digest(&canonical);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        self.version = PolicyVersion(format!("sha256:{hex}"));
+        self
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+    pub fn display_name(&self) -> &str {
+        &self.display_name
+    }
+    /// The tenant's own revision counter; device reports name the revision
+    /// they support.
+    pub fn revision(&self) -> u32 {
+        self.revision
+    }
+    pub fn version(&self) -> &PolicyVersion {
+        &self.version
+    }
+    pub fn evidence(&self) -> &EvidenceRules {
+        &self.evidence
+    }
+    pub fn classes(&self) -> &[Class] {
+        &self.classes
+    }
+    pub fn class(&self, name: &str) -> Option<&Class> {
+        self.classes.iter().find(|c| c.name == name)
+    }
+    pub fn overrides(&self) -> &[Override] {
+        &self.overrides
+    }
+    pub fn notice(&self, name: &str) -> Option<&NoticeTemplate> {
+        self.notices.get(name)
+    }
+    pub fn notices(&self) -> impl Iterator<Item = &NoticeTemplate> {
+        self.notices.values()
+    }
+
+    /// The template a class's notifiers use.
+    pub fn notice_for(&self, class: &Class) -> Option<&NoticeTemplate> {
+        self.notices
+            .get(class.notice.as_deref().unwrap_or("default"))
+    }
+
+    /// One line for `ladder policy check`.
+    pub fn summary(&self) -> String {
+        let observing = self
+            .classes
+            .iter()
+            .filter(|c| c.mode == Mode::Observe)
+            .count();
+        format!(
+            "tenant `{}` revision {}: {} classes ({} observing), {} notice templates, {} overrides; version {}",
+            self.tenant,
+            self.revision,
+            self.classes.len(),
+            observing,
+            self.notices.len(),
+            self.overrides.len(),
+            self.version
+        )
+    }
+}

@@ -1,0 +1,252 @@
+//! Machine-readable reasons: why a ladder step was skipped, why a thread's
+//! floor dropped. Support agents read them through the explanation; scenario
+//! files and dashboards match on their [`SkipReason::code`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::assurance::{AssuranceLevel, Channel, Container, EvidenceSource, Notifier, Transport};
+use crate::time::{Duration, Timestamp};
+use crate::version::PlatformVersion;
+
+/// Why fresh-looking evidence no longer counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "cause")]
+pub enum Staleness {
+    /// Older than the policy lets this source stay fresh.
+    Expired {
+        observed_at: Timestamp,
+        fresh_for: Duration,
+    },
+    /// The reporting client is older than the policy's minimum for it.
+    ClientBehindMinimum {
+        client: String,
+        version: PlatformVersion,
+        minimum: PlatformVersion,
+    },
+    /// The client supports an older policy revision than the policy requires.
+    PolicyRevisionBehind { supported: u32, minimum: u32 },
+}
+
+/// Why a step did not qualify (or why a device pulls a thread's floor down).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "code")]
+pub enum SkipReason {
+    /// No device has any evidence for this transport.
+    EvidenceMissing { transport: Transport },
+    EvidenceStale {
+        device: String,
+        transport: Transport,
+        #[serde(flatten)]
+        staleness: Staleness,
+    },
+    /// The evidence comes from a source the policy does not trust for this claim.
+    EvidenceUnverified {
+        device: String,
+        transport: Transport,
+        source: EvidenceSource,
+    },
+    /// Fresh evidence says the device cannot be reached this way.
+    Unreachable {
+        device: String,
+        transport: Transport,
+    },
+    /// Every device that had this transport is revoked.
+    DeviceRevoked { device: String },
+    E2eeOnlyClaimed {
+        device: String,
+        transport: Transport,
+    },
+    E2eeAbsent {
+        device: String,
+        transport: Transport,
+    },
+    E2eeUnknown {
+        device: String,
+        transport: Transport,
+    },
+    AttestationMissing {
+        device: String,
+        transport: Transport,
+    },
+    OverrideDisabled {
+        override_id: String,
+        channel: Channel,
+    },
+    OverrideDistrustsE2ee {
+        override_id: String,
+        channel: Channel,
+    },
+    OverrideForcedStep {
+        override_id: String,
+        container: Container,
+    },
+    /// The evidence would qualify, but the thread's floor caps it.
+    BelowThreadFloor {
+        floor: AssuranceLevel,
+        evidence: AssuranceLevel,
+    },
+    /// The container cannot reach what the class (or step) requires.
+    BelowMinimum {
+        assurance: AssuranceLevel,
+        required: AssuranceLevel,
+    },
+    /// This step already failed for this message.
+    StepFailed { channel: Channel },
+    /// A portal needs someone to tell the recipient; none of its notifiers can.
+    NoNotifierReachable { notifiers: Vec<Notifier> },
+}
+
+impl SkipReason {
+    /// The stable code matched by scenario files and dashboards.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SkipReason::EvidenceMissing { .. } => "evidence_missing",
+            SkipReason::EvidenceStale { .. } => "evidence_stale",
+            SkipReason::EvidenceUnverified { .. } => "evidence_unverified",
+            SkipReason::Unreachable { .. } => "unreachable",
+            SkipReason::DeviceRevoked { .. } => "device_revoked",
+            SkipReason::E2eeOnlyClaimed { .. } => "e2ee_only_claimed",
+            SkipReason::E2eeAbsent { .. } => "e2ee_absent",
+            SkipReason::E2eeUnknown { .. } => "e2ee_unknown",
+            SkipReason::AttestationMissing { .. } => "attestation_missing",
+            SkipReason::OverrideDisabled { .. } => "override_disabled",
+            SkipReason::OverrideDistrustsE2ee { .. } => "override_distrusts_e2ee",
+            SkipReason::OverrideForcedStep { .. } => "override_forced_step",
+            SkipReason::BelowThreadFloor { .. } => "below_thread_floor",
+            SkipReason::BelowMinimum { .. } => "below_minimum",
+            SkipReason::StepFailed { .. } => "step_failed",
+            SkipReason::NoNotifierReachable { .. } => "no_notifier_reachable",
+        }
+    }
+
+    /// Every code, for validating scenario expectations.
+    pub const CODES: [&'static str; 16] = [
+        "evidence_missing",
+        "evidence_stale",
+        "evidence_unverified",
+        "unreachable",
+        "device_revoked",
+        "e2ee_only_claimed",
+        "e2ee_absent",
+        "e2ee_unknown",
+        "attestation_missing",
+        "override_disabled",
+        "override_distrusts_e2ee",
+        "override_forced_step",
+        "below_thread_floor",
+        "below_minimum",
+        "step_failed",
+        "no_notifier_reachable",
+    ];
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::EvidenceMissing { transport } => {
+                write!(f, "no device has any {transport} evidence")
+            }
+            SkipReason::EvidenceStale {
+                device,
+                transport,
+                staleness,
+            } => match staleness {
+                Staleness::Expired {
+                    observed_at,
+                    fresh_for,
+                } => write!(
+                    f,
+                    "{transport} evidence from device `{device}` observed at {observed_at} expired (fresh for {fresh_for})"
+                ),
+                Staleness::ClientBehindMinimum {
+                    client,
+                    version,
+                    minimum,
+                } => write!(
+                    f,
+                    "device `{device}` runs {client} {version}, behind the policy's minimum {minimum}; its {transport} evidence counts as stale"
+                ),
+                Staleness::PolicyRevisionBehind { supported, minimum } => write!(
+                    f,
+                    "device `{device}` supports policy revision {supported}, behind the minimum {minimum}; its {transport} evidence counts as stale"
+                ),
+            },
+            SkipReason::EvidenceUnverified {
+                device,
+                transport,
+                source,
+            } => write!(
+                f,
+                "{transport} reachability of device `{device}` comes from {source}, which the policy does not trust for it"
+            ),
+            SkipReason::Unreachable { device, transport } => {
+                write!(f, "device `{device}` is not reachable over {transport}")
+            }
+            SkipReason::DeviceRevoked { device } => write!(f, "device `{device}` is revoked"),
+            SkipReason::E2eeOnlyClaimed { device, transport } => write!(
+                f,
+                "{transport} E2EE on device `{device}` is only claimed, not verified by a signed device report"
+            ),
+            SkipReason::E2eeAbsent { device, transport } => {
+                write!(f, "device `{device}` reports no E2EE on {transport}")
+            }
+            SkipReason::E2eeUnknown { device, transport } => {
+                write!(
+                    f,
+                    "the E2EE state of {transport} on device `{device}` is unknown"
+                )
+            }
+            SkipReason::AttestationMissing { device, transport } => write!(
+                f,
+                "device `{device}` has verified {transport} E2EE but no fresh attestation"
+            ),
+            SkipReason::OverrideDisabled {
+                override_id,
+                channel,
+            } => {
+                write!(f, "override `{override_id}` disables {channel}")
+            }
+            SkipReason::OverrideDistrustsE2ee {
+                override_id,
+                channel,
+            } => {
+                write!(f, "override `{override_id}` distrusts E2EE on {channel}")
+            }
+            SkipReason::OverrideForcedStep {
+                override_id,
+                container,
+            } => {
+                write!(
+                    f,
+                    "override `{override_id}` forces the route down to {container}"
+                )
+            }
+            SkipReason::BelowThreadFloor { floor, evidence } => write!(
+                f,
+                "evidence shows {evidence}, but the thread's floor is {floor} until every device completes a fresh handshake"
+            ),
+            SkipReason::BelowMinimum {
+                assurance,
+                required,
+            } => {
+                write!(
+                    f,
+                    "carries {assurance} at best, below the required {required}"
+                )
+            }
+            SkipReason::StepFailed { channel } => {
+                write!(f, "already failed on {channel} for this message")
+            }
+            SkipReason::NoNotifierReachable { notifiers } => {
+                let names: Vec<&str> = notifiers.iter().map(|n| n.as_str()).collect();
+                write!(
+                    f,
+                    "none of its notifiers ({}) can reach the recipient",
+                    names.join(", ")
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,718 @@
+//! Replays a [`Scenario`] with the real handshake, ratchet and decision code,
+//! checking each send against what the file expects.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+
+use super::{Action, Delivery, Expect, HandshakeStep, Reported, Scenario, ScenarioStep};
+use crate::assurance::{AssuranceLevel, Channel, E2eeState, EvidenceSource, Transport};
+use crate::decision::{
+    Confirmation, Decision, DecisionInput, FailedAttempt, MessageMeta, Outcome, decide,
+};
+use crate::evidence::{
+    ClientInfo, ContactEvidence, DeviceEvidence, RecipientEvidence, TransportEvidence,
+};
+use crate::handshake::{self, Challenge, DeviceReport, ReportedTransport, SignedReport};
+use crate::overrides::Override;
+use crate::policy::Policy;
+use crate::thread::{ElevationRefused, ThreadFloor, assess};
+use crate::time::{Duration, Timestamp};
+use crate::version::PlatformVersion;
+
+/// One row of the `simulate` table: a send and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub step: usize,
+    pub message: String,
+    pub class: String,
+    pub outcome: String,
+    pub route: String,
+    pub assurance: String,
+    pub floor: AssuranceLevel,
+    pub downgrade: bool,
+    pub enforced: Option<String>,
+    pub skips: String,
+}
+
+/// Something that happened on the timeline besides a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunEvent {
+    pub step: usize,
+    pub text: String,
+}
+
+/// The first step that did not behave as the file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub step: usize,
+    pub label: String,
+    pub field: String,
+    pub expected: String,
+    pub actual: String,
+    /// The decision's explanation, when a send mismatched.
+    pub explanation: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScenarioReport {
+    pub rows: Vec<Row>,
+    pub events: Vec<RunEvent>,
+    pub decisions: Vec<Decision>,
+    pub mismatch: Option<Mismatch>,
+}
+
+const CHALLENGE_TTL: Duration = Duration::seconds(300);
+
+struct Sim<'a> {
+    policy: &'a Policy,
+    now: Timestamp,
+    recipient: RecipientEvidence,
+    keys: BTreeMap<String, SigningKey>,
+    last_signed: BTreeMap<String, SignedReport>,
+    thread: Option<ThreadFloor>,
+    overrides: Vec<Override>,
+    down: BTreeSet<Channel>,
+    nonces: u64,
+    /// Messages awaiting the sender's confirmation, with the level confirmed.
+    pending: BTreeMap<String, (MessageMeta, AssuranceLevel)>,
+    report: ScenarioReport,
+}
+
+fn device_key(name: &str, purpose: &str) -> SigningKey {
+    let seed: [u8; 32] = Sha256::digest(format!("ladder simulate {purpose}\n{name}")).into();
+    SigningKey::from_bytes(&seed)
+}
+
+/// Runs a scenario against an already-parsed policy. Stops at the first
+/// mismatch.
+pub fn run(scenario: &Scenario, policy: &Policy) -> ScenarioReport {
+    let mut sim = Sim {
+        policy,
+        now: scenario.start,
+        recipient: RecipientEvidence {
+            devices: Vec::new(),
+            email: scenario.email.then_some(ContactEvidence {
+                source: EvidenceSource::ProviderCheck,
+                observed_at: scenario.start,
+            }),
+        },
+        keys: BTreeMap::new(),
+        last_signed: BTreeMap::new(),
+        thread: None,
+        overrides: Vec::new(),
+        down: BTreeSet::new(),
+        nonces: 0,
+        pending: BTreeMap::new(),
+        report: ScenarioReport {
+            rows: Vec::new(),
+            events: Vec::new(),
+            decisions: Vec::new(),
+            mismatch: None,
+        },
+    };
+    for step in &scenario.steps {
+        if let Err(m) = sim.step(step) {
+            sim.report.mismatch = Some(*m);
+            break;
+        }
+    }
+    sim.report
+}
+
+type StepResult = Result<(), Box<Mismatch>>;
+
+fn mismatch(
+    step: &ScenarioStep,
+    field: &str,
+    expected: impl ToString,
+    actual: impl ToString,
+) -> Box<Mismatch> {
+    Box::new(Mismatch {
+        step: step.number,
+        label: step.action.label(),
+        field: field.to_owned(),
+        expected: expected.to_string(),
+        actual: actual.to_string(),
+        explanation: None,
+    })
+}
+
+impl Sim<'_> {
+    fn event(&mut self, step: usize, text: String) {
+        self.report.events.push(RunEvent { step, text });
+    }
+
+    fn device_mut(
+        &mut self,
+        step: &ScenarioStep,
+        id: &str,
+    ) -> Result<&mut DeviceEvidence, Box<Mismatch>> {
+        self.recipient
+            .devices
+            .iter_mut()
+            .find(|d| d.id == id && !d.is_revoked())
+            .ok_or_else(|| {
+                mismatch(
+                    step,
+                    "device",
+                    format!("an active device `{id}`"),
+                    "no such device (add it first)",
+                )
+            })
+    }
+
+    fn all_overrides(&self) -> Vec<&Override> {
+        self.policy
+            .overrides()
+            .iter()
+            .chain(&self.overrides)
+            .collect()
+    }
+
+    fn step(&mut self, step: &ScenarioStep) -> StepResult {
+        let n = step.number;
+        match &step.action {
+            Action::AddDevice { device, labels } => {
+                if self.recipient.devices.iter().any(|d| d.id == *device) {
+                    return Err(mismatch(
+                        step,
+                        "device",
+                        "a new device id",
+                        format!("`{device}` already exists"),
+                    ));
+                }
+                self.keys
+                    .insert(device.clone(), device_key(device, "device key"));
+                self.recipient.devices.push(DeviceEvidence::new(
+                    device.clone(),
+                    labels.clone(),
+                    self.now,
+                ));
+            }
+            Action::UpdateDevice { device, labels } => {
+                let d = self.device_mut(step, device)?;
+                let l = labels.clone();
+                d.labels.os = l.os.or(d.labels.os.take());
+                d.labels.os_version = l.os_version.or(d.labels.os_version.take());
+                d.labels.client = l.client.or(d.labels.client.take());
+                d.labels.client_version = l.client_version.or(d.labels.client_version.take());
+                d.labels.carrier = l.carrier.or(d.labels.carrier.take());
+            }
+            Action::Handshake(h) => self.handshake(step, h)?,
+            Action::ProviderCheck { device, transports } => {
+                let now = self.now;
+                let d = self.device_mut(step, device)?;
+                for (t, reachable) in transports {
+                    // A provider check never overrides signed evidence about
+                    // E2EE; it can only report the number unreachable.
+                    let keep_signed = d.transports.get(t).is_some_and(|e| {
+                        e.source == EvidenceSource::SignedDeviceReport && *reachable
+                    });
+                    if !keep_signed {
+                        d.transports.insert(
+                            *t,
+                            TransportEvidence {
+                                reachable: *reachable,
+                                e2ee: E2eeState::Unknown,
+                                attested: false,
+                                source: EvidenceSource::ProviderCheck,
+                                observed_at: now,
+                            },
+                        );
+                    }
+                }
+            }
+            Action::RevokeDevice { device } | Action::RemoveDevice { device } => {
+                let now = self.now;
+                self.device_mut(step, device)?.revoked_at = Some(now);
+            }
+            Action::Advance(d) => self.now = self.now.plus(*d),
+            Action::SetOverride(o) => {
+                self.overrides.retain(|x| x.id != o.id);
+                self.overrides.push((**o).clone());
+            }
+            Action::ClearOverride(id) => {
+                let before = self.overrides.len();
+                self.overrides.retain(|x| x.id != *id);
+                if before == self.overrides.len() {
+                    return Err(mismatch(
+                        step,
+                        "override",
+                        format!("a run-time override `{id}`"),
+                        "none is set",
+                    ));
+                }
+            }
+            Action::ProviderDown(c) => {
+                self.down.insert(*c);
+            }
+            Action::ProviderUp(c) => {
+                self.down.remove(c);
+            }
+            Action::Send(s) => {
+                let id = s.id.clone().unwrap_or_else(|| format!("m{n}"));
+                let confirmation = s.confirmation_of.as_ref().map(|other| Confirmation {
+                    message_id: other.clone(),
+                    assurance: self
+                        .pending
+                        .get(other)
+                        .map_or(AssuranceLevel::None, |p| p.1),
+                });
+                let meta = MessageMeta {
+                    id,
+                    class: s.class.clone(),
+                    accepted_at: self.now,
+                    confirmation,
+                };
+                self.send(step, meta, &s.expect)?;
+            }
+            Action::Confirm { id, expect } => {
+                let Some((mut meta, assurance)) = self.pending.get(id).cloned() else {
+                    return Err(mismatch(
+                        step,
+                        "confirm",
+                        format!("message `{id}` awaiting confirmation"),
+                        "no such message",
+                    ));
+                };
+                meta.confirmation = Some(Confirmation {
+                    message_id: id.clone(),
+                    assurance,
+                });
+                self.send(step, meta, expect)?;
+            }
+        }
+        self.observe_floor(n);
+        if let (Some(want), Some(t)) = (step.expect_floor, &self.thread)
+            && t.floor != want
+        {
+            return Err(mismatch(step, "floor", want, t.floor));
+        }
+        Ok(())
+    }
+
+    /// Drops the floor at once when evidence changed for the worse.
+    fn observe_floor(&mut self, n: usize) {
+        let Some(thread) = &self.thread else { return };
+        let overrides = self.all_overrides();
+        let a = assess(
+            self.policy.evidence(),
+            &self.recipient,
+            &overrides,
+            self.now,
+        );
+        if let Some(drop) = thread.observe(&a, &self.recipient, self.now) {
+            let mut t = thread.clone();
+            t.apply_drop(&drop);
+            self.thread = Some(t);
+            self.event(
+                n,
+                format!("thread floor dropped {} -> {}", drop.from, drop.to),
+            );
+        }
+    }
+
+    fn handshake(&mut self, step: &ScenarioStep, h: &HandshakeStep) -> StepResult {
+        let now = self.now;
+        let policy_revision = h.policy_revision.unwrap_or(self.policy.revision());
+        let d = self.device_mut(step, &h.device)?;
+        let client = ClientInfo {
+            name: h
+                .client
+                .clone()
+                .or(d.labels.client.clone())
+                .unwrap_or_else(|| "ladder-sim".into()),
+            version: h
+                .client_version
+                .clone()
+                .or(d.labels.client_version.clone())
+                .unwrap_or_else(|| PlatformVersion::from_parts(&[1, 0])),
+            policy_revision,
+        };
+        let transports: BTreeMap<Transport, ReportedTransport> = h
+            .transports
+            .iter()
+            .map(|(t, r)| {
+                let rt = match r {
+                    Reported::E2ee(e) => ReportedTransport {
+                        reachable: true,
+                        e2ee: *e,
+                        attested: h.attested,
+                    },
+                    Reported::Reachable => ReportedTransport {
+                        reachable: true,
+                        e2ee: E2eeState::Absent,
+                        attested: false,
+                    },
+                    Reported::Unreachable => ReportedTransport {
+                        reachable: false,
+                        e2ee: E2eeState::Unknown,
+                        attested: false,
+                    },
+                };
+                (*t, rt)
+            })
+            .collect();
+
+        if h.delivery == Delivery::Unsigned {
+            for (t, r) in &transports {
+                d.transports.insert(
+                    *t,
+                    TransportEvidence {
+                        reachable: r.reachable,
+                        e2ee: r.e2ee,
+                        attested: r.attested,
+                        source: EvidenceSource::SelfReported,
+                        observed_at: now,
+                    },
+                );
+            }
+            self.event(
+                step.number,
+                format!("device `{}` self-reported its state (unsigned)", h.device),
+            );
+            return Ok(());
+        }
+
+        self.nonces += 1;
+        let nonce = handshake::hex(&Sha256::digest(format!(
+            "ladder simulate nonce {}",
+            self.nonces
+        )));
+        let challenge = Challenge {
+            nonce: nonce.clone(),
+            device: h.device.clone(),
+            issued_at: now,
+            expires_at: now.plus(CHALLENGE_TTL),
+        };
+        let report = DeviceReport {
+            device: h.device.clone(),
+            nonce,
+            client,
+            transports,
+        };
+        let key = self
+            .keys
+            .get(&h.device)
+            .cloned()
+            .unwrap_or_else(|| device_key(&h.device, "device key"));
+        let (signed, outstanding, at) = match h.delivery {
+            Delivery::Forged => (
+                handshake::sign(&device_key(&h.device, "forger"), report),
+                Some(&challenge),
+                now,
+            ),
+            Delivery::Replay => match self.last_signed.get(&h.device) {
+                Some(prev) => (prev.clone(), None, now),
+                None => {
+                    return Err(mismatch(
+                        step,
+                        "replay",
+                        "an earlier signed handshake to replay",
+                        "none",
+                    ));
+                }
+            },
+            Delivery::Late => (
+                handshake::sign(&key, report),
+                Some(&challenge),
+                now.plus(CHALLENGE_TTL).plus(Duration(1)),
+            ),
+            Delivery::Signed | Delivery::Unsigned => {
+                (handshake::sign(&key, report), Some(&challenge), now)
+            }
+        };
+        let pk = key.verifying_key().to_bytes();
+        let d = self.device_mut(step, &h.device)?;
+        match handshake::verify(outstanding, &pk, d, &signed, at) {
+            Ok(verified) => {
+                if h.delivery != Delivery::Signed {
+                    return Err(mismatch(
+                        step,
+                        "handshake",
+                        "rejected",
+                        "accepted: a forged, replayed or late report got through",
+                    ));
+                }
+                if let Some(code) = &h.expect_rejected {
+                    return Err(mismatch(step, "expect_rejected", code, "accepted"));
+                }
+                verified.apply(d);
+                self.last_signed.insert(h.device.clone(), signed);
+                self.event(
+                    step.number,
+                    format!("handshake from `{}` verified", h.device),
+                );
+                self.observe_floor(step.number);
+                self.try_elevate(step.number);
+            }
+            Err(rejection) => {
+                let code = rejection.code();
+                match &h.expect_rejected {
+                    Some(want) if want != code => {
+                        return Err(mismatch(step, "expect_rejected", want, code));
+                    }
+                    None if h.delivery == Delivery::Signed => {
+                        return Err(mismatch(
+                            step,
+                            "handshake",
+                            "accepted",
+                            format!("rejected: {rejection}"),
+                        ));
+                    }
+                    _ => {}
+                }
+                self.event(
+                    step.number,
+                    format!(
+                        "handshake from `{}` rejected and audited: {rejection} [{code}]",
+                        h.device
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn try_elevate(&mut self, n: usize) {
+        let Some(thread) = &self.thread else { return };
+        let overrides = self.all_overrides();
+        match thread.elevate(
+            self.policy.evidence(),
+            &self.recipient,
+            &overrides,
+            self.now,
+        ) {
+            Ok(e) => {
+                let mut t = thread.clone();
+                t.apply_elevation(&e);
+                self.thread = Some(t);
+                self.event(
+                    n,
+                    format!(
+                        "thread floor elevated {} -> {} after fresh handshakes from {}",
+                        e.from,
+                        e.to,
+                        e.devices.join(", ")
+                    ),
+                );
+            }
+            Err(ElevationRefused::NotHigher { .. }) => {}
+            Err(refused) => self.event(n, format!("thread floor not elevated: {refused}")),
+        }
+    }
+
+    fn send(&mut self, step: &ScenarioStep, meta: MessageMeta, expect: &Expect) -> StepResult {
+        if self.policy.class(&meta.class).is_none() {
+            return Err(mismatch(
+                step,
+                "class",
+                "a class defined by the policy",
+                format!("unknown class `{}`", meta.class),
+            ));
+        }
+        let thread = match &self.thread {
+            Some(t) => t.clone(),
+            None => {
+                let overrides = self.all_overrides();
+                let a = assess(
+                    self.policy.evidence(),
+                    &self.recipient,
+                    &overrides,
+                    self.now,
+                );
+                ThreadFloor::open(&a, self.now)
+            }
+        };
+        let mut failed: Vec<FailedAttempt> = Vec::new();
+        let ladder_len = self.policy.class(&meta.class).map_or(0, |c| c.ladder.len());
+        let mut decision = None;
+        // Each failure excludes one (step, channel); the loop is bounded by
+        // the number of channels a ladder can name.
+        for _ in 0..(ladder_len + 2) * 6 {
+            let input = DecisionInput {
+                message: &meta,
+                recipient: &self.recipient,
+                thread: &thread,
+                overrides: &self.overrides,
+                failed: &failed,
+                now: self.now,
+            };
+            let d = match decide(self.policy, &input) {
+                Ok(d) => d,
+                Err(e) => return Err(mismatch(step, "class", "a class defined by the policy", e)),
+            };
+            let failure = match &d.outcome {
+                Outcome::Deliver { route } => {
+                    let on = [
+                        Some(route.container.channel()),
+                        route.notifier.map(|n| n.channel()),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .find(|c| self.down.contains(c));
+                    on.map(|channel| FailedAttempt {
+                        step: route.step,
+                        channel,
+                    })
+                }
+                _ => None,
+            };
+            match failure {
+                Some(f) if !failed.contains(&f) => {
+                    self.event(
+                        step.number,
+                        format!(
+                            "provider down: delivery of `{}` failed on {}; re-deciding",
+                            meta.id, f.channel
+                        ),
+                    );
+                    failed.push(f);
+                }
+                _ => {
+                    decision = Some(d);
+                    break;
+                }
+            }
+        }
+        let Some(d) = decision else {
+            return Err(mismatch(
+                step,
+                "decision",
+                "a final decision",
+                "the failure loop did not settle",
+            ));
+        };
+        self.thread = Some(d.thread.after.clone());
+        if let Some(drop) = &d.thread.drop {
+            self.event(
+                step.number,
+                format!("thread floor dropped {} -> {}", drop.from, drop.to),
+            );
+        }
+        if let Outcome::ConfirmationRequired { route, .. } = &d.outcome {
+            self.pending
+                .insert(meta.id.clone(), (meta.clone(), route.assurance));
+        } else {
+            self.pending.remove(&meta.id);
+        }
+        let row = row(step.number, &d);
+        self.report.rows.push(row);
+        let checked = check(step, expect, &d);
+        self.report.decisions.push(d);
+        checked
+    }
+}
+
+fn outcome_text(o: &Outcome) -> (String, String, String) {
+    match o.route() {
+        Some(r) => (o.code().to_owned(), r.name(), r.assurance.to_string()),
+        None => (o.code().to_owned(), "-".into(), "-".into()),
+    }
+}
+
+fn row(step: usize, d: &Decision) -> Row {
+    let (outcome, route, assurance) = outcome_text(&d.outcome);
+    let skips: Vec<String> = d
+        .steps
+        .iter()
+        .filter(|v| !v.skipped.is_empty())
+        .map(|v| {
+            let codes: Vec<&str> = v.skipped.iter().map(|r| r.code()).collect();
+            format!("{}:{}", v.route, codes.join("/"))
+        })
+        .collect();
+    Row {
+        step,
+        message: d.message_id.clone(),
+        class: d.class.clone(),
+        outcome,
+        route,
+        assurance,
+        floor: d.thread.after.floor,
+        downgrade: d.downgrade.is_some(),
+        enforced: d.enforced.as_ref().map(|e| match e.route() {
+            Some(r) if matches!(e, Outcome::Deliver { .. }) => r.name(),
+            _ => e.code().to_owned(),
+        }),
+        skips: skips.join(" "),
+    }
+}
+
+fn route_matches(want: &str, o: &Outcome) -> bool {
+    match o.route() {
+        Some(r) => r.name() == want || r.container.as_str() == want,
+        None => false,
+    }
+}
+
+fn check(step: &ScenarioStep, e: &Expect, d: &Decision) -> StepResult {
+    let fail = |field: &str, expected: String, actual: String| {
+        let mut m = mismatch(step, field, expected, actual);
+        m.explanation = Some(crate::decision::explain(d));
+        Err(m)
+    };
+    let (outcome, route, assurance) = outcome_text(&d.outcome);
+    if let Some(want) = &e.outcome
+        && *want != outcome
+    {
+        return fail("outcome", want.clone(), outcome);
+    }
+    if let Some(want) = &e.route
+        && !route_matches(want, &d.outcome)
+    {
+        return fail("route", want.clone(), route);
+    }
+    if let Some(want) = e.assurance
+        && want.as_str() != assurance
+    {
+        return fail("assurance", want.to_string(), assurance);
+    }
+    if let Some(want) = e.downgrade
+        && want != d.downgrade.is_some()
+    {
+        return fail(
+            "downgrade",
+            want.to_string(),
+            d.downgrade.is_some().to_string(),
+        );
+    }
+    if let Some(want) = e.floor
+        && want != d.thread.after.floor
+    {
+        return fail("floor", want.to_string(), d.thread.after.floor.to_string());
+    }
+    if let Some(want) = &e.enforced {
+        let actual = d.enforced.as_ref();
+        let ok = actual.is_some_and(|o| o.code() == want || route_matches(want, o));
+        if !ok {
+            return fail(
+                "enforced",
+                want.clone(),
+                actual.map_or("(not observing)".into(), |o| outcome_text(o).1),
+            );
+        }
+    }
+    for (key, codes) in &e.skips {
+        let verdict = d
+            .steps
+            .iter()
+            .find(|v| v.route == *key || v.route.split('+').next() == Some(key.as_str()));
+        let actual: Vec<&str> = verdict
+            .map(|v| v.skipped.iter().map(|r| r.code()).collect())
+            .unwrap_or_default();
+        for code in codes {
+            if !actual.contains(&code.as_str()) {
+                let got = match verdict {
+                    None => "step not evaluated".to_owned(),
+                    Some(_) if actual.is_empty() => "chosen, not skipped".to_owned(),
+                    Some(_) => actual.join(", "),
+                };
+                return fail(&format!("skips.{key}"), code.clone(), got);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The downgrade ratchet.
+//!
+//! Every thread keeps the *lowest* assurance verified since its last full
+//! handshake ([`ThreadFloor::floor`]). Any downgrade cause — a less capable
+//! device, expired evidence, E2EE reported off, an override that distrusts a
+//! path, a revoked device — lowers it at once and records why
+//! ([`FloorDrop`]). Only [`ThreadFloor::elevate`] raises it, and only after
+//! every active device has completed a fresh, verified handshake since the
+//! floor was last set. Oscillating clients therefore never raise trust.
+//!
+//! The floor caps the E2EE credit of every step in the thread: evidence may
+//! say `e2ee`, but a thread whose floor is `transport` carries payloads at
+//! `transport` until it is elevated.
+
+use serde::{Deserialize, Serialize};
+
+use crate::assurance::{AssuranceLevel, EvidenceSource};
+use crate::evidence::{EvidenceRules, RecipientEvidence, device_best};
+use crate::overrides::Override;
+use crate::reason::SkipReason;
+use crate::time::Timestamp;
+
+/// A thread's ratchet state. Persisted by the caller between decisions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadFloor {
+    pub floor: AssuranceLevel,
+    /// When the floor was last set (opened, dropped or elevated). A handshake
+    /// counts towards elevation only if it is at least this recent.
+    pub since: Timestamp,
+    /// The assurance of the last message delivered in the thread: what the
+    /// recipient was last shown.
+    pub label: Option<AssuranceLevel>,
+}
+
+/// Why a floor came down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "cause")]
+pub enum FloorCause {
+    /// This device cannot verifiably receive above the new floor.
+    Device {
+        device: String,
+        reason: SkipReason,
+    },
+    DeviceRevoked {
+        device: String,
+        at: Timestamp,
+    },
+    NoActiveDevice,
+}
+
+/// A recorded downgrade of a thread's floor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloorDrop {
+    pub from: AssuranceLevel,
+    pub to: AssuranceLevel,
+    pub at: Timestamp,
+    pub causes: Vec<FloorCause>,
+}
+
+/// A recorded, explicit elevation after a complete fresh handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Elevation {
+    pub from: AssuranceLevel,
+    pub to: AssuranceLevel,
+    pub at: Timestamp,
+    /// Every device whose fresh handshake the elevation rests on.
+    pub devices: Vec<String>,
+}
+
+/// Why a floor could not be raised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case", tag = "code")]
+pub enum ElevationRefused {
+    #[error("the recipient has no active device")]
+    NoActiveDevice,
+    #[error(
+        "device `{device}` has not completed a verified handshake since the floor was set at {since}"
+    )]
+    HandshakeNotFresh { device: String, since: Timestamp },
+    #[error("verified evidence supports `{level}`, not above the floor `{floor}`")]
+    NotHigher {
+        floor: AssuranceLevel,
+        level: AssuranceLevel,
+    },
+}
+
+/// The level the recipient's devices verifiably support right now: the
+/// minimum over active devices of each device's best verified path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub level: AssuranceLevel,
+    pub causes: Vec<FloorCause>,
+}
+
+pub fn assess(
+    rules: &EvidenceRules,
+    recipient: &RecipientEvidence,
+    overrides: &[&Override],
+    now: Timestamp,
+) -> Assessment {
+    let bests: Vec<_> = recipient
+        .active_devices()
+        .map(|d| (d, device_best(rules, d, overrides, now)))
+        .collect();
+    let Some(level) = bests.iter().map(|(_, (l, _))| *l).min() else {
+        return Assessment {
+            level: AssuranceLevel::None,
+            causes: vec![FloorCause::NoActiveDevice],
+        };
+    };
+    let causes = bests
+        .into_iter()
+        .filter(|(_, (l, _))| *l == level)
+        .filter_map(|(d, (_, why))| {
+            why.map(|reason| FloorCause::Device {
+                device: d.id.clone(),
+                reason,
+            })
+        })
+        .collect();
+    Assessment { level, causes }
+}
+
+impl ThreadFloor {
+    /// A new thread starts at what its recipient verifiably supports now.
+    pub fn open(assessment: &Assessment, now: Timestamp) -> ThreadFloor {
+        ThreadFloor {
+            floor: assessment.level,
+            since: now,
+            label: None,
+        }
+    }
+
+    /// Whether the current evidence pulls the floor down; never raises it.
+    pub fn observe(
+        &self,
+        assessment: &Assessment,
+        recipient: &RecipientEvidence,
+        now: Timestamp,
+    ) -> Option<FloorDrop> {
+        let mut to = self.floor.min(assessment.level);
+        let mut causes = if assessment.level < self.floor {
+            assessment.causes.clone()
+        } else {
+            Vec::new()
+        };
+        // A device revoked since the floor was set takes E2EE trust with it:
+        // the remaining devices must prove themselves again.
+        for d in &recipient.devices {
+            if let Some(at) = d.revoked_at
+                && at >= self.since
+                && self.floor > AssuranceLevel::Transport
+            {
+                to = to.min(AssuranceLevel::Transport);
+                causes.push(FloorCause::DeviceRevoked {
+                    device: d.id.clone(),
+                    at,
+                });
+            }
+        }
+        (to < self.floor).then(|| FloorDrop {
+            from: self.floor,
+            to,
+            at: now,
+            causes,
+        })
+    }
+
+    pub fn apply_drop(&mut self, drop: &FloorDrop) {
+        self.floor = self.floor.min(drop.to);
+        self.since = drop.at;
+    }
+
+    /// Raises the floor when every active device has completed a verified
+    /// handshake at or after [`ThreadFloor::since`] and the evidence now
+    /// supports a higher level.
+    pub fn elevate(
+        &self,
+        rules: &EvidenceRules,
+        recipient: &RecipientEvidence,
+        overrides: &[&Override],
+        now: Timestamp,
+    ) -> Result<Elevation, ElevationRefused> {
+        let mut devices = Vec::new();
+        for d in recipient.active_devices() {
+            let fresh = d.transports.values().any(|t| {
+                t.source == EvidenceSource::SignedDeviceReport && t.observed_at >= self.since
+            });
+            if !fresh {
+                return Err(ElevationRefused::HandshakeNotFresh {
+                    device: d.id.clone(),
+                    since: self.since,
+                });
+            }
+            devices.push(d.id.clone());
+        }
+        if devices.is_empty() {
+            return Err(ElevationRefused::NoActiveDevice);
+        }
+        let level = assess(rules, recipient, overrides, now).level;
+        if level <= self.floor {
+            return Err(ElevationRefused::NotHigher {
+                floor: self.floor,
+                level,
+            });
+        }
+        Ok(Elevation {
+            from: self.floor,
+            to: level,
+            at: now,
+            devices,
+        })
+    }
+
+    pub fn apply_elevation(&mut self, e: &Elevation) {
+        self.floor = e.to;
+        self.since = e.at;
+    }
+}
