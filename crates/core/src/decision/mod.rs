@@ -423,3 +423,6 @@ fn exhausted(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
