@@ -3,6 +3,14 @@
 //! success, 1 when the input is wrong (a policy error, a scenario mismatch),
 //! and 2 when it cannot run at all (unreadable file, bad arguments).
 
+/// `println!` that does not panic when stdout is closed (`ladder … | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod simulate;
 
 use std::path::{Path, PathBuf};
@@ -91,7 +99,7 @@ fn policy_check(file: &Path, deny_warnings: bool) -> Result<ExitCode, CliError> 
             for w in &parsed.warnings {
                 eprintln!("{w}");
             }
-            println!("ok: {}", parsed.policy.summary());
+            out!("ok: {}", parsed.policy.summary());
             if deny_warnings && !parsed.warnings.is_empty() {
                 eprintln!(
                     "error: {} warning(s) and --deny-warnings is set",

@@ -37,7 +37,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
             None => return Ok(ExitCode::from(1)),
         }
     }
-    println!(
+    out!(
         "all {} scenario file(s) matched: {sends} send(s) behaved as expected",
         files.len()
     );
@@ -119,7 +119,7 @@ fn print_report(
     report: &ScenarioReport,
     verbose: bool,
 ) {
-    println!(
+    out!(
         "== {name}{} (policy {} rev {})",
         title.map(|t| format!(" — {t}")).unwrap_or_default(),
         policy.version().short(),
@@ -175,7 +175,7 @@ fn print_report(
             .zip(widths.iter())
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("  {}", padded.join("  ").trim_end());
+        out!("  {}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
     for r in &rows {
@@ -183,11 +183,11 @@ fn print_report(
     }
     if verbose {
         for e in &report.events {
-            println!("  step {}: {}", e.step, e.text);
+            out!("  step {}: {}", e.step, e.text);
         }
         for d in &report.decisions {
             for l in explain(d).lines() {
-                println!("    {l}");
+                out!("    {l}");
             }
         }
     }
@@ -211,7 +211,7 @@ fn run_exhaustive(args: &Args) -> Result<ExitCode, CliError> {
         }
     };
     let report = exhaustive::check(&policy, &name);
-    println!(
+    out!(
         "checked {} states ({} decisions) of policy {} against invariants 1-3",
         report.states,
         report.decisions,
@@ -219,12 +219,12 @@ fn run_exhaustive(args: &Args) -> Result<ExitCode, CliError> {
     );
     match report.counterexample {
         None => {
-            println!("no counterexample found");
+            out!("no counterexample found");
             Ok(ExitCode::SUCCESS)
         }
         Some(c) => {
             eprintln!("COUNTEREXAMPLE: {}", c.violation);
-            println!("{}", c.scenario);
+            out!("{}", c.scenario);
             Ok(ExitCode::from(1))
         }
     }

@@ -6,12 +6,20 @@
 //! exhausts it. `policy_parse` is there for scale: parsing and hashing a
 //! policy happens once per publication, deciding once per message.
 
+// Benchmark set-up on fixed, known-good inputs: a failure here is a bug in
+// the benchmark, and panicking is the right report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use divan::counter::ItemsCount;
 use ladder_core::assurance::{E2eeState, EvidenceSource, Transport};
-use ladder_core::evidence::{ClientInfo, DeviceEvidence, PlatformLabels, RecipientEvidence, TransportEvidence};
-use ladder_core::{AssuranceLevel, DecisionInput, MessageMeta, Policy, ThreadFloor, Timestamp, decide};
+use ladder_core::evidence::{
+    ClientInfo, DeviceEvidence, PlatformLabels, RecipientEvidence, TransportEvidence,
+};
+use ladder_core::{
+    AssuranceLevel, DecisionInput, MessageMeta, Policy, ThreadFloor, Timestamp, decide,
+};
 
 const POLICY: &str = include_str!("../../../examples/policies/acme.toml");
 const NOW: Timestamp = Timestamp(1_798_761_600);
@@ -29,8 +37,18 @@ fn device(id: &str, os: &str, rcs: E2eeState, in_app: bool) -> DeviceEvidence {
         carrier: Some("carrier-a".into()),
     };
     let mut d = DeviceEvidence::new(id, labels, Timestamp(NOW.0 - 86_400));
-    d.client = Some(ClientInfo { name: "acme-app".into(), version: "5.3".parse().unwrap(), policy_revision: 4 });
-    let signed = |e2ee| TransportEvidence { reachable: true, e2ee, attested: false, source: EvidenceSource::SignedDeviceReport, observed_at: Timestamp(NOW.0 - 3600) };
+    d.client = Some(ClientInfo {
+        name: "acme-app".into(),
+        version: "5.3".parse().unwrap(),
+        policy_revision: 4,
+    });
+    let signed = |e2ee| TransportEvidence {
+        reachable: true,
+        e2ee,
+        attested: false,
+        source: EvidenceSource::SignedDeviceReport,
+        observed_at: Timestamp(NOW.0 - 3600),
+    };
     let mut t = BTreeMap::new();
     t.insert(Transport::Rcs, signed(rcs));
     t.insert(Transport::Sms, signed(E2eeState::Absent));
@@ -56,10 +74,26 @@ fn three_devices(rcs: E2eeState) -> RecipientEvidence {
 fn bench_decision(b: divan::Bencher, class: &str, rcs: E2eeState, floor: AssuranceLevel) {
     let policy = Policy::parse(POLICY, "acme.toml").unwrap().policy;
     let recipient = three_devices(rcs);
-    let thread = ThreadFloor { floor, since: Timestamp(0), label: Some(floor) };
-    let message = MessageMeta { id: "m1".into(), class: class.into(), accepted_at: NOW, confirmation: None };
+    let thread = ThreadFloor {
+        floor,
+        since: Timestamp(0),
+        label: Some(floor),
+    };
+    let message = MessageMeta {
+        id: "m1".into(),
+        class: class.into(),
+        accepted_at: NOW,
+        confirmation: None,
+    };
     b.counter(ItemsCount::new(1usize)).bench(|| {
-        let input = DecisionInput { message: &message, recipient: &recipient, thread: &thread, overrides: &[], failed: &[], now: NOW };
+        let input = DecisionInput {
+            message: &message,
+            recipient: &recipient,
+            thread: &thread,
+            overrides: &[],
+            failed: &[],
+            now: NOW,
+        };
         decide(divan::black_box(&policy), divan::black_box(&input))
     });
 }
@@ -81,5 +115,7 @@ fn hr_case_blocked(b: divan::Bencher) {
 
 #[divan::bench]
 fn policy_parse(b: divan::Bencher) {
-    b.bench(|| Policy::parse(divan::black_box(POLICY), "acme.toml").map(|p| p.policy.version().clone()));
+    b.bench(|| {
+        Policy::parse(divan::black_box(POLICY), "acme.toml").map(|p| p.policy.version().clone())
+    });
 }

@@ -158,7 +158,7 @@ impl ThreadFloor {
                 });
             }
         }
-        (to < self.floor).then(|| FloorDrop {
+        (to < self.floor).then_some(FloorDrop {
             from: self.floor,
             to,
             at: now,

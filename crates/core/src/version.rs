@@ -80,6 +80,9 @@ impl fmt::Display for PlatformVersion {
     }
 }
 
+/// A range limit and whether it is inclusive.
+type Bound<'a> = (&'a PlatformVersion, bool);
+
 /// A comparison in a range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Op {
@@ -111,14 +114,9 @@ impl VersionRange {
     }
 
     /// The tightest lower and upper bound, each with whether it is inclusive.
-    fn limits(
-        &self,
-    ) -> (
-        Option<(&PlatformVersion, bool)>,
-        Option<(&PlatformVersion, bool)>,
-    ) {
-        let mut lower: Option<(&PlatformVersion, bool)> = None;
-        let mut upper: Option<(&PlatformVersion, bool)> = None;
+    fn limits(&self) -> (Option<Bound<'_>>, Option<Bound<'_>>) {
+        let mut lower: Option<Bound<'_>> = None;
+        let mut upper: Option<Bound<'_>> = None;
         for (op, b) in &self.bounds {
             let (lo, hi) = match op {
                 Op::Ge => (Some((b, true)), None),

@@ -66,12 +66,30 @@ fn policy() -> Policy {
 }
 
 fn signed(e2ee: E2eeState, attested: bool, at: Timestamp) -> TransportEvidence {
-    TransportEvidence { reachable: true, e2ee, attested, source: EvidenceSource::SignedDeviceReport, observed_at: at }
+    TransportEvidence {
+        reachable: true,
+        e2ee,
+        attested,
+        source: EvidenceSource::SignedDeviceReport,
+        observed_at: at,
+    }
 }
 
 fn phone(rcs: Option<TransportEvidence>, in_app: Option<TransportEvidence>) -> DeviceEvidence {
-    let mut d = DeviceEvidence::new("phone", PlatformLabels { os: Some("ios".into()), os_version: Some("26.2".parse().unwrap()), ..Default::default() }, Timestamp(0));
-    d.client = Some(ClientInfo { name: "app".into(), version: "2.1".parse().unwrap(), policy_revision: 2 });
+    let mut d = DeviceEvidence::new(
+        "phone",
+        PlatformLabels {
+            os: Some("ios".into()),
+            os_version: Some("26.2".parse().unwrap()),
+            ..Default::default()
+        },
+        Timestamp(0),
+    );
+    d.client = Some(ClientInfo {
+        name: "app".into(),
+        version: "2.1".parse().unwrap(),
+        policy_revision: 2,
+    });
     let mut t = BTreeMap::new();
     if let Some(r) = rcs {
         t.insert(Transport::Rcs, r);
@@ -79,45 +97,102 @@ fn phone(rcs: Option<TransportEvidence>, in_app: Option<TransportEvidence>) -> D
     if let Some(i) = in_app {
         t.insert(Transport::InApp, i);
     }
-    t.insert(Transport::Sms, TransportEvidence { reachable: true, e2ee: E2eeState::Absent, attested: false, source: EvidenceSource::ProviderCheck, observed_at: NOW });
+    t.insert(
+        Transport::Sms,
+        TransportEvidence {
+            reachable: true,
+            e2ee: E2eeState::Absent,
+            attested: false,
+            source: EvidenceSource::ProviderCheck,
+            observed_at: NOW,
+        },
+    );
     d.transports = t;
     d
 }
 
 fn recipient(devices: Vec<DeviceEvidence>) -> RecipientEvidence {
-    RecipientEvidence { devices, email: None }
+    RecipientEvidence {
+        devices,
+        email: None,
+    }
 }
 
 fn msg(class: &str) -> MessageMeta {
-    MessageMeta { id: "m1".into(), class: class.into(), accepted_at: NOW, confirmation: None }
+    MessageMeta {
+        id: "m1".into(),
+        class: class.into(),
+        accepted_at: NOW,
+        confirmation: None,
+    }
 }
 
 fn thread(floor: AssuranceLevel, label: Option<AssuranceLevel>) -> ThreadFloor {
-    ThreadFloor { floor, since: Timestamp(0), label }
+    ThreadFloor {
+        floor,
+        since: Timestamp(0),
+        label,
+    }
 }
 
-fn run(class: &str, r: &RecipientEvidence, t: &ThreadFloor, overrides: &[Override], failed: &[FailedAttempt]) -> Decision {
+fn run(
+    class: &str,
+    r: &RecipientEvidence,
+    t: &ThreadFloor,
+    overrides: &[Override],
+    failed: &[FailedAttempt],
+) -> Decision {
     let m = msg(class);
-    decide(&policy(), &DecisionInput { message: &m, recipient: r, thread: t, overrides, failed, now: NOW }).unwrap()
+    decide(
+        &policy(),
+        &DecisionInput {
+            message: &m,
+            recipient: r,
+            thread: t,
+            overrides,
+            failed,
+            now: NOW,
+        },
+    )
+    .unwrap()
 }
 
 fn codes(d: &Decision, index: usize) -> Vec<&'static str> {
-    d.steps[index].skipped.iter().map(SkipReason::code).collect()
+    d.steps[index]
+        .skipped
+        .iter()
+        .map(SkipReason::code)
+        .collect()
 }
 
 #[test]
 fn verified_rcs_e2ee_carries_payroll_over_rcs() {
-    let r = recipient(vec![phone(Some(signed(E2eeState::Verified, false, NOW)), None)]);
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Verified, false, NOW)),
+        None,
+    )]);
     let d = run("payroll", &r, &thread(AssuranceLevel::E2ee, None), &[], &[]);
     let route = d.outcome.route().unwrap();
-    assert_eq!((route.container, route.assurance), (Container::Rcs, AssuranceLevel::E2ee));
+    assert_eq!(
+        (route.container, route.assurance),
+        (Container::Rcs, AssuranceLevel::E2ee)
+    );
     assert!(d.steps.iter().all(|s| s.skipped.is_empty()));
 }
 
 #[test]
 fn claimed_e2ee_is_not_credited_and_the_reason_says_so() {
-    let r = recipient(vec![phone(Some(signed(E2eeState::Claimed, false, NOW)), None)]);
-    let d = run("payroll", &r, &thread(AssuranceLevel::Transport, None), &[], &[]);
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Claimed, false, NOW)),
+        None,
+    )]);
+    let d = run(
+        "payroll",
+        &r,
+        &thread(AssuranceLevel::Transport, None),
+        &[],
+        &[],
+    );
     assert_eq!(codes(&d, 0), ["e2ee_only_claimed"]);
     assert_eq!(codes(&d, 1), ["evidence_missing"]);
     // Nothing verified, and no e-mail on file: only the SMS notice reaches.
@@ -126,10 +201,25 @@ fn claimed_e2ee_is_not_credited_and_the_reason_says_so() {
 
 #[test]
 fn provider_checks_make_rcs_reachable_but_never_e2ee() {
-    let pc = TransportEvidence { reachable: true, e2ee: E2eeState::Verified, attested: true, source: EvidenceSource::ProviderCheck, observed_at: NOW };
+    let pc = TransportEvidence {
+        reachable: true,
+        e2ee: E2eeState::Verified,
+        attested: true,
+        source: EvidenceSource::ProviderCheck,
+        observed_at: NOW,
+    };
     let r = recipient(vec![phone(Some(pc), None)]);
-    let d = run("notice", &r, &thread(AssuranceLevel::Transport, None), &[], &[]);
-    assert_eq!(d.outcome.route().unwrap().assurance, AssuranceLevel::Transport);
+    let d = run(
+        "notice",
+        &r,
+        &thread(AssuranceLevel::Transport, None),
+        &[],
+        &[],
+    );
+    assert_eq!(
+        d.outcome.route().unwrap().assurance,
+        AssuranceLevel::Transport
+    );
     let d = run("payroll", &r, &thread(AssuranceLevel::E2ee, None), &[], &[]);
     assert_eq!(codes(&d, 0), ["e2ee_only_claimed"]);
 }
@@ -137,23 +227,48 @@ fn provider_checks_make_rcs_reachable_but_never_e2ee() {
 #[test]
 fn stale_evidence_and_outdated_clients_do_not_count() {
     let old = Timestamp(NOW.0 - 8 * 86_400);
-    let r = recipient(vec![phone(Some(signed(E2eeState::Verified, false, old)), None)]);
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Verified, false, old)),
+        None,
+    )]);
     let d = run("payroll", &r, &thread(AssuranceLevel::E2ee, None), &[], &[]);
     assert_eq!(codes(&d, 0), ["evidence_stale"]);
 
     let mut p = phone(Some(signed(E2eeState::Verified, false, NOW)), None);
-    p.client = Some(ClientInfo { name: "app".into(), version: "1.9".parse().unwrap(), policy_revision: 2 });
-    let d = run("payroll", &recipient(vec![p]), &thread(AssuranceLevel::E2ee, None), &[], &[]);
+    p.client = Some(ClientInfo {
+        name: "app".into(),
+        version: "1.9".parse().unwrap(),
+        policy_revision: 2,
+    });
+    let d = run(
+        "payroll",
+        &recipient(vec![p]),
+        &thread(AssuranceLevel::E2ee, None),
+        &[],
+        &[],
+    );
     assert!(matches!(
         &d.steps[0].skipped[0],
-        SkipReason::EvidenceStale { staleness: crate::reason::Staleness::ClientBehindMinimum { .. }, .. }
+        SkipReason::EvidenceStale {
+            staleness: crate::reason::Staleness::ClientBehindMinimum { .. },
+            ..
+        }
     ));
 }
 
 #[test]
 fn a_floor_below_the_evidence_caps_e2ee_until_elevation() {
-    let r = recipient(vec![phone(Some(signed(E2eeState::Verified, false, NOW)), None)]);
-    let d = run("payroll", &r, &thread(AssuranceLevel::Transport, None), &[], &[]);
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Verified, false, NOW)),
+        None,
+    )]);
+    let d = run(
+        "payroll",
+        &r,
+        &thread(AssuranceLevel::Transport, None),
+        &[],
+        &[],
+    );
     assert_eq!(codes(&d, 0), ["below_thread_floor"]);
     assert_eq!(d.thread.after.floor, AssuranceLevel::Transport);
 }
@@ -163,41 +278,102 @@ fn a_weaker_device_drops_the_floor_at_once_and_records_why() {
     let good = phone(Some(signed(E2eeState::Verified, false, NOW)), None);
     let mut weak = phone(Some(signed(E2eeState::Absent, false, NOW)), None);
     weak.id = "tablet".into();
-    let d = run("payroll", &recipient(vec![good, weak]), &thread(AssuranceLevel::E2ee, None), &[], &[]);
+    let d = run(
+        "payroll",
+        &recipient(vec![good, weak]),
+        &thread(AssuranceLevel::E2ee, None),
+        &[],
+        &[],
+    );
     let drop = d.thread.drop.as_ref().unwrap();
-    assert_eq!((drop.from, drop.to), (AssuranceLevel::E2ee, AssuranceLevel::Transport));
-    assert!(matches!(&drop.causes[0], crate::thread::FloorCause::Device { device, .. } if device == "tablet"));
+    assert_eq!(
+        (drop.from, drop.to),
+        (AssuranceLevel::E2ee, AssuranceLevel::Transport)
+    );
+    assert!(
+        matches!(&drop.causes[0], crate::thread::FloorCause::Device { device, .. } if device == "tablet")
+    );
 }
 
 #[test]
 fn a_downgrade_below_the_last_label_needs_confirmation_bound_to_the_message() {
-    let r = recipient(vec![phone(Some(signed(E2eeState::Absent, false, NOW)), None)]);
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Absent, false, NOW)),
+        None,
+    )]);
     let t = thread(AssuranceLevel::Transport, Some(AssuranceLevel::E2ee));
     let d = run("payroll", &r, &t, &[], &[]);
     assert_eq!(d.outcome.code(), "confirmation_required");
-    assert_eq!(d.thread.after.label, Some(AssuranceLevel::E2ee), "nothing delivered, label unchanged");
+    assert_eq!(
+        d.thread.after.label,
+        Some(AssuranceLevel::E2ee),
+        "nothing delivered, label unchanged"
+    );
 
     let p = policy();
     let mut other = msg("payroll");
-    other.confirmation = Some(Confirmation { message_id: "m0".into(), assurance: AssuranceLevel::None });
-    let d = decide(&p, &DecisionInput { message: &other, recipient: &r, thread: &t, overrides: &[], failed: &[], now: NOW }).unwrap();
+    other.confirmation = Some(Confirmation {
+        message_id: "m0".into(),
+        assurance: AssuranceLevel::None,
+    });
+    let d = decide(
+        &p,
+        &DecisionInput {
+            message: &other,
+            recipient: &r,
+            thread: &t,
+            overrides: &[],
+            failed: &[],
+            now: NOW,
+        },
+    )
+    .unwrap();
     assert_eq!(d.outcome.code(), "confirmation_required");
-    assert!(d.notes.contains(&Note::ConfirmationForOtherMessage { bound_to: "m0".into() }));
+    assert!(d.notes.contains(&Note::ConfirmationForOtherMessage {
+        bound_to: "m0".into()
+    }));
 
     let mut mine = msg("payroll");
-    mine.confirmation = Some(Confirmation { message_id: "m1".into(), assurance: AssuranceLevel::None });
-    let d = decide(&p, &DecisionInput { message: &mine, recipient: &r, thread: &t, overrides: &[], failed: &[], now: NOW }).unwrap();
+    mine.confirmation = Some(Confirmation {
+        message_id: "m1".into(),
+        assurance: AssuranceLevel::None,
+    });
+    let d = decide(
+        &p,
+        &DecisionInput {
+            message: &mine,
+            recipient: &r,
+            thread: &t,
+            overrides: &[],
+            failed: &[],
+            now: NOW,
+        },
+    )
+    .unwrap();
     assert_eq!(d.outcome.code(), "deliver");
-    assert_eq!(d.downgrade, Some(Downgrade { from: AssuranceLevel::E2ee, to: AssuranceLevel::Transport }));
+    assert_eq!(
+        d.downgrade,
+        Some(Downgrade {
+            from: AssuranceLevel::E2ee,
+            to: AssuranceLevel::Transport
+        })
+    );
 }
 
 #[test]
 fn overrides_distrust_or_disable_matching_devices_only_while_active() {
-    let r = recipient(vec![phone(Some(signed(E2eeState::Verified, false, NOW)), None)]);
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Verified, false, NOW)),
+        None,
+    )]);
     let mut o = Override {
         id: "ios".into(),
         channel: Channel::Rcs,
-        matcher: LabelMatch { os: Some("ios".into()), os_version: Some(">=26.2,<26.4".parse().unwrap()), ..Default::default() },
+        matcher: LabelMatch {
+            os: Some("ios".into()),
+            os_version: Some(">=26.2,<26.4".parse().unwrap()),
+            ..Default::default()
+        },
         effect: OverrideEffect::DistrustE2ee,
         reason: "advisory".into(),
         author: "sec".into(),
@@ -216,13 +392,25 @@ fn overrides_distrust_or_disable_matching_devices_only_while_active() {
 
 #[test]
 fn a_failed_step_moves_down_the_same_ladder_never_below_the_minimum() {
-    let r = recipient(vec![phone(Some(signed(E2eeState::Verified, false, NOW)), None)]);
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Verified, false, NOW)),
+        None,
+    )]);
     let t = thread(AssuranceLevel::E2ee, None);
-    let failed = [FailedAttempt { step: Some(0), channel: Channel::Rcs }];
+    let failed = [FailedAttempt {
+        step: Some(0),
+        channel: Channel::Rcs,
+    }];
     let d = run("notice", &r, &t, &[], &failed);
     assert_eq!(codes(&d, 0), ["step_failed"]);
     assert_eq!(d.outcome.route().unwrap().name(), "portal+sms_notice");
-    let failed = [failed[0], FailedAttempt { step: Some(1), channel: Channel::Sms }];
+    let failed = [
+        failed[0],
+        FailedAttempt {
+            step: Some(1),
+            channel: Channel::Sms,
+        },
+    ];
     let d = run("notice", &r, &t, &[], &failed);
     assert_eq!(d.outcome, Outcome::Block);
 }
@@ -232,20 +420,42 @@ fn nothing_qualifies_so_the_class_holds_until_its_deadline() {
     let r = recipient(vec![]);
     let t = thread(AssuranceLevel::None, None);
     let d = run("secret", &r, &t, &[], &[]);
-    assert_eq!(d.outcome, Outcome::Hold { until: Timestamp(NOW.0 + 3600) });
+    assert_eq!(
+        d.outcome,
+        Outcome::Hold {
+            until: Timestamp(NOW.0 + 3600)
+        }
+    );
     let p = policy();
     let mut m = msg("secret");
     m.accepted_at = Timestamp(NOW.0 - 3600);
-    let d = decide(&p, &DecisionInput { message: &m, recipient: &r, thread: &t, overrides: &[], failed: &[], now: NOW }).unwrap();
+    let d = decide(
+        &p,
+        &DecisionInput {
+            message: &m,
+            recipient: &r,
+            thread: &t,
+            overrides: &[],
+            failed: &[],
+            now: NOW,
+        },
+    )
+    .unwrap();
     assert_eq!(d.outcome, Outcome::Escalate);
 }
 
 #[test]
 fn observe_mode_follows_the_legacy_route_and_records_enforcement() {
-    let r = recipient(vec![phone(Some(signed(E2eeState::Absent, false, NOW)), Some(signed(E2eeState::Verified, false, NOW)))]);
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Absent, false, NOW)),
+        Some(signed(E2eeState::Verified, false, NOW)),
+    )]);
     let d = run("rollout", &r, &thread(AssuranceLevel::E2ee, None), &[], &[]);
     assert_eq!(d.outcome.route().unwrap().container, Container::Rcs);
-    assert_eq!(d.enforced.as_ref().unwrap().route().unwrap().container, Container::InApp);
+    assert_eq!(
+        d.enforced.as_ref().unwrap().route().unwrap().container,
+        Container::InApp
+    );
 }
 
 #[test]
@@ -253,7 +463,13 @@ fn observe_mode_never_hands_the_payload_below_the_minimum() {
     // Legacy RCS is unreachable here: enforcement applies instead.
     let mut p = phone(None, Some(signed(E2eeState::Verified, false, NOW)));
     p.transports.remove(&Transport::Sms);
-    let d = run("rollout", &recipient(vec![p]), &thread(AssuranceLevel::E2ee, None), &[], &[]);
+    let d = run(
+        "rollout",
+        &recipient(vec![p]),
+        &thread(AssuranceLevel::E2ee, None),
+        &[],
+        &[],
+    );
     assert_eq!(d.outcome.route().unwrap().container, Container::InApp);
     assert!(matches!(d.notes[0], Note::LegacyRouteUnavailable { .. }));
 }
@@ -262,14 +478,37 @@ fn observe_mode_never_hands_the_payload_below_the_minimum() {
 fn unknown_classes_are_an_error_not_a_route() {
     let r = recipient(vec![]);
     let m = msg("nope");
-    let err = decide(&policy(), &DecisionInput { message: &m, recipient: &r, thread: &thread(AssuranceLevel::None, None), overrides: &[], failed: &[], now: NOW }).unwrap_err();
-    assert!(err.to_string().starts_with("unknown class `nope` in policy sha256:"));
+    let err = decide(
+        &policy(),
+        &DecisionInput {
+            message: &m,
+            recipient: &r,
+            thread: &thread(AssuranceLevel::None, None),
+            overrides: &[],
+            failed: &[],
+            now: NOW,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("unknown class `nope` in policy sha256:")
+    );
 }
 
 #[test]
 fn explanation_names_every_skipped_step_and_its_code() {
-    let r = recipient(vec![phone(Some(signed(E2eeState::Absent, false, NOW)), None)]);
-    let d = run("payroll", &r, &thread(AssuranceLevel::Transport, Some(AssuranceLevel::E2ee)), &[], &[]);
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Absent, false, NOW)),
+        None,
+    )]);
+    let d = run(
+        "payroll",
+        &r,
+        &thread(AssuranceLevel::Transport, Some(AssuranceLevel::E2ee)),
+        &[],
+        &[],
+    );
     let text = explain(&d);
     insta::assert_snapshot!(text.replace(d.policy_version.short(), "<version>"));
 }

@@ -13,6 +13,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -100,7 +101,7 @@ impl Class {
 /// The content hash that names a policy version.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct PolicyVersion(String);
+pub struct PolicyVersion(Arc<str>);
 
 impl PolicyVersion {
     /// The first 12 hex digits, for tables and logs.
@@ -162,7 +163,7 @@ impl Policy {
         let canonical = serde_json::to_vec(&self).unwrap_or_default();
         let digest = Sha256::digest(&canonical);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        self.version = PolicyVersion(format!("sha256:{hex}"));
+        self.version = PolicyVersion(format!("sha256:{hex}").into());
         self
     }
 
@@ -224,3 +225,6 @@ impl Policy {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

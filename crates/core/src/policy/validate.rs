@@ -201,7 +201,7 @@ fn build(c: &mut Checker<'_>, raw: RawPolicy) -> Option<Policy> {
         notices,
         classes,
         overrides,
-        version: super::PolicyVersion(String::new()),
+        version: super::PolicyVersion("".into()),
     })
 }
 

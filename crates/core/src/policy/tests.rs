@@ -1,0 +1,178 @@
+//! Validation tests: each mistake a tenant can make, and where it is reported.
+
+use super::*;
+use crate::assurance::Claim;
+
+const BASE: &str = r#"
+tenant = "t"
+display_name = "T"
+[evidence]
+[[evidence.source]]
+source = "signed_device_report"
+verifies = ["reachable", "e2ee"]
+fresh_for = "7d"
+[[notice]]
+name = "default"
+text = "Secure message from {tenant}: {link}"
+"#;
+
+fn with(extra: &str) -> Result<Parsed, PolicyErrors> {
+    Policy::parse(&format!("{BASE}{extra}"), "p.toml")
+}
+
+fn first_error(extra: &str) -> (PolicyErrorKind, Location) {
+    let e = with(extra).unwrap_err();
+    let first = e.0.into_iter().next().unwrap();
+    (first.kind, first.location)
+}
+
+const CLASS: &str = r#"
+[[class]]
+name = "notice"
+minimum = "transport"
+retention = "30d"
+on_exhausted = "block"
+ladder = [{ container = "portal", notifiers = ["email_notice"] }]
+"#;
+
+#[test]
+fn a_valid_policy_parses_with_a_stable_content_version() {
+    let a = with(CLASS).unwrap().policy;
+    let reformatted = format!("# a comment\n{BASE}\n\n{CLASS}").replace(" = ", "=");
+    let b = Policy::parse(&reformatted, "q.toml").unwrap().policy;
+    assert_eq!(a.version(), b.version());
+    assert!(a.version().as_str().starts_with("sha256:"));
+    let changed = with(&CLASS.replace("30d", "31d")).unwrap().policy;
+    assert_ne!(a.version(), changed.version());
+}
+
+#[test]
+fn unknown_container_is_reported_at_its_value() {
+    let class = CLASS.replace("\"portal\"", "\"email\"");
+    let (kind, at) = first_error(&class);
+    assert_eq!(
+        kind.to_string(),
+        "unknown container `email`; expected one of: rcs, in_app, portal, sms"
+    );
+    let text = format!("{BASE}{class}");
+    let line = text.lines().position(|l| l.contains("\"email\"")).unwrap() + 1;
+    let column = text
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("\"email\"")
+        .unwrap()
+        + 1;
+    assert_eq!((at.line, at.column), (line, column));
+}
+
+#[test]
+fn duplicate_classes_point_at_the_first_definition() {
+    let (kind, _) = first_error(&format!("{CLASS}{CLASS}"));
+    let text = format!("{BASE}{CLASS}");
+    let first_line = text
+        .lines()
+        .position(|l| l.starts_with("name = \"notice\""))
+        .unwrap()
+        + 1;
+    match kind {
+        PolicyErrorKind::DuplicateClass { name, first } => {
+            assert_eq!((name.as_str(), first.line), ("notice", first_line))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_container_that_cannot_reach_the_minimum_is_an_error() {
+    let (kind, _) = first_error(&CLASS.replace("minimum = \"transport\"", "minimum = \"e2ee\""));
+    assert!(matches!(
+        kind,
+        PolicyErrorKind::StepBelowMinimum {
+            container: Container::Portal,
+            ..
+        }
+    ));
+    let all = with(&CLASS.replace("minimum = \"transport\"", "minimum = \"e2ee\"")).unwrap_err();
+    assert!(
+        all.0
+            .iter()
+            .any(|e| matches!(e.kind, PolicyErrorKind::ClassUnsatisfiable { .. }))
+    );
+}
+
+#[test]
+fn only_signed_reports_may_verify_e2ee() {
+    let text = BASE.replace(
+        "[[notice]]",
+        "[[evidence.source]]\nsource = \"provider_check\"\nverifies = [\"reachable\", \"e2ee\"]\nfresh_for = \"1d\"\n[[notice]]",
+    );
+    let e = Policy::parse(&format!("{text}{CLASS}"), "p.toml").unwrap_err();
+    assert!(matches!(
+        e.0[0].kind,
+        PolicyErrorKind::UntrustedSourceVerifies {
+            claim: Claim::E2ee,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn notice_templates_cannot_name_content_or_a_class() {
+    let (kind, _) = first_error(&format!(
+        "[[notice]]\nname = \"x\"\ntext = \"{{subject}} from {{tenant}}\"\n{CLASS}"
+    ));
+    assert!(
+        matches!(kind, PolicyErrorKind::ForbiddenVariable { ref variable, .. } if variable == "subject")
+    );
+    let (kind, _) = first_error(&format!(
+        "[[notice]]\nname = \"x\"\ntext = \"Your Notice is ready\"\n{CLASS}"
+    ));
+    assert!(
+        matches!(kind, PolicyErrorKind::TemplateMentionsClass { ref class, .. } if class == "notice")
+    );
+}
+
+#[test]
+fn observe_mode_needs_a_legacy_route() {
+    let (kind, _) = first_error(&CLASS.replace("on_exhausted", "mode = \"observe\"\non_exhausted"));
+    assert!(matches!(kind, PolicyErrorKind::ObserveWithoutLegacy { .. }));
+}
+
+#[test]
+fn overrides_reject_inverted_ranges_and_need_an_expiry() {
+    let o = "[[override]]\nid = \"o\"\nchannel = \"rcs\"\nos = \"ios\"\nos_version = \">=26.4,<26.2\"\neffect = \"disable\"\nreason = \"r\"\nauthor = \"a\"\nexpires = 2027-01-01T00:00:00Z\n";
+    let (kind, _) = first_error(&format!("{CLASS}{o}"));
+    assert!(matches!(
+        kind,
+        PolicyErrorKind::Version(crate::version::VersionError::Inverted(_))
+    ));
+    let no_expiry = o
+        .replace(">=26.4,<26.2", ">=26.2")
+        .replace("expires = 2027-01-01T00:00:00Z\n", "");
+    let (kind, _) = first_error(&format!("{CLASS}{no_expiry}"));
+    assert!(matches!(
+        kind,
+        PolicyErrorKind::OverrideWithoutExpiry { .. }
+    ));
+}
+
+#[test]
+fn syntax_errors_carry_a_location() {
+    let e = Policy::parse("tenant = \n", "p.toml").unwrap_err();
+    assert_eq!(e.0[0].location.line, 1);
+    assert!(e.0[0].to_string().starts_with("p.toml:1:"));
+}
+
+#[test]
+fn warnings_flag_legal_but_suspicious_choices() {
+    let legacy = CLASS.replace(
+        "on_exhausted",
+        "legacy = { container = \"sms\" }\non_exhausted",
+    );
+    let w = with(&legacy).unwrap().warnings;
+    assert!(
+        w.iter()
+            .any(|w| matches!(w.kind, PolicyWarningKind::LegacyIgnored { .. }))
+    );
+}
