@@ -95,6 +95,8 @@ pub enum HandshakeRejection {
     DeviceRevoked { device: String },
     #[error("the enrolled key of device `{device}` is not a valid Ed25519 public key")]
     BadEnrolledKey { device: String },
+    #[error("the report is unsigned; only reports signed by the enrolled device key are accepted")]
+    Unsigned,
     #[error("signature is not 64 hex-encoded bytes")]
     MalformedSignature,
     #[error("signature does not verify against the enrolled key of device `{device}`")]
@@ -109,6 +111,7 @@ impl HandshakeRejection {
             HandshakeRejection::WrongDevice { .. } => "wrong_device",
             HandshakeRejection::DeviceRevoked { .. } => "device_revoked",
             HandshakeRejection::BadEnrolledKey { .. } => "bad_enrolled_key",
+            HandshakeRejection::Unsigned => "unsigned",
             HandshakeRejection::MalformedSignature => "malformed_signature",
             HandshakeRejection::BadSignature { .. } => "bad_signature",
         }
@@ -182,6 +185,9 @@ pub fn verify(
         VerifyingKey::from_bytes(enrolled_key).map_err(|_| HandshakeRejection::BadEnrolledKey {
             device: device.id.clone(),
         })?;
+    if signed.signature.is_empty() {
+        return Err(HandshakeRejection::Unsigned);
+    }
     let sig_bytes: [u8; 64] = unhex(&signed.signature)
         .and_then(|b| b.try_into().ok())
         .ok_or(HandshakeRejection::MalformedSignature)?;

@@ -25,7 +25,7 @@ use crate::time::Timestamp;
 pub struct ThreadFloor {
     pub floor: AssuranceLevel,
     /// When the floor was last set (opened, dropped or elevated). A handshake
-    /// counts towards elevation only if it is at least this recent.
+    /// counts towards elevation only if it is strictly more recent.
     pub since: Timestamp,
     /// The assurance of the last message delivered in the thread: what the
     /// recipient was last shown.
@@ -172,7 +172,7 @@ impl ThreadFloor {
     }
 
     /// Raises the floor when every active device has completed a verified
-    /// handshake at or after [`ThreadFloor::since`] and the evidence now
+    /// handshake after [`ThreadFloor::since`] and the evidence now
     /// supports a higher level.
     pub fn elevate(
         &self,
@@ -181,12 +181,20 @@ impl ThreadFloor {
         overrides: &[&Override],
         now: Timestamp,
     ) -> Result<Elevation, ElevationRefused> {
+        // Only what was observed after the floor was set may raise it: a
+        // device that re-proved one transport does not bring its older
+        // claims about the others back with it. Strictly after: time has a
+        // one-second grain, and a tie must not count in trust's favour.
+        let mut fresh = recipient.clone();
+        fresh.devices.retain(|d| !d.is_revoked());
         let mut devices = Vec::new();
-        for d in recipient.active_devices() {
-            let fresh = d.transports.values().any(|t| {
-                t.source == EvidenceSource::SignedDeviceReport && t.observed_at >= self.since
-            });
-            if !fresh {
+        for d in &mut fresh.devices {
+            d.transports.retain(|_, t| t.observed_at > self.since);
+            let handshaken = d
+                .transports
+                .values()
+                .any(|t| t.source == EvidenceSource::SignedDeviceReport);
+            if !handshaken {
                 return Err(ElevationRefused::HandshakeNotFresh {
                     device: d.id.clone(),
                     since: self.since,
@@ -197,7 +205,7 @@ impl ThreadFloor {
         if devices.is_empty() {
             return Err(ElevationRefused::NoActiveDevice);
         }
-        let level = assess(rules, recipient, overrides, now).level;
+        let level = assess(rules, &fresh, overrides, now).level;
         if level <= self.floor {
             return Err(ElevationRefused::NotHigher {
                 floor: self.floor,

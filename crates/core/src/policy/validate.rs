@@ -106,9 +106,11 @@ fn build(c: &mut Checker<'_>, raw: RawPolicy) -> Option<Policy> {
     let evidence = evidence_rules(c, raw.evidence.get_ref(), &raw.evidence.span());
 
     let mut notices = BTreeMap::new();
+    let mut defined: BTreeSet<String> = BTreeSet::new();
     for n in &raw.notice {
         let n = n.get_ref();
         let name = c.non_empty(&n.name, "name");
+        defined.insert(name.clone());
         if notices.contains_key(&name) {
             c.error(&n.name.span(), E::DuplicateTemplate { name: name.clone() });
             continue;
@@ -155,7 +157,7 @@ fn build(c: &mut Checker<'_>, raw: RawPolicy) -> Option<Policy> {
             continue;
         }
         first_seen.insert(name.clone(), name_span);
-        if let Some(class) = class(c, rc.get_ref(), rank, &evidence, &notices) {
+        if let Some(class) = class(c, rc.get_ref(), rank, &evidence, &defined) {
             classes.push(class);
         }
     }
@@ -333,7 +335,7 @@ fn class(
     raw: &RawClass,
     rank: usize,
     rules: &EvidenceRules,
-    notices: &BTreeMap<String, NoticeTemplate>,
+    notices: &BTreeSet<String>,
 ) -> Option<Class> {
     let name = c.non_empty(&raw.name, "name");
     let minimum = c.name::<AssuranceLevel>(&raw.minimum);
@@ -526,14 +528,14 @@ fn class(
         .chain(legacy.as_ref().map(|(s, _)| s))
         .any(|s| !s.notifiers.is_empty());
     match &raw.notice {
-        Some(t) if !notices.contains_key(t.get_ref()) => c.error(
+        Some(t) if !notices.contains(t.get_ref()) => c.error(
             &t.span(),
             E::UnknownTemplate {
                 class: name.clone(),
                 template: t.get_ref().clone(),
             },
         ),
-        None if uses_notifiers && !notices.contains_key("default") => {
+        None if uses_notifiers && !notices.contains("default") => {
             c.error(
                 &raw.name.span(),
                 E::MissingTemplate {

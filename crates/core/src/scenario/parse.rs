@@ -461,7 +461,7 @@ fn step(cx: &mut Ctx<'_>, n: usize, s: &S<RawStep>, clock: &mut Timestamp) -> Op
                 }
             }
         }
-        "handshake" => Action::Handshake(handshake(cx, n, r, device())?),
+        "handshake" => Action::Handshake(handshake(cx, n, r, &s.span(), device())?),
         "provider_check" => {
             let mut transports = BTreeMap::new();
             for (t, v) in [(Transport::Rcs, &r.rcs), (Transport::Sms, &r.sms)] {
@@ -550,7 +550,13 @@ fn labels(cx: &mut Ctx<'_>, r: &RawStep) -> Option<PlatformLabels> {
     })
 }
 
-fn handshake(cx: &mut Ctx<'_>, n: usize, r: &RawStep, device: String) -> Option<HandshakeStep> {
+fn handshake(
+    cx: &mut Ctx<'_>,
+    n: usize,
+    r: &RawStep,
+    span: &Range<usize>,
+    device: String,
+) -> Option<HandshakeStep> {
     let mut transports = BTreeMap::new();
     for (t, v) in [
         (Transport::Rcs, &r.rcs),
@@ -599,7 +605,7 @@ fn handshake(cx: &mut Ctx<'_>, n: usize, r: &RawStep, device: String) -> Option<
         [] => Delivery::Signed,
         [one] => *one,
         _ => {
-            cx.err(&(0..0), ScenarioErrorKind::TwoDeliveries { step: n });
+            cx.err(span, ScenarioErrorKind::TwoDeliveries { step: n });
             return None;
         }
     };

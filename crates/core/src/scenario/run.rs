@@ -77,6 +77,9 @@ struct Sim<'a> {
     nonces: u64,
     /// Messages awaiting the sender's confirmation, with the level confirmed.
     pending: BTreeMap<String, (MessageMeta, AssuranceLevel)>,
+    /// Every message sent, by id: a send that reuses an id re-decides that
+    /// message (a held message retried), keeping its acceptance time.
+    accepted: BTreeMap<String, (String, Timestamp)>,
     report: ScenarioReport,
 }
 
@@ -105,6 +108,7 @@ pub fn run(scenario: &Scenario, policy: &Policy) -> ScenarioReport {
         down: BTreeSet::new(),
         nonces: 0,
         pending: BTreeMap::new(),
+        accepted: BTreeMap::new(),
         report: ScenarioReport {
             rows: Vec::new(),
             events: Vec::new(),
@@ -149,10 +153,31 @@ impl Sim<'_> {
         step: &ScenarioStep,
         id: &str,
     ) -> Result<&mut DeviceEvidence, Box<Mismatch>> {
+        self.device_even_revoked(step, id).and_then(|d| {
+            if d.is_revoked() {
+                Err(mismatch(
+                    step,
+                    "device",
+                    format!("an active device `{id}`"),
+                    "it is revoked",
+                ))
+            } else {
+                Ok(d)
+            }
+        })
+    }
+
+    /// Handshakes reach revoked devices too, so that verification can
+    /// reject (and the audit record) them.
+    fn device_even_revoked(
+        &mut self,
+        step: &ScenarioStep,
+        id: &str,
+    ) -> Result<&mut DeviceEvidence, Box<Mismatch>> {
         self.recipient
             .devices
             .iter_mut()
-            .find(|d| d.id == id && !d.is_revoked())
+            .find(|d| d.id == id)
             .ok_or_else(|| {
                 mismatch(
                     step,
@@ -260,10 +285,24 @@ impl Sim<'_> {
                         .get(other)
                         .map_or(AssuranceLevel::None, |p| p.1),
                 });
+                let accepted_at = match self.accepted.get(&id) {
+                    Some((class, _)) if *class != s.class => {
+                        return Err(mismatch(
+                            step,
+                            "id",
+                            format!("message `{id}` re-sent with its class `{class}`"),
+                            format!("class `{}`", s.class),
+                        ));
+                    }
+                    Some((_, at)) => *at,
+                    None => self.now,
+                };
+                self.accepted
+                    .insert(id.clone(), (s.class.clone(), accepted_at));
                 let meta = MessageMeta {
                     id,
                     class: s.class.clone(),
-                    accepted_at: self.now,
+                    accepted_at,
                     confirmation,
                 };
                 self.send(step, meta, &s.expect)?;
@@ -317,7 +356,7 @@ impl Sim<'_> {
     fn handshake(&mut self, step: &ScenarioStep, h: &HandshakeStep) -> StepResult {
         let now = self.now;
         let policy_revision = h.policy_revision.unwrap_or(self.policy.revision());
-        let d = self.device_mut(step, &h.device)?;
+        let d = self.device_even_revoked(step, &h.device)?;
         let client = ClientInfo {
             name: h
                 .client
@@ -355,26 +394,6 @@ impl Sim<'_> {
                 (*t, rt)
             })
             .collect();
-
-        if h.delivery == Delivery::Unsigned {
-            for (t, r) in &transports {
-                d.transports.insert(
-                    *t,
-                    TransportEvidence {
-                        reachable: r.reachable,
-                        e2ee: r.e2ee,
-                        attested: r.attested,
-                        source: EvidenceSource::SelfReported,
-                        observed_at: now,
-                    },
-                );
-            }
-            self.event(
-                step.number,
-                format!("device `{}` self-reported its state (unsigned)", h.device),
-            );
-            return Ok(());
-        }
 
         self.nonces += 1;
         let nonce = handshake::hex(&Sha256::digest(format!(
@@ -420,12 +439,18 @@ impl Sim<'_> {
                 Some(&challenge),
                 now.plus(CHALLENGE_TTL).plus(Duration(1)),
             ),
-            Delivery::Signed | Delivery::Unsigned => {
-                (handshake::sign(&key, report), Some(&challenge), now)
-            }
+            Delivery::Unsigned => (
+                SignedReport {
+                    report,
+                    signature: String::new(),
+                },
+                Some(&challenge),
+                now,
+            ),
+            Delivery::Signed => (handshake::sign(&key, report), Some(&challenge), now),
         };
         let pk = key.verifying_key().to_bytes();
-        let d = self.device_mut(step, &h.device)?;
+        let d = self.device_even_revoked(step, &h.device)?;
         match handshake::verify(outstanding, &pk, d, &signed, at) {
             Ok(verified) => {
                 if h.delivery != Delivery::Signed {
