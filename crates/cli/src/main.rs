@@ -91,6 +91,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// Wall-clock time, read here and passed into the core as an input.
+fn now() -> ladder_core::Timestamp {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    ladder_core::Timestamp(secs)
+}
+
 fn policy_check(file: &Path, deny_warnings: bool) -> Result<ExitCode, CliError> {
     let text = read(file)?;
     let name = file.display().to_string();
@@ -99,8 +107,24 @@ fn policy_check(file: &Path, deny_warnings: bool) -> Result<ExitCode, CliError> 
             for w in &parsed.warnings {
                 eprintln!("{w}");
             }
+            // The core has no clock; the CLI does, so it can say which
+            // shipped overrides have already lapsed.
+            let now = now();
+            let mut expired = 0;
+            for o in parsed
+                .policy
+                .overrides()
+                .iter()
+                .filter(|o| !o.is_active(now))
+            {
+                eprintln!(
+                    "{name}: warning: override `{}` expired at {}; it no longer applies",
+                    o.id, o.expires
+                );
+                expired += 1;
+            }
             out!("ok: {}", parsed.policy.summary());
-            if deny_warnings && !parsed.warnings.is_empty() {
+            if deny_warnings && parsed.warnings.len() + expired > 0 {
                 eprintln!(
                     "error: {} warning(s) and --deny-warnings is set",
                     parsed.warnings.len()

@@ -30,6 +30,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
         return run_exhaustive(args);
     }
     let files = expand(&args.files)?;
+    if files.is_empty() {
+        eprintln!("error: no scenario files found (looked for `*.toml` in the given directories)");
+        return Ok(ExitCode::from(2));
+    }
     let mut sends = 0;
     for file in &files {
         match run_file(file, args.verbose)? {

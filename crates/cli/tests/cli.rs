@@ -516,3 +516,19 @@ fn help_and_version_exit_zero() {
         assert!(!run.stdout.is_empty());
     }
 }
+
+#[test]
+fn policy_check_warns_about_overrides_that_already_expired() {
+    let file = format!("{POLICIES}/expired-override.toml");
+    let run = ladder(&["policy", "check", &file]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(
+            "warning: override `old-advisory` expired at 2020-06-30T00:00:00Z; it no longer applies"
+        ),
+        "{}",
+        run.transcript()
+    );
+    let strict = ladder(&["policy", "check", "--deny-warnings", &file]);
+    assert_eq!(strict.code, 1, "{}", strict.transcript());
+}

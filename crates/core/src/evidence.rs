@@ -139,16 +139,31 @@ impl EvidenceRules {
     }
 
     /// Whether a fresh signed report is still usable on its own terms.
+    /// Once the policy names minimum client versions, a client it does not
+    /// name is stale too: deny by default, names compared without case.
     fn client_staleness(&self, client: Option<&ClientInfo>) -> Option<Staleness> {
         let client = client?;
-        if let Some(min) = self.min_client_version.get(&client.name)
-            && client.version < *min
-        {
-            return Some(Staleness::ClientBehindMinimum {
-                client: client.name.clone(),
-                version: client.version.clone(),
-                minimum: min.clone(),
-            });
+        if !self.min_client_version.is_empty() {
+            let minimum = self
+                .min_client_version
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(&client.name))
+                .map(|(_, v)| v);
+            match minimum {
+                None => {
+                    return Some(Staleness::ClientNotListed {
+                        client: client.name.clone(),
+                    });
+                }
+                Some(min) if client.version < *min => {
+                    return Some(Staleness::ClientBehindMinimum {
+                        client: client.name.clone(),
+                        version: client.version.clone(),
+                        minimum: min.clone(),
+                    });
+                }
+                Some(_) => {}
+            }
         }
         match self.min_policy_revision {
             Some(min) if client.policy_revision < min => Some(Staleness::PolicyRevisionBehind {

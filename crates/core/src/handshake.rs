@@ -55,12 +55,11 @@ pub struct DeviceReport {
 impl DeviceReport {
     /// The exact bytes signed: a context string, then canonical JSON (struct
     /// fields in declaration order, maps sorted).
-    pub fn signing_bytes(&self) -> Vec<u8> {
+    pub fn signing_bytes(&self) -> Result<Vec<u8>, HandshakeRejection> {
+        let body = serde_json::to_vec(self).map_err(|_| HandshakeRejection::Unencodable)?;
         let mut out = CONTEXT.to_vec();
-        // INVARIANT: a struct of strings, numbers and BTreeMaps always
-        // serialises; an empty body could never verify anyway.
-        out.extend(serde_json::to_vec(self).unwrap_or_default());
-        out
+        out.extend(body);
+        Ok(out)
     }
 }
 
@@ -72,12 +71,12 @@ pub struct SignedReport {
 }
 
 /// Signs a report, as the device client does.
-pub fn sign(key: &SigningKey, report: DeviceReport) -> SignedReport {
-    let sig = key.sign(&report.signing_bytes());
-    SignedReport {
+pub fn sign(key: &SigningKey, report: DeviceReport) -> Result<SignedReport, HandshakeRejection> {
+    let sig = key.sign(&report.signing_bytes()?);
+    Ok(SignedReport {
         report,
         signature: hex(&sig.to_bytes()),
-    }
+    })
 }
 
 /// Why a handshake was refused. Each is hostile or broken input, never an
@@ -99,6 +98,8 @@ pub enum HandshakeRejection {
     Unsigned,
     #[error("signature is not 64 hex-encoded bytes")]
     MalformedSignature,
+    #[error("the report cannot be encoded canonically")]
+    Unencodable,
     #[error("signature does not verify against the enrolled key of device `{device}`")]
     BadSignature { device: String },
 }
@@ -113,6 +114,7 @@ impl HandshakeRejection {
             HandshakeRejection::BadEnrolledKey { .. } => "bad_enrolled_key",
             HandshakeRejection::Unsigned => "unsigned",
             HandshakeRejection::MalformedSignature => "malformed_signature",
+            HandshakeRejection::Unencodable => "unencodable",
             HandshakeRejection::BadSignature { .. } => "bad_signature",
         }
     }
@@ -131,10 +133,15 @@ impl VerifiedReport {
         &self.report
     }
 
-    /// Records the report as the device's evidence, replacing what it said
-    /// before about each transport it reports.
+    /// Records the report as the device's evidence. A report is the
+    /// device's whole signed state: signed evidence it does not repeat is
+    /// dropped, so a partial re-handshake cannot carry older claims (or an
+    /// older client's claims) forward. Provider observations are kept.
     pub fn apply(&self, device: &mut DeviceEvidence) {
         device.client = Some(self.report.client.clone());
+        device
+            .transports
+            .retain(|_, t| t.source != EvidenceSource::SignedDeviceReport);
         for (t, r) in &self.report.transports {
             device.transports.insert(
                 *t,
@@ -192,7 +199,7 @@ pub fn verify(
         .and_then(|b| b.try_into().ok())
         .ok_or(HandshakeRejection::MalformedSignature)?;
     let sig = Signature::from_bytes(&sig_bytes);
-    key.verify_strict(&report.signing_bytes(), &sig)
+    key.verify_strict(&report.signing_bytes()?, &sig)
         .map_err(|_| HandshakeRejection::BadSignature {
             device: device.id.clone(),
         })?;
@@ -253,7 +260,7 @@ mod tests {
     #[test]
     fn a_correctly_signed_report_verifies_and_records_signed_evidence() {
         let (key, mut device, challenge, report) = setup();
-        let signed = sign(&key, report);
+        let signed = sign(&key, report).unwrap();
         let pk = key.verifying_key().to_bytes();
         let v = verify(Some(&challenge), &pk, &device, &signed, Timestamp(200)).unwrap();
         v.apply(&mut device);
@@ -264,17 +271,76 @@ mod tests {
     }
 
     #[test]
+    fn a_report_replaces_the_devices_whole_signed_state() {
+        let (key, mut device, challenge, mut report) = setup();
+        report.transports.insert(
+            Transport::Rcs,
+            ReportedTransport {
+                reachable: true,
+                e2ee: E2eeState::Verified,
+                attested: false,
+            },
+        );
+        let pk = key.verifying_key().to_bytes();
+        let first = sign(&key, report.clone()).unwrap();
+        verify(Some(&challenge), &pk, &device, &first, Timestamp(200))
+            .unwrap()
+            .apply(&mut device);
+        // A provider observation survives; signed claims not repeated do not.
+        device.transports.insert(
+            Transport::Sms,
+            TransportEvidence {
+                reachable: true,
+                e2ee: E2eeState::Absent,
+                attested: false,
+                source: EvidenceSource::ProviderCheck,
+                observed_at: Timestamp(250),
+            },
+        );
+        report.transports.remove(&Transport::Rcs);
+        let second = sign(&key, report).unwrap();
+        verify(Some(&challenge), &pk, &device, &second, Timestamp(300))
+            .unwrap()
+            .apply(&mut device);
+        assert!(
+            !device.transports.contains_key(&Transport::Rcs),
+            "old signed RCS claim carried forward"
+        );
+        assert!(device.transports.contains_key(&Transport::Sms));
+        assert_eq!(
+            device.transports[&Transport::InApp].observed_at,
+            Timestamp(300)
+        );
+    }
+
+    #[test]
+    fn unsigned_reports_are_rejected() {
+        let (key, device, challenge, report) = setup();
+        let unsigned = SignedReport {
+            report,
+            signature: String::new(),
+        };
+        let pk = key.verifying_key().to_bytes();
+        assert_eq!(
+            verify(Some(&challenge), &pk, &device, &unsigned, Timestamp(200))
+                .unwrap_err()
+                .code(),
+            "unsigned"
+        );
+    }
+
+    #[test]
     fn forged_tampered_replayed_and_expired_reports_are_rejected() {
         let (key, device, challenge, report) = setup();
         let pk = key.verifying_key().to_bytes();
-        let forged = sign(&SigningKey::from_bytes(&[8; 32]), report.clone());
+        let forged = sign(&SigningKey::from_bytes(&[8; 32]), report.clone()).unwrap();
         assert_eq!(
             verify(Some(&challenge), &pk, &device, &forged, Timestamp(200))
                 .unwrap_err()
                 .code(),
             "bad_signature"
         );
-        let mut tampered = sign(&key, report.clone());
+        let mut tampered = sign(&key, report.clone()).unwrap();
         tampered.report.transports.insert(
             Transport::Rcs,
             ReportedTransport {
@@ -289,7 +355,7 @@ mod tests {
                 .code(),
             "bad_signature"
         );
-        let good = sign(&key, report);
+        let good = sign(&key, report).unwrap();
         assert_eq!(
             verify(None, &pk, &device, &good, Timestamp(200))
                 .unwrap_err()

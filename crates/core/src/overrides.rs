@@ -21,7 +21,9 @@ pub enum OverrideEffect {
     Disable,
     /// E2EE evidence on the channel does not count; the path is `transport` at best.
     DistrustE2ee,
-    /// Steps above the first step with this container are skipped.
+    /// Steers traffic off the override's channel: for a class whose ladder
+    /// uses that channel above the first step with this container, every
+    /// step above that one is skipped. The forced step must still qualify.
     ForceStep(Container),
 }
 

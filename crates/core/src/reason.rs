@@ -25,6 +25,8 @@ pub enum Staleness {
         version: PlatformVersion,
         minimum: PlatformVersion,
     },
+    /// The policy sets minimum client versions and does not name this client.
+    ClientNotListed { client: String },
     /// The client supports an older policy revision than the policy requires.
     PolicyRevisionBehind { supported: u32, minimum: u32 },
 }
@@ -94,6 +96,8 @@ pub enum SkipReason {
     },
     /// This step already failed for this message.
     StepFailed { channel: Channel },
+    /// A later step failed for this message; a re-decision never climbs back.
+    AboveFailedStep { failed_step: usize },
     /// A portal needs someone to tell the recipient; none of its notifiers can.
     NoNotifierReachable { notifiers: Vec<Notifier> },
 }
@@ -117,12 +121,13 @@ impl SkipReason {
             SkipReason::BelowThreadFloor { .. } => "below_thread_floor",
             SkipReason::BelowMinimum { .. } => "below_minimum",
             SkipReason::StepFailed { .. } => "step_failed",
+            SkipReason::AboveFailedStep { .. } => "above_failed_step",
             SkipReason::NoNotifierReachable { .. } => "no_notifier_reachable",
         }
     }
 
     /// Every code, for validating scenario expectations.
-    pub const CODES: [&'static str; 16] = [
+    pub const CODES: [&'static str; 17] = [
         "evidence_missing",
         "evidence_stale",
         "evidence_unverified",
@@ -138,6 +143,7 @@ impl SkipReason {
         "below_thread_floor",
         "below_minimum",
         "step_failed",
+        "above_failed_step",
         "no_notifier_reachable",
     ];
 }
@@ -167,6 +173,10 @@ impl fmt::Display for SkipReason {
                 } => write!(
                     f,
                     "device `{device}` runs {client} {version}, behind the policy's minimum {minimum}; its {transport} evidence counts as stale"
+                ),
+                Staleness::ClientNotListed { client } => write!(
+                    f,
+                    "device `{device}` runs {client}, which the policy's minimum client versions do not name; its {transport} evidence counts as stale"
                 ),
                 Staleness::PolicyRevisionBehind { supported, minimum } => write!(
                     f,
@@ -239,6 +249,11 @@ impl fmt::Display for SkipReason {
             SkipReason::StepFailed { channel } => {
                 write!(f, "already failed on {channel} for this message")
             }
+            SkipReason::AboveFailedStep { failed_step } => write!(
+                f,
+                "step {} already failed for this message; a re-decision only moves down the ladder",
+                failed_step + 1
+            ),
             SkipReason::NoNotifierReachable { notifiers } => {
                 let names: Vec<&str> = notifiers.iter().map(|n| n.as_str()).collect();
                 write!(
@@ -247,6 +262,89 @@ impl fmt::Display for SkipReason {
                     names.join(", ")
                 )
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `CODES` is written by hand; this keeps it in step with `code()`.
+    #[test]
+    fn codes_list_every_reason_exactly_once() {
+        let t = Transport::Rcs;
+        let d = || "d".to_owned();
+        let all = [
+            SkipReason::EvidenceMissing { transport: t },
+            SkipReason::EvidenceStale {
+                device: d(),
+                transport: t,
+                staleness: Staleness::PolicyRevisionBehind {
+                    supported: 1,
+                    minimum: 2,
+                },
+            },
+            SkipReason::EvidenceUnverified {
+                device: d(),
+                transport: t,
+                source: EvidenceSource::SelfReported,
+            },
+            SkipReason::Unreachable {
+                device: d(),
+                transport: t,
+            },
+            SkipReason::DeviceRevoked { device: d() },
+            SkipReason::E2eeOnlyClaimed {
+                device: d(),
+                transport: t,
+            },
+            SkipReason::E2eeAbsent {
+                device: d(),
+                transport: t,
+            },
+            SkipReason::E2eeUnknown {
+                device: d(),
+                transport: t,
+            },
+            SkipReason::AttestationMissing {
+                device: d(),
+                transport: t,
+            },
+            SkipReason::OverrideDisabled {
+                override_id: d(),
+                channel: Channel::Rcs,
+            },
+            SkipReason::OverrideDistrustsE2ee {
+                override_id: d(),
+                channel: Channel::Rcs,
+            },
+            SkipReason::OverrideForcedStep {
+                override_id: d(),
+                container: Container::Portal,
+            },
+            SkipReason::BelowThreadFloor {
+                floor: AssuranceLevel::None,
+                evidence: AssuranceLevel::E2ee,
+            },
+            SkipReason::BelowMinimum {
+                assurance: AssuranceLevel::None,
+                required: AssuranceLevel::E2ee,
+            },
+            SkipReason::StepFailed {
+                channel: Channel::Rcs,
+            },
+            SkipReason::AboveFailedStep { failed_step: 1 },
+            SkipReason::NoNotifierReachable {
+                notifiers: vec![Notifier::SmsNotice],
+            },
+        ];
+        let codes: Vec<&str> = all.iter().map(SkipReason::code).collect();
+        assert_eq!(codes, SkipReason::CODES);
+        for r in &all {
+            let json = serde_json::to_value(r).unwrap();
+            assert_eq!(json["code"], r.code(), "serialised code of {r:?}");
+            assert!(!r.to_string().is_empty());
         }
     }
 }

@@ -51,10 +51,10 @@ impl Duration {
         Duration(s)
     }
     pub const fn hours(h: u64) -> Duration {
-        Duration(h * 3600)
+        Duration(h.saturating_mul(3600))
     }
     pub const fn days(d: u64) -> Duration {
-        Duration(d * 86_400)
+        Duration(d.saturating_mul(86_400))
     }
 }
 

@@ -57,6 +57,8 @@ fn regression_revoked_device_handshake_never_reached_verification() {
         r#"
 [[step]]
 add_device = "tablet"
+client = "acme-app"
+client_version = "5.3"
 [[step]]
 handshake = "tablet"
 in_app = "verified"
@@ -77,6 +79,8 @@ fn regression_floor_rose_after_a_handshake_that_reproved_only_one_transport() {
 [[step]]
 add_device = "phone"
 os = "android"
+client = "acme-app"
+client_version = "5.3"
 [[step]]
 handshake = "phone"
 rcs = "verified"
@@ -90,9 +94,12 @@ expect_floor = "transport"
 [[step]]
 advance = "2h"
 [[step]]
+# Re-proves SMS only: its older RCS claim is gone, not carried forward.
 handshake = "phone"
 sms = "reachable"
-expect_floor = "transport"
+expect_floor = "none"
+[[step]]
+advance = "1m"
 [[step]]
 handshake = "phone"
 rcs = "verified"
@@ -109,6 +116,8 @@ fn regression_unsigned_report_overwrote_signed_evidence() {
 [[step]]
 add_device = "phone"
 os = "android"
+client = "acme-app"
+client_version = "5.3"
 [[step]]
 handshake = "phone"
 rcs = "verified"

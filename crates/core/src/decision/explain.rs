@@ -130,6 +130,14 @@ pub fn explain(d: &Decision) -> String {
                         rs.join("; ")
                     )
                 }
+                Note::ConfirmationForOtherContainer { confirmed, route } => writeln!(
+                    s,
+                    "  - the sender confirmed delivery over {confirmed}, not {route}; a new confirmation is needed"
+                ),
+                Note::LegacyOverridden { override_id } => writeln!(
+                    s,
+                    "  - override `{override_id}` forces this class off its legacy route; enforcement applied"
+                ),
                 Note::ForceNotInLadder {
                     override_id,
                     container,

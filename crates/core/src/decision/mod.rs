@@ -26,11 +26,14 @@ use crate::time::Timestamp;
 pub use explain::explain;
 use steps::Context;
 
-/// The sender's confirmation of a downgrade, bound to one message and the
-/// level the sender accepted.
+/// The sender's confirmation of a downgrade, bound to one message, the
+/// container the sender was shown and the level the sender accepted. It
+/// covers that container at that level or better, and nothing else: a
+/// confirmation for the portal does not authorise RCS without E2EE.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmation {
     pub message_id: String,
+    pub container: Container,
     pub assurance: AssuranceLevel,
 }
 
@@ -164,6 +167,16 @@ pub enum Note {
         confirmed: AssuranceLevel,
         route: AssuranceLevel,
     },
+    /// The confirmation was for another container.
+    ConfirmationForOtherContainer {
+        confirmed: Container,
+        route: Container,
+    },
+    /// An emergency override forces this observing class off its legacy
+    /// route; enforcement applied.
+    LegacyOverridden {
+        override_id: String,
+    },
     /// The legacy route could not carry the payload at the class minimum,
     /// so the observing class followed enforcement for this message.
     LegacyRouteUnavailable {
@@ -235,6 +248,8 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
     };
     let mut notes = Vec::new();
     let forced_from = forced_index(&ctx, class, &mut notes);
+    // A re-decision after a failure only moves down the ladder.
+    let lowest_failed = input.failed.iter().filter_map(|f| f.step).max();
 
     let mut steps = Vec::new();
     let mut chosen: Option<Route> = None;
@@ -252,6 +267,16 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
                         .ladder
                         .get(*from)
                         .map_or(step.container, |s| s.container),
+                },
+            );
+        }
+        if let Some(failed) = lowest_failed
+            && index < failed
+        {
+            eval.reasons.insert(
+                0,
+                SkipReason::AboveFailedStep {
+                    failed_step: failed,
                 },
             );
         }
@@ -300,20 +325,33 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
 
     let (outcome, enforced) = match (class.mode, &class.legacy) {
         (Mode::Observe, Some(legacy)) => {
-            let eval = ctx.evaluate(None, legacy, class.minimum);
-            match eval.assurance {
-                Some(assurance) if eval.reasons.is_empty() => (
-                    Outcome::Deliver {
-                        route: Route {
-                            step: None,
-                            container: legacy.container,
-                            notifier: eval.notifier,
-                            assurance,
-                        },
-                    },
-                    Some(enforced),
-                ),
-                _ => {
+            let eval = ctx.evaluate(None, legacy, class.required(legacy));
+            match (&forced_from, eval.assurance) {
+                (Some((_, id)), _) => {
+                    notes.push(Note::LegacyOverridden {
+                        override_id: id.clone(),
+                    });
+                    (enforced.clone(), Some(enforced))
+                }
+                (None, Some(assurance)) if eval.reasons.is_empty() => {
+                    let route = Route {
+                        step: None,
+                        container: legacy.container,
+                        notifier: eval.notifier,
+                        assurance,
+                    };
+                    let outcome = match (downgrade_of(&route), class.confirm_downgrade) {
+                        (Some(d), true) if !confirmed(input.message, &route, &mut notes) => {
+                            Outcome::ConfirmationRequired {
+                                route,
+                                label: d.from,
+                            }
+                        }
+                        _ => Outcome::Deliver { route },
+                    };
+                    (outcome, Some(enforced))
+                }
+                (None, _) => {
                     notes.push(Note::LegacyRouteUnavailable {
                         reasons: eval.reasons,
                     });
@@ -348,6 +386,11 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
 }
 
 /// The ladder index a force override sends this class to, if any applies.
+///
+/// A force override steers traffic off its `channel`: it applies to a class
+/// whose ladder uses that channel (as container or notifier) above the forced
+/// container, for recipients with a matching device — or any recipient when
+/// it names no labels, so that a recipient with no devices cannot escape it.
 fn forced_index(
     ctx: &Context<'_>,
     class: &Class,
@@ -357,20 +400,29 @@ fn forced_index(
         let OverrideEffect::ForceStep(container) = o.effect else {
             continue;
         };
-        let applies = o.is_active(ctx.now)
-            && ctx
-                .recipient
-                .active_devices()
-                .any(|d| o.matcher.matches(&d.labels));
-        if !applies {
+        let matches = o.is_active(ctx.now)
+            && (o.matcher.is_empty()
+                || ctx
+                    .recipient
+                    .active_devices()
+                    .any(|d| o.matcher.matches(&d.labels)));
+        if !matches {
             continue;
         }
+        let uses_channel = |s: &crate::policy::Step| {
+            s.container.channel() == o.channel
+                || s.notifiers.iter().any(|n| n.channel() == o.channel)
+        };
         match class.ladder.iter().position(|s| s.container == container) {
-            Some(i) => return Some((i, o.id.clone())),
-            None => notes.push(Note::ForceNotInLadder {
+            Some(i) if class.ladder.iter().take(i).any(uses_channel) => {
+                return Some((i, o.id.clone()));
+            }
+            Some(_) => {}
+            None if class.ladder.iter().any(uses_channel) => notes.push(Note::ForceNotInLadder {
                 override_id: o.id.clone(),
                 container,
             }),
+            None => {}
         }
     }
     None
@@ -384,6 +436,13 @@ fn confirmed(message: &MessageMeta, route: &Route, notes: &mut Vec<Note>) -> boo
     if c.message_id != message.id {
         notes.push(Note::ConfirmationForOtherMessage {
             bound_to: c.message_id.clone(),
+        });
+        return false;
+    }
+    if route.container != c.container {
+        notes.push(Note::ConfirmationForOtherContainer {
+            confirmed: c.container,
+            route: route.container,
         });
         return false;
     }

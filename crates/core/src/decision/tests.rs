@@ -314,6 +314,7 @@ fn a_downgrade_below_the_last_label_needs_confirmation_bound_to_the_message() {
     let mut other = msg("payroll");
     other.confirmation = Some(Confirmation {
         message_id: "m0".into(),
+        container: Container::Portal,
         assurance: AssuranceLevel::None,
     });
     let d = decide(
@@ -336,6 +337,7 @@ fn a_downgrade_below_the_last_label_needs_confirmation_bound_to_the_message() {
     let mut mine = msg("payroll");
     mine.confirmation = Some(Confirmation {
         message_id: "m1".into(),
+        container: Container::Portal,
         assurance: AssuranceLevel::None,
     });
     let d = decide(
@@ -511,4 +513,187 @@ fn explanation_names_every_skipped_step_and_its_code() {
     );
     let text = explain(&d);
     insta::assert_snapshot!(text.replace(d.policy_version.short(), "<version>"));
+}
+
+fn decide_with(
+    m: &MessageMeta,
+    r: &RecipientEvidence,
+    t: &ThreadFloor,
+    overrides: &[Override],
+    failed: &[FailedAttempt],
+) -> Decision {
+    decide(
+        &policy(),
+        &DecisionInput {
+            message: m,
+            recipient: r,
+            thread: t,
+            overrides,
+            failed,
+            now: NOW,
+        },
+    )
+    .unwrap()
+}
+
+fn force(channel: Channel, to: Container) -> Override {
+    Override {
+        id: "force".into(),
+        channel,
+        matcher: LabelMatch {
+            os: Some("ios".into()),
+            ..Default::default()
+        },
+        effect: OverrideEffect::ForceStep(to),
+        reason: "r".into(),
+        author: "a".into(),
+        expires: Timestamp(NOW.0 + 60),
+    }
+}
+
+#[test]
+fn a_confirmation_covers_only_the_container_it_was_given_for() {
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Absent, false, NOW)),
+        None,
+    )]);
+    let t = thread(AssuranceLevel::Transport, Some(AssuranceLevel::E2ee));
+    let mut m = msg("payroll");
+    m.confirmation = Some(Confirmation {
+        message_id: "m1".into(),
+        container: Container::Rcs,
+        assurance: AssuranceLevel::Transport,
+    });
+    let d = decide_with(&m, &r, &t, &[], &[]);
+    assert_eq!(d.outcome.code(), "confirmation_required");
+    assert!(d.notes.contains(&Note::ConfirmationForOtherContainer {
+        confirmed: Container::Rcs,
+        route: Container::Portal
+    }));
+}
+
+#[test]
+fn force_step_steers_only_classes_that_use_the_overrides_channel() {
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Verified, false, NOW)),
+        None,
+    )]);
+    let t = thread(AssuranceLevel::E2ee, None);
+    // Steer iOS traffic off RCS: the notice class goes to the portal.
+    let d = run(
+        "notice",
+        &r,
+        &t,
+        &[force(Channel::Rcs, Container::Portal)],
+        &[],
+    );
+    assert_eq!(codes(&d, 0), ["override_forced_step"]);
+    assert_eq!(d.outcome.route().unwrap().container, Container::Portal);
+    // An override about push does not touch a ladder that never uses push.
+    let d = run(
+        "notice",
+        &r,
+        &t,
+        &[force(Channel::Push, Container::Portal)],
+        &[],
+    );
+    assert_eq!(d.outcome.route().unwrap().container, Container::Rcs);
+}
+
+#[test]
+fn a_re_decision_after_a_failure_never_climbs_back_up() {
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Verified, false, NOW)),
+        None,
+    )]);
+    let t = thread(AssuranceLevel::E2ee, None);
+    // The portal's SMS notice failed; RCS (above it) would qualify again.
+    let failed = [FailedAttempt {
+        step: Some(1),
+        channel: Channel::Sms,
+    }];
+    let d = run("notice", &r, &t, &[], &failed);
+    assert_eq!(codes(&d, 0), ["above_failed_step"]);
+    assert_eq!(d.outcome, Outcome::Block);
+}
+
+#[test]
+fn observe_mode_obeys_force_overrides_and_downgrade_confirmation() {
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Absent, false, NOW)),
+        Some(signed(E2eeState::Verified, false, NOW)),
+    )]);
+    let t = thread(AssuranceLevel::E2ee, None);
+    let d = run(
+        "rollout",
+        &r,
+        &t,
+        &[force(Channel::InApp, Container::Portal)],
+        &[],
+    );
+    assert!(matches!(&d.notes[..], [Note::LegacyOverridden { .. }]));
+    assert_eq!(d.outcome.route().unwrap().container, Container::Portal);
+
+    let text = POLICY.replace(
+        "mode = \"observe\"",
+        "mode = \"observe\"\nconfirm_downgrade = true",
+    );
+    let p = Policy::parse(&text, "t.toml").unwrap().policy;
+    let labelled = thread(AssuranceLevel::E2ee, Some(AssuranceLevel::E2ee));
+    let m = msg("rollout");
+    let d = decide(
+        &p,
+        &DecisionInput {
+            message: &m,
+            recipient: &r,
+            thread: &labelled,
+            overrides: &[],
+            failed: &[],
+            now: NOW,
+        },
+    )
+    .unwrap();
+    assert_eq!(d.outcome.code(), "confirmation_required");
+    assert_eq!(d.outcome.route().unwrap().container, Container::Rcs);
+}
+
+#[test]
+fn clients_the_policy_does_not_name_count_as_stale() {
+    let mut p = phone(Some(signed(E2eeState::Verified, false, NOW)), None);
+    p.client = Some(ClientInfo {
+        name: "APP".into(),
+        version: "2.1".parse().unwrap(),
+        policy_revision: 2,
+    });
+    let d = run(
+        "payroll",
+        &recipient(vec![p.clone()]),
+        &thread(AssuranceLevel::E2ee, None),
+        &[],
+        &[],
+    );
+    assert_eq!(
+        d.outcome.route().unwrap().container,
+        Container::Rcs,
+        "names compare without case"
+    );
+    p.client = Some(ClientInfo {
+        name: "other".into(),
+        version: "9.0".parse().unwrap(),
+        policy_revision: 2,
+    });
+    let d = run(
+        "payroll",
+        &recipient(vec![p]),
+        &thread(AssuranceLevel::E2ee, None),
+        &[],
+        &[],
+    );
+    assert!(matches!(
+        &d.steps[0].skipped[0],
+        SkipReason::EvidenceStale {
+            staleness: crate::reason::Staleness::ClientNotListed { .. },
+            ..
+        }
+    ));
 }

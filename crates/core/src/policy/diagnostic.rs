@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::assurance::{AssuranceLevel, Claim, Container, EvidenceSource, UnknownName};
 use crate::time::{Duration, TimeError};
@@ -25,47 +26,52 @@ impl fmt::Display for Location {
     }
 }
 
-/// Maps byte offsets in a source text to lines and columns.
+/// Maps byte offsets in a source text to lines and columns (columns count
+/// characters, not bytes, so they match what an editor shows).
 #[derive(Debug, Clone)]
 pub struct SourceMap {
+    text: Arc<str>,
     line_starts: Vec<usize>,
     /// Added to every offset, for a policy embedded in a scenario file.
     base: usize,
-    full_starts: Option<Vec<usize>>,
 }
 
 impl SourceMap {
     pub fn new(text: &str) -> SourceMap {
-        SourceMap {
-            line_starts: line_starts(text),
-            base: 0,
-            full_starts: None,
-        }
+        SourceMap::embedded(text, 0)
     }
 
     /// For text that sits at byte `base` inside `outer`: locations are
     /// reported in `outer`'s lines and columns.
     pub fn embedded(outer: &str, base: usize) -> SourceMap {
         SourceMap {
-            line_starts: Vec::new(),
+            text: outer.into(),
+            line_starts: line_starts(outer),
             base,
-            full_starts: Some(line_starts(outer)),
         }
     }
 
     pub fn locate(&self, offset: usize) -> Location {
-        let starts = self.full_starts.as_ref().unwrap_or(&self.line_starts);
         let offset = offset + self.base;
-        let line = starts.partition_point(|s| *s <= offset).max(1);
-        let start = starts.get(line - 1).copied().unwrap_or(0);
+        let line = self.line_starts.partition_point(|s| *s <= offset).max(1);
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        let column = self
+            .text
+            .get(start..offset.min(self.text.len()))
+            .map_or(offset - start, |t| t.chars().count());
         Location {
             line,
-            column: offset - start + 1,
+            column: column + 1,
         }
     }
 
     pub fn locate_span(&self, span: &Range<usize>) -> Location {
         self.locate(span.start)
+    }
+
+    /// The source text under a span, for messages that must name it.
+    pub fn snippet(&self, span: &Range<usize>) -> Option<&str> {
+        self.text.get(span.start + self.base..span.end + self.base)
     }
 }
 
@@ -75,18 +81,27 @@ fn line_starts(text: &str) -> Vec<usize> {
         .collect()
 }
 
-/// What is wrong with a policy. Each variant is a distinct mistake a tenant
-/// can make; none is an internal error.
+/// What is wrong with a policy. Each variant but `Internal` is a distinct
+/// mistake a tenant can make.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyErrorKind {
     #[error("{0}")]
     Syntax(String),
+    /// A bug in ladder, not in the policy.
+    #[error("internal error: {0}; please report this bug")]
+    Internal(String),
     #[error(transparent)]
     UnknownName(#[from] UnknownName),
     #[error(transparent)]
     Time(#[from] TimeError),
     #[error(transparent)]
     Version(#[from] VersionError),
+    #[error(
+        "{what} `{given}` is not valid: use up to 64 ASCII letters, digits, `_`, `-` or `.`, starting with a letter or digit"
+    )]
+    InvalidName { what: &'static str, given: String },
+    #[error("`{field}` must be longer than zero")]
+    ZeroDuration { field: &'static str },
     #[error("`{field}` must not be empty")]
     EmptyField { field: &'static str },
     #[error("the policy defines no class; add at least one `[[class]]`")]
@@ -169,6 +184,10 @@ pub enum PolicyErrorKind {
         "unknown override effect `{given}`; expected one of: disable, distrust_e2ee, force_step"
     )]
     UnknownEffect { given: String },
+    #[error(
+        "override `{id}` steers traffic off channel `{container}` onto `{container}` and could never apply; set `channel` to the channel to steer away from"
+    )]
+    ForceOntoOwnChannel { id: String, container: Container },
     #[error("override `{id}` needs an expiry: set `expires` to a date-time with an offset")]
     OverrideWithoutExpiry { id: String },
     #[error("override `{id}` sets both `expires` and `expires_in`; keep one")]
@@ -220,8 +239,8 @@ pub enum PolicyWarningKind {
         origin: EvidenceSource,
         fresh_for: Duration,
     },
-    #[error("`hold_for` is set but class `{class}` does not hold")]
-    HoldForUnused { class: String },
+    #[error("`{field}` is set but class `{class}` does not hold")]
+    HoldSettingUnused { class: String, field: &'static str },
     #[error("override `{id}` matches no platform label: it applies to every device on its channel")]
     OverrideMatchesAll { id: String },
     #[error(
@@ -245,6 +264,10 @@ pub enum PolicyWarningKind {
     },
     #[error("no evidence source verifies `e2ee`: every payload will travel at `transport` at best")]
     NoE2eeSource,
+    #[error(
+        "classes use different notice templates ({templates}); whoever carries a notice can tell those classes apart by its wording"
+    )]
+    DistinctNoticeTemplates { templates: String },
 }
 
 /// A diagnostic pinned to a place in a named source.

@@ -23,7 +23,7 @@ pub use diagnostic::{
     PolicyWarningKind, SourceMap,
 };
 pub use notice::{NoticeTemplate, NoticeVariable, RenderedNotice};
-pub(crate) use validate::{Checker, parse_override};
+pub(crate) use validate::{Checker, parse_override, syntax_message};
 
 use crate::assurance::{AssuranceLevel, Container, Mode, Notifier};
 use crate::evidence::EvidenceRules;
@@ -156,15 +156,12 @@ impl Policy {
         validate::parse(text, source_name, map)
     }
 
-    fn seal(mut self) -> Policy {
-        // INVARIANT: serialising plain data (strings, numbers, BTreeMaps) to
-        // JSON cannot fail; an empty digest input would still give a stable,
-        // distinct version.
-        let canonical = serde_json::to_vec(&self).unwrap_or_default();
+    fn seal(mut self) -> Result<Policy, serde_json::Error> {
+        let canonical = serde_json::to_vec(&self)?;
         let digest = Sha256::digest(&canonical);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         self.version = PolicyVersion(format!("sha256:{hex}").into());
-        self
+        Ok(self)
     }
 
     pub fn tenant(&self) -> &str {

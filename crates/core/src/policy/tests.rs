@@ -176,3 +176,59 @@ fn warnings_flag_legal_but_suspicious_choices() {
             .any(|w| matches!(w.kind, PolicyWarningKind::LegacyIgnored { .. }))
     );
 }
+
+#[test]
+fn templates_cannot_name_a_class_with_spaces_for_underscores() {
+    let class = CLASS.replace("name = \"notice\"", "name = \"legal_notice\"");
+    let (kind, _) = first_error(&format!(
+        "[[notice]]\nname = \"x\"\ntext = \"{{tenant}}: a new Legal Notice. {{link}}\"\n{class}"
+    ));
+    assert!(
+        matches!(kind, PolicyErrorKind::TemplateMentionsClass { ref class, .. } if class == "legal_notice")
+    );
+}
+
+#[test]
+fn names_are_plain_identifiers_and_durations_positive() {
+    let (kind, _) = first_error(&CLASS.replace("name = \"notice\"", "name = \"no tice\""));
+    assert_eq!(
+        kind.to_string(),
+        "class name `no tice` is not valid: use up to 64 ASCII letters, digits, `_`, `-` or `.`, starting with a letter or digit"
+    );
+    let (kind, _) = first_error(&CLASS.replace("retention = \"30d\"", "retention = \"0s\""));
+    assert_eq!(kind, PolicyErrorKind::ZeroDuration { field: "retention" });
+}
+
+#[test]
+fn a_force_override_must_steer_off_another_channel() {
+    let o = "[[override]]\nid = \"o\"\nchannel = \"portal\"\neffect = \"force_step\"\nforce = \"portal\"\nreason = \"r\"\nauthor = \"a\"\nexpires = 2027-01-01T00:00:00Z\n";
+    let (kind, _) = first_error(&format!("{CLASS}{o}"));
+    assert!(matches!(kind, PolicyErrorKind::ForceOntoOwnChannel { .. }));
+}
+
+#[test]
+fn distinct_templates_per_class_are_flagged() {
+    let second = CLASS
+        .replace("name = \"notice\"", "name = \"other\"")
+        .replace("on_exhausted", "notice = \"alt\"\non_exhausted");
+    let text = format!(
+        "[[notice]]\nname = \"alt\"\ntext = \"From {{tenant}}: {{link}}\"\n{CLASS}{second}"
+    );
+    let w = with(&text).unwrap().warnings;
+    assert!(
+        w.iter()
+            .any(|w| matches!(w.kind, PolicyWarningKind::DistinctNoticeTemplates { .. }))
+    );
+}
+
+#[test]
+fn error_columns_count_characters_not_bytes() {
+    let e = Policy::parse("display_name = \"é\" x\n", "p.toml").unwrap_err();
+    assert_eq!(
+        e.0[0].location,
+        Location {
+            line: 1,
+            column: 20
+        }
+    );
+}

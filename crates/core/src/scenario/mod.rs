@@ -40,6 +40,8 @@
 //! `confirm = "m1"` (the sender confirms that message). Any step may carry
 //! `expect_floor`.
 
+mod check;
+mod fields;
 mod parse;
 mod run;
 

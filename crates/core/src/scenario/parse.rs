@@ -8,16 +8,16 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Action, Delivery, Expect, HandshakeStep, Reported, Scenario, ScenarioStep, SendStep};
-use crate::assurance::{AssuranceLevel, Channel, E2eeState, Transport};
-use crate::evidence::PlatformLabels;
+use super::fields::{expect, handshake, labels};
+use super::{Action, Scenario, ScenarioStep, SendStep};
+use crate::assurance::{AssuranceLevel, Channel, Transport};
 use crate::policy::raw::RawOverride;
-use crate::policy::{Checker, Location, PolicyErrorKind, SourceMap, parse_override};
-use crate::reason::SkipReason;
+use crate::policy::{
+    Checker, Location, PolicyErrorKind, SourceMap, parse_override, syntax_message,
+};
 use crate::time::{Duration, Timestamp};
-use crate::version::PlatformVersion;
 
-type S<T> = Spanned<T>;
+pub(super) type S<T> = Spanned<T>;
 
 /// Where the scenario's policy comes from.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ pub enum ScenarioErrorKind {
         action: &'static str,
         allowed: String,
     },
-    #[error("step {step}: `{field}` must be one of {expected}, not `{given}`")]
+    #[error("step {step}: `{field}` must be {expected}, not `{given}`")]
     BadValue {
         step: usize,
         field: String,
@@ -106,61 +106,61 @@ struct RawRecipient {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawStep {
-    add_device: Option<S<String>>,
-    update_device: Option<S<String>>,
-    handshake: Option<S<String>>,
-    provider_check: Option<S<String>>,
-    revoke_device: Option<S<String>>,
-    remove_device: Option<S<String>>,
-    advance: Option<S<String>>,
-    set_override: Option<S<RawOverride>>,
-    clear_override: Option<S<String>>,
-    provider_down: Option<S<String>>,
-    provider_up: Option<S<String>>,
-    send: Option<S<String>>,
-    confirm: Option<S<String>>,
+pub(super) struct RawStep {
+    pub(super) add_device: Option<S<String>>,
+    pub(super) update_device: Option<S<String>>,
+    pub(super) handshake: Option<S<String>>,
+    pub(super) provider_check: Option<S<String>>,
+    pub(super) revoke_device: Option<S<String>>,
+    pub(super) remove_device: Option<S<String>>,
+    pub(super) advance: Option<S<String>>,
+    pub(super) set_override: Option<S<RawOverride>>,
+    pub(super) clear_override: Option<S<String>>,
+    pub(super) provider_down: Option<S<String>>,
+    pub(super) provider_up: Option<S<String>>,
+    pub(super) send: Option<S<String>>,
+    pub(super) confirm: Option<S<String>>,
 
-    os: Option<S<String>>,
-    os_version: Option<S<String>>,
-    client: Option<S<String>>,
-    client_version: Option<S<String>>,
-    carrier: Option<S<String>>,
+    pub(super) os: Option<S<String>>,
+    pub(super) os_version: Option<S<String>>,
+    pub(super) client: Option<S<String>>,
+    pub(super) client_version: Option<S<String>>,
+    pub(super) carrier: Option<S<String>>,
 
-    rcs: Option<S<String>>,
-    in_app: Option<S<String>>,
-    sms: Option<S<String>>,
-    push: Option<S<String>>,
-    attested: Option<S<bool>>,
-    policy_revision: Option<S<u32>>,
-    signed: Option<S<bool>>,
-    forged: Option<S<bool>>,
-    replay: Option<S<bool>>,
-    late: Option<S<bool>>,
-    expect_rejected: Option<S<String>>,
+    pub(super) rcs: Option<S<String>>,
+    pub(super) in_app: Option<S<String>>,
+    pub(super) sms: Option<S<String>>,
+    pub(super) push: Option<S<String>>,
+    pub(super) attested: Option<S<bool>>,
+    pub(super) policy_revision: Option<S<u32>>,
+    pub(super) signed: Option<S<bool>>,
+    pub(super) forged: Option<S<bool>>,
+    pub(super) replay: Option<S<bool>>,
+    pub(super) late: Option<S<bool>>,
+    pub(super) expect_rejected: Option<S<String>>,
 
-    id: Option<S<String>>,
-    confirmation_of: Option<S<String>>,
-    expect: Option<S<RawExpect>>,
-    expect_floor: Option<S<String>>,
+    pub(super) id: Option<S<String>>,
+    pub(super) confirmation_of: Option<S<String>>,
+    pub(super) expect: Option<S<RawExpect>>,
+    pub(super) expect_floor: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawExpect {
-    outcome: Option<S<String>>,
-    route: Option<S<String>>,
-    assurance: Option<S<String>>,
-    downgrade: Option<bool>,
-    floor: Option<S<String>>,
-    enforced: Option<S<String>>,
+pub(super) struct RawExpect {
+    pub(super) outcome: Option<S<String>>,
+    pub(super) route: Option<S<String>>,
+    pub(super) assurance: Option<S<String>>,
+    pub(super) downgrade: Option<bool>,
+    pub(super) floor: Option<S<String>>,
+    pub(super) enforced: Option<S<String>>,
     #[serde(default)]
-    skips: BTreeMap<String, S<toml::Value>>,
+    pub(super) skips: BTreeMap<String, S<toml::Value>>,
 }
 
 const ACTIONS: &str = "add_device, update_device, handshake, provider_check, revoke_device, remove_device, advance, set_override, clear_override, provider_down, provider_up, send, confirm";
 const LABELS: &[&str] = &["os", "os_version", "client", "client_version", "carrier"];
-const OUTCOMES: [&str; 5] = [
+pub(super) const OUTCOMES: [&str; 5] = [
     "deliver",
     "confirmation_required",
     "hold",
@@ -168,14 +168,14 @@ const OUTCOMES: [&str; 5] = [
     "block",
 ];
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     name: &'a str,
-    map: SourceMap,
-    errors: Vec<ScenarioError>,
+    pub(super) map: SourceMap,
+    pub(super) errors: Vec<ScenarioError>,
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, span: &Range<usize>, kind: ScenarioErrorKind) {
+    pub(super) fn err(&mut self, span: &Range<usize>, kind: ScenarioErrorKind) {
         self.errors.push(ScenarioError {
             source_name: self.name.to_owned(),
             location: self.map.locate_span(span),
@@ -183,17 +183,27 @@ impl Ctx<'_> {
         });
     }
 
-    fn level(&mut self, step: usize, field: &str, v: &S<String>) -> Option<AssuranceLevel> {
+    pub(super) fn level(
+        &mut self,
+        step: usize,
+        field: &str,
+        v: &S<String>,
+    ) -> Option<AssuranceLevel> {
         match v.get_ref().parse() {
             Ok(l) => Some(l),
             Err(_) => {
-                self.bad(step, field, v, "none, transport, e2ee, e2ee_attested");
+                self.bad(
+                    step,
+                    field,
+                    v,
+                    "one of: none, transport, e2ee, e2ee_attested",
+                );
                 None
             }
         }
     }
 
-    fn bad(&mut self, step: usize, field: &str, v: &S<String>, expected: &str) {
+    pub(super) fn bad(&mut self, step: usize, field: &str, v: &S<String>, expected: &str) {
         self.err(
             &v.span(),
             ScenarioErrorKind::BadValue {
@@ -205,7 +215,7 @@ impl Ctx<'_> {
         );
     }
 
-    fn parsed<T: std::str::FromStr>(&mut self, v: &S<String>) -> Option<T>
+    pub(super) fn parsed<T: std::str::FromStr>(&mut self, v: &S<String>) -> Option<T>
     where
         PolicyErrorKind: From<T::Err>,
     {
@@ -234,7 +244,7 @@ pub fn parse_scenario(text: &str, source_name: &str) -> Result<Scenario, Vec<Sce
         Err(e) => {
             cx.err(
                 &e.span().unwrap_or(0..0),
-                ScenarioErrorKind::Syntax(e.message().trim().to_owned()),
+                ScenarioErrorKind::Syntax(syntax_message(&e, &cx.map)),
             );
             return Err(cx.errors);
         }
@@ -354,6 +364,12 @@ fn step(cx: &mut Ctx<'_>, n: usize, s: &S<RawStep>, clock: &mut Timestamp) -> Op
         .iter()
         .find(|(k, _)| *k == action_name)
         .and_then(|(_, v)| v.as_ref());
+    if let Some(v) = value
+        && v.get_ref().trim().is_empty()
+    {
+        cx.bad(n, action_name, v, "a non-empty name");
+        return None;
+    }
 
     // Which optional fields each action takes.
     let allowed: &[&str] = match action_name {
@@ -444,24 +460,25 @@ fn step(cx: &mut Ctx<'_>, n: usize, s: &S<RawStep>, clock: &mut Timestamp) -> Op
         .expect_floor
         .as_ref()
         .and_then(|v| cx.level(n, "expect_floor", v));
-    let device = || value.map(|v| v.get_ref().clone()).unwrap_or_default();
+    // The action's own value: a device, class, message or override name.
+    let action_value = || value.map(|v| v.get_ref().clone()).unwrap_or_default();
 
     let action = match action_name {
         "add_device" | "update_device" => {
             let labels = labels(cx, r)?;
             if action_name == "add_device" {
                 Action::AddDevice {
-                    device: device(),
+                    device: action_value(),
                     labels,
                 }
             } else {
                 Action::UpdateDevice {
-                    device: device(),
+                    device: action_value(),
                     labels,
                 }
             }
         }
-        "handshake" => Action::Handshake(handshake(cx, n, r, &s.span(), device())?),
+        "handshake" => Action::Handshake(handshake(cx, n, r, &s.span(), action_value())?),
         "provider_check" => {
             let mut transports = BTreeMap::new();
             for (t, v) in [(Transport::Rcs, &r.rcs), (Transport::Sms, &r.sms)] {
@@ -470,19 +487,23 @@ fn step(cx: &mut Ctx<'_>, n: usize, s: &S<RawStep>, clock: &mut Timestamp) -> Op
                         "reachable" => transports.insert(t, true),
                         "unreachable" => transports.insert(t, false),
                         _ => {
-                            cx.bad(n, t.as_str(), v, "reachable, unreachable");
+                            cx.bad(n, t.as_str(), v, "one of: reachable, unreachable");
                             return None;
                         }
                     };
                 }
             }
             Action::ProviderCheck {
-                device: device(),
+                device: action_value(),
                 transports,
             }
         }
-        "revoke_device" => Action::RevokeDevice { device: device() },
-        "remove_device" => Action::RemoveDevice { device: device() },
+        "revoke_device" => Action::RevokeDevice {
+            device: action_value(),
+        },
+        "remove_device" => Action::RemoveDevice {
+            device: action_value(),
+        },
         "advance" => {
             let d: Duration = cx.parsed(value?)?;
             *clock = clock.plus(d);
@@ -502,7 +523,7 @@ fn step(cx: &mut Ctx<'_>, n: usize, s: &S<RawStep>, clock: &mut Timestamp) -> Op
             }
             Action::SetOverride(Box::new(o?))
         }
-        "clear_override" => Action::ClearOverride(device()),
+        "clear_override" => Action::ClearOverride(action_value()),
         "provider_down" | "provider_up" => {
             let c: Channel = cx.parsed(value?)?;
             if action_name == "provider_down" {
@@ -512,13 +533,13 @@ fn step(cx: &mut Ctx<'_>, n: usize, s: &S<RawStep>, clock: &mut Timestamp) -> Op
             }
         }
         "send" => Action::Send(SendStep {
-            class: device(),
+            class: action_value(),
             id: r.id.as_ref().map(|v| v.get_ref().clone()),
             confirmation_of: r.confirmation_of.as_ref().map(|v| v.get_ref().clone()),
             expect: expect(cx, n, r.expect.as_ref())?,
         }),
         "confirm" => Action::Confirm {
-            id: device(),
+            id: action_value(),
             expect: expect(cx, n, r.expect.as_ref())?,
         },
         _ => return None,
@@ -528,154 +549,5 @@ fn step(cx: &mut Ctx<'_>, n: usize, s: &S<RawStep>, clock: &mut Timestamp) -> Op
         location: cx.map.locate_span(&s.span()),
         action,
         expect_floor,
-    })
-}
-
-fn labels(cx: &mut Ctx<'_>, r: &RawStep) -> Option<PlatformLabels> {
-    let text = |v: &Option<S<String>>| v.as_ref().map(|s| s.get_ref().clone());
-    let mut version = |v: &Option<S<String>>| -> Result<Option<PlatformVersion>, ()> {
-        match v {
-            None => Ok(None),
-            Some(s) => cx.parsed::<PlatformVersion>(s).map(Some).ok_or(()),
-        }
-    };
-    let os_version = version(&r.os_version);
-    let client_version = version(&r.client_version);
-    Some(PlatformLabels {
-        os: text(&r.os),
-        os_version: os_version.ok()?,
-        client: text(&r.client),
-        client_version: client_version.ok()?,
-        carrier: text(&r.carrier),
-    })
-}
-
-fn handshake(
-    cx: &mut Ctx<'_>,
-    n: usize,
-    r: &RawStep,
-    span: &Range<usize>,
-    device: String,
-) -> Option<HandshakeStep> {
-    let mut transports = BTreeMap::new();
-    for (t, v) in [
-        (Transport::Rcs, &r.rcs),
-        (Transport::InApp, &r.in_app),
-        (Transport::Sms, &r.sms),
-        (Transport::Push, &r.push),
-    ] {
-        let Some(v) = v else { continue };
-        let reported = match v.get_ref().as_str() {
-            "reachable" if !t.can_carry_e2ee() => Reported::Reachable,
-            "unreachable" => Reported::Unreachable,
-            s if t.can_carry_e2ee() => match s.parse::<E2eeState>() {
-                Ok(e) => Reported::E2ee(e),
-                Err(_) => {
-                    cx.bad(
-                        n,
-                        t.as_str(),
-                        v,
-                        "verified, claimed, absent, unknown, unreachable",
-                    );
-                    return None;
-                }
-            },
-            _ => {
-                cx.bad(n, t.as_str(), v, "reachable, unreachable");
-                return None;
-            }
-        };
-        transports.insert(t, reported);
-    }
-    let flag = |v: &Option<S<bool>>| v.as_ref().is_some_and(|b| *b.get_ref());
-    let mut deliveries = Vec::new();
-    if r.signed.as_ref().is_some_and(|b| !*b.get_ref()) {
-        deliveries.push(Delivery::Unsigned);
-    }
-    if flag(&r.forged) {
-        deliveries.push(Delivery::Forged);
-    }
-    if flag(&r.replay) {
-        deliveries.push(Delivery::Replay);
-    }
-    if flag(&r.late) {
-        deliveries.push(Delivery::Late);
-    }
-    let delivery = match deliveries.as_slice() {
-        [] => Delivery::Signed,
-        [one] => *one,
-        _ => {
-            cx.err(span, ScenarioErrorKind::TwoDeliveries { step: n });
-            return None;
-        }
-    };
-    let client_version = match &r.client_version {
-        Some(v) => Some(cx.parsed::<PlatformVersion>(v)?),
-        None => None,
-    };
-    Some(HandshakeStep {
-        device,
-        transports,
-        attested: flag(&r.attested),
-        client: r.client.as_ref().map(|v| v.get_ref().clone()),
-        client_version,
-        policy_revision: r.policy_revision.as_ref().map(|v| *v.get_ref()),
-        delivery,
-        expect_rejected: r.expect_rejected.as_ref().map(|v| v.get_ref().clone()),
-    })
-}
-
-fn expect(cx: &mut Ctx<'_>, n: usize, raw: Option<&S<RawExpect>>) -> Option<Expect> {
-    let Some(raw) = raw else {
-        return Some(Expect::default());
-    };
-    let r = raw.get_ref();
-    let before = cx.errors.len();
-    if let Some(o) = &r.outcome
-        && !OUTCOMES.contains(&o.get_ref().as_str())
-    {
-        cx.bad(n, "expect.outcome", o, &OUTCOMES.join(", "));
-    }
-    let assurance = r
-        .assurance
-        .as_ref()
-        .and_then(|v| cx.level(n, "expect.assurance", v));
-    let floor = r
-        .floor
-        .as_ref()
-        .and_then(|v| cx.level(n, "expect.floor", v));
-    let mut skips = BTreeMap::new();
-    for (key, v) in &r.skips {
-        let codes: Vec<String> = match v.get_ref() {
-            toml::Value::String(s) => vec![s.clone()],
-            toml::Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
-        for code in &codes {
-            if !SkipReason::CODES.contains(&code.as_str()) {
-                cx.err(
-                    &v.span(),
-                    ScenarioErrorKind::BadValue {
-                        step: n,
-                        field: format!("expect.skips.{key}"),
-                        given: code.clone(),
-                        expected: SkipReason::CODES.join(", "),
-                    },
-                );
-            }
-        }
-        skips.insert(key.clone(), codes);
-    }
-    (cx.errors.len() == before).then(|| Expect {
-        outcome: r.outcome.as_ref().map(|v| v.get_ref().clone()),
-        route: r.route.as_ref().map(|v| v.get_ref().clone()),
-        assurance,
-        downgrade: r.downgrade,
-        floor,
-        enforced: r.enforced.as_ref().map(|v| v.get_ref().clone()),
-        skips,
     })
 }

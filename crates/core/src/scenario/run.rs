@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
+use super::check::{check, row};
 use super::{Action, Delivery, Expect, HandshakeStep, Reported, Scenario, ScenarioStep};
-use crate::assurance::{AssuranceLevel, Channel, E2eeState, EvidenceSource, Transport};
+use crate::assurance::{AssuranceLevel, Channel, Container, E2eeState, EvidenceSource, Transport};
 use crate::decision::{
     Confirmation, Decision, DecisionInput, FailedAttempt, MessageMeta, Outcome, decide,
 };
@@ -75,8 +76,8 @@ struct Sim<'a> {
     overrides: Vec<Override>,
     down: BTreeSet<Channel>,
     nonces: u64,
-    /// Messages awaiting the sender's confirmation, with the level confirmed.
-    pending: BTreeMap<String, (MessageMeta, AssuranceLevel)>,
+    /// Messages awaiting the sender's confirmation, with what was shown.
+    pending: BTreeMap<String, (MessageMeta, Container, AssuranceLevel)>,
     /// Every message sent, by id: a send that reuses an id re-decides that
     /// message (a held message retried), keeping its acceptance time.
     accepted: BTreeMap<String, (String, Timestamp)>,
@@ -125,9 +126,9 @@ pub fn run(scenario: &Scenario, policy: &Policy) -> ScenarioReport {
     sim.report
 }
 
-type StepResult = Result<(), Box<Mismatch>>;
+pub(super) type StepResult = Result<(), Box<Mismatch>>;
 
-fn mismatch(
+pub(super) fn mismatch(
     step: &ScenarioStep,
     field: &str,
     expected: impl ToString,
@@ -278,12 +279,14 @@ impl Sim<'_> {
             }
             Action::Send(s) => {
                 let id = s.id.clone().unwrap_or_else(|| format!("m{n}"));
-                let confirmation = s.confirmation_of.as_ref().map(|other| Confirmation {
-                    message_id: other.clone(),
-                    assurance: self
-                        .pending
-                        .get(other)
-                        .map_or(AssuranceLevel::None, |p| p.1),
+                // A confirmation token issued for another message.
+                let confirmation = s.confirmation_of.as_ref().map(|other| {
+                    let shown = self.pending.get(other);
+                    Confirmation {
+                        message_id: other.clone(),
+                        container: shown.map_or(Container::Portal, |p| p.1),
+                        assurance: shown.map_or(AssuranceLevel::None, |p| p.2),
+                    }
                 });
                 let accepted_at = match self.accepted.get(&id) {
                     Some((class, _)) if *class != s.class => {
@@ -308,7 +311,7 @@ impl Sim<'_> {
                 self.send(step, meta, &s.expect)?;
             }
             Action::Confirm { id, expect } => {
-                let Some((mut meta, assurance)) = self.pending.get(id).cloned() else {
+                let Some((mut meta, container, assurance)) = self.pending.get(id).cloned() else {
                     return Err(mismatch(
                         step,
                         "confirm",
@@ -318,16 +321,26 @@ impl Sim<'_> {
                 };
                 meta.confirmation = Some(Confirmation {
                     message_id: id.clone(),
+                    container,
                     assurance,
                 });
                 self.send(step, meta, expect)?;
             }
         }
         self.observe_floor(n);
-        if let (Some(want), Some(t)) = (step.expect_floor, &self.thread)
-            && t.floor != want
-        {
-            return Err(mismatch(step, "floor", want, t.floor));
+        match (step.expect_floor, &self.thread) {
+            (Some(want), Some(t)) if t.floor != want => {
+                return Err(mismatch(step, "floor", want, t.floor));
+            }
+            (Some(want), None) => {
+                return Err(mismatch(
+                    step,
+                    "floor",
+                    want,
+                    "no thread yet (a thread opens at its first send)",
+                ));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -417,9 +430,13 @@ impl Sim<'_> {
             .get(&h.device)
             .cloned()
             .unwrap_or_else(|| device_key(&h.device, "device key"));
+        let sign = |key: &SigningKey, report| {
+            handshake::sign(key, report)
+                .map_err(|e| mismatch(step, "handshake", "a report the device can sign", e))
+        };
         let (signed, outstanding, at) = match h.delivery {
             Delivery::Forged => (
-                handshake::sign(&device_key(&h.device, "forger"), report),
+                sign(&device_key(&h.device, "forger"), report)?,
                 Some(&challenge),
                 now,
             ),
@@ -435,7 +452,7 @@ impl Sim<'_> {
                 }
             },
             Delivery::Late => (
-                handshake::sign(&key, report),
+                sign(&key, report)?,
                 Some(&challenge),
                 now.plus(CHALLENGE_TTL).plus(Duration(1)),
             ),
@@ -447,7 +464,7 @@ impl Sim<'_> {
                 Some(&challenge),
                 now,
             ),
-            Delivery::Signed => (handshake::sign(&key, report), Some(&challenge), now),
+            Delivery::Signed => (sign(&key, report)?, Some(&challenge), now),
         };
         let pk = key.verifying_key().to_bytes();
         let d = self.device_even_revoked(step, &h.device)?;
@@ -618,8 +635,10 @@ impl Sim<'_> {
             );
         }
         if let Outcome::ConfirmationRequired { route, .. } = &d.outcome {
-            self.pending
-                .insert(meta.id.clone(), (meta.clone(), route.assurance));
+            self.pending.insert(
+                meta.id.clone(),
+                (meta.clone(), route.container, route.assurance),
+            );
         } else {
             self.pending.remove(&meta.id);
         }
@@ -629,115 +648,4 @@ impl Sim<'_> {
         self.report.decisions.push(d);
         checked
     }
-}
-
-fn outcome_text(o: &Outcome) -> (String, String, String) {
-    match o.route() {
-        Some(r) => (o.code().to_owned(), r.name(), r.assurance.to_string()),
-        None => (o.code().to_owned(), "-".into(), "-".into()),
-    }
-}
-
-fn row(step: usize, d: &Decision) -> Row {
-    let (outcome, route, assurance) = outcome_text(&d.outcome);
-    let skips: Vec<String> = d
-        .steps
-        .iter()
-        .filter(|v| !v.skipped.is_empty())
-        .map(|v| {
-            let codes: Vec<&str> = v.skipped.iter().map(|r| r.code()).collect();
-            format!("{}:{}", v.route, codes.join("/"))
-        })
-        .collect();
-    Row {
-        step,
-        message: d.message_id.clone(),
-        class: d.class.clone(),
-        outcome,
-        route,
-        assurance,
-        floor: d.thread.after.floor,
-        downgrade: d.downgrade.is_some(),
-        enforced: d.enforced.as_ref().map(|e| match e.route() {
-            Some(r) if matches!(e, Outcome::Deliver { .. }) => r.name(),
-            _ => e.code().to_owned(),
-        }),
-        skips: skips.join(" "),
-    }
-}
-
-fn route_matches(want: &str, o: &Outcome) -> bool {
-    match o.route() {
-        Some(r) => r.name() == want || r.container.as_str() == want,
-        None => false,
-    }
-}
-
-fn check(step: &ScenarioStep, e: &Expect, d: &Decision) -> StepResult {
-    let fail = |field: &str, expected: String, actual: String| {
-        let mut m = mismatch(step, field, expected, actual);
-        m.explanation = Some(crate::decision::explain(d));
-        Err(m)
-    };
-    let (outcome, route, assurance) = outcome_text(&d.outcome);
-    if let Some(want) = &e.outcome
-        && *want != outcome
-    {
-        return fail("outcome", want.clone(), outcome);
-    }
-    if let Some(want) = &e.route
-        && !route_matches(want, &d.outcome)
-    {
-        return fail("route", want.clone(), route);
-    }
-    if let Some(want) = e.assurance
-        && want.as_str() != assurance
-    {
-        return fail("assurance", want.to_string(), assurance);
-    }
-    if let Some(want) = e.downgrade
-        && want != d.downgrade.is_some()
-    {
-        return fail(
-            "downgrade",
-            want.to_string(),
-            d.downgrade.is_some().to_string(),
-        );
-    }
-    if let Some(want) = e.floor
-        && want != d.thread.after.floor
-    {
-        return fail("floor", want.to_string(), d.thread.after.floor.to_string());
-    }
-    if let Some(want) = &e.enforced {
-        let actual = d.enforced.as_ref();
-        let ok = actual.is_some_and(|o| o.code() == want || route_matches(want, o));
-        if !ok {
-            return fail(
-                "enforced",
-                want.clone(),
-                actual.map_or("(not observing)".into(), |o| outcome_text(o).1),
-            );
-        }
-    }
-    for (key, codes) in &e.skips {
-        let verdict = d
-            .steps
-            .iter()
-            .find(|v| v.route == *key || v.route.split('+').next() == Some(key.as_str()));
-        let actual: Vec<&str> = verdict
-            .map(|v| v.skipped.iter().map(|r| r.code()).collect())
-            .unwrap_or_default();
-        for code in codes {
-            if !actual.contains(&code.as_str()) {
-                let got = match verdict {
-                    None => "step not evaluated".to_owned(),
-                    Some(_) if actual.is_empty() => "chosen, not skipped".to_owned(),
-                    Some(_) => actual.join(", "),
-                };
-                return fail(&format!("skips.{key}"), code.clone(), got);
-            }
-        }
-    }
-    Ok(())
 }
