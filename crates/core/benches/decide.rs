@@ -119,3 +119,19 @@ fn policy_parse(b: divan::Bencher) {
         Policy::parse(divan::black_box(POLICY), "acme.toml").map(|p| p.policy.version().clone())
     });
 }
+
+/// The thread-floor assessment alone, which every decision starts with.
+#[divan::bench]
+fn floor_assessment(b: divan::Bencher) {
+    let policy = Policy::parse(POLICY, "acme.toml").unwrap().policy;
+    let recipient = three_devices(E2eeState::Verified);
+    let overrides: Vec<_> = policy.overrides().iter().collect();
+    b.bench(|| {
+        ladder_core::thread::assess(
+            policy.evidence(),
+            divan::black_box(&recipient),
+            &overrides,
+            NOW,
+        )
+    });
+}
