@@ -215,7 +215,7 @@ fn run_exhaustive(args: &Args) -> Result<ExitCode, CliError> {
         }
     };
     let report = exhaustive::check(&policy, &name);
-    out!(
+    let summary = format!(
         "checked {} states ({} decisions) of policy {} against invariants 1-3",
         report.states,
         report.decisions,
@@ -223,11 +223,12 @@ fn run_exhaustive(args: &Args) -> Result<ExitCode, CliError> {
     );
     match report.counterexample {
         None => {
-            out!("no counterexample found");
+            out!("{summary}\nno counterexample found");
             Ok(ExitCode::SUCCESS)
         }
         Some(c) => {
-            eprintln!("COUNTEREXAMPLE: {}", c.violation);
+            // stdout carries only the scenario, so it can be saved and run.
+            eprintln!("{summary}\nCOUNTEREXAMPLE: {}", c.violation);
             out!("{}", c.scenario);
             Ok(ExitCode::from(1))
         }

@@ -532,3 +532,24 @@ fn policy_check_warns_about_overrides_that_already_expired() {
     let strict = ladder(&["policy", "check", "--deny-warnings", &file]);
     assert_eq!(strict.code, 1, "{}", strict.transcript());
 }
+
+#[test]
+fn exhaustive_check_of_a_valid_policy_counts_states_and_finds_nothing() {
+    let file = format!("{POLICIES}/valid.toml");
+    let run = ladder(&["simulate", "--exhaustive", &file]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let states: u64 = run
+        .stdout
+        .strip_prefix("checked ")
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(states > 10_000, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("no counterexample found"),
+        "{}",
+        run.transcript()
+    );
+    let two = ladder(&["simulate", "--exhaustive", &file, &file]);
+    assert_eq!(two.code, 2, "{}", two.transcript());
+}

@@ -91,13 +91,15 @@ impl NoticeTemplate {
         RenderedNotice(out)
     }
 
-    /// The template's fixed text, for checks that it names no class.
+    /// The template's fixed text, for checks that it names no class. Each
+    /// variable stands as a space: whatever it renders to may end a word, so
+    /// `from{tenant}payroll` must read as naming `payroll`.
     pub fn literal_text(&self) -> String {
         self.parts
             .iter()
-            .filter_map(|p| match p {
-                Part::Text(t) => Some(t.as_str()),
-                Part::Var(_) => None,
+            .map(|p| match p {
+                Part::Text(t) => t.as_str(),
+                Part::Var(_) => " ",
             })
             .collect()
     }

@@ -232,3 +232,13 @@ fn error_columns_count_characters_not_bytes() {
         }
     );
 }
+
+#[test]
+fn regression_class_name_glued_to_a_variable_escaped_the_template_check() {
+    let (kind, _) = first_error(&format!(
+        "[[notice]]\nname = \"x\"\ntext = \"New secure message from{{tenant}}notice: {{link}}\"\n{CLASS}"
+    ));
+    assert!(
+        matches!(kind, PolicyErrorKind::TemplateMentionsClass { ref class, .. } if class == "notice")
+    );
+}

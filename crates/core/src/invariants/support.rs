@@ -1,0 +1,290 @@
+//! An independent recomputation of what the evidence supports for each
+//! route, which the invariant checks hold decisions to.
+
+use super::*;
+
+pub(super) enum Support {
+    Level(AssuranceLevel),
+    NoVerifiedPath,
+    Disabled(String),
+}
+
+pub(super) struct World<'a> {
+    pub(super) rules: &'a EvidenceRules,
+    pub(super) recipient: &'a RecipientEvidence,
+    pub(super) overrides: &'a [&'a Override],
+    pub(super) now: Timestamp,
+}
+
+impl World<'_> {
+    pub(super) fn active_disable(&self, channel: Channel) -> impl Iterator<Item = &Override> {
+        self.overrides.iter().copied().filter(move |o| {
+            o.effect == OverrideEffect::Disable && o.channel == channel && o.is_active(self.now)
+        })
+    }
+
+    /// A recipient-level channel (portal, e-mail) is off when an active
+    /// override names no labels or matches any active device.
+    pub(super) fn recipient_disabled(&self, channel: Channel) -> Option<String> {
+        self.active_disable(channel)
+            .find(|o| {
+                o.matcher.is_empty()
+                    || self
+                        .recipient
+                        .active_devices()
+                        .any(|d| o.matcher.matches(&d.labels))
+            })
+            .map(|o| o.id.clone())
+    }
+
+    /// A device channel is off when an active override matches an active
+    /// device that has evidence for it.
+    pub(super) fn device_disabled(&self, transport: Transport) -> Option<String> {
+        let channel = transport.channel();
+        self.recipient
+            .active_devices()
+            .filter(|d| d.transports.contains_key(&transport))
+            .find_map(|d| {
+                self.active_disable(channel)
+                    .find(|o| o.matcher.matches(&d.labels))
+                    .map(|o| o.id.clone())
+            })
+    }
+
+    /// Every active device that may receive over `transport` counts: a
+    /// verified reachable one at its credited level, one whose evidence is
+    /// stale or unverified at `transport` at best. A device with no evidence,
+    /// or fresh evidence that it is unreachable, does not receive it.
+    pub(super) fn transport_support(&self, transport: Transport) -> Support {
+        if let Some(id) = self.device_disabled(transport) {
+            return Support::Disabled(id);
+        }
+        let mut reachable: Option<AssuranceLevel> = None;
+        let mut doubtful = false;
+        for d in self.recipient.active_devices() {
+            match credit(self.rules, d, transport, self.overrides, self.now) {
+                Credit::Reachable { level, .. } => {
+                    reachable = Some(reachable.map_or(level, |r| r.min(level)));
+                }
+                Credit::Unusable(
+                    SkipReason::EvidenceMissing { .. }
+                    | SkipReason::Unreachable { .. }
+                    | SkipReason::OverrideDisabled { .. },
+                ) => {}
+                Credit::Unusable(_) => doubtful = true,
+            }
+        }
+        match reachable {
+            None => Support::NoVerifiedPath,
+            Some(l) if doubtful => Support::Level(l.min(AssuranceLevel::Transport)),
+            Some(l) => Support::Level(l),
+        }
+    }
+
+    pub(super) fn support(&self, container: Container) -> Support {
+        match container {
+            Container::Rcs => self.transport_support(Transport::Rcs),
+            Container::InApp => self.transport_support(Transport::InApp),
+            Container::Sms => match self.transport_support(Transport::Sms) {
+                Support::Level(_) => Support::Level(AssuranceLevel::None),
+                other => other,
+            },
+            Container::Portal => match self.recipient_disabled(Channel::Portal) {
+                Some(id) => Support::Disabled(id),
+                None => Support::Level(AssuranceLevel::Transport),
+            },
+        }
+    }
+
+    /// The minimum over active devices of each device's best verified level
+    /// over the payload-carrying transports; `none` without active devices.
+    pub(super) fn assessed_level(&self) -> AssuranceLevel {
+        self.recipient
+            .active_devices()
+            .map(|d| {
+                [Transport::InApp, Transport::Rcs, Transport::Sms]
+                    .iter()
+                    .filter_map(|t| credit(self.rules, d, *t, self.overrides, self.now).level())
+                    .max()
+                    .unwrap_or(AssuranceLevel::None)
+            })
+            .min()
+            .unwrap_or(AssuranceLevel::None)
+    }
+
+    /// The floor a decision must apply: the thread's floor, brought down to
+    /// what the devices verifiably support, and to `transport` when a device
+    /// was revoked since the floor was set.
+    pub(super) fn effective_floor(&self, thread: &ThreadFloor) -> AssuranceLevel {
+        let mut floor = thread.floor.min(self.assessed_level());
+        let revoked_since = self
+            .recipient
+            .devices
+            .iter()
+            .any(|d| d.revoked_at.is_some_and(|at| at >= thread.since));
+        if revoked_since && thread.floor > AssuranceLevel::Transport {
+            floor = floor.min(AssuranceLevel::Transport);
+        }
+        floor
+    }
+
+    pub(super) fn notifier_problem(&self, notifier: Notifier) -> Option<String> {
+        let via = |t: Transport| {
+            let ok = self.recipient.active_devices().any(|d| {
+                matches!(
+                    credit(self.rules, d, t, self.overrides, self.now),
+                    Credit::Reachable { .. }
+                )
+            });
+            (!ok).then(|| format!("no active device is verifiably reachable over {t}"))
+        };
+        match notifier {
+            Notifier::RcsNotice => via(Transport::Rcs),
+            Notifier::SmsNotice => via(Transport::Sms),
+            Notifier::PushNotice => via(Transport::Push),
+            Notifier::EmailNotice => {
+                if let Some(id) = self.recipient_disabled(Channel::Email) {
+                    return Some(format!("override `{id}` disables e-mail"));
+                }
+                let fresh = self.recipient.email.as_ref().is_some_and(|e| {
+                    self.rules.sources.get(&e.source).is_some_and(|r| {
+                        r.verifies.contains(&Claim::Reachable)
+                            && self.now < e.observed_at.plus(r.fresh_for)
+                    })
+                });
+                (!fresh).then(|| "no fresh, verified e-mail address on file".to_owned())
+            }
+        }
+    }
+
+    pub(super) fn check_route(
+        &self,
+        class: &Class,
+        failed: &[FailedAttempt],
+        floor: AssuranceLevel,
+        route: &Route,
+        outcome: &'static str,
+    ) -> Result<(), Violation> {
+        let name = route.name();
+        let not_in_policy = |why: String| Violation::RouteNotInPolicy {
+            outcome,
+            class: class.name.clone(),
+            route: name.clone(),
+            why,
+        };
+        // The step the route claims to be, and what it requires.
+        let (step, required) = match route.step {
+            Some(i) => match class.ladder.get(i) {
+                Some(s) => (s, class.required(s)),
+                None => return Err(not_in_policy(format!("the ladder has no step {i}"))),
+            },
+            None => match &class.legacy {
+                Some(s) if class.mode == crate::assurance::Mode::Observe => (s, class.required(s)),
+                _ => {
+                    return Err(not_in_policy(
+                        "a legacy route, but the class does not observe one".to_owned(),
+                    ));
+                }
+            },
+        };
+        if step.container != route.container {
+            return Err(not_in_policy(format!(
+                "its step carries `{}`",
+                step.container
+            )));
+        }
+        match route.notifier {
+            Some(n) if !step.notifiers.contains(&n) => {
+                return Err(not_in_policy(format!("its step has no notifier `{n}`")));
+            }
+            None if route.container.needs_notifier() => {
+                return Err(not_in_policy(format!(
+                    "`{}` needs a notifier and none was chosen",
+                    route.container
+                )));
+            }
+            _ => {}
+        }
+
+        if route.assurance < required {
+            return Err(Violation::BelowMinimum {
+                outcome,
+                class: class.name.clone(),
+                route: name,
+                assurance: route.assurance,
+                required,
+            });
+        }
+
+        let step_name = || route.step.map_or("legacy".to_owned(), |i| i.to_string());
+        // After a failure a re-decision only moves down the same ladder.
+        if let (Some(i), Some(failed_step)) =
+            (route.step, failed.iter().filter_map(|f| f.step).max())
+            && i < failed_step
+        {
+            return Err(Violation::AboveFailedStep {
+                outcome,
+                route: name,
+                step: i,
+                failed_step,
+            });
+        }
+        let used =
+            std::iter::once(route.container.channel()).chain(route.notifier.map(Notifier::channel));
+        for channel in used {
+            if failed.contains(&FailedAttempt {
+                step: route.step,
+                channel,
+            }) {
+                return Err(Violation::FailedStepReused {
+                    outcome,
+                    route: name,
+                    step: step_name(),
+                    channel,
+                });
+            }
+        }
+
+        let evidence = match self.support(route.container) {
+            Support::Disabled(override_id) => {
+                return Err(Violation::DisabledByOverride {
+                    outcome,
+                    route: name,
+                    channel: route.container.channel(),
+                    override_id,
+                });
+            }
+            Support::NoVerifiedPath => {
+                return Err(Violation::NoVerifiedPath {
+                    outcome,
+                    route: name,
+                    container: route.container,
+                });
+            }
+            Support::Level(l) => l,
+        };
+        let supported = evidence.min(floor.max(AssuranceLevel::Transport));
+        if route.assurance > supported {
+            return Err(Violation::AboveEvidence {
+                outcome,
+                route: name,
+                claimed: route.assurance,
+                supported,
+                evidence,
+                floor,
+            });
+        }
+
+        if let Some(n) = route.notifier
+            && let Some(why) = self.notifier_problem(n)
+        {
+            return Err(Violation::NotifierUnusable {
+                outcome,
+                route: name,
+                notifier: n,
+                why,
+            });
+        }
+        Ok(())
+    }
+}

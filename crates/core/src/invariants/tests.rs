@@ -1,0 +1,211 @@
+//! Tests of the invariant checks.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::assurance::{E2eeState, EvidenceSource};
+use crate::decision::{MessageMeta, decide};
+use crate::evidence::{ClientInfo, DeviceEvidence, PlatformLabels, TransportEvidence};
+
+const NOW: Timestamp = Timestamp(1_798_761_600);
+
+fn policy(extra: &str) -> Policy {
+    let text = format!(
+        r#"
+tenant = "t"
+display_name = "Acme Corp."
+[evidence]
+[[evidence.source]]
+source = "signed_device_report"
+verifies = ["reachable", "e2ee", "attestation"]
+fresh_for = "7d"
+[[evidence.source]]
+source = "provider_check"
+verifies = ["reachable"]
+fresh_for = "24h"
+{extra}
+[[class]]
+name = "payroll"
+minimum = "transport"
+retention = "30d"
+on_exhausted = "block"
+ladder = [
+  {{ container = "rcs", require = "e2ee" }},
+  {{ container = "portal", notifiers = ["sms_notice"] }},
+]
+"#
+    );
+    Policy::parse(&text, "test.toml").unwrap().policy
+}
+
+fn phone(rcs: E2eeState) -> RecipientEvidence {
+    let mut d = DeviceEvidence::new("phone", PlatformLabels::default(), Timestamp(0));
+    d.client = Some(ClientInfo {
+        name: "app".into(),
+        version: "1.0".parse().unwrap(),
+        policy_revision: 1,
+    });
+    let ev = |e2ee, source| TransportEvidence {
+        reachable: true,
+        e2ee,
+        attested: false,
+        source,
+        observed_at: NOW,
+    };
+    d.transports = BTreeMap::from([
+        (Transport::Rcs, ev(rcs, EvidenceSource::SignedDeviceReport)),
+        (
+            Transport::Sms,
+            ev(E2eeState::Unknown, EvidenceSource::ProviderCheck),
+        ),
+    ]);
+    RecipientEvidence {
+        devices: vec![d],
+        email: None,
+    }
+}
+
+fn meta() -> MessageMeta {
+    MessageMeta {
+        id: "m1".into(),
+        class: "payroll".into(),
+        accepted_at: NOW,
+        confirmation: None,
+    }
+}
+
+#[test]
+fn real_decisions_pass_and_tampered_ones_are_caught() {
+    let p = policy("[[notice]]\nname = \"default\"\ntext = \"New message from {tenant}: {link}\"");
+    let recipient = phone(E2eeState::Verified);
+    let thread = ThreadFloor {
+        floor: AssuranceLevel::E2ee,
+        since: Timestamp(0),
+        label: None,
+    };
+    let m = meta();
+    let input = DecisionInput {
+        message: &m,
+        recipient: &recipient,
+        thread: &thread,
+        overrides: &[],
+        failed: &[],
+        now: NOW,
+    };
+    let d = decide(&p, &input).unwrap();
+    assert_eq!(d.outcome.route().unwrap().assurance, AssuranceLevel::E2ee);
+    check_decision(&p, &input, &d).unwrap();
+
+    // Claiming more than the evidence supports.
+    let mut forged = d.clone();
+    if let Outcome::Deliver { route } = &mut forged.outcome {
+        route.assurance = AssuranceLevel::E2eeAttested;
+    }
+    let v = check_decision(&p, &input, &forged).unwrap_err();
+    assert!(matches!(v, Violation::AboveEvidence { .. }), "{v}");
+    assert_eq!(v.invariant(), 1);
+
+    // Re-using a failed step.
+    let failed = [FailedAttempt {
+        step: Some(0),
+        channel: Channel::Rcs,
+    }];
+    let with_failure = DecisionInput {
+        failed: &failed,
+        ..input
+    };
+    let v = check_decision(&p, &with_failure, &d).unwrap_err();
+    assert!(matches!(v, Violation::FailedStepReused { .. }), "{v}");
+
+    // Raising the floor.
+    let mut raised = d.clone();
+    raised.thread.after.floor = AssuranceLevel::E2eeAttested;
+    let v = check_decision(&p, &input, &raised).unwrap_err();
+    assert!(matches!(v, Violation::FloorRaised { .. }), "{v}");
+    assert_eq!(v.invariant(), 3);
+}
+
+#[test]
+fn a_low_floor_caps_what_a_route_may_claim() {
+    let p = policy("[[notice]]\nname = \"default\"\ntext = \"New message from {tenant}: {link}\"");
+    let recipient = phone(E2eeState::Verified);
+    let thread = ThreadFloor {
+        floor: AssuranceLevel::Transport,
+        since: Timestamp(0),
+        label: None,
+    };
+    let m = meta();
+    let input = DecisionInput {
+        message: &m,
+        recipient: &recipient,
+        thread: &thread,
+        overrides: &[],
+        failed: &[],
+        now: NOW,
+    };
+    let d = decide(&p, &input).unwrap();
+    check_decision(&p, &input, &d).unwrap();
+    assert_eq!(d.outcome.route().unwrap().name(), "portal+sms_notice");
+    let mut forged = d.clone();
+    forged.outcome = Outcome::Deliver {
+        route: Route {
+            step: Some(0),
+            container: Container::Rcs,
+            notifier: None,
+            assurance: AssuranceLevel::E2ee,
+        },
+    };
+    let v = check_decision(&p, &input, &forged).unwrap_err();
+    assert!(matches!(v, Violation::AboveEvidence { .. }), "{v}");
+}
+
+#[test]
+fn a_notice_may_not_name_a_class_even_across_a_variable() {
+    // The literal text is "Secure{tenant}payroll": validation sees
+    // "Securepayroll", but rendered with "Acme Corp." it reads
+    // "SecureAcme Corp.payroll".
+    let p = policy("[[notice]]\nname = \"default\"\ntext = \"Secure{tenant}payroll {link}\"");
+    let class = p.class("payroll").unwrap();
+    let v = check_notice(&p, class, Notifier::SmsNotice, &Canaries::default()).unwrap_err();
+    assert!(matches!(v, Violation::NoticeNamesClass { .. }), "{v}");
+    assert_eq!(v.invariant(), 2);
+}
+
+#[test]
+fn a_class_name_inside_the_tenant_name_or_link_is_not_a_leak() {
+    let text = RenderedChars {
+        chars: "from payroll inc"
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    c,
+                    if i < 5 {
+                        Origin::Literal
+                    } else {
+                        Origin::Variable
+                    },
+                )
+            })
+            .collect(),
+        original: String::new(),
+    };
+    assert!(!text.names_word_in_literal("payroll"));
+    assert!(text.names_word_in_literal("from"));
+    assert!(!text.names_word_in_literal("fro"));
+    assert!(text.contains("ROLL INC"));
+}
+
+#[test]
+fn elevation_requires_a_fresh_signed_report_from_every_device() {
+    let p = policy("[[notice]]\nname = \"default\"\ntext = \"New message from {tenant}: {link}\"");
+    let recipient = phone(E2eeState::Verified);
+    let thread = ThreadFloor {
+        floor: AssuranceLevel::Transport,
+        since: Timestamp(NOW.0 - 10),
+        label: None,
+    };
+    // The real elevate refuses or succeeds correctly either way.
+    check_elevation(p.evidence(), &recipient, &[], &thread, NOW).unwrap();
+    assert!(thread.elevate(p.evidence(), &recipient, &[], NOW).is_ok());
+}
