@@ -8,6 +8,7 @@
 //! computation except through an override, which can only lower trust.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,67 @@ use crate::overrides::{Override, OverrideEffect};
 use crate::reason::{SkipReason, Staleness};
 use crate::time::{Duration, Timestamp};
 use crate::version::PlatformVersion;
+
+/// A device's identifier. Cheap to clone: decisions copy it into every
+/// reason and floor cause that names the device.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeviceId(Arc<str>);
+
+impl DeviceId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for DeviceId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for DeviceId {
+    fn from(s: &str) -> Self {
+        DeviceId(s.into())
+    }
+}
+
+impl From<String> for DeviceId {
+    fn from(s: String) -> Self {
+        DeviceId(s.into())
+    }
+}
+
+impl From<&String> for DeviceId {
+    fn from(s: &String) -> Self {
+        DeviceId(s.as_str().into())
+    }
+}
+
+impl PartialEq<str> for DeviceId {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for DeviceId {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for DeviceId {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
 
 /// Descriptive labels: matched by overrides, never counted as evidence.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +118,7 @@ pub struct TransportEvidence {
 /// Everything known about one enrolled device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceEvidence {
-    pub id: String,
+    pub id: DeviceId,
     pub labels: PlatformLabels,
     pub enrolled_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
@@ -66,7 +128,7 @@ pub struct DeviceEvidence {
 }
 
 impl DeviceEvidence {
-    pub fn new(id: impl Into<String>, labels: PlatformLabels, enrolled_at: Timestamp) -> Self {
+    pub fn new(id: impl Into<DeviceId>, labels: PlatformLabels, enrolled_at: Timestamp) -> Self {
         DeviceEvidence {
             id: id.into(),
             labels,
@@ -239,10 +301,10 @@ pub fn credit(
         return Credit::Unusable(SkipReason::EvidenceStale {
             device: dev(),
             transport,
-            staleness: Staleness::Expired {
+            staleness: Box::new(Staleness::Expired {
                 observed_at: ev.observed_at,
                 fresh_for: rule.fresh_for,
-            },
+            }),
         });
     }
     if ev.source == EvidenceSource::SignedDeviceReport
@@ -251,7 +313,7 @@ pub fn credit(
         return Credit::Unusable(SkipReason::EvidenceStale {
             device: dev(),
             transport,
-            staleness,
+            staleness: Box::new(staleness),
         });
     }
     if !rule.verifies.contains(&Claim::Reachable) {
@@ -292,7 +354,7 @@ pub fn credit(
 
 fn e2ee_credit(
     rules: &EvidenceRules,
-    device: String,
+    device: DeviceId,
     transport: Transport,
     ev: &TransportEvidence,
 ) -> (AssuranceLevel, Option<SkipReason>) {
@@ -325,31 +387,32 @@ pub fn device_best(
     overrides: &[&Override],
     now: Timestamp,
 ) -> (AssuranceLevel, Option<SkipReason>) {
-    let credits = [Transport::InApp, Transport::Rcs, Transport::Sms]
-        .map(|t| credit(rules, device, t, overrides, now));
-    let best = credits
-        .iter()
-        .filter_map(Credit::level)
-        .max()
-        .unwrap_or(AssuranceLevel::None);
+    let mut best = AssuranceLevel::None;
+    let mut best_shortfall: Option<SkipReason> = None;
+    let mut reached = false;
+    let mut unusable: Option<SkipReason> = None;
+    for t in [Transport::InApp, Transport::Rcs, Transport::Sms] {
+        match credit(rules, device, t, overrides, now) {
+            Credit::Reachable { level, shortfall } => {
+                if !reached || level > best {
+                    best = level;
+                    best_shortfall = shortfall;
+                    reached = true;
+                }
+            }
+            Credit::Unusable(SkipReason::EvidenceMissing { .. }) => {}
+            Credit::Unusable(r) => {
+                unusable.get_or_insert(r);
+            }
+        }
+    }
     if best == AssuranceLevel::E2eeAttested {
         return (best, None);
     }
     // Prefer the shortfall of the path that reached `best`; then the first
     // informative reason a path was unusable; then plain "no evidence".
-    let shortfall = credits.iter().find_map(|c| match c {
-        Credit::Reachable { level, shortfall } if *level == best => shortfall.clone(),
-        _ => None,
-    });
-    let unusable = || {
-        credits.iter().find_map(|c| match c {
-            Credit::Unusable(SkipReason::EvidenceMissing { .. }) => None,
-            Credit::Unusable(r) => Some(r.clone()),
-            Credit::Reachable { .. } => None,
-        })
-    };
-    let why = shortfall
-        .or_else(unusable)
+    let why = best_shortfall
+        .or(unusable)
         .unwrap_or(SkipReason::EvidenceMissing {
             transport: Transport::InApp,
         });

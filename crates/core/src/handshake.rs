@@ -185,12 +185,12 @@ pub fn verify(
     }
     if device.is_revoked() {
         return Err(HandshakeRejection::DeviceRevoked {
-            device: device.id.clone(),
+            device: device.id.to_string(),
         });
     }
     let key =
         VerifyingKey::from_bytes(enrolled_key).map_err(|_| HandshakeRejection::BadEnrolledKey {
-            device: device.id.clone(),
+            device: device.id.to_string(),
         })?;
     if signed.signature.is_empty() {
         return Err(HandshakeRejection::Unsigned);
@@ -201,7 +201,7 @@ pub fn verify(
     let sig = Signature::from_bytes(&sig_bytes);
     key.verify_strict(&report.signing_bytes()?, &sig)
         .map_err(|_| HandshakeRejection::BadSignature {
-            device: device.id.clone(),
+            device: device.id.to_string(),
         })?;
     Ok(VerifiedReport {
         report: report.clone(),

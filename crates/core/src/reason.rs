@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::assurance::{AssuranceLevel, Channel, Container, EvidenceSource, Notifier, Transport};
+use crate::evidence::DeviceId;
 use crate::time::{Duration, Timestamp};
 use crate::version::PlatformVersion;
 
@@ -38,38 +39,39 @@ pub enum SkipReason {
     /// No device has any evidence for this transport.
     EvidenceMissing { transport: Transport },
     EvidenceStale {
-        device: String,
+        device: DeviceId,
         transport: Transport,
         #[serde(flatten)]
-        staleness: Staleness,
+        /// Boxed: rare, and it would triple the size of every reason.
+        staleness: Box<Staleness>,
     },
     /// The evidence comes from a source the policy does not trust for this claim.
     EvidenceUnverified {
-        device: String,
+        device: DeviceId,
         transport: Transport,
         source: EvidenceSource,
     },
     /// Fresh evidence says the device cannot be reached this way.
     Unreachable {
-        device: String,
+        device: DeviceId,
         transport: Transport,
     },
     /// Every device that had this transport is revoked.
-    DeviceRevoked { device: String },
+    DeviceRevoked { device: DeviceId },
     E2eeOnlyClaimed {
-        device: String,
+        device: DeviceId,
         transport: Transport,
     },
     E2eeAbsent {
-        device: String,
+        device: DeviceId,
         transport: Transport,
     },
     E2eeUnknown {
-        device: String,
+        device: DeviceId,
         transport: Transport,
     },
     AttestationMissing {
-        device: String,
+        device: DeviceId,
         transport: Transport,
     },
     OverrideDisabled {
@@ -158,7 +160,7 @@ impl fmt::Display for SkipReason {
                 device,
                 transport,
                 staleness,
-            } => match staleness {
+            } => match &**staleness {
                 Staleness::Expired {
                     observed_at,
                     fresh_for,
@@ -274,16 +276,16 @@ mod tests {
     #[test]
     fn codes_list_every_reason_exactly_once() {
         let t = Transport::Rcs;
-        let d = || "d".to_owned();
+        let d = || DeviceId::from("d");
         let all = [
             SkipReason::EvidenceMissing { transport: t },
             SkipReason::EvidenceStale {
                 device: d(),
                 transport: t,
-                staleness: Staleness::PolicyRevisionBehind {
+                staleness: Box::new(Staleness::PolicyRevisionBehind {
                     supported: 1,
                     minimum: 2,
-                },
+                }),
             },
             SkipReason::EvidenceUnverified {
                 device: d(),
@@ -312,15 +314,15 @@ mod tests {
                 transport: t,
             },
             SkipReason::OverrideDisabled {
-                override_id: d(),
+                override_id: "o".into(),
                 channel: Channel::Rcs,
             },
             SkipReason::OverrideDistrustsE2ee {
-                override_id: d(),
+                override_id: "o".into(),
                 channel: Channel::Rcs,
             },
             SkipReason::OverrideForcedStep {
-                override_id: d(),
+                override_id: "o".into(),
                 container: Container::Portal,
             },
             SkipReason::BelowThreadFloor {

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::assurance::{AssuranceLevel, EvidenceSource};
-use crate::evidence::{EvidenceRules, RecipientEvidence, device_best};
+use crate::evidence::{DeviceId, EvidenceRules, RecipientEvidence, device_best};
 use crate::overrides::Override;
 use crate::reason::SkipReason;
 use crate::time::Timestamp;
@@ -38,11 +38,11 @@ pub struct ThreadFloor {
 pub enum FloorCause {
     /// This device cannot verifiably receive above the new floor.
     Device {
-        device: String,
+        device: DeviceId,
         reason: SkipReason,
     },
     DeviceRevoked {
-        device: String,
+        device: DeviceId,
         at: Timestamp,
     },
     NoActiveDevice,
@@ -64,7 +64,7 @@ pub struct Elevation {
     pub to: AssuranceLevel,
     pub at: Timestamp,
     /// Every device whose fresh handshake the elevation rests on.
-    pub devices: Vec<String>,
+    pub devices: Vec<DeviceId>,
 }
 
 /// Why a floor could not be raised.
@@ -76,7 +76,7 @@ pub enum ElevationRefused {
     #[error(
         "device `{device}` has not completed a verified handshake since the floor was set at {since}"
     )]
-    HandshakeNotFresh { device: String, since: Timestamp },
+    HandshakeNotFresh { device: DeviceId, since: Timestamp },
     #[error("verified evidence supports `{level}`, not above the floor `{floor}`")]
     NotHigher {
         floor: AssuranceLevel,

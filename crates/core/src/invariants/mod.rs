@@ -363,7 +363,7 @@ pub fn check_elevation(
             return Err(Violation::ElevatedWithoutHandshake {
                 from,
                 to,
-                device: d.id.clone(),
+                device: d.id.to_string(),
                 since: thread.since,
             });
         }

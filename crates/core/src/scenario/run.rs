@@ -537,7 +537,11 @@ impl Sim<'_> {
                         "thread floor elevated {} -> {} after fresh handshakes from {}",
                         e.from,
                         e.to,
-                        e.devices.join(", ")
+                        e.devices
+                            .iter()
+                            .map(|d| d.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 );
             }

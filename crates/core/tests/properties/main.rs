@@ -262,12 +262,12 @@ proptest! {
                     nonce += 1;
                     let challenge = Challenge {
                         nonce: format!("{nonce:064x}"),
-                        device: d.id.clone(),
+                        device: d.id.to_string(),
                         issued_at: now,
                         expires_at: now.plus(ladder_core::time::Duration(300)),
                     };
                     let report = DeviceReport {
-                        device: d.id.clone(),
+                        device: d.id.to_string(),
                         nonce: challenge.nonce.clone(),
                         client: client.clone(),
                         transports: transports.clone(),
