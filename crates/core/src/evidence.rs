@@ -178,6 +178,10 @@ pub struct EvidenceRules {
     /// Per client name: reports from older clients count as stale.
     pub min_client_version: BTreeMap<String, PlatformVersion>,
     pub min_policy_revision: Option<u32>,
+    /// How long after enrolment a device can still be credited
+    /// `e2ee_attested`: an old enrolment must be renewed for the top level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolment_fresh_for: Option<Duration>,
 }
 
 impl EvidenceRules {
@@ -340,6 +344,16 @@ pub fn credit(
         };
     }
     let (mut level, mut shortfall) = e2ee_credit(rules, dev(), transport, ev);
+    if level == AssuranceLevel::E2eeAttested
+        && let Some(fresh_for) = rules.enrolment_fresh_for
+        && device.enrolled_at.plus(fresh_for) <= now
+    {
+        level = AssuranceLevel::E2ee;
+        shortfall = Some(SkipReason::EnrolmentStale {
+            device: dev(),
+            enrolled_at: device.enrolled_at,
+        });
+    }
     if level > AssuranceLevel::Transport
         && let Some(o) = applicable(|e| matches!(e, OverrideEffect::DistrustE2ee))
     {

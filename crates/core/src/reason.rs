@@ -74,6 +74,12 @@ pub enum SkipReason {
         device: DeviceId,
         transport: Transport,
     },
+    /// The device's enrolment is older than the policy credits with
+    /// `e2ee_attested`.
+    EnrolmentStale {
+        device: DeviceId,
+        enrolled_at: Timestamp,
+    },
     OverrideDisabled {
         override_id: String,
         channel: Channel,
@@ -117,6 +123,7 @@ impl SkipReason {
             SkipReason::E2eeAbsent { .. } => "e2ee_absent",
             SkipReason::E2eeUnknown { .. } => "e2ee_unknown",
             SkipReason::AttestationMissing { .. } => "attestation_missing",
+            SkipReason::EnrolmentStale { .. } => "enrolment_stale",
             SkipReason::OverrideDisabled { .. } => "override_disabled",
             SkipReason::OverrideDistrustsE2ee { .. } => "override_distrusts_e2ee",
             SkipReason::OverrideForcedStep { .. } => "override_forced_step",
@@ -129,7 +136,7 @@ impl SkipReason {
     }
 
     /// Every code, for validating scenario expectations.
-    pub const CODES: [&'static str; 17] = [
+    pub const CODES: [&'static str; 18] = [
         "evidence_missing",
         "evidence_stale",
         "evidence_unverified",
@@ -139,6 +146,7 @@ impl SkipReason {
         "e2ee_absent",
         "e2ee_unknown",
         "attestation_missing",
+        "enrolment_stale",
         "override_disabled",
         "override_distrusts_e2ee",
         "override_forced_step",
@@ -213,6 +221,13 @@ impl fmt::Display for SkipReason {
             SkipReason::AttestationMissing { device, transport } => write!(
                 f,
                 "device `{device}` has verified {transport} E2EE but no fresh attestation"
+            ),
+            SkipReason::EnrolmentStale {
+                device,
+                enrolled_at,
+            } => write!(
+                f,
+                "device `{device}` was enrolled at {enrolled_at}, too long ago for attested delivery; it must re-enrol"
             ),
             SkipReason::OverrideDisabled {
                 override_id,
@@ -312,6 +327,10 @@ mod tests {
             SkipReason::AttestationMissing {
                 device: d(),
                 transport: t,
+            },
+            SkipReason::EnrolmentStale {
+                device: d(),
+                enrolled_at: Timestamp(0),
             },
             SkipReason::OverrideDisabled {
                 override_id: "o".into(),

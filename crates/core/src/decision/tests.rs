@@ -693,3 +693,52 @@ fn clients_the_policy_does_not_name_count_as_stale() {
             if matches!(**staleness, crate::reason::Staleness::ClientNotListed { .. })
     ));
 }
+
+#[test]
+fn an_old_enrolment_is_not_credited_attested() {
+    let text = POLICY.replace(
+        "min_client_version",
+        "enrolment_fresh_for = \"30d\"\nmin_client_version",
+    );
+    let p = Policy::parse(&text, "t.toml").unwrap().policy;
+    let mut dev = phone(None, Some(signed(E2eeState::Verified, true, NOW)));
+    let m = msg("secret");
+    let t = thread(AssuranceLevel::E2eeAttested, None);
+    let fresh = recipient(vec![dev.clone()]);
+    let d = decide(
+        &p,
+        &DecisionInput {
+            message: &m,
+            recipient: &fresh,
+            thread: &t,
+            overrides: &[],
+            failed: &[],
+            now: NOW,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        d.outcome.route().unwrap().assurance,
+        AssuranceLevel::E2eeAttested
+    );
+    dev.enrolled_at = Timestamp(NOW.0 - 31 * 86_400);
+    let old = recipient(vec![dev]);
+    let d = decide(
+        &p,
+        &DecisionInput {
+            message: &m,
+            recipient: &old,
+            thread: &t,
+            overrides: &[],
+            failed: &[],
+            now: NOW,
+        },
+    )
+    .unwrap();
+    assert_eq!(d.outcome.route().unwrap().assurance, AssuranceLevel::E2ee);
+    assert_eq!(
+        d.thread.after.floor,
+        AssuranceLevel::E2ee,
+        "an old enrolment pulls the floor down"
+    );
+}

@@ -30,6 +30,7 @@ pub(crate) struct RawEvidence {
     #[serde(default)]
     pub min_client_version: BTreeMap<String, S<String>>,
     pub min_policy_revision: Option<S<u32>>,
+    pub enrolment_fresh_for: Option<S<String>>,
     #[serde(default)]
     pub source: Vec<S<RawSource>>,
 }

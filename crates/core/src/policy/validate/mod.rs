@@ -377,6 +377,10 @@ fn evidence_rules(c: &mut Checker<'_>, raw: &RawEvidence, span: &Range<usize>) -
         }
     }
     rules.min_policy_revision = raw.min_policy_revision.as_ref().map(|r| *r.get_ref());
+    rules.enrolment_fresh_for = raw
+        .enrolment_fresh_for
+        .as_ref()
+        .and_then(|d| c.positive(d, "enrolment_fresh_for"));
     if rules.e2ee_ceiling() < AssuranceLevel::E2ee {
         c.warn(span, W::NoE2eeSource);
     }
