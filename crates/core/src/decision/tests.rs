@@ -315,18 +315,7 @@ fn a_downgrade_below_the_last_label_needs_confirmation_bound_to_the_message() {
         container: Container::Portal,
         assurance: AssuranceLevel::None,
     });
-    let d = decide(
-        &p,
-        &DecisionInput {
-            message: &other,
-            recipient: &r,
-            thread: &t,
-            overrides: &[],
-            failed: &[],
-            now: NOW,
-        },
-    )
-    .unwrap();
+    let d = decide_in(&p, &other, &r, &t);
     assert_eq!(d.outcome.code(), "confirmation_required");
     assert!(d.notes.contains(&Note::ConfirmationForOtherMessage {
         bound_to: "m0".into()
@@ -338,18 +327,7 @@ fn a_downgrade_below_the_last_label_needs_confirmation_bound_to_the_message() {
         container: Container::Portal,
         assurance: AssuranceLevel::None,
     });
-    let d = decide(
-        &p,
-        &DecisionInput {
-            message: &mine,
-            recipient: &r,
-            thread: &t,
-            overrides: &[],
-            failed: &[],
-            now: NOW,
-        },
-    )
-    .unwrap();
+    let d = decide_in(&p, &mine, &r, &t);
     assert_eq!(d.outcome.code(), "deliver");
     assert_eq!(
         d.downgrade,
@@ -429,18 +407,7 @@ fn nothing_qualifies_so_the_class_holds_until_its_deadline() {
     let p = policy();
     let mut m = msg("secret");
     m.accepted_at = Timestamp(NOW.0 - 3600);
-    let d = decide(
-        &p,
-        &DecisionInput {
-            message: &m,
-            recipient: &r,
-            thread: &t,
-            overrides: &[],
-            failed: &[],
-            now: NOW,
-        },
-    )
-    .unwrap();
+    let d = decide_in(&p, &m, &r, &t);
     assert_eq!(d.outcome, Outcome::Escalate);
 }
 
@@ -511,6 +478,21 @@ fn explanation_names_every_skipped_step_and_its_code() {
     );
     let text = explain(&d);
     insta::assert_snapshot!(text.replace(d.policy_version.short(), "<version>"));
+}
+
+fn decide_in(p: &Policy, m: &MessageMeta, r: &RecipientEvidence, t: &ThreadFloor) -> Decision {
+    decide(
+        p,
+        &DecisionInput {
+            message: m,
+            recipient: r,
+            thread: t,
+            overrides: &[],
+            failed: &[],
+            now: NOW,
+        },
+    )
+    .unwrap()
 }
 
 fn decide_with(
@@ -639,18 +621,7 @@ fn observe_mode_obeys_force_overrides_and_downgrade_confirmation() {
     let p = Policy::parse(&text, "t.toml").unwrap().policy;
     let labelled = thread(AssuranceLevel::E2ee, Some(AssuranceLevel::E2ee));
     let m = msg("rollout");
-    let d = decide(
-        &p,
-        &DecisionInput {
-            message: &m,
-            recipient: &r,
-            thread: &labelled,
-            overrides: &[],
-            failed: &[],
-            now: NOW,
-        },
-    )
-    .unwrap();
+    let d = decide_in(&p, &m, &r, &labelled);
     assert_eq!(d.outcome.code(), "confirmation_required");
     assert_eq!(d.outcome.route().unwrap().container, Container::Rcs);
 }
@@ -705,36 +676,14 @@ fn an_old_enrolment_is_not_credited_attested() {
     let m = msg("secret");
     let t = thread(AssuranceLevel::E2eeAttested, None);
     let fresh = recipient(vec![dev.clone()]);
-    let d = decide(
-        &p,
-        &DecisionInput {
-            message: &m,
-            recipient: &fresh,
-            thread: &t,
-            overrides: &[],
-            failed: &[],
-            now: NOW,
-        },
-    )
-    .unwrap();
+    let d = decide_in(&p, &m, &fresh, &t);
     assert_eq!(
         d.outcome.route().unwrap().assurance,
         AssuranceLevel::E2eeAttested
     );
     dev.enrolled_at = Timestamp(NOW.0 - 31 * 86_400);
     let old = recipient(vec![dev]);
-    let d = decide(
-        &p,
-        &DecisionInput {
-            message: &m,
-            recipient: &old,
-            thread: &t,
-            overrides: &[],
-            failed: &[],
-            now: NOW,
-        },
-    )
-    .unwrap();
+    let d = decide_in(&p, &m, &old, &t);
     assert_eq!(d.outcome.route().unwrap().assurance, AssuranceLevel::E2ee);
     assert_eq!(
         d.thread.after.floor,

@@ -84,6 +84,26 @@ pub(super) struct DeviceSpec {
     pub(super) revoked: Option<Revoked>,
 }
 
+impl DeviceSpec {
+    /// A device with these RCS and in-app states and nothing else special:
+    /// fresh, no SMS or push, current client, neutral labels, not revoked.
+    pub(super) fn plain(rcs: Rcs, in_app: InApp, attested: bool) -> DeviceSpec {
+        DeviceSpec {
+            rcs,
+            in_app,
+            rcs_attested: attested,
+            in_app_attested: attested,
+            stale: false,
+            provider_stale: false,
+            sms: false,
+            push: false,
+            client_behind: false,
+            labels: 0,
+            revoked: None,
+        }
+    }
+}
+
 /// Times, labels and clients derived from the policy.
 #[derive(Debug, Clone)]
 pub(super) struct Setting {
@@ -293,19 +313,7 @@ impl Setting {
     /// The catalogue of per-device states.
     pub(super) fn catalogue(&self) -> Vec<DeviceSpec> {
         let label_choices = self.labels.len().max(1);
-        let base = |rcs, in_app, attested| DeviceSpec {
-            rcs,
-            in_app,
-            rcs_attested: attested,
-            in_app_attested: attested,
-            stale: false,
-            provider_stale: false,
-            sms: false,
-            push: false,
-            client_behind: false,
-            labels: 0,
-            revoked: None,
-        };
+        let base = |rcs, in_app, attested| DeviceSpec::plain(rcs, in_app, attested);
         let mut out = Vec::new();
         for (i, rcs) in RCS.iter().enumerate() {
             for (j, in_app) in IN_APP.iter().enumerate() {

@@ -57,19 +57,7 @@ pub(super) fn reproduction(
     {
         return None;
     }
-    let holder = |rcs, in_app| DeviceSpec {
-        rcs,
-        in_app,
-        rcs_attested: false,
-        in_app_attested: false,
-        stale: false,
-        provider_stale: false,
-        sms: false,
-        push: false,
-        client_behind: false,
-        labels: 0,
-        revoked: None,
-    };
+    let holder = |rcs, in_app| DeviceSpec::plain(rcs, in_app, false);
     let holders = [
         holder(Rcs::Missing, InApp::Missing),
         holder(Rcs::Claimed, InApp::Missing),

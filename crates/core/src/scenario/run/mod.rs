@@ -18,7 +18,7 @@ use crate::evidence::{ContactEvidence, DeviceEvidence, RecipientEvidence, Transp
 use crate::handshake::SignedReport;
 use crate::overrides::Override;
 use crate::policy::Policy;
-use crate::thread::{ThreadFloor, assess};
+use crate::thread::{Assessment, ThreadFloor, assess};
 use crate::time::{Duration, Timestamp};
 
 /// One row of the `simulate` table: a send and what became of it.
@@ -344,16 +344,21 @@ impl Sim<'_> {
         Ok(())
     }
 
-    /// Drops the floor at once when evidence changed for the worse.
-    fn observe_floor(&mut self, n: usize) {
-        let Some(thread) = &self.thread else { return };
+    /// What the recipient's devices verifiably support right now.
+    fn assessment(&self) -> Assessment {
         let overrides = self.all_overrides();
-        let a = assess(
+        assess(
             self.policy.evidence(),
             &self.recipient,
             &overrides,
             self.now,
-        );
+        )
+    }
+
+    /// Drops the floor at once when evidence changed for the worse.
+    fn observe_floor(&mut self, n: usize) {
+        let Some(thread) = &self.thread else { return };
+        let a = self.assessment();
         if let Some(drop) = thread.observe(&a, &self.recipient, self.now) {
             let mut t = thread.clone();
             t.apply_drop(&drop);
@@ -376,16 +381,7 @@ impl Sim<'_> {
         }
         let thread = match &self.thread {
             Some(t) => t.clone(),
-            None => {
-                let overrides = self.all_overrides();
-                let a = assess(
-                    self.policy.evidence(),
-                    &self.recipient,
-                    &overrides,
-                    self.now,
-                );
-                ThreadFloor::open(&a, self.now)
-            }
+            None => ThreadFloor::open(&self.assessment(), self.now),
         };
         let mut failed: Vec<FailedAttempt> = Vec::new();
         let ladder_len = self.policy.class(&meta.class).map_or(0, |c| c.ladder.len());
