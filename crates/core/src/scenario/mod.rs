@@ -24,9 +24,11 @@
 //! in_app = "verified"
 //! push = "reachable"                  # reachable | unreachable
 //! attested = true
-//! # signed = false      -> an unsigned, self-reported claim
-//! # forged = true       -> signed with the wrong key; add expect_rejected = "bad_signature"
-//! # replay = true       -> resends the device's last signed report
+//! # signed = false      -> unsigned: rejected ("unsigned"), nothing recorded
+//! # forged = true       -> signed with the wrong key; rejected ("bad_signature")
+//! # replay = true       -> resends the device's last signed report ("unknown_challenge")
+//! # late = true         -> answers after the challenge expired ("challenge_expired")
+//! # expect_rejected = "bad_signature"   -> the step fails unless rejected so
 //!
 //! [[step]]
 //! send = "payroll"
@@ -37,8 +39,14 @@
 //! Other actions: `provider_check`, `update_device`, `revoke_device`,
 //! `remove_device`, `advance = "8d"`, `set_override = { ... expires_in }`,
 //! `clear_override`, `provider_down`/`provider_up = "rcs"`, and
-//! `confirm = "m1"` (the sender confirms that message). Any step may carry
-//! `expect_floor`.
+//! `confirm = "m1"` (the sender confirms that message, for the container and
+//! level it was shown). A `send` that reuses a message id re-decides that
+//! message (a held message retried) and keeps its acceptance time. A send
+//! may present `confirmation_of = "m0"`, a confirmation bound to another
+//! message, which is never accepted. Any step may carry `expect_floor`
+//! (checked once a thread exists, at the first send). `[recipient] email =
+//! true` records a verified address observed by a provider check at
+//! `start`, fresh for as long as the policy trusts provider checks.
 
 mod check;
 mod fields;
