@@ -42,8 +42,13 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
         }
     }
     out!(
-        "all {} scenario file(s) matched: {sends} send(s) behaved as expected",
-        files.len()
+        "all {} scenario file(s) matched: {sends} send(s) behaved as expected{}",
+        files.len(),
+        if args.verbose {
+            ""
+        } else {
+            " (add -v for each decision's explanation)"
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
