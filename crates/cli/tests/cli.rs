@@ -553,3 +553,24 @@ fn exhaustive_check_of_a_valid_policy_counts_states_and_finds_nothing() {
     let two = ladder(&["simulate", "--exhaustive", &file, &file]);
     assert_eq!(two.code, 2, "{}", two.transcript());
 }
+
+#[test]
+fn scenarios_that_would_check_nothing_are_rejected() {
+    let none = ladder(&["simulate", &format!("{SCENARIOS}/no-sends.toml")]);
+    assert_eq!(none.code, 1, "{}", none.transcript());
+    assert!(
+        none.stderr.contains("the scenario has no `send` step"),
+        "{}",
+        none.transcript()
+    );
+    let bare = ladder(&[
+        "simulate",
+        &format!("{SCENARIOS}/send-without-outcome.toml"),
+    ]);
+    assert_eq!(bare.code, 1, "{}", bare.transcript());
+    assert!(
+        bare.stderr.contains("send-without-outcome.toml:9:10: error: step 2: a send needs `expect = { outcome = \"...\" }`"),
+        "{}",
+        bare.transcript()
+    );
+}

@@ -43,6 +43,7 @@ fn device(id: &str, os: &str, rcs: E2eeState, in_app: bool) -> DeviceEvidence {
         policy_revision: 4,
     });
     let signed = |e2ee| TransportEvidence {
+        client: None,
         reachable: true,
         e2ee,
         attested: false,

@@ -113,6 +113,12 @@ pub struct TransportEvidence {
     pub attested: bool,
     pub source: EvidenceSource,
     pub observed_at: Timestamp,
+    /// The client that signed this observation, for signed reports. Each
+    /// piece of evidence is judged by the client that made it, so two
+    /// clients on one device (an RCS client and the tenant's app) neither
+    /// erase nor vouch for each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientInfo>,
 }
 
 /// Everything known about one enrolled device.
@@ -122,7 +128,8 @@ pub struct DeviceEvidence {
     pub labels: PlatformLabels,
     pub enrolled_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
-    /// From the last accepted signed report.
+    /// The client of the last accepted signed report, for display. Evidence
+    /// that does not name its own client is judged by this one.
     pub client: Option<ClientInfo>,
     pub transports: BTreeMap<Transport, TransportEvidence>,
 }
@@ -208,7 +215,10 @@ impl EvidenceRules {
     /// Once the policy names minimum client versions, a client it does not
     /// name is stale too: deny by default, names compared without case.
     fn client_staleness(&self, client: Option<&ClientInfo>) -> Option<Staleness> {
-        let client = client?;
+        let Some(client) = client else {
+            let demands = !self.min_client_version.is_empty() || self.min_policy_revision.is_some();
+            return demands.then_some(Staleness::ClientUnknown);
+        };
         if !self.min_client_version.is_empty() {
             let minimum = self
                 .min_client_version
@@ -312,7 +322,8 @@ pub fn credit(
         });
     }
     if ev.source == EvidenceSource::SignedDeviceReport
-        && let Some(staleness) = rules.client_staleness(device.client.as_ref())
+        && let Some(staleness) =
+            rules.client_staleness(ev.client.as_ref().or(device.client.as_ref()))
     {
         return Credit::Unusable(SkipReason::EvidenceStale {
             device: dev(),

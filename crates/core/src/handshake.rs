@@ -133,19 +133,26 @@ impl VerifiedReport {
         &self.report
     }
 
-    /// Records the report as the device's evidence. A report is the
-    /// device's whole signed state: signed evidence it does not repeat is
-    /// dropped, so a partial re-handshake cannot carry older claims (or an
-    /// older client's claims) forward. Provider observations are kept.
+    /// Records the report as the device's evidence. A report is its
+    /// client's whole signed state on the device: that client's signed
+    /// evidence it does not repeat is dropped (as is signed evidence naming
+    /// no client), so a partial re-handshake cannot carry older claims, or an
+    /// older version's claims, forward. Another client's signed evidence and
+    /// provider observations are kept.
     pub fn apply(&self, device: &mut DeviceEvidence) {
-        device.client = Some(self.report.client.clone());
-        device
-            .transports
-            .retain(|_, t| t.source != EvidenceSource::SignedDeviceReport);
+        let client = &self.report.client;
+        device.client = Some(client.clone());
+        device.transports.retain(|_, t| {
+            t.source != EvidenceSource::SignedDeviceReport
+                || t.client
+                    .as_ref()
+                    .is_some_and(|c| !c.name.eq_ignore_ascii_case(&client.name))
+        });
         for (t, r) in &self.report.transports {
             device.transports.insert(
                 *t,
                 TransportEvidence {
+                    client: Some(client.clone()),
                     reachable: r.reachable,
                     e2ee: r.e2ee,
                     attested: r.attested,
@@ -290,6 +297,7 @@ mod tests {
         device.transports.insert(
             Transport::Sms,
             TransportEvidence {
+                client: None,
                 reachable: true,
                 e2ee: E2eeState::Absent,
                 attested: false,
@@ -311,6 +319,42 @@ mod tests {
             device.transports[&Transport::InApp].observed_at,
             Timestamp(300)
         );
+    }
+
+    #[test]
+    fn two_clients_on_one_device_neither_erase_nor_vouch_for_each_other() {
+        let (key, mut device, challenge, report) = setup();
+        let pk = key.verifying_key().to_bytes();
+        let app = sign(&key, report.clone()).unwrap();
+        verify(Some(&challenge), &pk, &device, &app, Timestamp(200))
+            .unwrap()
+            .apply(&mut device);
+        let mut rcs_client = report.clone();
+        rcs_client.client = ClientInfo {
+            name: "google-messages".into(),
+            version: "2026.1".parse().unwrap(),
+            policy_revision: 4,
+        };
+        rcs_client.transports = BTreeMap::from([(
+            Transport::Rcs,
+            ReportedTransport {
+                reachable: true,
+                e2ee: E2eeState::Verified,
+                attested: false,
+            },
+        )]);
+        let other = sign(&key, rcs_client).unwrap();
+        verify(Some(&challenge), &pk, &device, &other, Timestamp(300))
+            .unwrap()
+            .apply(&mut device);
+        let of = |t: Transport| {
+            device.transports[&t]
+                .client
+                .as_ref()
+                .map(|c| c.name.clone())
+        };
+        assert_eq!(of(Transport::InApp).as_deref(), Some("acme-app"));
+        assert_eq!(of(Transport::Rcs).as_deref(), Some("google-messages"));
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub enum Staleness {
         version: PlatformVersion,
         minimum: PlatformVersion,
     },
+    /// Signed evidence that names no client, under a policy with minimums.
+    ClientUnknown,
     /// The policy sets minimum client versions and does not name this client.
     ClientNotListed { client: String },
     /// The client supports an older policy revision than the policy requires.
@@ -183,6 +185,10 @@ impl fmt::Display for SkipReason {
                 } => write!(
                     f,
                     "device `{device}` runs {client} {version}, behind the policy's minimum {minimum}; its {transport} evidence counts as stale"
+                ),
+                Staleness::ClientUnknown => write!(
+                    f,
+                    "device `{device}`'s {transport} evidence names no client, and the policy sets client minimums; it counts as stale"
                 ),
                 Staleness::ClientNotListed { client } => write!(
                     f,

@@ -68,6 +68,10 @@ revoke_device = "tablet"
 handshake = "tablet"
 in_app = "verified"
 expect_rejected = "device_revoked"
+[[step]]
+send = "payroll"
+# The rejected report recorded nothing: no device can carry payroll.
+expect = { outcome = "escalate", skips = { in_app = "device_revoked" } }
 "#,
     ));
 }
@@ -87,7 +91,7 @@ rcs = "verified"
 sms = "reachable"
 [[step]]
 send = "payroll"
-expect = { route = "rcs", floor = "e2ee" }
+expect = { outcome = "deliver", route = "rcs", floor = "e2ee" }
 [[step]]
 set_override = { id = "x", channel = "rcs", os = "android", effect = "distrust_e2ee", reason = "r", author = "a", expires_in = "1h" }
 expect_floor = "transport"
@@ -124,7 +128,7 @@ rcs = "verified"
 sms = "reachable"
 [[step]]
 send = "payroll"
-expect = { route = "rcs", floor = "e2ee" }
+expect = { outcome = "deliver", route = "rcs", floor = "e2ee" }
 [[step]]
 handshake = "phone"
 signed = false
@@ -133,7 +137,7 @@ expect_rejected = "unsigned"
 expect_floor = "e2ee"
 [[step]]
 send = "payroll"
-expect = { route = "rcs", assurance = "e2ee" }
+expect = { outcome = "deliver", route = "rcs", assurance = "e2ee" }
 "#,
     ));
 }

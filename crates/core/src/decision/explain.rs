@@ -143,7 +143,7 @@ pub fn explain(d: &Decision) -> String {
                     container,
                 } => writeln!(
                     s,
-                    "  - override `{override_id}` forces {container}, which this class's ladder does not contain; ignored"
+                    "  - override `{override_id}` forces {container}, which this class's ladder does not contain; the class only avoids the override's channel"
                 ),
                 Note::HoldExpired { since } => writeln!(s, "  - the hold expired at {since}"),
             };

@@ -247,7 +247,7 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
         now,
     };
     let mut notes = Vec::new();
-    let forced_from = forced_index(&ctx, class, &mut notes);
+    let steering = steering(&ctx, class, &mut notes);
     // A re-decision after a failure only moves down the ladder.
     let lowest_failed = input.failed.iter().filter_map(|f| f.step).max();
 
@@ -256,19 +256,8 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
     for (index, step) in class.ladder.iter().enumerate() {
         let required = class.required(step);
         let mut eval = ctx.evaluate(Some(index), step, required);
-        if let Some((from, id)) = &forced_from
-            && index < *from
-        {
-            eval.reasons.insert(
-                0,
-                SkipReason::OverrideForcedStep {
-                    override_id: id.clone(),
-                    container: class
-                        .ladder
-                        .get(*from)
-                        .map_or(step.container, |s| s.container),
-                },
-            );
+        if let Some(reason) = steering.skip(class, index, step.container) {
+            eval.reasons.insert(0, reason);
         }
         if let Some(failed) = lowest_failed
             && index < failed
@@ -307,11 +296,13 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
             to: r.assurance,
         })
     };
+    // Notes about enforcement's own route are kept only if it is followed.
+    let mut enforced_notes = Vec::new();
     let enforced = match chosen {
         Some(route) => {
             let downgrade = downgrade_of(&route);
             match (downgrade, class.confirm_downgrade) {
-                (Some(d), true) if !confirmed(input.message, &route, &mut notes) => {
+                (Some(d), true) if !confirmed(input.message, &route, &mut enforced_notes) => {
                     Outcome::ConfirmationRequired {
                         route,
                         label: d.from,
@@ -320,17 +311,18 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
                 _ => Outcome::Deliver { route },
             }
         }
-        None => exhausted(class, input.message, now, &mut notes),
+        None => exhausted(class, input.message, now, &mut enforced_notes),
     };
 
     let (outcome, enforced) = match (class.mode, &class.legacy) {
         (Mode::Observe, Some(legacy)) => {
             let eval = ctx.evaluate(None, legacy, class.required(legacy));
-            match (&forced_from, eval.assurance) {
-                (Some((_, id)), _) => {
+            match (steering.steers_off(legacy), eval.assurance) {
+                (Some(id), _) => {
                     notes.push(Note::LegacyOverridden {
-                        override_id: id.clone(),
+                        override_id: id.to_owned(),
                     });
+                    notes.append(&mut enforced_notes);
                     (enforced.clone(), Some(enforced))
                 }
                 (None, Some(assurance)) if eval.reasons.is_empty() => {
@@ -355,11 +347,15 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
                     notes.push(Note::LegacyRouteUnavailable {
                         reasons: eval.reasons,
                     });
+                    notes.append(&mut enforced_notes);
                     (enforced.clone(), Some(enforced))
                 }
             }
         }
-        _ => (enforced, None),
+        _ => {
+            notes.append(&mut enforced_notes);
+            (enforced, None)
+        }
     };
 
     let downgrade = outcome.route().and_then(downgrade_of);
@@ -385,17 +381,48 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
     })
 }
 
-/// The ladder index a force override sends this class to, if any applies.
-///
-/// A force override steers traffic off its `channel`: it applies to a class
-/// whose ladder uses that channel (as container or notifier) above the forced
-/// container, for recipients with a matching device — or any recipient when
-/// it names no labels, so that a recipient with no devices cannot escape it.
-fn forced_index(
-    ctx: &Context<'_>,
-    class: &Class,
-    notes: &mut Vec<Note>,
-) -> Option<(usize, String)> {
+/// What the active force overrides do to one class: payload never travels
+/// over a steered-off channel, and when the ladder uses that channel above
+/// the forced container, every step above it is skipped. Several overrides
+/// combine; the lowest forced step wins.
+#[derive(Debug, Default)]
+struct Steering {
+    /// Ladder index to start from, and the override that set it.
+    forced_from: Option<(usize, String)>,
+    /// Channels no payload may take, with the override that said so.
+    off: Vec<(Channel, String, Container)>,
+}
+
+impl Steering {
+    fn skip(&self, class: &Class, index: usize, container: Container) -> Option<SkipReason> {
+        if let Some((_, id, to)) = self.off.iter().find(|(c, _, _)| *c == container.channel()) {
+            return Some(SkipReason::OverrideForcedStep {
+                override_id: id.clone(),
+                container: *to,
+            });
+        }
+        match &self.forced_from {
+            Some((from, id)) if index < *from => Some(SkipReason::OverrideForcedStep {
+                override_id: id.clone(),
+                container: class.ladder.get(*from).map_or(container, |s| s.container),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The override that steers this (legacy) route off its channel.
+    fn steers_off(&self, step: &crate::policy::Step) -> Option<&str> {
+        self.off
+            .iter()
+            .find(|(c, _, _)| *c == step.container.channel())
+            .map(|(_, id, _)| id.as_str())
+    }
+}
+
+/// Applies to a recipient with a matching device — or to any recipient when
+/// the override names no labels, so that having no devices escapes nothing.
+fn steering(ctx: &Context<'_>, class: &Class, notes: &mut Vec<Note>) -> Steering {
+    let mut out = Steering::default();
     for o in ctx.overrides {
         let OverrideEffect::ForceStep(container) = o.effect else {
             continue;
@@ -409,23 +436,29 @@ fn forced_index(
         if !matches {
             continue;
         }
+        out.off.push((o.channel, o.id.clone(), container));
         let uses_channel = |s: &crate::policy::Step| {
             s.container.channel() == o.channel
                 || s.notifiers.iter().any(|n| n.channel() == o.channel)
         };
         match class.ladder.iter().position(|s| s.container == container) {
-            Some(i) if class.ladder.iter().take(i).any(uses_channel) => {
-                return Some((i, o.id.clone()));
+            Some(i)
+                if class.ladder.iter().take(i).any(uses_channel)
+                    && out.forced_from.as_ref().is_none_or(|(from, _)| i > *from) =>
+            {
+                out.forced_from = Some((i, o.id.clone()));
             }
             Some(_) => {}
-            None if class.ladder.iter().any(uses_channel) => notes.push(Note::ForceNotInLadder {
-                override_id: o.id.clone(),
-                container,
-            }),
+            None if class.ladder.iter().chain(&class.legacy).any(uses_channel) => {
+                notes.push(Note::ForceNotInLadder {
+                    override_id: o.id.clone(),
+                    container,
+                });
+            }
             None => {}
         }
     }
-    None
+    out
 }
 
 /// Whether the message carries a confirmation that covers this route.

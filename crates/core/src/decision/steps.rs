@@ -52,9 +52,11 @@ impl Context<'_> {
     }
 
     fn failed_on(&self, step: Option<usize>, channel: Channel) -> bool {
+        // A legacy route's failure (`step: None`) rules its channel out for
+        // every step: that provider just failed this message.
         self.failed
             .iter()
-            .any(|f| f.step == step && f.channel == channel)
+            .any(|f| (f.step == step || f.step.is_none()) && f.channel == channel)
     }
 
     /// The container's level over one device transport: the minimum over

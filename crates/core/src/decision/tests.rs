@@ -67,6 +67,7 @@ fn policy() -> Policy {
 
 fn signed(e2ee: E2eeState, attested: bool, at: Timestamp) -> TransportEvidence {
     TransportEvidence {
+        client: None,
         reachable: true,
         e2ee,
         attested,
@@ -100,6 +101,7 @@ fn phone(rcs: Option<TransportEvidence>, in_app: Option<TransportEvidence>) -> D
     t.insert(
         Transport::Sms,
         TransportEvidence {
+            client: None,
             reachable: true,
             e2ee: E2eeState::Absent,
             attested: false,
@@ -202,6 +204,7 @@ fn claimed_e2ee_is_not_credited_and_the_reason_says_so() {
 #[test]
 fn provider_checks_make_rcs_reachable_but_never_e2ee() {
     let pc = TransportEvidence {
+        client: None,
         reachable: true,
         e2ee: E2eeState::Verified,
         attested: true,
@@ -604,6 +607,18 @@ fn observe_mode_obeys_force_overrides_and_downgrade_confirmation() {
         Some(signed(E2eeState::Verified, false, NOW)),
     )]);
     let t = thread(AssuranceLevel::E2ee, None);
+    // Steering traffic off RCS takes the class off its RCS legacy route.
+    let d = run(
+        "rollout",
+        &r,
+        &t,
+        &[force(Channel::Rcs, Container::Portal)],
+        &[],
+    );
+    assert!(matches!(&d.notes[..], [Note::LegacyOverridden { .. }]));
+    assert_eq!(d.outcome.route().unwrap().container, Container::InApp);
+    // Steering off in-app leaves the legacy route alone; enforcement would
+    // have gone to the portal.
     let d = run(
         "rollout",
         &r,
@@ -611,8 +626,11 @@ fn observe_mode_obeys_force_overrides_and_downgrade_confirmation() {
         &[force(Channel::InApp, Container::Portal)],
         &[],
     );
-    assert!(matches!(&d.notes[..], [Note::LegacyOverridden { .. }]));
-    assert_eq!(d.outcome.route().unwrap().container, Container::Portal);
+    assert_eq!(d.outcome.route().unwrap().container, Container::Rcs);
+    assert_eq!(
+        d.enforced.as_ref().unwrap().route().unwrap().container,
+        Container::Portal
+    );
 
     let text = POLICY.replace(
         "mode = \"observe\"",
@@ -690,4 +708,73 @@ fn an_old_enrolment_is_not_credited_attested() {
         AssuranceLevel::E2ee,
         "an old enrolment pulls the floor down"
     );
+}
+
+#[test]
+fn force_overrides_fail_closed_and_the_lowest_forced_step_wins() {
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Verified, false, NOW)),
+        Some(signed(E2eeState::Verified, false, NOW)),
+    )]);
+    let t = thread(AssuranceLevel::E2ee, None);
+    // `secret` has no portal step: steering off in-app still keeps the
+    // payload off in-app, so the class holds rather than ignoring the override.
+    let d = run(
+        "secret",
+        &r,
+        &t,
+        &[force(Channel::InApp, Container::Portal)],
+        &[],
+    );
+    assert_eq!(codes(&d, 0), ["override_forced_step"]);
+    assert!(matches!(d.outcome, Outcome::Hold { .. }));
+    assert!(matches!(&d.notes[..], [Note::ForceNotInLadder { .. }]));
+    // Two overrides: RCS -> in_app and in_app -> portal. The payroll ladder
+    // ends at the portal.
+    let mut second = force(Channel::InApp, Container::Portal);
+    second.id = "second".into();
+    let d = run(
+        "payroll",
+        &r,
+        &t,
+        &[force(Channel::Rcs, Container::InApp), second],
+        &[],
+    );
+    assert_eq!(d.outcome.route().unwrap().container, Container::Portal);
+}
+
+#[test]
+fn a_failed_legacy_route_rules_its_channel_out_of_enforcement() {
+    let r = recipient(vec![phone(
+        Some(signed(E2eeState::Verified, false, NOW)),
+        None,
+    )]);
+    let t = thread(AssuranceLevel::E2ee, None);
+    let text = POLICY.replace(
+        "ladder = [{ container = \"in_app\", require = \"e2ee\" }",
+        "ladder = [{ container = \"rcs\" }, { container = \"in_app\", require = \"e2ee\" }",
+    );
+    let p = Policy::parse(&text, "t.toml").unwrap().policy;
+    let m = msg("rollout");
+    let input = |failed| DecisionInput {
+        message: &m,
+        recipient: &r,
+        thread: &t,
+        overrides: &[],
+        failed,
+        now: NOW,
+    };
+    // Without a failure the legacy RCS route is taken, and enforcement's
+    // first step is RCS too.
+    let d = decide(&p, &input(&[])).unwrap();
+    assert_eq!(d.outcome.route().unwrap().container, Container::Rcs);
+    // After the legacy RCS attempt failed, enforcement does not go straight
+    // back to RCS.
+    let failed = [FailedAttempt {
+        step: None,
+        channel: Channel::Rcs,
+    }];
+    let d = decide(&p, &input(&failed)).unwrap();
+    assert_eq!(codes(&d, 0), ["step_failed"]);
+    assert_ne!(d.outcome.route().map(|r| r.container), Some(Container::Rcs));
 }

@@ -412,6 +412,7 @@ impl Setting {
     pub(super) fn device(&self, id: &str, spec: &DeviceSpec) -> DeviceEvidence {
         let (provider_at, signed_at) = self.times(spec);
         let provider = |reachable| TransportEvidence {
+            client: None,
             reachable,
             e2ee: E2eeState::Unknown,
             attested: false,
@@ -419,6 +420,7 @@ impl Setting {
             observed_at: provider_at,
         };
         let signed = |e2ee, attested| TransportEvidence {
+            client: None,
             reachable: true,
             e2ee,
             attested,
@@ -526,6 +528,7 @@ pub(super) fn clients(policy: &Policy, now: Timestamp) -> (ClientInfo, Option<Cl
         d.transports.insert(
             Transport::InApp,
             TransportEvidence {
+                client: None,
                 reachable: true,
                 e2ee: E2eeState::Absent,
                 attested: false,

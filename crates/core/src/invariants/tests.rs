@@ -46,6 +46,7 @@ fn phone(rcs: E2eeState) -> RecipientEvidence {
         policy_revision: 1,
     });
     let ev = |e2ee, source| TransportEvidence {
+        client: None,
         reachable: true,
         e2ee,
         attested: false,

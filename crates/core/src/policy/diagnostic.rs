@@ -87,6 +87,10 @@ fn line_starts(text: &str) -> Vec<usize> {
 pub enum PolicyErrorKind {
     #[error("{0}")]
     Syntax(String),
+    #[error(
+        "client `{client}` has more than one minimum version (client names compare without case)"
+    )]
+    DuplicateClient { client: String },
     /// A bug in ladder, not in the policy.
     #[error("internal error: {0}; please report this bug")]
     Internal(String),

@@ -242,3 +242,48 @@ fn regression_class_name_glued_to_a_variable_escaped_the_template_check() {
         matches!(kind, PolicyErrorKind::TemplateMentionsClass { ref class, .. } if class == "notice")
     );
 }
+
+#[test]
+fn a_class_is_named_however_it_is_spelt() {
+    let class = CLASS.replace("name = \"notice\"", "name = \"legal_notice\"");
+    for text in [
+        "a legal  notice",
+        "a Legal.Notice",
+        "a LegalNotice",
+        "your legalnotices",
+        "l-e-g-a-l notice",
+        "legal\tnotice",
+    ] {
+        let e = with(&format!(
+            "[[notice]]\nname = \"x\"\ntext = \"{{tenant}}: {text} {{link}}\"\n{class}"
+        ));
+        assert!(
+            e.is_err_and(|e| e
+                .0
+                .iter()
+                .any(|d| matches!(d.kind, PolicyErrorKind::TemplateMentionsClass { .. }))),
+            "{text:?} passed"
+        );
+    }
+    // Word boundaries still count: `hr` is not named by "three".
+    let hr = CLASS.replace("name = \"notice\"", "name = \"hr\"");
+    assert!(
+        with(&format!(
+            "[[notice]]\nname = \"x\"\ntext = \"{{tenant}}: three new items {{link}}\"\n{hr}"
+        ))
+        .is_ok()
+    );
+}
+
+#[test]
+fn client_minimums_cannot_be_listed_twice_under_different_case() {
+    let text = BASE.replace(
+        "[evidence]",
+        "[evidence]\nmin_client_version = { \"Acme-App\" = \"1.0\", \"acme-app\" = \"5.2\" }",
+    );
+    let e = Policy::parse(&format!("{text}{CLASS}"), "p.toml").unwrap_err();
+    assert!(
+        e.0.iter()
+            .any(|d| matches!(d.kind, PolicyErrorKind::DuplicateClient { .. }))
+    );
+}

@@ -105,9 +105,18 @@ pub(super) fn handshake(
     })
 }
 
-pub(super) fn expect(cx: &mut Ctx<'_>, n: usize, raw: Option<&S<RawExpect>>) -> Option<Expect> {
-    let Some(raw) = raw else {
-        return Some(Expect::default());
+/// A send's expectation. `outcome` is required: a send that checks nothing
+/// would count as "behaved as expected".
+pub(super) fn expect(
+    cx: &mut Ctx<'_>,
+    n: usize,
+    step_span: &Range<usize>,
+    raw: Option<&S<RawExpect>>,
+) -> Option<Expect> {
+    let Some(raw) = raw.filter(|r| r.get_ref().outcome.is_some()) else {
+        let span = raw.map_or(step_span.clone(), |r| r.span());
+        cx.err(&span, ScenarioErrorKind::MissingOutcome { step: n });
+        return None;
     };
     let r = raw.get_ref();
     let before = cx.errors.len();

@@ -39,6 +39,8 @@
 //! Other actions: `provider_check`, `update_device`, `revoke_device`,
 //! `remove_device`, `advance = "8d"`, `set_override = { ... expires_in }`,
 //! `clear_override`, `provider_down`/`provider_up = "rcs"`, and
+//! Every `send` and `confirm` must expect at least an `outcome`, and a file
+//! with no `send` is an error: a scenario always checks something.
 //! `confirm = "m1"` (the sender confirms that message, for the container and
 //! level it was shown). A `send` that reuses a message id re-decides that
 //! message (a held message retried) and keeps its acceptance time. A send

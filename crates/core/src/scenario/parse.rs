@@ -39,6 +39,10 @@ pub enum ScenarioErrorKind {
     PolicySource,
     #[error("step {step} names no action; use one of: {actions}")]
     NoAction { step: usize, actions: String },
+    #[error("step {step}: a send needs `expect = {{ outcome = \"...\" }}`, or it checks nothing")]
+    MissingOutcome { step: usize },
+    #[error("the scenario has no `send` step, so it would check nothing")]
+    NoSends,
     #[error("step {step} names two actions, `{first}` and `{second}`; split it into two steps")]
     TwoActions {
         step: usize,
@@ -277,6 +281,9 @@ pub fn parse_scenario(text: &str, source_name: &str) -> Result<Scenario, Vec<Sce
         if let Some(step) = step(&mut cx, i + 1, s, &mut clock) {
             steps.push(step);
         }
+    }
+    if cx.errors.is_empty() && !steps.iter().any(|s| matches!(s.action, Action::Send(_))) {
+        cx.err(&(0..0), ScenarioErrorKind::NoSends);
     }
     match (policy, start) {
         (Some(policy), Some(start)) if cx.errors.is_empty() => Ok(Scenario {
@@ -536,11 +543,11 @@ fn step(cx: &mut Ctx<'_>, n: usize, s: &S<RawStep>, clock: &mut Timestamp) -> Op
             class: action_value(),
             id: r.id.as_ref().map(|v| v.get_ref().clone()),
             confirmation_of: r.confirmation_of.as_ref().map(|v| v.get_ref().clone()),
-            expect: expect(cx, n, r.expect.as_ref())?,
+            expect: expect(cx, n, &s.span(), r.expect.as_ref())?,
         }),
         "confirm" => Action::Confirm {
             id: action_value(),
-            expect: expect(cx, n, r.expect.as_ref())?,
+            expect: expect(cx, n, &s.span(), r.expect.as_ref())?,
         },
         _ => return None,
     };

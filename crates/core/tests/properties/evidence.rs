@@ -44,6 +44,7 @@ pub(crate) fn transport_evidence() -> impl Strategy<Value = TransportEvidence> {
     )
         .prop_map(
             |(reachable, e2ee, attested, source, age)| TransportEvidence {
+                client: None,
                 reachable,
                 e2ee,
                 attested,
@@ -181,6 +182,7 @@ pub(crate) fn coherent_device(
                     Timestamp(NOW - 40 * 24 * HOUR),
                 );
                 let ev = |(reachable, e2ee, attested), source, at| TransportEvidence {
+ client: None,
                     reachable,
                     e2ee,
                     attested,

@@ -284,6 +284,7 @@ proptest! {
                 Event::ProviderCheck { device, transport, reachable } => {
                     let Some(d) = recipient.devices.get_mut(*device) else { continue };
                     d.transports.insert(*transport, TransportEvidence {
+ client: None,
                         reachable: *reachable,
                         e2ee: E2eeState::Unknown,
                         attested: false,

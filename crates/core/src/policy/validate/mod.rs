@@ -218,14 +218,14 @@ fn build(c: &mut Checker<'_>, raw: RawPolicy) -> Option<Policy> {
     }
     rank_warnings(c, &raw.class, &classes);
 
-    // A template may not name a class in its literal text either; `_`, `-`
-    // and spaces are alike here, so "legal notice" names `legal_notice`.
+    // A template may not name a class in its literal text either, however
+    // it is spelt (see `names`).
     for n in &raw.notice {
         let n = n.get_ref();
         if let Some(t) = notices.get(n.name.get_ref()) {
-            let text = normalize_words(&t.literal_text());
+            let text = words(&t.literal_text());
             for class in &classes {
-                if contains_word(&text, &normalize_words(&class.name)) {
+                if names(&text, &class.name) {
                     c.error(
                         &n.text.span(),
                         E::TemplateMentionsClass {
@@ -285,27 +285,49 @@ fn build(c: &mut Checker<'_>, raw: RawPolicy) -> Option<Policy> {
     })
 }
 
-/// Lowercase, with `_` and `-` read as spaces.
-fn normalize_words(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '_' | '-' => ' ',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
+/// Words of a text: runs of letters and digits, lowercased, split also
+/// where a lowercase letter meets an uppercase one (`LegalNotice`).
+fn words(s: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut prev_lower = false;
+    for c in s.chars() {
+        if c.is_alphanumeric() {
+            if c.is_uppercase() && prev_lower && !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+            prev_lower = c.is_lowercase();
+            current.extend(c.to_lowercase());
+        } else {
+            prev_lower = false;
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
-/// Whole-word match, so a class named `hr` does not trip on "three".
-fn contains_word(haystack: &str, word: &str) -> bool {
-    if word.is_empty() {
+/// Whether `text` names `name`: some run of consecutive words, glued
+/// together, spells the name with its separators removed (or its plural).
+/// "legal notice", "Legal.Notice", "LegalNotice", "legalnotices" and
+/// "l-e-g-a-l notice" all name `legal_notice`; "three" does not name `hr`,
+/// since a match must start and end on word boundaries.
+fn names(text: &[String], name: &str) -> bool {
+    let target: String = words(name).concat();
+    if target.is_empty() {
         return false;
     }
-    haystack.match_indices(word).any(|(i, _)| {
-        let before = haystack.get(..i).and_then(|h| h.chars().next_back());
-        let after = haystack
-            .get(i + word.len()..)
-            .and_then(|h| h.chars().next());
-        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    let plural = format!("{target}s");
+    (0..text.len()).any(|start| {
+        let mut glued = String::new();
+        text.iter().skip(start).any(|w| {
+            glued.push_str(w);
+            glued == target || glued == plural
+        }) && !glued.is_empty()
     })
 }
 
@@ -372,8 +394,18 @@ fn evidence_rules(c: &mut Checker<'_>, raw: &RawEvidence, span: &Range<usize>) -
         );
     }
     for (client, v) in &raw.min_client_version {
+        let key = client.to_lowercase();
+        if rules.min_client_version.contains_key(&key) {
+            c.error(
+                &v.span(),
+                E::DuplicateClient {
+                    client: client.clone(),
+                },
+            );
+            continue;
+        }
         if let Some(version) = c.name::<PlatformVersion>(v) {
-            rules.min_client_version.insert(client.clone(), version);
+            rules.min_client_version.insert(key, version);
         }
     }
     rules.min_policy_revision = raw.min_policy_revision.as_ref().map(|r| *r.get_ref());

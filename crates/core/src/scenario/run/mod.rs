@@ -239,6 +239,7 @@ impl Sim<'_> {
                         d.transports.insert(
                             *t,
                             TransportEvidence {
+                                client: None,
                                 reachable: *reachable,
                                 e2ee: E2eeState::Unknown,
                                 attested: false,
