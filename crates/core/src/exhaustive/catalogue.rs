@@ -575,7 +575,7 @@ pub(super) fn synthetic_overrides(policy: &Policy, expires: Timestamp) -> Vec<Ov
         .collect();
     let make = |channel: Channel, effect: OverrideEffect| Override {
         id: match &effect {
-            OverrideEffect::ForceStep(c) => format!("exhaustive-force-{c}"),
+            OverrideEffect::ForceStep(c) => format!("exhaustive-force-{channel}-to-{c}"),
             e => format!("exhaustive-{}-{channel}", e.as_str().replace('_', "-")),
         },
         channel,
@@ -594,8 +594,15 @@ pub(super) fn synthetic_overrides(policy: &Policy, expires: Timestamp) -> Vec<Ov
             out.push(make(ch, OverrideEffect::DistrustE2ee));
         }
     }
-    for c in containers {
-        out.push(make(c.channel(), OverrideEffect::ForceStep(c)));
+    // Steer traffic off each E2EE-capable channel the ladders use, down to
+    // each container they use on another channel.
+    for ch in [Channel::Rcs, Channel::InApp] {
+        if !channels.contains(&ch) {
+            continue;
+        }
+        for c in containers.iter().filter(|c| c.channel() != ch) {
+            out.push(make(ch, OverrideEffect::ForceStep(*c)));
+        }
     }
     out
 }

@@ -26,7 +26,7 @@
 //!   run-time copy, so exactly one is active. With no device or one device,
 //!   also each of a set of synthetic run-time overrides matching every
 //!   device: disable each channel the policy uses, distrust E2EE on RCS and
-//!   in-app, force each container its ladders use. For a pair of devices of
+//!   in-app, steer RCS and in-app traffic to each container on another channel. For a pair of devices of
 //!   which exactly one has the neutral labels, also RCS and in-app disabled
 //!   for that one device only;
 //! - every thread floor, and every thread label (none or each level);

@@ -118,6 +118,15 @@ pub enum Violation {
         override_id: String,
     },
     #[error(
+        "invariant 1: {outcome} route `{route}` carries the payload over `{channel}`, which active override `{override_id}` steers traffic off"
+    )]
+    SteeredOff {
+        outcome: &'static str,
+        route: String,
+        channel: Channel,
+        override_id: String,
+    },
+    #[error(
         "invariant 1: {outcome} route `{route}` names notifier `{notifier}`, which cannot reach the recipient ({why})"
     )]
     NotifierUnusable {
@@ -219,6 +228,7 @@ impl Violation {
             | Violation::FailedStepReused { .. }
             | Violation::AboveFailedStep { .. }
             | Violation::DisabledByOverride { .. }
+            | Violation::SteeredOff { .. }
             | Violation::NotifierUnusable { .. }
             | Violation::RouteNotInPolicy { .. }
             | Violation::WrongClass { .. } => 1,

@@ -245,6 +245,27 @@ impl World<'_> {
             }
         }
 
+        // A force override steers payload off its channel for every matching
+        // recipient (any recipient when it names no labels).
+        let steered = self.overrides.iter().find(|o| {
+            matches!(o.effect, OverrideEffect::ForceStep(_))
+                && o.is_active(self.now)
+                && o.channel == route.container.channel()
+                && (o.matcher.is_empty()
+                    || self
+                        .recipient
+                        .active_devices()
+                        .any(|d| o.matcher.matches(&d.labels)))
+        });
+        if let Some(o) = steered {
+            return Err(Violation::SteeredOff {
+                outcome,
+                route: name,
+                channel: o.channel,
+                override_id: o.id.clone(),
+            });
+        }
+
         let evidence = match self.support(route.container) {
             Support::Disabled(override_id) => {
                 return Err(Violation::DisabledByOverride {
