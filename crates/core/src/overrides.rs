@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::assurance::{Channel, Container};
-use crate::evidence::PlatformLabels;
+use crate::evidence::{PlatformLabels, RecipientEvidence};
 use crate::time::Timestamp;
 use crate::version::VersionRange;
 
@@ -105,6 +105,17 @@ impl Override {
         now < self.expires
     }
 
+    /// Whether this override covers a recipient as a whole (for recipient-level
+    /// channels and for force overrides): it does when it names no labels, or
+    /// when any active device matches, so having no devices escapes nothing.
+    pub fn covers_recipient(&self, recipient: &RecipientEvidence, now: Timestamp) -> bool {
+        self.is_active(now)
+            && (self.matcher.is_empty()
+                || recipient
+                    .active_devices()
+                    .any(|d| self.matcher.matches(&d.labels)))
+    }
+
     /// Whether this override applies to a device reached over `channel`.
     pub fn applies(&self, channel: Channel, labels: &PlatformLabels, now: Timestamp) -> bool {
         self.is_active(now) && self.channel == channel && self.matcher.matches(labels)
@@ -145,6 +156,19 @@ mod tests {
         assert!(o.applies(Channel::Rcs, &ios("26.3"), Timestamp(0)));
         assert!(!o.applies(Channel::Rcs, &ios("26.4"), Timestamp(0)));
         assert!(!o.applies(Channel::InApp, &ios("26.3"), Timestamp(0)));
+    }
+
+    #[test]
+    fn a_recipient_is_covered_by_a_label_free_override_even_without_devices() {
+        let nobody = RecipientEvidence::default();
+        let mut o = distrust();
+        assert!(
+            !o.covers_recipient(&nobody, Timestamp(0)),
+            "labels need a matching device"
+        );
+        o.matcher = LabelMatch::default();
+        assert!(o.covers_recipient(&nobody, Timestamp(0)));
+        assert!(!o.covers_recipient(&nobody, Timestamp(1000)), "expired");
     }
 
     #[test]

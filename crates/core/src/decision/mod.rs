@@ -296,21 +296,21 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
             to: r.assurance,
         })
     };
+    // A route below the thread's last label needs the sender's confirmation
+    // when the class asks for it, unless this message already carries one.
+    let deliver_or_confirm = |route: Route, notes: &mut Vec<Note>| match downgrade_of(&route) {
+        Some(d) if class.confirm_downgrade && !confirmed(input.message, &route, notes) => {
+            Outcome::ConfirmationRequired {
+                route,
+                label: d.from,
+            }
+        }
+        _ => Outcome::Deliver { route },
+    };
     // Notes about enforcement's own route are kept only if it is followed.
     let mut enforced_notes = Vec::new();
     let enforced = match chosen {
-        Some(route) => {
-            let downgrade = downgrade_of(&route);
-            match (downgrade, class.confirm_downgrade) {
-                (Some(d), true) if !confirmed(input.message, &route, &mut enforced_notes) => {
-                    Outcome::ConfirmationRequired {
-                        route,
-                        label: d.from,
-                    }
-                }
-                _ => Outcome::Deliver { route },
-            }
-        }
+        Some(route) => deliver_or_confirm(route, &mut enforced_notes),
         None => exhausted(class, input.message, now, &mut enforced_notes),
     };
 
@@ -332,16 +332,7 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
                         notifier: eval.notifier,
                         assurance,
                     };
-                    let outcome = match (downgrade_of(&route), class.confirm_downgrade) {
-                        (Some(d), true) if !confirmed(input.message, &route, &mut notes) => {
-                            Outcome::ConfirmationRequired {
-                                route,
-                                label: d.from,
-                            }
-                        }
-                        _ => Outcome::Deliver { route },
-                    };
-                    (outcome, Some(enforced))
+                    (deliver_or_confirm(route, &mut notes), Some(enforced))
                 }
                 (None, _) => {
                     notes.push(Note::LegacyRouteUnavailable {
@@ -419,21 +410,14 @@ impl Steering {
     }
 }
 
-/// Applies to a recipient with a matching device — or to any recipient when
-/// the override names no labels, so that having no devices escapes nothing.
+/// Force overrides apply per recipient (`Override::covers_recipient`).
 fn steering(ctx: &Context<'_>, class: &Class, notes: &mut Vec<Note>) -> Steering {
     let mut out = Steering::default();
     for o in ctx.overrides {
         let OverrideEffect::ForceStep(container) = o.effect else {
             continue;
         };
-        let matches = o.is_active(ctx.now)
-            && (o.matcher.is_empty()
-                || ctx
-                    .recipient
-                    .active_devices()
-                    .any(|d| o.matcher.matches(&d.labels)));
-        if !matches {
+        if !o.covers_recipient(ctx.recipient, ctx.now) {
             continue;
         }
         out.off.push((o.channel, o.id.clone(), container));

@@ -40,14 +40,7 @@ impl Context<'_> {
         want: fn(&OverrideEffect) -> bool,
     ) -> Option<&Override> {
         self.overrides.iter().copied().find(|o| {
-            want(&o.effect)
-                && o.is_active(self.now)
-                && o.channel == channel
-                && (o.matcher.is_empty()
-                    || self
-                        .recipient
-                        .active_devices()
-                        .any(|d| o.matcher.matches(&d.labels)))
+            want(&o.effect) && o.channel == channel && o.covers_recipient(self.recipient, self.now)
         })
     }
 

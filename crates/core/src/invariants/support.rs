@@ -27,13 +27,7 @@ impl World<'_> {
     /// override names no labels or matches any active device.
     pub(super) fn recipient_disabled(&self, channel: Channel) -> Option<String> {
         self.active_disable(channel)
-            .find(|o| {
-                o.matcher.is_empty()
-                    || self
-                        .recipient
-                        .active_devices()
-                        .any(|d| o.matcher.matches(&d.labels))
-            })
+            .find(|o| o.covers_recipient(self.recipient, self.now))
             .map(|o| o.id.clone())
     }
 
@@ -249,13 +243,8 @@ impl World<'_> {
         // recipient (any recipient when it names no labels).
         let steered = self.overrides.iter().find(|o| {
             matches!(o.effect, OverrideEffect::ForceStep(_))
-                && o.is_active(self.now)
                 && o.channel == route.container.channel()
-                && (o.matcher.is_empty()
-                    || self
-                        .recipient
-                        .active_devices()
-                        .any(|d| o.matcher.matches(&d.labels)))
+                && o.covers_recipient(self.recipient, self.now)
         });
         if let Some(o) = steered {
             return Err(Violation::SteeredOff {
