@@ -11,6 +11,7 @@ macro_rules! out {
     }};
 }
 
+mod service;
 mod simulate;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,28 @@ enum Command {
     },
     /// Replay scenario files against their policies and check every expected outcome.
     Simulate(simulate::Args),
+    /// Run the service: HTTP API, delivery workers, audit checkpoints.
+    Serve(service::ServeArgs),
+    /// Create tenants and issue their API keys.
+    Tenant {
+        #[command(subcommand)]
+        command: service::TenantCommand,
+    },
+    /// Set, clear and list emergency overrides.
+    Override {
+        #[command(subcommand)]
+        command: service::OverrideCommand,
+    },
+    /// Manage the keyring.
+    Keys {
+        #[command(subcommand)]
+        command: service::KeysCommand,
+    },
+    /// Verify and export the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: service::AuditCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +84,8 @@ pub(crate) enum CliError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Run(String),
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, CliError> {
@@ -81,6 +106,11 @@ fn main() -> ExitCode {
                 },
         } => policy_check(&file, deny_warnings),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Serve(args) => service::serve(&args),
+        Command::Tenant { command } => service::tenant(&command),
+        Command::Override { command } => service::override_cmd(&command),
+        Command::Keys { command } => service::keys_cmd(&command),
+        Command::Audit { command } => service::audit_cmd(&command),
     };
     match result {
         Ok(code) => code,

@@ -156,6 +156,18 @@ impl Policy {
         validate::parse(text, source_name, map)
     }
 
+    /// Parses one emergency override given on its own — by the API or
+    /// `ladder override set` — as a TOML table with the fields of a policy
+    /// file's `[[override]]`; `expires_in` counts from `now`. Validated
+    /// exactly as overrides inside a policy are.
+    pub fn parse_override(
+        text: &str,
+        source_name: &str,
+        now: crate::time::Timestamp,
+    ) -> Result<crate::overrides::Override, PolicyErrors> {
+        validate::parse_override_text(text, source_name, now)
+    }
+
     fn seal(mut self) -> Result<Policy, serde_json::Error> {
         let canonical = serde_json::to_vec(&self)?;
         let digest = Sha256::digest(&canonical);

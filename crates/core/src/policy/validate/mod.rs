@@ -18,7 +18,8 @@ use super::raw::{RawEvidence, RawPolicy, S};
 use super::{Class, Parsed, Policy, PolicyErrors, SourceMap};
 use crate::assurance::{AssuranceLevel, Claim, EvidenceSource};
 use crate::evidence::{EvidenceRules, SourceRule};
-use crate::time::Duration;
+use crate::overrides::Override;
+use crate::time::{Duration, Timestamp};
 use crate::version::PlatformVersion;
 
 use class::{class, rank_warnings};
@@ -417,4 +418,29 @@ fn evidence_rules(c: &mut Checker<'_>, raw: &RawEvidence, span: &Range<usize>) -
         c.warn(span, W::NoE2eeSource);
     }
     rules
+}
+
+/// Parses one emergency override given on its own (by the API or the CLI),
+/// as a TOML table with the fields of a policy file's `[[override]]`.
+/// `expires_in` is measured from `now`.
+pub(super) fn parse_override_text(
+    text: &str,
+    source_name: &str,
+    now: Timestamp,
+) -> Result<Override, PolicyErrors> {
+    let map = SourceMap::new(text);
+    let raw: crate::policy::raw::RawOverride = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let mut c = Checker::new(source_name, &map);
+            c.error(&span, E::Syntax(syntax_message(&e, &map)));
+            return Err(PolicyErrors(c.errors));
+        }
+    };
+    let mut c = Checker::new(source_name, &map);
+    match overrides::parse_override(&mut c, &raw, Some(now)) {
+        Some(o) if c.errors.is_empty() => Ok(o),
+        _ => Err(PolicyErrors(c.errors)),
+    }
 }

@@ -1,0 +1,455 @@
+//! The service commands: `serve`, and the operator commands that work on a
+//! database directly (`tenant`, `override`, `keys`, `audit`). They open the
+//! same store and keyring a server would, from the same configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use ladder_server::Config;
+use ladder_server::app::offline_state;
+use ladder_server::service::{keys, overrides, tenants as tenant_service};
+use ladder_store::{audit, tenants};
+use serde_json::json;
+
+use crate::{CliError, read};
+
+/// Where the state lives; each flag overrides the config file and the
+/// environment.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Configuration file (TOML); `LADDER_*` variables override it.
+    #[arg(long, env = "LADDER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL: `sqlite://PATH` or `postgres://…`.
+    #[arg(long)]
+    database: Option<String>,
+    /// Data directory for the default SQLite database and keyring.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keyring file.
+    #[arg(long)]
+    keyring: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn config(&self) -> Result<Config, CliError> {
+        let mut c =
+            Config::load(self.config.as_deref()).map_err(|e| CliError::Run(e.to_string()))?;
+        if let Some(d) = &self.data_dir {
+            c.data_dir = d.clone();
+        }
+        if let Some(u) = &self.database {
+            c.database_url = Some(u.clone());
+        }
+        if let Some(k) = &self.keyring {
+            c.keyring = Some(k.clone());
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on, e.g. 127.0.0.1:7878.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant from a policy file; prints the tenant and its API keys as JSON (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        policy: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Issue a new API key for an existing tenant; prints it as JSON (shown once).
+    Key {
+        #[arg(long)]
+        name: String,
+        /// `sender` or `admin`.
+        #[arg(long, default_value = "sender")]
+        scope: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OverrideCommand {
+    /// Set an emergency override from a TOML file holding one override's fields.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        /// TOML with `id`, `channel`, `effect`, `reason`, `expires_in` or `expires`, and label matchers.
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Clear an active override.
+    Clear {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List a tenant's overrides with their state.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Rotate every tenant's key-encryption key and rewrap all live payloads.
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify a tenant's audit chain and checkpoints, in a database or an export directory.
+    Verify {
+        /// An export directory (from `ladder audit export`); omit to read the database.
+        dir: Option<PathBuf>,
+        /// The tenant, when reading a database.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Trusted checkpoint public keys (hex); default: the keyring's.
+        #[arg(long = "trust-key")]
+        trust_keys: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Export a tenant's audit entries and checkpoints to a directory.
+    Export {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| CliError::Run(format!("cannot start the runtime: {e}")))
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+fn run_err(e: impl std::fmt::Display) -> CliError {
+    CliError::Run(e.to_string())
+}
+
+pub fn serve(args: &ServeArgs) -> Result<ExitCode, CliError> {
+    let mut config = args.store.config()?;
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    init_logging();
+    runtime()?.block_on(async move {
+        let data_dir = config.data_dir.clone();
+        let running = ladder_server::start(config).await.map_err(run_err)?;
+        let base = format!("http://{}", running.addr);
+        out!("ladder is serving on {base}");
+        out!("  database: {}", running.database);
+        out!("  keyring:  {}", running.keyring);
+        match &running.demo {
+            Some(demo) => {
+                out!(
+                    "  demo tenant `{}` created from examples/policies/acme.toml; its API keys are shown only now:",
+                    demo.tenant.name
+                );
+                for k in &demo.keys {
+                    out!("    {:<6} {}", k.scope.as_str(), k.token);
+                }
+                if let Some(k) = demo.keys.first() {
+                    out!("  try:  curl -s {base}/v1/policy -H 'Authorization: Bearer {}'", k.token);
+                }
+            }
+            None => out!(
+                "  existing data in {}; new keys: ladder tenant key --name acme --scope admin",
+                data_dir.display()
+            ),
+        }
+        out!("  docs: {base}/v1/openapi.json · metrics: {base}/metrics · stop with Ctrl-C");
+        shutdown_signal().await;
+        out!("shutting down: finishing in-flight requests and claimed deliveries");
+        running.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LADDER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let json = std::env::var("LADDER_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn tenant_id(state: &ladder_server::state::AppState, name: &str) -> Result<String, CliError> {
+    let mut conn = state.store.pool().acquire().await.map_err(run_err)?;
+    tenants::find_by_name(&mut conn, name)
+        .await
+        .map_err(run_err)?
+        .map(|t| t.id)
+        .ok_or_else(|| CliError::Run(format!("no tenant named `{name}`")))
+}
+
+pub fn tenant(cmd: &TenantCommand) -> Result<ExitCode, CliError> {
+    runtime()?.block_on(async move {
+        match cmd {
+            TenantCommand::Create {
+                name,
+                policy,
+                store,
+            } => {
+                let text = read(policy)?;
+                let state = offline_state(store.config()?).await.map_err(run_err)?;
+                let created = tenant_service::create(&state, name, &text, "cli")
+                    .await
+                    .map_err(run_err)?;
+                out!("{}", pretty(&json!(created)));
+            }
+            TenantCommand::Key { name, scope, store } => {
+                let scope = match scope.as_str() {
+                    "sender" => tenants::Scope::Sender,
+                    "admin" => tenants::Scope::Admin,
+                    other => {
+                        return Err(CliError::Run(format!(
+                            "scope `{other}` is not `sender` or `admin`"
+                        )));
+                    }
+                };
+                let state = offline_state(store.config()?).await.map_err(run_err)?;
+                let id = tenant_id(&state, name).await?;
+                let mut tx = state.store.begin().await.map_err(run_err)?;
+                let key = tenants::issue_key(&mut tx, &id, scope, ladder_server::state::now().0)
+                    .await
+                    .map_err(run_err)?;
+                ladder_server::service::audit::record(
+                    &mut tx,
+                    &state,
+                    &id,
+                    "cli",
+                    "api_key_issued",
+                    Some(&key.id),
+                    json!({ "scope": scope.as_str() }),
+                )
+                .await
+                .map_err(run_err)?;
+                tx.commit().await.map_err(run_err)?;
+                out!("{}", pretty(&json!(key)));
+            }
+            TenantCommand::List { store } => {
+                let state = offline_state(store.config()?).await.map_err(run_err)?;
+                let mut conn = state.store.pool().acquire().await.map_err(run_err)?;
+                let all = tenants::list(&mut conn).await.map_err(run_err)?;
+                out!("{}", pretty(&json!(all)));
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn override_cmd(cmd: &OverrideCommand) -> Result<ExitCode, CliError> {
+    runtime()?.block_on(async move {
+        match cmd {
+            OverrideCommand::Set {
+                tenant,
+                file,
+                store,
+            } => {
+                let text = read(file)?;
+                let state = offline_state(store.config()?).await.map_err(run_err)?;
+                let id = tenant_id(&state, tenant).await?;
+                match overrides::set(&state, &id, "cli", &text).await {
+                    Ok(o) => out!(
+                        "{}",
+                        pretty(&json!({ "override": o.rule, "state": "active" }))
+                    ),
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", file.display());
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            }
+            OverrideCommand::Clear { tenant, id, store } => {
+                let state = offline_state(store.config()?).await.map_err(run_err)?;
+                let tid = tenant_id(&state, tenant).await?;
+                match overrides::clear(&state, &tid, "cli", id).await {
+                    Ok(o) => out!(
+                        "{}",
+                        pretty(&json!({ "override": o.rule, "state": "cleared" }))
+                    ),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            }
+            OverrideCommand::List { tenant, store } => {
+                let state = offline_state(store.config()?).await.map_err(run_err)?;
+                let tid = tenant_id(&state, tenant).await?;
+                let list = overrides::list(&state.store, &tid).await.map_err(run_err)?;
+                out!("{}", pretty(&json!({ "overrides": list })));
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn keys_cmd(cmd: &KeysCommand) -> Result<ExitCode, CliError> {
+    let KeysCommand::Rotate { store } = cmd;
+    runtime()?.block_on(async move {
+        let state = offline_state(store.config()?).await.map_err(run_err)?;
+        let rotations = keys::rotate_all(&state).await.map_err(run_err)?;
+        out!("{}", pretty(&json!({ "rotated": rotations })));
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn audit_cmd(cmd: &AuditCommand) -> Result<ExitCode, CliError> {
+    runtime()?.block_on(async move {
+        match cmd {
+            AuditCommand::Verify {
+                dir: Some(dir),
+                trust_keys,
+                ..
+            } => {
+                let (entries, checkpoints) = audit::read_export(dir).map_err(run_err)?;
+                let trusted = (!trust_keys.is_empty()).then_some(trust_keys.as_slice());
+                report(
+                    dir.display().to_string(),
+                    audit::verify(entries, &checkpoints, trusted).map_err(|e| e.to_string()),
+                )
+            }
+            AuditCommand::Verify {
+                dir: None,
+                tenant,
+                trust_keys,
+                store,
+            } => {
+                let Some(tenant) = tenant else {
+                    return Err(CliError::Run(
+                        "give an export directory, or `--tenant NAME` to verify a database".into(),
+                    ));
+                };
+                let state = offline_state(store.config()?).await.map_err(run_err)?;
+                let id = tenant_id(&state, tenant).await?;
+                let trusted: Vec<String> = if trust_keys.is_empty() {
+                    let (_, key) = state.keyring.checkpoint_signer(&id).map_err(run_err)?;
+                    vec![hex_key(&key)]
+                } else {
+                    trust_keys.clone()
+                };
+                let r = audit::verify_store_with_keys(&state.store, &id, Some(&trusted)).await;
+                report(format!("tenant `{tenant}`"), r.map_err(|e| e.to_string()))
+            }
+            AuditCommand::Export { tenant, out, store } => {
+                let state = offline_state(store.config()?).await.map_err(run_err)?;
+                let id = tenant_id(&state, tenant).await?;
+                let mut entries = Vec::new();
+                let mut after = 0;
+                loop {
+                    let page = audit::page(&state.store, &id, after, 1000)
+                        .await
+                        .map_err(run_err)?;
+                    let Some(last) = page.last() else { break };
+                    after = last.seq;
+                    entries.extend(page);
+                }
+                let checkpoints = audit::checkpoints(&state.store, &id)
+                    .await
+                    .map_err(run_err)?;
+                audit::write_export(out, &entries, &checkpoints).map_err(run_err)?;
+                out!(
+                    "exported {} entries and {} checkpoints of tenant `{tenant}` to {}",
+                    entries.len(),
+                    checkpoints.len(),
+                    out.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+fn hex_key(key: &ed25519_dalek::SigningKey) -> String {
+    key.verifying_key()
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn report(what: String, r: Result<audit::VerifyReport, String>) -> Result<ExitCode, CliError> {
+    match r {
+        Ok(rep) => {
+            out!(
+                "ok: {what}: {} entries, {} checkpoints verify{}",
+                rep.entries,
+                rep.checkpoints,
+                rep.head
+                    .map(|(seq, hash)| format!("; head {seq} {hash}"))
+                    .unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {what}: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

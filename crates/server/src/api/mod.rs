@@ -1,0 +1,139 @@
+//! The HTTP API, versioned under `/v1`. Handlers are thin: they parse the
+//! request, call the service, and shape the answer. Every error leaves
+//! through [`crate::error::ApiError`].
+
+mod admin;
+mod messages;
+mod ops;
+mod recipients;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+
+use crate::state::AppState;
+
+/// Every route, as `(method, path)`: the OpenAPI document is checked
+/// against this list by a test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/v1/openapi.json"),
+    ("post", "/v1/messages"),
+    ("get", "/v1/messages/{id}"),
+    ("get", "/v1/messages/{id}/explain"),
+    ("post", "/v1/messages/{id}/confirm"),
+    ("post", "/v1/messages/{id}/confirmation-token"),
+    ("post", "/v1/messages/{id}/revoke"),
+    ("post", "/v1/recipients"),
+    ("get", "/v1/recipients/{id}"),
+    ("post", "/v1/recipients/{id}/devices"),
+    ("post", "/v1/devices/{id}/challenge"),
+    ("post", "/v1/devices/{id}/handshake"),
+    ("post", "/v1/devices/{id}/revoke"),
+    ("get", "/v1/threads/{id}"),
+    ("get", "/v1/policy"),
+    ("put", "/v1/policy"),
+    ("get", "/v1/overrides"),
+    ("post", "/v1/overrides"),
+    ("delete", "/v1/overrides/{id}"),
+    ("get", "/v1/audit"),
+    ("get", "/v1/audit/checkpoints"),
+    ("post", "/v1/audit/checkpoints"),
+    ("get", "/v1/sandbox/deliveries"),
+];
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/openapi.json", get(ops::openapi))
+        .route("/v1/messages", post(messages::send))
+        .route("/v1/messages/{id}", get(messages::status))
+        .route("/v1/messages/{id}/explain", get(messages::explain))
+        .route("/v1/messages/{id}/confirm", post(messages::confirm))
+        .route(
+            "/v1/messages/{id}/confirmation-token",
+            post(messages::confirmation_token),
+        )
+        .route("/v1/messages/{id}/revoke", post(messages::revoke))
+        .route("/v1/recipients", post(recipients::register))
+        .route("/v1/recipients/{id}", get(recipients::show))
+        .route("/v1/recipients/{id}/devices", post(recipients::enrol))
+        .route("/v1/devices/{id}/challenge", post(recipients::challenge))
+        .route("/v1/devices/{id}/handshake", post(recipients::handshake))
+        .route("/v1/devices/{id}/revoke", post(recipients::revoke))
+        .route("/v1/threads/{id}", get(recipients::thread))
+        .route("/v1/policy", get(admin::policy).put(admin::publish))
+        .route(
+            "/v1/overrides",
+            get(admin::overrides).post(admin::set_override),
+        )
+        .route("/v1/overrides/{id}", delete(admin::clear_override))
+        .route("/v1/audit", get(admin::audit))
+        .route(
+            "/v1/audit/checkpoints",
+            get(admin::checkpoints).post(admin::checkpoint_now),
+        )
+        .route("/v1/sandbox/deliveries", get(ops::sandbox))
+        .fallback(ops::not_found)
+        .layer(DefaultBodyLimit::max(256 * 1024))
+        .layer(axum::middleware::from_fn(ops::observe))
+        .with_state(state)
+}
+
+/// Parses a JSON body into `T`, naming the field and problem on failure
+/// (axum's own rejection would answer in plain text).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, crate::error::ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        crate::error::ApiError::bad_request(
+            "invalid_json",
+            format!(
+                "the request body is not valid: {}",
+                redact_values(&e.to_string())
+            ),
+        )
+    })
+}
+
+/// serde_json quotes offending string values (`invalid type: string "…"`),
+/// and a value may be message content: keep field names (in backticks),
+/// drop quoted values.
+fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_quotes = false;
+    for c in message.chars() {
+        match (c, in_quotes) {
+            ('"', false) => {
+                in_quotes = true;
+                out.push_str("\"…");
+            }
+            ('"', true) => {
+                in_quotes = false;
+                out.push('"');
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_values;
+
+    #[test]
+    fn quoted_values_never_reach_an_error_message() {
+        let m = redact_values(
+            "invalid type: string \"payroll secret\", expected u16 at line 1 column 9",
+        );
+        assert!(!m.contains("payroll secret"), "{m}");
+        assert!(m.contains("line 1 column 9"));
+        assert_eq!(redact_values("unknown field `bdy`"), "unknown field `bdy`");
+    }
+}

@@ -1,0 +1,98 @@
+//! Operations: health, readiness, metrics, the OpenAPI document, the
+//! sandbox mailbox, and the request-observing middleware.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{MatchedPath, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ladder_store::{StoreError, sandbox};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Sender;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "database": "unreachable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    if let Ok(n) = ladder_store::outbox::pending(&state.store).await {
+        metrics::gauge!("ladder_outbox_pending").set(n as f64);
+    }
+    let body = crate::metrics::render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::DOCUMENT,
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("route", "for this method and path")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxQuery {
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// What the sandbox channels delivered for this tenant. A payload delivery
+/// is listed without its content: the sandbox stands for the recipient's
+/// device, and the body stays sealed here.
+pub async fn sandbox(
+    State(state): State<AppState>,
+    Sender(caller): Sender,
+    Query(q): Query<MailboxQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    let list = sandbox::list(&mut conn, &caller.tenant_id, q.message.as_deref(), 1000).await?;
+    Ok(Json(json!({ "deliveries": list })))
+}
+
+/// Counts and times every request by matched route (never by raw path,
+/// which would carry ids).
+pub async fn observe(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("ladder_request_seconds", "route" => route.clone(), "method" => method.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("ladder_requests_total", "route" => route, "method" => method, "status" => status)
+        .increment(1);
+    response
+}

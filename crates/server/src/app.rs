@@ -1,0 +1,177 @@
+//! Starting and stopping a node: open the store and keyring, load the demo
+//! tenant on a first start, bind the listener, spawn the workers, and on
+//! shutdown let in-flight requests and claimed work finish.
+
+use std::net::SocketAddr;
+
+use ladder_store::keyring::Keyring;
+use ladder_store::{Store, StoreError, tenants};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::service::tenants::{CreatedTenant, create};
+use crate::state::AppState;
+
+/// The example policy the demo tenant starts with.
+pub const DEMO_POLICY: &str = include_str!("../../../examples/policies/acme.toml");
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory `{path}`: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot open the keyring: {0}")]
+    Keyring(#[from] ladder_store::keyring::KeyringError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the demo tenant: {0}")]
+    Demo(ApiError),
+}
+
+/// Opens the store and keyring a configuration names, creating the data
+/// directory (owner-only) when the defaults point into it.
+pub async fn open(config: &Config) -> Result<(Store, Keyring), StartError> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") || config.keyring.is_none() {
+        create_private_dir(&config.data_dir)?;
+    }
+    let store = Store::open(&url).await?;
+    let keyring = Keyring::open_or_create(&config.keyring_path())?;
+    Ok((store, keyring))
+}
+
+fn create_private_dir(path: &std::path::Path) -> Result<(), StartError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| StartError::DataDir {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// A node that is up.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub database: String,
+    pub keyring: String,
+    /// Set when this start created the demo tenant: its keys are shown once.
+    pub demo: Option<CreatedTenant>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting requests, lets in-flight requests and claimed work
+    /// finish, and waits for everything to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts a node with `config`.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    crate::metrics::install();
+    let (store, keyring) = open(&config).await?;
+    let channels = ladder_channels::sandbox::channels(&store, &config.channels.sandbox.fail);
+    let listen = config.listen;
+    let database = ladder_store::db::redact(&config.database_url());
+    let keyring_path = keyring.path().display().to_string();
+    let state = AppState::new(store, keyring, channels, config);
+
+    let demo = if state.config.demo_tenant {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        let empty = tenants::list(&mut conn).await?.is_empty();
+        drop(conn);
+        if empty {
+            Some(
+                create(&state, "acme", DEMO_POLICY, "system")
+                    .await
+                    .map_err(StartError::Demo)?,
+            )
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let app = crate::api::router(state.clone());
+    let mut http_stop = stopped.clone();
+    tasks.push(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = http_stop.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "http server failed");
+        }
+    }));
+    for _ in 0..state.config.delivery.workers {
+        tasks.push(tokio::spawn(crate::worker::delivery(
+            state.clone(),
+            stopped.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(crate::worker::maintenance(
+        state.clone(),
+        stopped.clone(),
+    )));
+    tracing::info!(%addr, database = %database, "ladder is serving");
+    Ok(Running {
+        addr,
+        database,
+        keyring: keyring_path,
+        demo,
+        stop,
+        tasks,
+    })
+}
+
+/// The state a CLI command works with: the same store and keyring a server
+/// would open, no listener, no workers.
+pub async fn offline_state(config: Config) -> Result<AppState, StartError> {
+    let (store, keyring) = open(&config).await?;
+    let channels = ladder_channels::sandbox::channels(&store, &config.channels.sandbox.fail);
+    Ok(AppState::new(store, keyring, channels, config))
+}

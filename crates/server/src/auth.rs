@@ -1,0 +1,66 @@
+//! API-key authentication: `Authorization: Bearer <key>`. The key is looked
+//! up by its SHA-256; the caller it names carries its tenant into every
+//! query, which is how one tenant never reaches another's rows.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use ladder_store::tenants::{self, Caller, Scope};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// An authenticated caller with at least `sender` scope.
+#[derive(Debug, Clone)]
+pub struct Sender(pub Caller);
+
+/// An authenticated caller with `admin` scope.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthenticated)?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .ok_or(ApiError::Unauthenticated)?
+        .trim();
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    tenants::authenticate(&mut conn, token)
+        .await?
+        .ok_or(ApiError::Unauthenticated)
+}
+
+impl FromRequestParts<AppState> for Sender {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Sender(caller(parts, state).await?))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let c = caller(parts, state).await?;
+        if !c.scope.allows(Scope::Admin) {
+            return Err(ApiError::Forbidden {
+                needed: "admin operations",
+            });
+        }
+        Ok(Admin(c))
+    }
+}
+
+/// How a caller appears in the audit log.
+pub fn actor(c: &Caller) -> String {
+    format!("api-key:{}", c.key_id)
+}

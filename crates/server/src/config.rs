@@ -1,0 +1,244 @@
+//! Server configuration: defaults, then a TOML file, then `LADDER_*`
+//! environment variables, then command-line flags — each overriding the
+//! one before. With nothing set, ladder runs on the embedded default: a
+//! SQLite database and keyring under `./ladder-data`, listening on
+//! 127.0.0.1:7878, with sandbox channels.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ladder_channels::sandbox::Failures;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://…`; default `sqlite://{data_dir}/ladder.db`.
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    /// Default `{data_dir}/keyring.json`.
+    pub keyring: Option<PathBuf>,
+    /// Load a demo tenant from the example policy when the database has no
+    /// tenant yet.
+    pub demo_tenant: bool,
+    pub delivery: DeliveryConfig,
+    pub handshake: HandshakeConfig,
+    pub audit: AuditConfig,
+    pub channels: ChannelsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            database_url: None,
+            data_dir: PathBuf::from("ladder-data"),
+            keyring: None,
+            demo_tenant: true,
+            delivery: DeliveryConfig::default(),
+            handshake: HandshakeConfig::default(),
+            audit: AuditConfig::default(),
+            channels: ChannelsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Delivery workers per node; 0 accepts messages without sending them.
+    pub workers: usize,
+    /// Attempts on one route before a transient failure counts as a timeout.
+    pub max_attempts: i64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// How long one provider call may take before it counts as a timeout.
+    pub timeout_ms: u64,
+    /// How long a claimed item stays with its worker before another may take it.
+    pub lease_ms: i64,
+    /// How often idle workers look for due work.
+    pub poll_ms: u64,
+    /// How often a held message is decided again.
+    pub hold_recheck_s: i64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            workers: 2,
+            max_attempts: 5,
+            backoff_base_ms: 500,
+            backoff_max_ms: 60_000,
+            timeout_ms: 10_000,
+            lease_ms: 60_000,
+            poll_ms: 200,
+            hold_recheck_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandshakeConfig {
+    /// Seconds a challenge stays valid.
+    pub challenge_ttl_s: i64,
+}
+
+impl Default for HandshakeConfig {
+    fn default() -> Self {
+        HandshakeConfig {
+            challenge_ttl_s: 120,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Sign a checkpoint once this many entries are unsigned…
+    pub checkpoint_every: i64,
+    /// …or this many seconds passed with unsigned entries.
+    pub checkpoint_interval_s: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_every: 256,
+            checkpoint_interval_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    pub sandbox: SandboxConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// Per channel, how the sandbox fails: `{ mode = "permanent" }`,
+    /// `{ mode = "transient", times = 2 }`, `{ mode = "hang", seconds = 30 }`.
+    pub fail: Failures,
+}
+
+/// A configuration that could not be used; names the file, variable or
+/// value at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file `{path}`: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable `{name}`: `{value}` is not {expected}")]
+    Env {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl Config {
+    /// Defaults, overlaid by `file` (if any) and then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    /// Overlays `LADDER_LISTEN`, `LADDER_DATABASE_URL`, `LADDER_DATA_DIR`,
+    /// `LADDER_KEYRING` and `LADDER_WORKERS`.
+    pub fn apply_env(
+        &mut self,
+        get: impl Fn(&'static str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if let Some(v) = get("LADDER_LISTEN") {
+            self.listen = v.parse().map_err(|_| ConfigError::Env {
+                name: "LADDER_LISTEN",
+                value: v.clone(),
+                expected: "an address like 127.0.0.1:7878",
+            })?;
+        }
+        if let Some(v) = get("LADDER_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("LADDER_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("LADDER_KEYRING") {
+            self.keyring = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("LADDER_WORKERS") {
+            self.delivery.workers = v.parse().map_err(|_| ConfigError::Env {
+                name: "LADDER_WORKERS",
+                value: v.clone(),
+                expected: "a number of workers",
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("ladder.db").display()))
+    }
+
+    pub fn keyring_path(&self) -> PathBuf {
+        self.keyring
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keyring.json"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_values_and_bad_values_are_named() {
+        let mut c: Config = toml::from_str("listen = \"127.0.0.1:9000\"\n").unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        c.apply_env(|n| (n == "LADDER_LISTEN").then(|| "127.0.0.1:9100".to_string()))
+            .unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        let err = c
+            .apply_env(|n| (n == "LADDER_WORKERS").then(|| "many".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("LADDER_WORKERS"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<Config>("lisen = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn sandbox_failures_parse_per_channel() {
+        let c: Config = toml::from_str(
+            "[channels.sandbox.fail]\nrcs = { mode = \"permanent\" }\nsms = { mode = \"transient\", times = 2 }\n",
+        )
+        .unwrap();
+        assert_eq!(c.channels.sandbox.fail.len(), 2);
+    }
+}

@@ -1,0 +1,148 @@
+//! The one HTTP error boundary. Every handler returns [`ApiError`]; it
+//! becomes one JSON envelope, `{"error": {"code", "message", "details"}}`.
+//! Client mistakes name what is wrong and where; a 500 logs the detail
+//! (which never holds content) and answers a generic body.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use ladder_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed or invalid input: 400 or 422 with what and where.
+    #[error("{message}")]
+    Invalid {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
+    #[error("missing or unknown API key")]
+    Unauthenticated,
+    #[error("this API key's scope does not allow {needed}")]
+    Forbidden { needed: &'static str },
+    /// Not found — also the answer for another tenant's ids, so nobody
+    /// learns they exist.
+    #[error("no {what} `{id}`")]
+    NotFound { what: &'static str, id: String },
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    pub fn not_found(what: &'static str, id: impl Into<String>) -> ApiError {
+        ApiError::NotFound {
+            what,
+            id: id.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    pub fn with_details(mut self, value: Value) -> ApiError {
+        match &mut self {
+            ApiError::Invalid { details, .. } | ApiError::Conflict { details, .. } => {
+                *details = value
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<ladder_store::keyring::KeyringError> for ApiError {
+    fn from(e: ladder_store::keyring::KeyringError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, details) = match self {
+            ApiError::Invalid {
+                status,
+                code,
+                message,
+                details,
+            } => (status, code, message, details),
+            e @ ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                e.to_string(),
+                Value::Null,
+            ),
+            e @ ApiError::Forbidden { .. } => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                e.to_string(),
+                Value::Null,
+            ),
+            e @ ApiError::NotFound { .. } => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                e.to_string(),
+                Value::Null,
+            ),
+            ApiError::Conflict {
+                code,
+                message,
+                details,
+            } => (StatusCode::CONFLICT, code, message, details),
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the server log has the detail".to_string(),
+                    Value::Null,
+                )
+            }
+        };
+        let mut error = serde_json::Map::new();
+        error.insert("code".into(), Value::String(code.into()));
+        error.insert("message".into(), Value::String(message));
+        if !details.is_null() {
+            error.insert("details".into(), details);
+        }
+        (status, Json(json!({ "error": error }))).into_response()
+    }
+}

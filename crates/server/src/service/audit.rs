@@ -1,0 +1,31 @@
+//! Writing audit entries from the service. Every entry goes into the
+//! caller's transaction, so the thing audited and its entry commit together.
+//! Details hold ids, codes, levels and pseudonyms — never content or a raw
+//! address.
+
+use ladder_store::Tx;
+use ladder_store::audit::{self, AuditEvent};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::state::{AppState, now};
+
+pub async fn record(
+    tx: &mut Tx,
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    kind: &str,
+    subject: Option<&str>,
+    details: Value,
+) -> Result<(), ApiError> {
+    let event = AuditEvent {
+        kind: kind.to_string(),
+        actor: actor.to_string(),
+        subject: subject.map(str::to_string),
+        details,
+    };
+    audit::append(tx, state.store.dialect(), tenant_id, now().0, &event).await?;
+    metrics::counter!("ladder_audit_entries_total", "kind" => kind.to_string()).increment(1);
+    Ok(())
+}

@@ -1,0 +1,479 @@
+//! Recipients, device enrolment, revocation and the capability handshake.
+//!
+//! The handshake is the only way signed evidence enters the store: a
+//! one-time challenge is issued to an enrolled device; the device signs
+//! (challenge, report) with its Ed25519 key; `ladder_core::handshake::verify`
+//! checks both. A replayed, expired, forged or unsigned report, or one from
+//! an unknown or revoked device, is rejected and audited — and changes
+//! nothing else. A successful handshake may raise a thread's floor, as an
+//! explicit audited elevation, when every active device has re-proved itself.
+
+use ladder_core::Timestamp;
+use ladder_core::evidence::{DeviceEvidence, PlatformLabels};
+use ladder_core::handshake::{self, Challenge, SignedReport};
+use ladder_core::overrides::Override;
+use ladder_store::keyring::WrappedKey;
+use ladder_store::recipients::{self, Device, Recipient, StoredChallenge};
+use ladder_store::{StoreError, ids, sealed, threads};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::service::send::load_inputs;
+use crate::service::{audit, contact_aad, load_recipient};
+use crate::state::{AppState, now};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRecipient {
+    /// The sender's own id for this person.
+    pub external_id: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// Addresses at rest: sealed under their own data key, wrapped by the
+/// tenant key.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SealedContact {
+    pub kek_id: String,
+    pub wrapped: String,
+    pub ciphertext: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Contact {
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+fn check_address(field: &str, value: &str, ok: impl Fn(&str) -> bool) -> Result<(), ApiError> {
+    if value.len() > 254 || !ok(value) {
+        // The value itself is an address: never echoed.
+        return Err(ApiError::invalid(
+            "invalid_address",
+            format!("field `{field}` is not a valid address"),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn register(
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    req: NewRecipient,
+) -> Result<(u16, Recipient), ApiError> {
+    let ext = req.external_id.trim();
+    if ext.is_empty() || ext.len() > 128 {
+        return Err(ApiError::invalid(
+            "invalid_external_id",
+            "field `external_id` must be 1-128 characters",
+        ));
+    }
+    if let Some(e) = &req.email {
+        check_address("email", e, |v| {
+            v.split_once('@').is_some_and(|(l, d)| {
+                !l.is_empty() && d.contains('.') && !v.contains(char::is_whitespace)
+            })
+        })?;
+    }
+    if let Some(p) = &req.phone {
+        check_address("phone", p, |v| {
+            let digits = v.strip_prefix('+').unwrap_or(v);
+            (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit())
+        })?;
+    }
+    let mut tx = state.store.begin().await?;
+    if let Some(existing) = recipients::find_external(&mut tx, tenant_id, ext).await? {
+        return Ok((200, existing));
+    }
+    let id = ids::new_id("rcp");
+    let contact = Contact {
+        email: req.email.clone(),
+        phone: req.phone.clone(),
+    };
+    let plain = serde_json::to_vec(&contact).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let key = sealed::DataKey::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let ciphertext = sealed::seal(&key, &contact_aad(tenant_id, &id), &plain)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let wrapped = state.keyring.wrap(tenant_id, &key)?;
+    let blob = serde_json::to_vec(&SealedContact {
+        kek_id: wrapped.kek_id,
+        wrapped: hex::encode(wrapped.bytes),
+        ciphertext: hex::encode(ciphertext),
+    })
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The pseudonym keys on the sender's id, not an address: stable when
+    // an address changes, meaningless without the tenant's keyring.
+    let pseudonym = state
+        .keyring
+        .pseudonym(tenant_id, &format!("recipient\0{ext}"))?;
+    let recipient = Recipient {
+        id: id.clone(),
+        tenant_id: tenant_id.to_string(),
+        external_id: ext.to_string(),
+        pseudonym: pseudonym.clone(),
+        contact_sealed: blob,
+        has_email: req.email.is_some(),
+        has_phone: req.phone.is_some(),
+        created_at: now().0,
+    };
+    recipients::insert(&mut tx, &recipient).await?;
+    audit::record(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        "recipient_registered",
+        Some(&id),
+        json!({ "recipient": pseudonym, "email": recipient.has_email, "phone": recipient.has_phone }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok((201, recipient))
+}
+
+/// Opens a sealed contact blob (for rotation; channels come later).
+pub fn unwrap_contact(
+    state: &AppState,
+    tenant_id: &str,
+    blob: &[u8],
+) -> Result<(sealed::DataKey, SealedContact), ApiError> {
+    let c: SealedContact =
+        serde_json::from_slice(blob).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let bytes = hex::decode(&c.wrapped).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let key = state.keyring.unwrap(
+        tenant_id,
+        &WrappedKey {
+            kek_id: c.kek_id.clone(),
+            bytes,
+        },
+    )?;
+    Ok((key, c))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    /// Ed25519 public key, 32 bytes hex.
+    pub identity_key: String,
+    /// X25519 public key, 32 bytes hex, for in-app sealing.
+    #[serde(default)]
+    pub agreement_key: Option<String>,
+    #[serde(default)]
+    pub labels: PlatformLabels,
+}
+
+fn key32(field: &str, hex_text: &str) -> Result<[u8; 32], ApiError> {
+    hex::decode(hex_text)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_key",
+                format!("field `{field}` must be 32 bytes, hex-encoded (64 characters)"),
+            )
+        })
+}
+
+pub async fn enrol(
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    recipient_id: &str,
+    req: NewDevice,
+) -> Result<Device, ApiError> {
+    let identity_key = key32("identity_key", &req.identity_key)?;
+    if ed25519_dalek::VerifyingKey::from_bytes(&identity_key).is_err() {
+        return Err(ApiError::invalid(
+            "invalid_key",
+            "field `identity_key` is not a valid Ed25519 public key",
+        ));
+    }
+    let agreement_key = req
+        .agreement_key
+        .as_deref()
+        .map(|k| key32("agreement_key", k))
+        .transpose()?;
+    let mut tx = state.store.begin().await?;
+    let recipient = recipients::get(&mut tx, tenant_id, recipient_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("recipient", recipient_id))?;
+    let id = ids::new_id("dev");
+    let device = Device {
+        id: id.clone(),
+        tenant_id: tenant_id.to_string(),
+        recipient_id: recipient.id.clone(),
+        identity_key,
+        agreement_key,
+        evidence: DeviceEvidence::new(id.as_str(), req.labels, now()),
+    };
+    recipients::insert_device(&mut tx, &device).await?;
+    audit::record(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        "device_enrolled",
+        Some(&id),
+        json!({ "recipient": recipient.pseudonym, "labels": device.evidence.labels, "in_app_key": agreement_key.is_some() }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(device)
+}
+
+pub async fn revoke(
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    device_id: &str,
+) -> Result<Device, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let mut device = recipients::get_device(&mut tx, tenant_id, device_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("device", device_id))?;
+    if device.evidence.revoked_at.is_none() {
+        device.evidence.revoked_at = Some(now());
+        recipients::update_device(&mut tx, &device).await?;
+        audit::record(
+            &mut tx,
+            state,
+            tenant_id,
+            actor,
+            "device_revoked",
+            Some(device_id),
+            json!({ "recipient_id": device.recipient_id }),
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(device)
+}
+
+pub async fn challenge(
+    state: &AppState,
+    tenant_id: &str,
+    device_id: &str,
+) -> Result<Challenge, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let device = recipients::get_device(&mut tx, tenant_id, device_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("device", device_id))?;
+    if device.evidence.is_revoked() {
+        return Err(ApiError::conflict(
+            "device_revoked",
+            format!("device `{device_id}` is revoked; enrol it again"),
+        ));
+    }
+    let at = now();
+    let c = StoredChallenge {
+        nonce: ids::random_hex(32)?,
+        device_id: device.id.clone(),
+        issued_at: at.0,
+        expires_at: at.0 + state.config.handshake.challenge_ttl_s,
+    };
+    recipients::insert_challenge(&mut tx, tenant_id, &c).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Challenge {
+        nonce: c.nonce,
+        device: c.device_id,
+        issued_at: Timestamp(c.issued_at),
+        expires_at: Timestamp(c.expires_at),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct HandshakeResult {
+    pub device: String,
+    pub accepted: bool,
+    pub elevations: Vec<serde_json::Value>,
+}
+
+/// Verifies a signed report. On rejection: the challenge is spent, the
+/// rejection audited, nothing else changes, and the caller gets 422.
+pub async fn handshake(
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    device_id: &str,
+    signed: SignedReport,
+) -> Result<HandshakeResult, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let device = recipients::get_device(&mut tx, tenant_id, device_id).await?;
+    let outstanding = recipients::take_challenge(&mut tx, tenant_id, &signed.report.nonce).await?;
+    let at = now();
+    let verdict = match &device {
+        None => Err(("unknown_device", format!("no device `{device_id}`"))),
+        Some(d) => {
+            let challenge = outstanding.as_ref().map(|c| Challenge {
+                nonce: c.nonce.clone(),
+                device: c.device_id.clone(),
+                issued_at: Timestamp(c.issued_at),
+                expires_at: Timestamp(c.expires_at),
+            });
+            handshake::verify(
+                challenge.as_ref(),
+                &d.identity_key,
+                &d.evidence,
+                &signed,
+                at,
+            )
+            .map_err(|r| (r.code(), r.to_string()))
+        }
+    };
+    let verified = match verdict {
+        Ok(v) => v,
+        Err((code, message)) => {
+            // Keep only the spent challenge and the audit entry.
+            audit::record(
+                &mut tx,
+                state,
+                tenant_id,
+                actor,
+                "handshake_rejected",
+                Some(device_id),
+                json!({ "code": code }),
+            )
+            .await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            metrics::counter!("ladder_handshakes_total", "outcome" => "rejected", "code" => code)
+                .increment(1);
+            return Err(ApiError::invalid("handshake_rejected", message)
+                .with_details(json!({ "reason": code })));
+        }
+    };
+    let Some(mut device) = device else {
+        return Err(ApiError::Internal("verified a report for no device".into()));
+    };
+    verified.apply(&mut device.evidence);
+    recipients::update_device(&mut tx, &device).await?;
+    audit::record(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        "handshake_verified",
+        Some(device_id),
+        json!({
+            "client": verified.report().client,
+            "transports": verified.report().transports,
+        }),
+    )
+    .await?;
+    let elevations =
+        elevate_threads(&mut tx, state, tenant_id, actor, &device.recipient_id).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    metrics::counter!("ladder_handshakes_total", "outcome" => "verified", "code" => "ok")
+        .increment(1);
+    Ok(HandshakeResult {
+        device: device_id.to_string(),
+        accepted: true,
+        elevations,
+    })
+}
+
+/// Raises the floor of every thread of the recipient that the fresh
+/// evidence now supports, each as an audited elevation.
+async fn elevate_threads(
+    tx: &mut ladder_store::Tx,
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    recipient_id: &str,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let inputs = load_inputs(tx, state, tenant_id, recipient_id).await?;
+    let all: Vec<&Override> = inputs
+        .policy
+        .overrides()
+        .iter()
+        .chain(&inputs.overrides)
+        .collect();
+    let mut out = Vec::new();
+    for mut thread in threads::list_for_recipient(tx, tenant_id, recipient_id).await? {
+        let at = now();
+        if let Ok(e) = thread.floor.elevate(
+            inputs.policy.evidence(),
+            &inputs.recipient.evidence,
+            &all,
+            at,
+        ) {
+            thread.floor.apply_elevation(&e);
+            thread.updated_at = at.0;
+            threads::update(tx, &thread).await?;
+            let detail =
+                json!({ "thread": thread.id, "from": e.from, "to": e.to, "devices": e.devices });
+            audit::record(
+                tx,
+                state,
+                tenant_id,
+                actor,
+                "thread_elevated",
+                Some(&thread.id),
+                detail.clone(),
+            )
+            .await?;
+            out.push(detail);
+        }
+    }
+    Ok(out)
+}
+
+/// What the API shows of a device: never its evidence's raw internals
+/// beyond what a support agent needs.
+pub fn device_view(d: &Device) -> serde_json::Value {
+    json!({
+        "id": d.id,
+        "recipient": d.recipient_id,
+        "identity_key": hex::encode(d.identity_key),
+        "agreement_key": d.agreement_key.map(hex::encode),
+        "labels": d.evidence.labels,
+        "enrolled_at": d.evidence.enrolled_at,
+        "revoked_at": d.evidence.revoked_at,
+        "client": d.evidence.client,
+        "transports": d.evidence.transports,
+    })
+}
+
+/// Why a recipient's threads sit where they do (for the recipient view).
+pub async fn recipient_view(
+    state: &AppState,
+    tenant_id: &str,
+    recipient_id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    let r = load_recipient(&mut conn, tenant_id, recipient_id).await?;
+    let threads = threads::list_for_recipient(&mut conn, tenant_id, recipient_id).await?;
+    Ok(json!({
+        "id": r.recipient.id,
+        "external_id": r.recipient.external_id,
+        "pseudonym": r.recipient.pseudonym,
+        "has_email": r.recipient.has_email,
+        "has_phone": r.recipient.has_phone,
+        "created_at": r.recipient.created_at,
+        "devices": r.devices.iter().map(device_view).collect::<Vec<_>>(),
+        "threads": threads.iter().map(thread_view).collect::<Vec<_>>(),
+    }))
+}
+
+pub fn thread_view(t: &threads::Thread) -> serde_json::Value {
+    let shown = t.floor.floor;
+    json!({
+        "id": t.id,
+        "recipient": t.recipient_id,
+        "name": t.name,
+        "floor": t.floor.floor,
+        "floor_since": t.floor.since,
+        "last_delivered_assurance": t.floor.label,
+        "label": shown.label(),
+        "updated_at": t.updated_at,
+    })
+}

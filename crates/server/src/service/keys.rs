@@ -1,0 +1,178 @@
+//! Key events: crypto-shredding a payload (retention expiry, revocation,
+//! an undeliverable message) and rotating a tenant's key-encryption key.
+//! Shredding destroys the payload's wrapped data key and its ciphertext
+//! together; nothing can open it afterwards, and the event is audited.
+
+use ladder_store::keyring::WrappedKey;
+use ladder_store::messages::{self, Status};
+use ladder_store::{StoreError, Tx, tenants};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::service::audit;
+use crate::state::{AppState, now};
+
+/// Shreds one payload inside the caller's transaction; audited when
+/// something was destroyed.
+pub async fn shred_in(
+    tx: &mut Tx,
+    state: &AppState,
+    tenant_id: &str,
+    message_id: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<bool, ApiError> {
+    let done = messages::shred(tx, tenant_id, message_id, reason, now().0).await?;
+    if done {
+        audit::record(
+            tx,
+            state,
+            tenant_id,
+            actor,
+            "payload_shredded",
+            Some(message_id),
+            json!({ "reason": reason }),
+        )
+        .await?;
+        metrics::counter!("ladder_payloads_shredded_total", "reason" => reason.to_string())
+            .increment(1);
+    }
+    Ok(done)
+}
+
+/// `POST /v1/messages/{id}/revoke`: the sender withdraws a message. Its
+/// payload is destroyed; queued work finds nothing to send.
+pub async fn revoke_message(
+    state: &AppState,
+    tenant_id: &str,
+    message_id: &str,
+    actor: &str,
+) -> Result<bool, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let mut message = messages::get(&mut tx, tenant_id, message_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message", message_id))?;
+    let shredded = shred_in(&mut tx, state, tenant_id, message_id, "revoked", actor).await?;
+    if matches!(
+        message.status,
+        Status::Queued | Status::AwaitingConfirmation | Status::Held
+    ) {
+        message.status = Status::Failed;
+        message.confirmation_hash = None;
+        message.updated_at = now().0;
+        messages::update(&mut tx, &message).await?;
+    }
+    messages::add_event(
+        &mut tx,
+        tenant_id,
+        message_id,
+        &messages::Event {
+            at: now().0,
+            kind: "revoked".into(),
+            detail: json!({ "payload_destroyed": shredded }),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(shredded)
+}
+
+/// Shreds payloads whose retention has ended. Returns how many.
+pub async fn shred_expired(state: &AppState) -> Result<usize, ApiError> {
+    let due = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        messages::expired_payloads(&mut conn, now().0, 200).await?
+    };
+    let mut n = 0;
+    for (tenant_id, message_id) in due {
+        let mut tx = state.store.begin().await?;
+        if shred_in(
+            &mut tx,
+            state,
+            &tenant_id,
+            &message_id,
+            "retention_expired",
+            "system",
+        )
+        .await?
+        {
+            n += 1;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+    }
+    Ok(n)
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rotation {
+    pub tenant: String,
+    pub new_key: String,
+    pub rewrapped: usize,
+    pub retired: Vec<String>,
+}
+
+/// `ladder keys rotate`: a new key-encryption key for every tenant, every
+/// live payload rewrapped under it, then the old keys retired. Payload
+/// ciphertexts do not change; only the wrapped data keys do.
+pub async fn rotate_all(state: &AppState) -> Result<Vec<Rotation>, ApiError> {
+    let all = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        tenants::list(&mut conn).await?
+    };
+    let mut out = Vec::new();
+    for tenant in all {
+        state.keyring.ensure_tenant(&tenant.id)?;
+        let new_key = state.keyring.rotate(&tenant.id)?;
+        let mut tx = state.store.begin().await?;
+        let stale = messages::payloads_not_wrapped_by(&mut tx, &tenant.id, &new_key).await?;
+        let mut rewrapped = 0;
+        for p in stale {
+            let (Some(kek_id), Some(bytes)) = (p.kek_id, p.wrapped_key) else {
+                continue;
+            };
+            let key = state
+                .keyring
+                .unwrap(&tenant.id, &WrappedKey { kek_id, bytes })?;
+            let wrapped = state.keyring.wrap(&tenant.id, &key)?;
+            messages::rewrap_payload(
+                &mut tx,
+                &tenant.id,
+                &p.message_id,
+                &wrapped.kek_id,
+                &wrapped.bytes,
+            )
+            .await?;
+            rewrapped += 1;
+        }
+        audit::record(
+            &mut tx,
+            state,
+            &tenant.id,
+            "cli",
+            "key_rotated",
+            Some(&new_key),
+            json!({ "rewrapped": rewrapped }),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        let retired = state.keyring.retire(&tenant.id, &new_key)?;
+        out.push(Rotation {
+            tenant: tenant.name,
+            new_key,
+            rewrapped,
+            retired,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,182 @@
+//! Emergency overrides at run time: set, clear, list, and the audit of
+//! their expiry. An override is validated exactly as inside a policy file
+//! and applies on the next decision on every node sharing the database.
+
+use ladder_core::Policy;
+use ladder_store::overrides::{self as stored, StoredOverride};
+use ladder_store::{Store, StoreError};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::service::{audit, policy::diagnostics};
+use crate::state::{AppState, now};
+
+/// The override fields as JSON (`POST /v1/overrides`) become the TOML
+/// table a policy file would hold, and go through the same validation.
+pub fn toml_from_json(body: &Value) -> Result<String, ApiError> {
+    let Value::Object(map) = body else {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object with the fields of an override",
+        ));
+    };
+    let mut table = toml::Table::new();
+    for (k, v) in map {
+        let value = match v {
+            Value::String(s) => toml::Value::String(s.clone()),
+            other => {
+                return Err(ApiError::invalid(
+                    "invalid_override",
+                    format!("field `{k}` must be a string, not `{other}`"),
+                ));
+            }
+        };
+        table.insert(k.clone(), value);
+    }
+    Ok(toml::to_string(&table).unwrap_or_default())
+}
+
+/// Sets an override given as TOML text. `author` fills in when the text
+/// names none.
+pub async fn set(
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    text: &str,
+) -> Result<StoredOverride, ApiError> {
+    let at = now();
+    let rule = Policy::parse_override(text, "override", at).map_err(|e| {
+        ApiError::invalid(
+            "invalid_override",
+            format!(
+                "the override does not validate: {}",
+                e.0.iter()
+                    .map(|d| d.kind.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )
+        .with_details(diagnostics(&e))
+    })?;
+    if !rule.is_active(at) {
+        return Err(ApiError::invalid(
+            "override_expired",
+            format!(
+                "override `{}` expires at {}, which has passed",
+                rule.id, rule.expires
+            ),
+        ));
+    }
+    let mut tx = state.store.begin().await?;
+    if let Some(existing) = stored::get(&mut tx, tenant_id, &rule.id).await? {
+        if existing.cleared_at.is_none() && existing.rule.is_active(at) {
+            return Err(ApiError::conflict(
+                "override_exists",
+                format!("override `{}` is already active; clear it first", rule.id),
+            ));
+        }
+        // An old, cleared or expired override's id is free again.
+        sqlx::query("DELETE FROM overrides WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(format!("{tenant_id}/{}", rule.id))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+    }
+    stored::insert(&mut tx, tenant_id, &rule, at.0).await?;
+    audit::record(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        "override_set",
+        Some(&rule.id),
+        json!({ "rule": rule }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    metrics::counter!("ladder_overrides_total", "event" => "set").increment(1);
+    Ok(StoredOverride {
+        rule,
+        created_at: at.0,
+        cleared_at: None,
+        cleared_by: None,
+    })
+}
+
+pub async fn clear(
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    id: &str,
+) -> Result<StoredOverride, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let cleared = stored::clear(&mut tx, tenant_id, id, actor, now().0)
+        .await?
+        .ok_or_else(|| ApiError::not_found("active override", id))?;
+    audit::record(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        "override_cleared",
+        Some(id),
+        json!({ "reason": cleared.rule.reason }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    metrics::counter!("ladder_overrides_total", "event" => "cleared").increment(1);
+    Ok(cleared)
+}
+
+pub async fn list(store: &Store, tenant_id: &str) -> Result<Vec<Value>, ApiError> {
+    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+    let at = now();
+    Ok(stored::list(&mut conn, tenant_id)
+        .await?
+        .into_iter()
+        .map(|o| {
+            let state = if o.cleared_at.is_some() {
+                "cleared"
+            } else if o.rule.is_active(at) {
+                "active"
+            } else {
+                "expired"
+            };
+            json!({ "override": o.rule, "state": state, "created_at": o.created_at, "cleared_at": o.cleared_at, "cleared_by": o.cleared_by })
+        })
+        .collect())
+}
+
+/// Audits overrides that expired since the last sweep, once each (across
+/// nodes: the first to mark it wins).
+pub async fn audit_expired(state: &AppState) -> Result<usize, ApiError> {
+    let due = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        stored::expired_unaudited(&mut conn, now().0).await?
+    };
+    let mut n = 0;
+    for (tenant_id, o) in due {
+        let mut tx = state.store.begin().await?;
+        if stored::mark_expiry_audited(&mut tx, &tenant_id, o.id()).await? {
+            audit::record(
+                &mut tx,
+                state,
+                &tenant_id,
+                "system",
+                "override_expired",
+                Some(o.id()),
+                json!({ "expired_at": o.rule.expires }),
+            )
+            .await?;
+            n += 1;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+    }
+    Ok(n)
+}

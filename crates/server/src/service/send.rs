@@ -1,0 +1,606 @@
+//! Accepting a message: decide with the core, then — in one transaction —
+//! store the message with its decision, its sealed payload, the thread's
+//! new floor, its outbox work and its audit entries. The answer given is
+//! stored too, so a retry with the same idempotency key gets it again and
+//! nothing is sent twice.
+
+use std::sync::Arc;
+
+use ladder_core::decision::{Confirmation, FailedAttempt};
+use ladder_core::overrides::Override;
+use ladder_core::thread::assess;
+use ladder_core::{Decision, DecisionInput, MessageMeta, Outcome, Policy, ThreadFloor, decide};
+use ladder_store::messages::{self, Message, Status, StoredPayload};
+use ladder_store::outbox::{self, Kind};
+use ladder_store::threads::{self, Thread};
+use ladder_store::{StoreError, Tx, ids, overrides as stored_overrides, sealed};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::service::{RecipientState, audit, load_recipient, payload_aad};
+use crate::state::{AppState, now, now_ms};
+
+/// The most a payload may weigh.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// `POST /v1/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    pub recipient: String,
+    pub class: String,
+    #[serde(default)]
+    pub thread: Option<String>,
+    pub body: String,
+}
+
+/// The answer: an HTTP status and a JSON body, stored with the message.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+/// Everything a decision for one message depends on, loaded under the
+/// thread's lock.
+#[derive(Debug)]
+pub struct Inputs {
+    pub policy: Arc<Policy>,
+    pub recipient: RecipientState,
+    pub overrides: Vec<Override>,
+}
+
+pub async fn load_inputs(
+    tx: &mut Tx,
+    state: &AppState,
+    tenant_id: &str,
+    recipient_id: &str,
+) -> Result<Inputs, ApiError> {
+    let policy = state.active_policy(tx, tenant_id).await?;
+    let recipient = load_recipient(tx, tenant_id, recipient_id).await?;
+    let overrides = stored_overrides::active(tx, tenant_id, now().0)
+        .await?
+        .into_iter()
+        .map(|o| o.rule)
+        .collect();
+    Ok(Inputs {
+        policy,
+        recipient,
+        overrides,
+    })
+}
+
+/// Decides with the core; records the decision's metrics.
+pub fn run_decision(
+    inputs: &Inputs,
+    meta: &MessageMeta,
+    floor: &ThreadFloor,
+    failed: &[FailedAttempt],
+) -> Result<Decision, ApiError> {
+    let started = std::time::Instant::now();
+    let decision = decide(
+        &inputs.policy,
+        &DecisionInput {
+            message: meta,
+            recipient: &inputs.recipient.evidence,
+            thread: floor,
+            overrides: &inputs.overrides,
+            failed,
+            now: now(),
+        },
+    )
+    .map_err(|e| ApiError::invalid("unknown_class", e.to_string()))?;
+    metrics::histogram!("ladder_decision_seconds").record(started.elapsed().as_secs_f64());
+    let route = decision
+        .outcome
+        .route()
+        .map_or_else(|| "-".to_string(), |r| r.name());
+    metrics::counter!(
+        "ladder_decisions_total",
+        "class" => decision.class.clone(),
+        "outcome" => decision.outcome.code(),
+        "route" => route,
+    )
+    .increment(1);
+    if decision.downgrade.is_some() || decision.thread.drop.is_some() {
+        metrics::counter!("ladder_downgrades_total", "class" => decision.class.clone())
+            .increment(1);
+    }
+    Ok(decision)
+}
+
+/// The thread a message goes to, created at what the recipient verifiably
+/// supports now if it is new.
+async fn thread_for(
+    tx: &mut Tx,
+    state: &AppState,
+    tenant_id: &str,
+    inputs: &Inputs,
+    name: &str,
+) -> Result<Thread, ApiError> {
+    let recipient_id = &inputs.recipient.recipient.id;
+    if let Some(t) =
+        threads::find_for_update(tx, state.store.dialect(), tenant_id, recipient_id, name).await?
+    {
+        return Ok(t);
+    }
+    let at = now();
+    let all: Vec<&Override> = inputs
+        .policy
+        .overrides()
+        .iter()
+        .chain(&inputs.overrides)
+        .collect();
+    let assessment = assess(
+        inputs.policy.evidence(),
+        &inputs.recipient.evidence,
+        &all,
+        at,
+    );
+    let thread = Thread {
+        id: ids::new_id("thr"),
+        tenant_id: tenant_id.to_string(),
+        recipient_id: recipient_id.clone(),
+        name: name.to_string(),
+        floor: ThreadFloor::open(&assessment, at),
+        updated_at: at.0,
+    };
+    threads::insert(tx, &thread).await?;
+    Ok(thread)
+}
+
+/// What a decision means for the message's status and the sender's answer.
+#[derive(Debug)]
+pub struct Settled {
+    pub status: Status,
+    pub answer: Answer,
+    pub confirmation_hash: Option<String>,
+    /// Outbox work to enqueue and when.
+    pub work: Option<(Kind, i64)>,
+}
+
+pub fn settle(
+    state: &AppState,
+    message_id: &str,
+    thread: &Thread,
+    decision: &Decision,
+) -> Result<Settled, ApiError> {
+    let mut body = serde_json::Map::new();
+    body.insert("id".into(), json!(message_id));
+    body.insert("thread".into(), json!(thread.id));
+    body.insert("decision".into(), json!(decision));
+    body.insert(
+        "explanation".into(),
+        json!(ladder_core::decision::explain(decision)),
+    );
+    let (status, http, confirmation_hash, work) = match &decision.outcome {
+        Outcome::Deliver { .. } => (Status::Queued, 202, None, Some((Kind::Deliver, now_ms()))),
+        Outcome::ConfirmationRequired { .. } => {
+            let token = ids::new_token("ldr_confirm")?;
+            body.insert("confirmation_token".into(), Value::String(token.clone()));
+            (
+                Status::AwaitingConfirmation,
+                409,
+                Some(ids::token_hash(&token)),
+                None,
+            )
+        }
+        Outcome::Hold { until } => {
+            let recheck = (now().0 + state.config.delivery.hold_recheck_s).min(until.0);
+            (
+                Status::Held,
+                202,
+                None,
+                Some((Kind::Redecide, recheck.saturating_mul(1000))),
+            )
+        }
+        Outcome::Escalate => (Status::Escalated, 202, None, None),
+        Outcome::Block => (Status::Blocked, 422, None, None),
+    };
+    body.insert("status".into(), json!(status));
+    body.insert("outcome".into(), json!(decision.outcome.code()));
+    let body = Value::Object(body);
+    Ok(Settled {
+        status,
+        answer: Answer { status: http, body },
+        confirmation_hash,
+        work,
+    })
+}
+
+/// Audit entries for a decision: the decision itself, and any downgrade.
+pub async fn audit_decision(
+    tx: &mut Tx,
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    pseudonym: &str,
+    thread_id: &str,
+    decision: &Decision,
+) -> Result<(), ApiError> {
+    let skipped: Vec<Value> = decision
+        .steps
+        .iter()
+        .filter(|s| !s.skipped.is_empty())
+        .map(|s| {
+            json!({
+                "step": s.index,
+                "route": s.route,
+                "reasons": s.skipped.iter().map(|r| r.code()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    audit::record(
+        tx,
+        state,
+        tenant_id,
+        actor,
+        "decision",
+        Some(&decision.message_id),
+        json!({
+            "class": decision.class,
+            "policy_version": decision.policy_version,
+            "mode": decision.mode,
+            "outcome": decision.outcome.code(),
+            "route": decision.outcome.route().map(|r| r.name()),
+            "assurance": decision.outcome.route().map(|r| r.assurance),
+            "enforced": decision.enforced.as_ref().map(|o| o.code()),
+            "skipped": skipped,
+            "recipient": pseudonym,
+            "thread": thread_id,
+        }),
+    )
+    .await?;
+    if let Some(drop) = &decision.thread.drop {
+        audit::record(
+            tx,
+            state,
+            tenant_id,
+            actor,
+            "thread_downgraded",
+            Some(thread_id),
+            json!({ "from": drop.from, "to": drop.to, "causes": drop.causes, "message": decision.message_id }),
+        )
+        .await?;
+    }
+    if let Some(d) = &decision.downgrade {
+        audit::record(
+            tx,
+            state,
+            tenant_id,
+            actor,
+            "route_downgrade",
+            Some(&decision.message_id),
+            json!({ "from": d.from, "to": d.to, "thread": thread_id }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Accepts one message. Returns the stored answer for a retried key.
+pub async fn accept(
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    idempotency_key: &str,
+    request: SendRequest,
+) -> Result<Answer, ApiError> {
+    if !valid_name(idempotency_key) {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "header `Idempotency-Key` must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
+        ));
+    }
+    let thread_name = request.thread.clone().unwrap_or_else(|| "default".into());
+    if !valid_name(&thread_name) {
+        return Err(ApiError::invalid(
+            "invalid_thread",
+            "field `thread` must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
+        ));
+    }
+    if request.body.is_empty() || request.body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::invalid(
+            "invalid_body",
+            format!("field `body` must be 1 to {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    // A keyed fingerprint of the request: tells a retry from a different
+    // request under the same key without storing a content hash anyone
+    // could test guesses against.
+    let fingerprint = state.keyring.pseudonym(
+        tenant_id,
+        &format!(
+            "request\0{}\0{}\0{}\0{}",
+            request.recipient, request.class, thread_name, request.body
+        ),
+    )?;
+
+    let mut tx = state.store.begin().await?;
+    if let Some(existing) =
+        messages::by_idempotency_key(&mut tx, tenant_id, idempotency_key).await?
+    {
+        return replay(existing, &fingerprint);
+    }
+    let inputs = load_inputs(&mut tx, state, tenant_id, &request.recipient).await?;
+    if inputs.policy.class(&request.class).is_none() {
+        let known: Vec<&str> = inputs
+            .policy
+            .classes()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        return Err(ApiError::invalid(
+            "unknown_class",
+            format!(
+                "field `class`: `{}` is not a class of policy {}; known classes: {}",
+                request.class,
+                inputs.policy.version().short(),
+                known.join(", ")
+            ),
+        ));
+    }
+    let thread = thread_for(&mut tx, state, tenant_id, &inputs, &thread_name).await?;
+    let message_id = ids::new_id("msg");
+    let accepted_at = now();
+    let meta = MessageMeta {
+        id: message_id.clone(),
+        class: request.class.clone(),
+        accepted_at,
+        confirmation: None,
+    };
+    let decision = run_decision(&inputs, &meta, &thread.floor, &[])?;
+    let settled = settle(state, &message_id, &thread, &decision)?;
+    let retention = inputs
+        .policy
+        .class(&request.class)
+        .map_or(0, |c| i64::try_from(c.retention.0).unwrap_or(i64::MAX));
+    let message = Message {
+        id: message_id.clone(),
+        tenant_id: tenant_id.to_string(),
+        idempotency_key: idempotency_key.to_string(),
+        request_hash: fingerprint,
+        recipient_id: inputs.recipient.recipient.id.clone(),
+        thread_id: thread.id.clone(),
+        class: request.class.clone(),
+        status: settled.status,
+        decision: decision.clone(),
+        failed: Vec::new(),
+        response_status: i64::from(settled.answer.status),
+        response_body: settled.answer.body.clone(),
+        confirmation_hash: settled.confirmation_hash.clone(),
+        accepted_at: accepted_at.0,
+        updated_at: accepted_at.0,
+        expires_at: accepted_at.0.saturating_add(retention),
+    };
+    messages::insert(&mut tx, &message).await?;
+    if settled.status != Status::Blocked {
+        let key = sealed::DataKey::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
+        let ciphertext = sealed::seal(
+            &key,
+            &payload_aad(tenant_id, &message_id),
+            request.body.as_bytes(),
+        )
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let wrapped = state.keyring.wrap(tenant_id, &key)?;
+        messages::insert_payload(
+            &mut tx,
+            tenant_id,
+            &StoredPayload {
+                message_id: message_id.clone(),
+                kek_id: Some(wrapped.kek_id),
+                wrapped_key: Some(wrapped.bytes),
+                ciphertext: Some(ciphertext),
+                shredded_at: None,
+                shred_reason: None,
+            },
+        )
+        .await?;
+    }
+    let mut updated = thread.clone();
+    updated.floor = decision.thread.after.clone();
+    updated.updated_at = accepted_at.0;
+    threads::update(&mut tx, &updated).await?;
+    messages::add_event(
+        &mut tx,
+        tenant_id,
+        &message_id,
+        &messages::Event {
+            at: accepted_at.0,
+            kind: "decided".into(),
+            detail: json!({ "outcome": decision.outcome.code(), "route": decision.outcome.route().map(|r| r.name()) }),
+        },
+    )
+    .await?;
+    if let Some((kind, due)) = settled.work {
+        outbox::enqueue(&mut tx, tenant_id, &message_id, kind, due).await?;
+    }
+    audit_decision(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        &inputs.recipient.recipient.pseudonym,
+        &thread.id,
+        &decision,
+    )
+    .await?;
+    if settled.status == Status::AwaitingConfirmation {
+        metrics::counter!("ladder_confirmations_requested_total").increment(1);
+    }
+    if settled.status == Status::Blocked {
+        metrics::counter!("ladder_blocks_total", "class" => request.class.clone()).increment(1);
+    }
+    match tx.commit().await {
+        Ok(()) => Ok(settled.answer),
+        Err(e) => {
+            let e = StoreError::from(e);
+            if e.is_unique_violation() {
+                // A concurrent request with the same key won the race.
+                let mut conn = state
+                    .store
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(StoreError::from)?;
+                if let Some(existing) =
+                    messages::by_idempotency_key(&mut conn, tenant_id, idempotency_key).await?
+                {
+                    return replay(existing, &message.request_hash);
+                }
+            }
+            Err(e.into())
+        }
+    }
+}
+
+fn replay(existing: Message, fingerprint: &str) -> Result<Answer, ApiError> {
+    if existing.request_hash != fingerprint {
+        return Err(ApiError::conflict(
+            "idempotency_key_reused",
+            format!(
+                "idempotency key `{}` was already used for a different request (message `{}`)",
+                existing.idempotency_key, existing.id
+            ),
+        ));
+    }
+    metrics::counter!("ladder_idempotent_replays_total").increment(1);
+    let mut body = existing.response_body;
+    // The one-time token is not repeated: only its hash was kept.
+    if let Some(obj) = body.as_object_mut()
+        && obj.remove("confirmation_token").is_some()
+    {
+        obj.insert(
+            "confirmation_token_issued".into(),
+            Value::String("on the first answer to this idempotency key".into()),
+        );
+    }
+    let status = u16::try_from(existing.response_status).unwrap_or(500);
+    Ok(Answer { status, body })
+}
+
+/// `POST /v1/messages/{id}/confirm`: the sender accepts the downgrade it
+/// was shown, with the one-time token bound to this message.
+pub async fn confirm(
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    message_id: &str,
+    token: &str,
+) -> Result<Answer, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let mut message = messages::get(&mut tx, tenant_id, message_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message", message_id))?;
+    let Outcome::ConfirmationRequired { route, .. } = &message.decision.outcome else {
+        return Err(ApiError::conflict(
+            "not_awaiting_confirmation",
+            format!(
+                "message `{message_id}` is `{}`, not awaiting confirmation",
+                message.status.as_str()
+            ),
+        ));
+    };
+    let expected = message.confirmation_hash.clone().unwrap_or_default();
+    if message.status != Status::AwaitingConfirmation || expected.is_empty() {
+        return Err(ApiError::conflict(
+            "not_awaiting_confirmation",
+            format!(
+                "message `{message_id}` is `{}`, not awaiting confirmation",
+                message.status.as_str()
+            ),
+        ));
+    }
+    if !constant_time_eq(ids::token_hash(token).as_bytes(), expected.as_bytes()) {
+        drop(tx);
+        let mut tx = state.store.begin().await?;
+        audit::record(
+            &mut tx,
+            state,
+            tenant_id,
+            actor,
+            "confirmation_rejected",
+            Some(message_id),
+            json!({ "reason": "bad_token" }),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        return Err(ApiError::invalid(
+            "bad_confirmation_token",
+            format!("the confirmation token is not the one issued for message `{message_id}`"),
+        ));
+    }
+    let confirmation = Confirmation {
+        message_id: message.id.clone(),
+        container: route.container,
+        assurance: route.assurance,
+    };
+    let inputs = load_inputs(&mut tx, state, tenant_id, &message.recipient_id).await?;
+    let thread = threads::get(
+        &mut tx,
+        state.store.dialect(),
+        tenant_id,
+        &message.thread_id,
+    )
+    .await?
+    .ok_or_else(|| ApiError::Internal(format!("thread of message {message_id} is missing")))?;
+    let meta = MessageMeta {
+        id: message.id.clone(),
+        class: message.class.clone(),
+        accepted_at: ladder_core::Timestamp(message.accepted_at),
+        confirmation: Some(confirmation.clone()),
+    };
+    let decision = run_decision(&inputs, &meta, &thread.floor, &message.failed)?;
+    let settled = settle(state, &message.id, &thread, &decision)?;
+    audit::record(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        "confirmation_accepted",
+        Some(message_id),
+        json!({ "container": confirmation.container, "assurance": confirmation.assurance }),
+    )
+    .await?;
+    metrics::counter!("ladder_confirmations_accepted_total").increment(1);
+    audit_decision(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        &inputs.recipient.recipient.pseudonym,
+        &thread.id,
+        &decision,
+    )
+    .await?;
+    let mut updated = thread.clone();
+    updated.floor = decision.thread.after.clone();
+    updated.updated_at = now().0;
+    threads::update(&mut tx, &updated).await?;
+    message.status = settled.status;
+    message.decision = decision;
+    message.confirmation_hash = settled.confirmation_hash.clone();
+    message.updated_at = now().0;
+    messages::update(&mut tx, &message).await?;
+    if let Some((kind, due)) = settled.work {
+        outbox::enqueue(&mut tx, tenant_id, &message.id, kind, due).await?;
+    }
+    if message.status == Status::Blocked {
+        super::keys::shred_in(&mut tx, state, tenant_id, &message.id, "blocked", actor).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(settled.answer)
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,83 @@
+//! What every handler and worker shares: the store, the keyring, the
+//! channels, the configuration and a cache of parsed policies.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ladder_channels::Channels;
+use ladder_core::{Policy, Timestamp};
+use ladder_store::keyring::Keyring;
+use ladder_store::{Store, policies};
+use sqlx::AnyConnection;
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub keyring: Keyring,
+    pub channels: Channels,
+    pub config: Arc<Config>,
+    /// Parsed policies by version: the text is parsed once per node.
+    policies: Arc<Mutex<HashMap<String, Arc<Policy>>>>,
+    /// This node's name for outbox leases.
+    pub node: String,
+}
+
+impl AppState {
+    pub fn new(store: Store, keyring: Keyring, channels: Channels, config: Config) -> AppState {
+        AppState {
+            store,
+            keyring,
+            channels,
+            config: Arc::new(config),
+            policies: Arc::default(),
+            node: ladder_store::ids::new_id("node"),
+        }
+    }
+
+    /// The tenant's active policy, parsed. A tenant without one cannot send.
+    pub async fn active_policy(
+        &self,
+        conn: &mut AnyConnection,
+        tenant_id: &str,
+    ) -> Result<Arc<Policy>, ApiError> {
+        let stored = policies::active(conn, tenant_id).await?.ok_or_else(|| {
+            ApiError::conflict(
+                "no_active_policy",
+                "this tenant has no published policy; PUT /v1/policy first",
+            )
+        })?;
+        if let Some(p) = self.cached(&stored.version) {
+            return Ok(p);
+        }
+        let parsed = Policy::parse(&stored.source, "stored policy").map_err(|e| {
+            ApiError::Internal(format!(
+                "stored policy {} no longer parses: {e}",
+                stored.version
+            ))
+        })?;
+        let policy = Arc::new(parsed.policy);
+        if let Ok(mut cache) = self.policies.lock() {
+            cache.insert(stored.version, policy.clone());
+        }
+        Ok(policy)
+    }
+
+    fn cached(&self, version: &str) -> Option<Arc<Policy>> {
+        self.policies.lock().ok()?.get(version).cloned()
+    }
+}
+
+/// The wall clock, read here and passed into the core as a value.
+pub fn now() -> Timestamp {
+    Timestamp(now_ms() / 1000)
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

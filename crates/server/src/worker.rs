@@ -1,0 +1,108 @@
+//! Background work on every node: delivery workers draining the outbox,
+//! and a maintenance loop that shreds expired payloads, audits expired
+//! overrides, forgets stale challenges and signs audit checkpoints.
+//!
+//! Both stop at shutdown after finishing the item in hand; work not yet
+//! claimed stays in the outbox for the next start or another node.
+
+use std::time::Duration;
+
+use ladder_store::{StoreError, audit, outbox, recipients, tenants};
+use tokio::sync::watch;
+
+use crate::service::{deliver, keys, overrides};
+use crate::state::{AppState, now, now_ms};
+
+/// One delivery worker: claim, run, repeat; idle-poll when nothing is due.
+pub async fn delivery(state: AppState, mut stop: watch::Receiver<bool>) {
+    let poll = Duration::from_millis(state.config.delivery.poll_ms);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let claimed = outbox::claim(
+            &state.store,
+            &state.node,
+            now_ms(),
+            state.config.delivery.lease_ms,
+            8,
+        )
+        .await;
+        let work = match claimed {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox claim failed");
+                Vec::new()
+            }
+        };
+        let idle = work.is_empty();
+        for item in work {
+            // Finish what was claimed even when asked to stop: a half-run
+            // item would otherwise wait out its lease.
+            if let Err(e) = deliver::run(&state, &item).await {
+                tracing::error!(work = %item.id, message = %item.message_id, error = %e, "delivery work failed; it will be retried after its lease");
+            }
+        }
+        if idle {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// The maintenance loop.
+pub async fn maintenance(state: AppState, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(1);
+    let mut last_checkpoint = std::time::Instant::now();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if let Err(e) = keys::shred_expired(&state).await {
+            tracing::warn!(error = %e, "retention sweep failed");
+        }
+        if let Err(e) = overrides::audit_expired(&state).await {
+            tracing::warn!(error = %e, "override expiry sweep failed");
+        }
+        if let Ok(mut conn) = state.store.pool().acquire().await {
+            let _ = recipients::purge_challenges(&mut conn, now().0 - 3600).await;
+        }
+        let interval = Duration::from_secs(state.config.audit.checkpoint_interval_s);
+        let due_by_time = last_checkpoint.elapsed() >= interval;
+        match checkpoint_all(&state, due_by_time).await {
+            Ok(_) if due_by_time => last_checkpoint = std::time::Instant::now(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "audit checkpoint failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Signs a checkpoint for each tenant with enough unsigned entries (or any,
+/// when `force`). Returns how many were signed.
+pub async fn checkpoint_all(state: &AppState, force: bool) -> Result<usize, StoreError> {
+    let all = {
+        let mut conn = state.store.pool().acquire().await?;
+        tenants::list(&mut conn).await?
+    };
+    let mut n = 0;
+    for t in all {
+        let pending = audit::entries_since_checkpoint(&state.store, &t.id).await?;
+        if pending == 0 || (!force && pending < state.config.audit.checkpoint_every) {
+            continue;
+        }
+        let (key_id, key) = state.keyring.checkpoint_signer(&t.id)?;
+        if audit::checkpoint(&state.store, &t.id, now().0, &key_id, &key)
+            .await?
+            .is_some()
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,152 @@
+-- ladder service schema (SQLite). Timestamps are Unix seconds unless the
+-- column name ends in _ms. No column ever holds message content in
+-- plaintext: payloads and recipient addresses are sealed.
+
+CREATE TABLE tenants (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    active_policy TEXT,
+    created_at    INTEGER NOT NULL
+);
+
+CREATE TABLE api_keys (
+    id         TEXT PRIMARY KEY,
+    tenant_id  TEXT NOT NULL REFERENCES tenants(id),
+    token_hash TEXT NOT NULL UNIQUE,
+    scope      TEXT NOT NULL CHECK (scope IN ('sender', 'admin')),
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+
+CREATE TABLE policies (
+    tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+    version      TEXT NOT NULL,
+    revision     INTEGER NOT NULL,
+    source       TEXT NOT NULL,
+    published_at INTEGER NOT NULL,
+    published_by TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, version)
+);
+
+CREATE TABLE recipients (
+    id             TEXT PRIMARY KEY,
+    tenant_id      TEXT NOT NULL REFERENCES tenants(id),
+    external_id    TEXT NOT NULL,
+    pseudonym      TEXT NOT NULL,
+    contact_sealed BLOB NOT NULL,
+    has_email      INTEGER NOT NULL,
+    has_phone      INTEGER NOT NULL,
+    created_at     INTEGER NOT NULL,
+    UNIQUE (tenant_id, external_id)
+);
+
+CREATE TABLE devices (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
+    recipient_id  TEXT NOT NULL REFERENCES recipients(id),
+    identity_key  BLOB NOT NULL,
+    agreement_key BLOB,
+    evidence      TEXT NOT NULL,
+    enrolled_at   INTEGER NOT NULL,
+    revoked_at    INTEGER
+);
+CREATE INDEX devices_recipient ON devices (tenant_id, recipient_id);
+
+CREATE TABLE challenges (
+    nonce      TEXT PRIMARY KEY,
+    tenant_id  TEXT NOT NULL REFERENCES tenants(id),
+    device_id  TEXT NOT NULL REFERENCES devices(id),
+    issued_at  INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+
+CREATE TABLE overrides (
+    id             TEXT PRIMARY KEY,
+    tenant_id      TEXT NOT NULL REFERENCES tenants(id),
+    rule           TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    author         TEXT NOT NULL,
+    created_at     INTEGER NOT NULL,
+    expires_at     INTEGER NOT NULL,
+    cleared_at     INTEGER,
+    cleared_by     TEXT,
+    expiry_audited INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX overrides_tenant ON overrides (tenant_id, cleared_at);
+
+CREATE TABLE threads (
+    id           TEXT PRIMARY KEY,
+    tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+    recipient_id TEXT NOT NULL REFERENCES recipients(id),
+    name         TEXT NOT NULL,
+    floor        TEXT NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    UNIQUE (tenant_id, recipient_id, name)
+);
+
+CREATE TABLE messages (
+    id                TEXT PRIMARY KEY,
+    tenant_id         TEXT NOT NULL REFERENCES tenants(id),
+    idempotency_key   TEXT NOT NULL,
+    request_hash      TEXT NOT NULL,
+    recipient_id      TEXT NOT NULL REFERENCES recipients(id),
+    thread_id         TEXT NOT NULL REFERENCES threads(id),
+    class             TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    decision          TEXT NOT NULL,
+    failed            TEXT NOT NULL,
+    response_status   INTEGER NOT NULL,
+    response_body     TEXT NOT NULL,
+    confirmation_hash TEXT,
+    accepted_at       INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    expires_at        INTEGER NOT NULL,
+    UNIQUE (tenant_id, idempotency_key)
+);
+CREATE INDEX messages_expiry ON messages (expires_at);
+
+CREATE TABLE payloads (
+    message_id   TEXT PRIMARY KEY REFERENCES messages(id),
+    tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+    kek_id       TEXT,
+    wrapped_key  BLOB,
+    ciphertext   BLOB,
+    shredded_at  INTEGER,
+    shred_reason TEXT
+);
+
+CREATE TABLE outbox (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+    message_id  TEXT NOT NULL REFERENCES messages(id),
+    kind        TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at_ms  INTEGER NOT NULL,
+    lease_until INTEGER,
+    lease_owner TEXT,
+    done_at     INTEGER,
+    last_error  TEXT
+);
+CREATE INDEX outbox_due ON outbox (done_at, next_at_ms);
+
+CREATE TABLE events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id  TEXT NOT NULL REFERENCES tenants(id),
+    message_id TEXT NOT NULL REFERENCES messages(id),
+    at         INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    detail     TEXT NOT NULL
+);
+CREATE INDEX events_message ON events (message_id, id);
+
+CREATE TABLE sandbox_inbox (
+    idempotency_key TEXT PRIMARY KEY,
+    tenant_id       TEXT NOT NULL REFERENCES tenants(id),
+    message_id      TEXT NOT NULL REFERENCES messages(id),
+    recipient_id    TEXT NOT NULL REFERENCES recipients(id),
+    channel         TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    notice_text     TEXT,
+    at_ms           INTEGER NOT NULL
+);
+CREATE INDEX sandbox_inbox_tenant ON sandbox_inbox (tenant_id, at_ms);

@@ -1,0 +1,87 @@
+//! Schema migrations, embedded in the binary, one SQL file per dialect and
+//! version. Each runs in its own transaction and is recorded in
+//! `schema_migrations`; a database newer than this binary is refused.
+
+use crate::db::{Dialect, Store};
+use crate::error::StoreError;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "service",
+        sqlite: include_str!("../migrations/sqlite/0001_service.sql"),
+        postgres: include_str!("../migrations/postgres/0001_service.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "audit",
+        sqlite: include_str!("../migrations/sqlite/0002_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0002_audit.sql"),
+    },
+];
+
+pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
+    let pool = store.pool();
+    if store.dialect() == Dialect::Postgres {
+        // Several nodes may start at once: one migrates, the others wait.
+        sqlx::query("SELECT pg_advisory_lock(7468723)")
+            .execute(pool)
+            .await?;
+    }
+    let result = apply(store).await;
+    if store.dialect() == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock(7468723)")
+            .execute(pool)
+            .await?;
+    }
+    result
+}
+
+async fn apply(store: &Store) -> Result<(), StoreError> {
+    let pool = store.pool();
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(pool)
+        .await?;
+    let current = current.unwrap_or(0);
+    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > latest {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: latest,
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let sql = match store.dialect() {
+            Dialect::Sqlite => m.sqlite,
+            Dialect::Postgres => m.postgres,
+        };
+        let mut tx = pool.begin().await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                version: m.version,
+                name: m.name,
+                source,
+            })?;
+        sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
+            .bind(m.version)
+            .bind(m.name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Durable delivery work. A row is written in the same transaction as the
+//! message it serves; workers on any node claim due rows with a lease, so a
+//! node that dies mid-delivery leaves work another node (or its own next
+//! start) picks up when the lease lapses.
+//!
+//! PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so concurrent claimers
+//! get disjoint rows; SQLite has one writer, and the claim is one statement.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use crate::db::{Dialect, Store};
+use crate::error::StoreError;
+use crate::ids::new_id;
+
+/// What the work is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Hand the message to the channel of its decided route.
+    Deliver,
+    /// Decide again (a hold waiting for a capability).
+    Redecide,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Deliver => "deliver",
+            Kind::Redecide => "redecide",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Kind, StoreError> {
+        match s {
+            "deliver" => Ok(Kind::Deliver),
+            "redecide" => Ok(Kind::Redecide),
+            other => Err(StoreError::corrupt("outbox kind", format!("`{other}`"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Work {
+    pub id: String,
+    pub tenant_id: String,
+    pub message_id: String,
+    pub kind: Kind,
+    /// Attempts made before this claim.
+    pub attempts: i64,
+}
+
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    message_id: &str,
+    kind: Kind,
+    due_ms: i64,
+) -> Result<String, StoreError> {
+    let id = new_id("out");
+    sqlx::query(
+        "INSERT INTO outbox (id, tenant_id, message_id, kind, attempts, next_at_ms) VALUES ($1, $2, $3, $4, 0, $5)",
+    )
+    .bind(&id)
+    .bind(tenant_id)
+    .bind(message_id)
+    .bind(kind.as_str())
+    .bind(due_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// Claims up to `limit` due rows for `owner` until `now_ms + lease_ms`.
+pub async fn claim(
+    store: &Store,
+    owner: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<Work>, StoreError> {
+    let lock = match store.dialect() {
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+           SELECT id FROM outbox WHERE done_at IS NULL AND next_at_ms <= $3 \
+           AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_at_ms LIMIT $4{lock}) \
+         RETURNING id, tenant_id, message_id, kind, attempts"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(now_ms + lease_ms)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            Ok(Work {
+                id: r.try_get("id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                message_id: r.try_get("message_id")?,
+                kind: Kind::parse(&kind)?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .collect()
+}
+
+/// Marks work done. False if this owner's lease was lost meanwhile.
+pub async fn complete(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE outbox SET done_at = $1, lease_owner = NULL, lease_until = NULL \
+         WHERE id = $2 AND lease_owner = $3 AND done_at IS NULL",
+    )
+    .bind(now_ms)
+    .bind(id)
+    .bind(owner)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Puts work back for another attempt at `due_ms`, noting why (an error
+/// code, never content).
+pub async fn retry(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    attempts: i64,
+    due_ms: i64,
+    error: &str,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE outbox SET attempts = $1, next_at_ms = $2, last_error = $3, lease_owner = NULL, lease_until = NULL \
+         WHERE id = $4 AND lease_owner = $5 AND done_at IS NULL",
+    )
+    .bind(attempts)
+    .bind(due_ms)
+    .bind(error)
+    .bind(id)
+    .bind(owner)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Rows not yet done: for `/metrics` and tests.
+pub async fn pending(store: &Store) -> Result<i64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE done_at IS NULL")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(n)
+}

@@ -1,0 +1,167 @@
+//! Emergency overrides set at run time. Every node reads the active set
+//! from the database on each decision, so an override set on one node
+//! applies on the next decision everywhere, without republishing policy.
+
+use ladder_core::overrides::Override;
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use crate::error::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredOverride {
+    pub rule: Override,
+    pub created_at: i64,
+    pub cleared_at: Option<i64>,
+    pub cleared_by: Option<String>,
+}
+
+impl StoredOverride {
+    pub fn id(&self) -> &str {
+        &self.rule.id
+    }
+}
+
+const COLUMNS: &str = "rule, created_at, cleared_at, cleared_by";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredOverride, StoreError> {
+    let rule: String = row.try_get("rule")?;
+    Ok(StoredOverride {
+        rule: serde_json::from_str(&rule).map_err(|e| StoreError::corrupt("override", e))?,
+        created_at: row.try_get("created_at")?,
+        cleared_at: row.try_get("cleared_at")?,
+        cleared_by: row.try_get("cleared_by")?,
+    })
+}
+
+/// Stores a new override. Ids are unique per tenant among uncleared
+/// overrides; the caller checks that first.
+pub async fn insert(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    rule: &Override,
+    now: i64,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_string(rule).map_err(|e| StoreError::corrupt("override", e))?;
+    sqlx::query(
+        "INSERT INTO overrides (id, tenant_id, rule, reason, author, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(format!("{tenant_id}/{}", rule.id))
+    .bind(tenant_id)
+    .bind(json)
+    .bind(&rule.reason)
+    .bind(&rule.author)
+    .bind(now)
+    .bind(rule.expires.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// An override by its id, cleared or not.
+pub async fn get(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<StoredOverride>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM overrides WHERE tenant_id = $1 AND id = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(format!("{tenant_id}/{id}"))
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Clears an override; `None` if there was no uncleared override by that id.
+pub async fn clear(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    by: &str,
+    now: i64,
+) -> Result<Option<StoredOverride>, StoreError> {
+    let r = sqlx::query(
+        "UPDATE overrides SET cleared_at = $1, cleared_by = $2 \
+         WHERE tenant_id = $3 AND id = $4 AND cleared_at IS NULL",
+    )
+    .bind(now)
+    .bind(by)
+    .bind(tenant_id)
+    .bind(format!("{tenant_id}/{id}"))
+    .execute(&mut *conn)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Ok(None);
+    }
+    get(conn, tenant_id, id).await
+}
+
+/// Overrides not cleared and not expired at `now`: what decisions apply.
+pub async fn active(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    now: i64,
+) -> Result<Vec<StoredOverride>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM overrides WHERE tenant_id = $1 AND cleared_at IS NULL AND expires_at > $2 ORDER BY created_at, id"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Every override of a tenant, newest first.
+pub async fn list(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Vec<StoredOverride>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM overrides WHERE tenant_id = $1 ORDER BY created_at DESC, id"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Overrides that expired (uncleared) and whose expiry is not yet audited,
+/// with their tenant. The caller audits each and then calls
+/// [`mark_expiry_audited`] in the same transaction.
+pub async fn expired_unaudited(
+    conn: &mut AnyConnection,
+    now: i64,
+) -> Result<Vec<(String, StoredOverride)>, StoreError> {
+    let sql = format!(
+        "SELECT tenant_id, {COLUMNS} FROM overrides \
+         WHERE cleared_at IS NULL AND expires_at <= $1 AND expiry_audited = 0 ORDER BY expires_at LIMIT 100"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("tenant_id")?, from_row(r)?)))
+        .collect()
+}
+
+/// Marks an expiry as audited; false if another node got there first.
+pub async fn mark_expiry_audited(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE overrides SET expiry_audited = 1 WHERE tenant_id = $1 AND id = $2 AND expiry_audited = 0",
+    )
+    .bind(tenant_id)
+    .bind(format!("{tenant_id}/{id}"))
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}

@@ -1,0 +1,68 @@
+//! Published policy versions. A tenant's active version is the one its
+//! decisions use; publishing a new one is a single row switch, so a failed
+//! publication leaves the previous version active.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use crate::error::StoreError;
+
+/// A policy as published: its source text (the tenant's own file) and who
+/// published it when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredPolicy {
+    pub version: String,
+    pub revision: i64,
+    #[serde(skip)]
+    pub source: String,
+    pub published_at: i64,
+    pub published_by: String,
+}
+
+/// Records `source` as version `version` (if new) and makes it active.
+pub async fn publish(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    policy: &StoredPolicy,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO policies (tenant_id, version, revision, source, published_at, published_by) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, version) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(&policy.version)
+    .bind(policy.revision)
+    .bind(&policy.source)
+    .bind(policy.published_at)
+    .bind(&policy.published_by)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE tenants SET active_policy = $1 WHERE id = $2")
+        .bind(&policy.version)
+        .bind(tenant_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn active(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Option<StoredPolicy>, StoreError> {
+    let row = sqlx::query(
+        "SELECT p.version, p.revision, p.source, p.published_at, p.published_by \
+         FROM policies p JOIN tenants t ON t.id = p.tenant_id AND t.active_policy = p.version \
+         WHERE t.id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(StoredPolicy {
+        version: row.try_get("version")?,
+        revision: row.try_get("revision")?,
+        source: row.try_get("source")?,
+        published_at: row.try_get("published_at")?,
+        published_by: row.try_get("published_by")?,
+    }))
+}

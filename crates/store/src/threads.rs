@@ -1,0 +1,125 @@
+//! Conversation threads and their floors (the downgrade ratchet's state).
+//! A thread belongs to one recipient; the sender names it (`payroll-2026`)
+//! or uses `default`.
+
+use ladder_core::ThreadFloor;
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use crate::db::Dialect;
+use crate::error::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Thread {
+    pub id: String,
+    #[serde(skip)]
+    pub tenant_id: String,
+    pub recipient_id: String,
+    pub name: String,
+    pub floor: ThreadFloor,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, tenant_id, recipient_id, name, floor, updated_at";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Thread, StoreError> {
+    let floor: String = row.try_get("floor")?;
+    Ok(Thread {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        recipient_id: row.try_get("recipient_id")?,
+        name: row.try_get("name")?,
+        floor: serde_json::from_str(&floor).map_err(|e| StoreError::corrupt("thread floor", e))?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// The thread by recipient and name, locked for update on PostgreSQL so two
+/// nodes deciding for one thread apply their ratchet changes in turn.
+pub async fn find_for_update(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    tenant_id: &str,
+    recipient_id: &str,
+    name: &str,
+) -> Result<Option<Thread>, StoreError> {
+    let lock = match dialect {
+        Dialect::Postgres => " FOR UPDATE",
+        Dialect::Sqlite => "",
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM threads WHERE tenant_id = $1 AND recipient_id = $2 AND name = $3{lock}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(recipient_id)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn get(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<Thread>, StoreError> {
+    let lock = match dialect {
+        Dialect::Postgres => " FOR UPDATE",
+        Dialect::Sqlite => "",
+    };
+    let sql = format!("SELECT {COLUMNS} FROM threads WHERE tenant_id = $1 AND id = $2{lock}");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn list_for_recipient(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    recipient_id: &str,
+) -> Result<Vec<Thread>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM threads WHERE tenant_id = $1 AND recipient_id = $2 ORDER BY name"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(recipient_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+fn floor_json(t: &Thread) -> Result<String, StoreError> {
+    serde_json::to_string(&t.floor).map_err(|e| StoreError::corrupt("thread floor", e))
+}
+
+pub async fn insert(conn: &mut AnyConnection, t: &Thread) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO threads (id, tenant_id, recipient_id, name, floor, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&t.id)
+    .bind(&t.tenant_id)
+    .bind(&t.recipient_id)
+    .bind(&t.name)
+    .bind(floor_json(t)?)
+    .bind(t.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn update(conn: &mut AnyConnection, t: &Thread) -> Result<(), StoreError> {
+    sqlx::query("UPDATE threads SET floor = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
+        .bind(floor_json(t)?)
+        .bind(t.updated_at)
+        .bind(&t.tenant_id)
+        .bind(&t.id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
