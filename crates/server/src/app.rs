@@ -75,6 +75,9 @@ pub struct Running {
     pub keyring: String,
     /// Set when this start created the demo tenant: its keys are shown once.
     pub demo: Option<CreatedTenant>,
+    /// The node's shared state: for operators' tools and tests that need
+    /// the same store and keyring the node uses.
+    pub state: AppState,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -163,6 +166,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         database,
         keyring: keyring_path,
         demo,
+        state,
         stop,
         tasks,
     })

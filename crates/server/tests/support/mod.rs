@@ -1,0 +1,372 @@
+//! The test app: a real `ladder` node on a loopback port, on SQLite (a temp
+//! file) or PostgreSQL (a fresh schema on the server named by
+//! `LADDER_TEST_POSTGRES_URL`), driven over HTTP like any client.
+//!
+//! Without `LADDER_TEST_POSTGRES_URL` the PostgreSQL variants print why and
+//! return; with it set and no server listening, they fail.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use ladder_server::{Config, Running};
+use serde_json::{Value, json};
+
+pub use reqwest::StatusCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs `$case` once per backend, as two tests.
+#[macro_export]
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::support::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::support::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+pub struct TestApp {
+    pub running: Option<Running>,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub sender: String,
+    pub admin: String,
+    /// The demo tenant's id.
+    pub tenant: String,
+    pub config: Config,
+    pub dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+pub struct Builder {
+    backend: Backend,
+    config: Config,
+}
+
+impl Builder {
+    pub fn config(mut self, f: impl FnOnce(&mut Config)) -> Builder {
+        f(&mut self.config);
+        self
+    }
+
+    /// Starts the app, or `None` for PostgreSQL without a URL (skipped).
+    pub async fn start(self) -> Option<TestApp> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = self.config;
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = dir.path().join("data");
+        let pg = match self.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let Ok(url) = std::env::var("LADDER_TEST_POSTGRES_URL") else {
+                    println!("skipping postgres: LADDER_TEST_POSTGRES_URL not set");
+                    return None;
+                };
+                let schema = fresh_schema(&url).await;
+                let sep = if url.contains('?') { '&' } else { '?' };
+                config.database_url =
+                    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"));
+                Some((url, schema))
+            }
+        };
+        let running = ladder_server::start(config.clone()).await.unwrap();
+        let demo = running
+            .demo
+            .as_ref()
+            .expect("a fresh database gets the demo tenant");
+        let sender = demo
+            .keys
+            .iter()
+            .find(|k| k.scope.as_str() == "sender")
+            .unwrap()
+            .token
+            .clone();
+        let admin = demo
+            .keys
+            .iter()
+            .find(|k| k.scope.as_str() == "admin")
+            .unwrap()
+            .token
+            .clone();
+        let tenant = demo.tenant.id.clone();
+        // Restarts must reuse the same port-independent state: pin the port.
+        config.listen = running.addr;
+        Some(TestApp {
+            base: format!("http://{}", running.addr),
+            running: Some(running),
+            client: reqwest::Client::new(),
+            sender,
+            admin,
+            tenant,
+            config,
+            dir,
+            pg,
+        })
+    }
+}
+
+async fn fresh_schema(url: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let schema = format!(
+        "srv_test_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    sqlx::any::install_default_drivers();
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .expect("LADDER_TEST_POSTGRES_URL is set but PostgreSQL is not reachable");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    schema
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    pub fn builder(backend: Backend) -> Builder {
+        let mut config = Config::default();
+        config.delivery.poll_ms = 20;
+        config.delivery.backoff_base_ms = 20;
+        config.delivery.backoff_max_ms = 100;
+        Builder { backend, config }
+    }
+
+    pub async fn start(backend: Backend) -> Option<TestApp> {
+        Self::builder(backend).start().await
+    }
+
+    pub fn state(&self) -> &ladder_server::state::AppState {
+        &self.running.as_ref().unwrap().state
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        for (h, v) in headers {
+            req = req.header(*h, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer { status, body, text }
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Answer {
+        self.request(reqwest::Method::GET, path, Some(key), None, &[])
+            .await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Answer {
+        self.request(reqwest::Method::POST, path, Some(key), Some(body), &[])
+            .await
+    }
+
+    pub async fn recipient(&self, external_id: &str) -> String {
+        let a = self
+            .post(
+                "/v1/recipients",
+                &self.sender.clone(),
+                json!({ "external_id": external_id, "email": format!("{external_id}@example.com") }),
+            )
+            .await;
+        assert!(a.status.is_success(), "{}", a.text);
+        a.body["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn send(&self, idem: &str, recipient: &str, class: &str, body: &str) -> Answer {
+        self.request(
+            reqwest::Method::POST,
+            "/v1/messages",
+            Some(&self.sender.clone()),
+            Some(json!({ "recipient": recipient, "class": class, "body": body })),
+            &[("idempotency-key", idem)],
+        )
+        .await
+    }
+
+    /// Enrols a device for `recipient` and returns its id and signing key.
+    pub async fn enrol(&self, recipient: &str, seed: u8) -> (String, SigningKey) {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        let a = self
+            .post(
+                &format!("/v1/recipients/{recipient}/devices"),
+                &self.sender.clone(),
+                json!({
+                    "identity_key": hex(&key.verifying_key().to_bytes()),
+                    "labels": { "os": "android", "os_version": "15", "client": "acme-app", "client_version": "5.3" },
+                }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        (a.body["id"].as_str().unwrap().to_string(), key)
+    }
+
+    /// A fresh challenge for `device`.
+    pub async fn challenge(&self, device: &str) -> Value {
+        let a = self
+            .post(
+                &format!("/v1/devices/{device}/challenge"),
+                &self.sender.clone(),
+                json!({}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        a.body
+    }
+
+    /// A signed report of the tenant app with verified in-app E2EE and push.
+    pub fn report(device: &str, nonce: &str, key: &SigningKey) -> Value {
+        let report: ladder_core::handshake::DeviceReport = serde_json::from_value(json!({
+            "device": device,
+            "nonce": nonce,
+            "client": { "name": "acme-app", "version": "5.3", "policy_revision": 4 },
+            "transports": {
+                "in_app": { "reachable": true, "e2ee": "verified" },
+                "push": { "reachable": true, "e2ee": "absent" },
+            },
+        }))
+        .unwrap();
+        let signed = ladder_core::handshake::sign(key, report).unwrap();
+        serde_json::to_value(signed).unwrap()
+    }
+
+    /// Challenge, sign and report: a complete, valid handshake.
+    pub async fn handshake(&self, device: &str, key: &SigningKey) -> Answer {
+        let c = self.challenge(device).await;
+        let nonce = c["nonce"].as_str().unwrap();
+        self.post(
+            &format!("/v1/devices/{device}/handshake"),
+            &self.sender.clone(),
+            Self::report(device, nonce, key),
+        )
+        .await
+    }
+
+    /// Polls a message until its status is `want` (or fails after ~10 s).
+    pub async fn wait_status(&self, id: &str, want: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..200 {
+            let a = self
+                .get(&format!("/v1/messages/{id}"), &self.sender.clone())
+                .await;
+            if a.body["status"] == want {
+                return a.body;
+            }
+            last = a.body;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("message {id} never reached `{want}`: {last:#}");
+    }
+
+    pub async fn audit(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let a = self
+                .get(
+                    &format!("/v1/audit?after={after}&limit=1000"),
+                    &self.admin.clone(),
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+            let entries = a.body["entries"].as_array().unwrap().clone();
+            if entries.is_empty() {
+                return out;
+            }
+            after = entries.last().unwrap()["seq"].as_i64().unwrap();
+            out.extend(entries);
+        }
+    }
+
+    pub async fn deliveries(&self, message: &str) -> Vec<Value> {
+        let a = self
+            .get(
+                &format!("/v1/sandbox/deliveries?message={message}"),
+                &self.sender.clone(),
+            )
+            .await;
+        a.body["deliveries"].as_array().unwrap().clone()
+    }
+
+    /// Stops the node (gracefully) and starts it again on the same data,
+    /// after `f` changed the configuration.
+    pub async fn restart(&mut self, f: impl FnOnce(&mut Config)) {
+        self.running.take().unwrap().shutdown().await;
+        f(&mut self.config);
+        let running = ladder_server::start(self.config.clone()).await.unwrap();
+        assert!(
+            running.demo.is_none(),
+            "the demo tenant is made on first start only"
+        );
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        if let Some((url, schema)) = self.pg.take() {
+            use sqlx::Connection;
+            let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
