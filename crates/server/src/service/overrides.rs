@@ -23,6 +23,16 @@ pub fn toml_from_json(body: &Value) -> Result<String, ApiError> {
     let mut table = toml::Table::new();
     for (k, v) in map {
         let value = match v {
+            // A policy file writes `expires` as a TOML date-time.
+            Value::String(s) if k == "expires" => match s.parse::<toml::value::Datetime>() {
+                Ok(dt) => toml::Value::Datetime(dt),
+                Err(_) => {
+                    return Err(ApiError::invalid(
+                        "invalid_override",
+                        format!("field `expires`: `{s}` is not an RFC 3339 date-time"),
+                    ));
+                }
+            },
             Value::String(s) => toml::Value::String(s.clone()),
             other => {
                 return Err(ApiError::invalid(
@@ -179,4 +189,24 @@ pub async fn audit_expired(state: &AppState) -> Result<usize, ApiError> {
         tx.commit().await.map_err(StoreError::from)?;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_overrides_become_policy_toml_with_dates_as_dates() {
+        let text = toml_from_json(&json!({
+            "id": "x", "channel": "rcs", "effect": "disable", "reason": "r", "author": "a",
+            "expires": "2030-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        let o = Policy::parse_override(&text, "override", ladder_core::Timestamp(0)).unwrap();
+        assert_eq!(o.expires, ladder_core::Timestamp(1_893_456_000));
+        let err = toml_from_json(&json!({ "expires": "tomorrow" })).unwrap_err();
+        assert!(err.to_string().contains("`tomorrow`"), "{err}");
+        let err = toml_from_json(&json!({ "id": 5 })).unwrap_err();
+        assert!(err.to_string().contains("`id`"), "{err}");
+    }
 }
