@@ -31,6 +31,8 @@ both_backends!(
     restart_recovers_outbox_without_sending_twice,
     audit_chain_detects_tampering,
     revocation_shreds_the_payload,
+    retention_expiry_shreds_and_rotation_rewraps,
+    revoking_a_device_downgrades_its_threads,
 );
 
 fn kinds(audit: &[Value]) -> Vec<String> {
@@ -789,5 +791,97 @@ async fn revocation_shreds_the_payload(backend: Backend) {
     .unwrap();
     assert!(p.ciphertext.is_none() && p.wrapped_key.is_none());
     assert!(kinds(&app.audit().await).contains(&"payload_shredded".to_string()));
+    app.stop().await;
+}
+
+async fn retention_expiry_shreds_and_rotation_rewraps(backend: Backend) {
+    let Some(mut app) = TestApp::builder(backend)
+        .config(|c| c.delivery.workers = 0)
+        .start()
+        .await
+    else {
+        return;
+    };
+    let r = app.recipient("emp-1").await;
+    let keep = app.send("k-keep", &r, "transactional", "keep me").await;
+    let keep = keep.body["id"].as_str().unwrap().to_string();
+    let old = app.send("k-old", &r, "transactional", "old news").await;
+    let old = old.body["id"].as_str().unwrap().to_string();
+
+    // Rotation rewraps every live data key; the payload still opens after.
+    let rotated = ladder_server::service::keys::rotate_all(app.state())
+        .await
+        .unwrap();
+    assert_eq!(rotated[0].rewrapped, 2, "{rotated:?}");
+    assert_eq!(rotated[0].retired.len(), 1);
+
+    // Retention ends for one message: the sweep destroys its data key.
+    sqlx::query("UPDATE messages SET expires_at = 0 WHERE id = $1")
+        .bind(&old)
+        .execute(app.state().store.pool())
+        .await
+        .unwrap();
+    app.restart(|c| c.delivery.workers = 1).await;
+    app.wait_status(&keep, "sent").await;
+    let mut shredded = false;
+    for _ in 0..60 {
+        let m = app.get(&format!("/v1/messages/{old}"), &app.sender).await;
+        if m.body["payload"] == "shredded" {
+            shredded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(shredded, "retention expiry shreds the payload");
+    let audit = app.audit().await;
+    assert!(audit.iter().any(|e| e["kind"] == "key_rotated"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["kind"] == "payload_shredded"
+                && e["details"]["reason"] == "retention_expired")
+    );
+    app.stop().await;
+}
+
+async fn revoking_a_device_downgrades_its_threads(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let r = app.recipient("emp-1").await;
+    let (device, key) = app.enrol(&r, 13).await;
+    app.handshake(&device, &key).await;
+    let a = app.send("d-1", &r, "transactional", "one").await;
+    assert_eq!(
+        a.body["decision"]["outcome"]["route"]["container"],
+        "in_app"
+    );
+    let thread = a.body["thread"].as_str().unwrap().to_string();
+    let t = app.get(&format!("/v1/threads/{thread}"), &app.sender).await;
+    assert_eq!(t.body["floor"], "e2ee", "{}", t.text);
+    app.post(
+        &format!("/v1/devices/{device}/revoke"),
+        &app.sender,
+        json!({}),
+    )
+    .await;
+    let b = app.send("d-2", &r, "transactional", "two").await;
+    assert_eq!(
+        b.body["decision"]["outcome"]["route"]["container"], "portal",
+        "{}",
+        b.text
+    );
+    let drop = &b.body["decision"]["thread"]["drop"];
+    let causes: Vec<&Value> = drop["causes"].as_array().unwrap().iter().collect();
+    assert!(
+        causes
+            .iter()
+            .any(|c| c["cause"] == "device_revoked" && c["device"] == device.as_str()),
+        "{}",
+        b.text
+    );
+    let t = app.get(&format!("/v1/threads/{thread}"), &app.sender).await;
+    assert_ne!(t.body["floor"], "e2ee");
+    assert!(kinds(&app.audit().await).contains(&"thread_downgraded".to_string()));
     app.stop().await;
 }

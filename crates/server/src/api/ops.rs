@@ -51,7 +51,12 @@ pub async fn openapi() -> Response {
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::not_found("route", "for this method and path")
+    ApiError::Invalid {
+        status: StatusCode::NOT_FOUND,
+        code: "not_found",
+        message: "no such route; the API is described at /v1/openapi.json".into(),
+        details: Value::Null,
+    }
 }
 
 #[derive(Debug, Deserialize)]
