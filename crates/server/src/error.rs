@@ -34,6 +34,11 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
+    /// A concurrent request wrote the same rows first (a unique key, a
+    /// deadlock). Retried inside the server where that is safe; answered
+    /// 409 otherwise, so the client retries.
+    #[error("a concurrent request changed the same data; retry")]
+    Contention,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -85,7 +90,11 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        if e.is_contention() {
+            ApiError::Contention
+        } else {
+            ApiError::Internal(e.to_string())
+        }
     }
 }
 
@@ -127,6 +136,12 @@ impl IntoResponse for ApiError {
                 message,
                 details,
             } => (StatusCode::CONFLICT, code, message, details),
+            e @ ApiError::Contention => (
+                StatusCode::CONFLICT,
+                "contention",
+                e.to_string(),
+                Value::Null,
+            ),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 (

@@ -71,7 +71,7 @@ impl Store {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
                             conn.execute("PRAGMA busy_timeout = 5000").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
-                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
                             Ok(())
                         })
                     })
@@ -145,5 +145,33 @@ mod tests {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}
+
+#[cfg(test)]
+mod pg_tests {
+    use super::Store;
+
+    /// Regression: the migration lock was taken on one pooled connection
+    /// and released on another, so it leaked and a second node (or a CLI
+    /// command) opening the same database hung.
+    #[tokio::test]
+    async fn two_stores_open_one_postgres_database_in_turn() {
+        let Ok(url) = std::env::var("LADDER_TEST_POSTGRES_URL") else {
+            println!("skipping postgres: LADDER_TEST_POSTGRES_URL not set");
+            return;
+        };
+        let first = Store::open(&url).await.unwrap();
+        // Keep the first store busy on its other connections.
+        for _ in 0..4 {
+            first.ping().await.unwrap();
+        }
+        let second = tokio::time::timeout(std::time::Duration::from_secs(20), Store::open(&url))
+            .await
+            .expect("the second open must not wait on a leaked lock")
+            .unwrap();
+        second.ping().await.unwrap();
+        first.close().await;
+        second.close().await;
     }
 }

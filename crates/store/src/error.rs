@@ -49,4 +49,20 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// Whether a concurrent transaction caused this (a lost insert race, a
+    /// serialisation failure or deadlock on PostgreSQL, a busy SQLite file):
+    /// the operation may succeed if retried.
+    pub fn is_contention(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                e.is_unique_violation()
+                    || matches!(
+                        e.code().as_deref(),
+                        Some("40001" | "40P01" | "5" | "6" | "517")
+                    )
+            }
+            _ => false,
+        }
+    }
 }

@@ -28,31 +28,33 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
-    let pool = store.pool();
+    // One connection for the whole run: a session-level advisory lock
+    // belongs to the connection that took it, and must be released there.
+    let mut conn = store.pool().acquire().await?;
     if store.dialect() == Dialect::Postgres {
         // Several nodes may start at once: one migrates, the others wait.
         sqlx::query("SELECT pg_advisory_lock(7468723)")
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
     }
-    let result = apply(store).await;
+    let result = apply(&mut conn, store.dialect()).await;
     if store.dialect() == Dialect::Postgres {
         sqlx::query("SELECT pg_advisory_unlock(7468723)")
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
     }
     result
 }
 
-async fn apply(store: &Store) -> Result<(), StoreError> {
-    let pool = store.pool();
+async fn apply(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> Result<(), StoreError> {
+    use sqlx::Connection;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
     let current = current.unwrap_or(0);
     let latest = MIGRATIONS.last().map_or(0, |m| m.version);
@@ -63,11 +65,11 @@ async fn apply(store: &Store) -> Result<(), StoreError> {
         });
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        let sql = match store.dialect() {
+        let sql = match dialect {
             Dialect::Sqlite => m.sqlite,
             Dialect::Postgres => m.postgres,
         };
-        let mut tx = pool.begin().await?;
+        let mut tx = conn.begin().await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut *tx)
             .await

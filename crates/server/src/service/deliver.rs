@@ -25,7 +25,7 @@ use ladder_store::{StoreError, sealed, threads};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::service::send::{audit_decision, load_inputs, run_decision, settle};
+use crate::service::send::{audit_decision, floor_after, load_inputs, run_decision, settle};
 use crate::service::{audit, keys, payload_aad};
 use crate::state::{AppState, now, now_ms};
 
@@ -325,6 +325,20 @@ async fn delivered(
     message.status = Status::Sent;
     message.updated_at = now().0;
     messages::update(&mut tx, &message).await?;
+    // What the recipient was last shown: the thread's label, for the
+    // downgrade check of the next message.
+    if let Some(mut thread) = threads::get(
+        &mut tx,
+        state.store.dialect(),
+        &message.tenant_id,
+        &message.thread_id,
+    )
+    .await?
+    {
+        thread.floor.label = Some(route.assurance);
+        thread.updated_at = now().0;
+        threads::update(&mut tx, &thread).await?;
+    }
     messages::add_event(
         &mut tx,
         &message.tenant_id,
@@ -460,7 +474,7 @@ async fn redecide(
     )
     .await?;
     let mut updated = thread.clone();
-    updated.floor = decision.thread.after.clone();
+    updated.floor = floor_after(&thread, &decision);
     updated.updated_at = now().0;
     threads::update(&mut tx, &updated).await?;
     // After a failure, a class that can go no lower ends as failed rather

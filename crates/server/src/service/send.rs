@@ -157,6 +157,18 @@ async fn thread_for(
     Ok(thread)
 }
 
+/// The floor to persist after a decision: the core's ratchet change, with
+/// the thread's label — what the recipient was last *shown* — kept as it
+/// was. The label moves only when a delivery succeeds
+/// ([`crate::service::deliver`]), so a route that failed never counts as
+/// shown, and a fallback from it is not mistaken for a downgrade.
+pub fn floor_after(thread: &Thread, decision: &Decision) -> ThreadFloor {
+    ThreadFloor {
+        label: thread.floor.label,
+        ..decision.thread.after.clone()
+    }
+}
+
 /// What a decision means for the message's status and the sender's answer.
 #[derive(Debug)]
 pub struct Settled {
@@ -286,13 +298,31 @@ pub async fn audit_decision(
     Ok(())
 }
 
-/// Accepts one message. Returns the stored answer for a retried key.
+/// Accepts one message. Returns the stored answer for a retried key. A
+/// concurrent request for the same key or thread that wins a race makes this
+/// one start over, and then find the winner's answer or thread.
 pub async fn accept(
     state: &AppState,
     tenant_id: &str,
     actor: &str,
     idempotency_key: &str,
     request: SendRequest,
+) -> Result<Answer, ApiError> {
+    let mut tries = 0;
+    loop {
+        match accept_once(state, tenant_id, actor, idempotency_key, &request).await {
+            Err(ApiError::Contention) if tries < 3 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn accept_once(
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    idempotency_key: &str,
+    request: &SendRequest,
 ) -> Result<Answer, ApiError> {
     if !valid_name(idempotency_key) {
         return Err(ApiError::bad_request(
@@ -406,7 +436,7 @@ pub async fn accept(
         .await?;
     }
     let mut updated = thread.clone();
-    updated.floor = decision.thread.after.clone();
+    updated.floor = floor_after(&thread, &decision);
     updated.updated_at = accepted_at.0;
     threads::update(&mut tx, &updated).await?;
     messages::add_event(
@@ -582,7 +612,7 @@ pub async fn confirm(
     )
     .await?;
     let mut updated = thread.clone();
-    updated.floor = decision.thread.after.clone();
+    updated.floor = floor_after(&thread, &decision);
     updated.updated_at = now().0;
     threads::update(&mut tx, &updated).await?;
     message.status = settled.status;
