@@ -36,6 +36,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot create the demo tenant: {0}")]
     Demo(ApiError),
 }
@@ -95,6 +97,7 @@ impl Running {
 
 /// Starts a node with `config`.
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    config.check()?;
     crate::metrics::install();
     let (store, keyring) = open(&config).await?;
     let channels = ladder_channels::sandbox::channels(&store, &config.channels.sandbox.fail);

@@ -19,6 +19,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Default `{data_dir}/keyring.json`.
     pub keyring: Option<PathBuf>,
+    /// The address recipients reach this node at, for links in notices;
+    /// default `http://{listen}`.
+    pub public_url: Option<String>,
+    /// When set, `/metrics` answers only `Authorization: Bearer {token}`:
+    /// class labels are tenant-defined names.
+    pub metrics_token: Option<String>,
     /// Load a demo tenant from the example policy when the database has no
     /// tenant yet.
     pub demo_tenant: bool,
@@ -35,6 +41,8 @@ impl Default for Config {
             database_url: None,
             data_dir: PathBuf::from("ladder-data"),
             keyring: None,
+            public_url: None,
+            metrics_token: None,
             demo_tenant: true,
             delivery: DeliveryConfig::default(),
             handshake: HandshakeConfig::default(),
@@ -137,6 +145,8 @@ pub enum ConfigError {
     },
     #[error("config file `{path}`: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("config `{key}` {reason}")]
+    Invalid { key: &'static str, reason: String },
     #[error("environment variable `{name}`: `{value}` is not {expected}")]
     Env {
         name: &'static str,
@@ -187,6 +197,12 @@ impl Config {
         if let Some(v) = get("LADDER_KEYRING") {
             self.keyring = Some(PathBuf::from(v));
         }
+        if let Some(v) = get("LADDER_METRICS_TOKEN") {
+            self.metrics_token = Some(v);
+        }
+        if let Some(v) = get("LADDER_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
         if let Some(v) = get("LADDER_WORKERS") {
             self.delivery.workers = v.parse().map_err(|_| ConfigError::Env {
                 name: "LADDER_WORKERS",
@@ -201,6 +217,29 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("ladder.db").display()))
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// Refuses settings that cannot work together.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        // A claimed item may make two provider calls; its lease must outlast
+        // both, or another worker takes it over mid-delivery.
+        let needed = i64::try_from(self.delivery.timeout_ms.saturating_mul(3)).unwrap_or(i64::MAX);
+        if self.delivery.lease_ms <= needed {
+            return Err(ConfigError::Invalid {
+                key: "delivery.lease_ms",
+                reason: format!(
+                    "must exceed three provider timeouts ({needed} ms with delivery.timeout_ms = {})",
+                    self.delivery.timeout_ms
+                ),
+            });
+        }
+        Ok(())
     }
 
     pub fn keyring_path(&self) -> PathBuf {

@@ -20,12 +20,14 @@ pub async fn delivery(state: AppState, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
+        // One item at a time: a claimed batch would age in the queue while
+        // its first items are delivered, and its leases could lapse.
         let claimed = outbox::claim(
             &state.store,
             &state.node,
             now_ms(),
             state.config.delivery.lease_ms,
-            8,
+            1,
         )
         .await;
         let work = match claimed {
@@ -40,7 +42,7 @@ pub async fn delivery(state: AppState, mut stop: watch::Receiver<bool>) {
             // Finish what was claimed even when asked to stop: a half-run
             // item would otherwise wait out its lease.
             if let Err(e) = deliver::run(&state, &item).await {
-                tracing::error!(work = %item.id, message = %item.message_id, error = %e, "delivery work failed; it will be retried after its lease");
+                give_up_or_retry(&state, &item, &e).await;
             }
         }
         if idle {
@@ -48,6 +50,62 @@ pub async fn delivery(state: AppState, mut stop: watch::Receiver<bool>) {
                 _ = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => {}
             }
+        }
+    }
+}
+
+/// Work that failed inside ladder (not at a provider): retried with
+/// backoff, and after as many tries as a delivery gets, abandoned — the
+/// message failed, its payload destroyed, audited — rather than retried
+/// forever.
+async fn give_up_or_retry(state: &AppState, item: &outbox::Work, error: &crate::error::ApiError) {
+    tracing::error!(work = %item.id, message_id = %item.message_id, error = %error, "delivery work failed");
+    let attempts = item.attempts + 1;
+    let result = if attempts >= state.config.delivery.max_attempts {
+        abandon(state, item).await
+    } else {
+        let delay = deliver::backoff(&state.config.delivery, attempts);
+        match state.store.pool().acquire().await {
+            Ok(mut conn) => outbox::retry(
+                &mut conn,
+                &item.id,
+                &state.node,
+                attempts,
+                now_ms() + delay,
+                "internal_error",
+            )
+            .await
+            .map(|_| ())
+            .map_err(crate::error::ApiError::from),
+            Err(e) => Err(StoreError::from(e).into()),
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(work = %item.id, error = %e, "could not reschedule failed work; its lease will lapse");
+    }
+}
+
+async fn abandon(state: &AppState, item: &outbox::Work) -> Result<(), crate::error::ApiError> {
+    let message = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        ladder_store::messages::get(&mut conn, &item.tenant_id, &item.message_id).await?
+    };
+    match message {
+        Some(m) => deliver::fail_for_good(state, item, &m, "internal_error").await,
+        None => {
+            let mut conn = state
+                .store
+                .pool()
+                .acquire()
+                .await
+                .map_err(StoreError::from)?;
+            outbox::complete(&mut conn, &item.id, &state.node, now_ms()).await?;
+            Ok(())
         }
     }
 }

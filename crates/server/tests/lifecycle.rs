@@ -127,7 +127,7 @@ async fn concurrent_retries_of_one_key_make_one_message(backend: Backend) {
     std::sync::Arc::into_inner(app).unwrap().stop().await;
 }
 
-/// Payroll went in-app, end to end encrypted. Then the push provider
+/// Payroll went in-app, end to end encrypted. Then the in-app provider
 /// starts rejecting: the next payroll notice is decided in-app, fails, and
 /// the re-decision lands on the portal — below what the thread showed. The
 /// message waits for the sender, who fetches a fresh token (nobody was
@@ -150,7 +150,7 @@ async fn downgrade_after_a_failure_waits_for_a_fresh_confirmation_token(backend:
         c.channels
             .sandbox
             .fail
-            .insert(Channel::Push, Failure::Permanent);
+            .insert(Channel::InApp, Failure::Permanent);
     })
     .await;
     let s = app.send("c-2", &r, "payroll", "salary 2").await;
@@ -194,9 +194,12 @@ async fn downgrade_after_a_failure_waits_for_a_fresh_confirmation_token(backend:
         .await;
     assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.text);
     let m = app.wait_status(&id, "sent").await;
-    assert_eq!(m["decision"]["outcome"]["route"]["container"], "portal");
-    // The push failure is remembered: the confirmed decision did not go back to it.
-    assert_eq!(m["failed"][0]["channel"], "push", "{m:#}");
+    assert_eq!(
+        m["decision"]["outcome"]["route"]["container"], "portal",
+        "{m:#}"
+    );
+    // The failure is remembered: the confirmed decision did not go back to it.
+    assert_eq!(m["failed"][0]["channel"], "in_app", "{m:#}");
     app.stop().await;
 }
 
@@ -270,5 +273,38 @@ async fn two_nodes_share_one_postgres_database() {
         a.text
     );
     b.shutdown().await;
+    app.stop().await;
+}
+
+/// The in-app container took the payload and only the push wake-up failed:
+/// the message is with the recipient and is not sent again down the ladder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_wake_up_does_not_resend_a_delivered_payload() {
+    let Some(app) = TestApp::builder(Backend::Sqlite)
+        .config(|c| {
+            c.channels
+                .sandbox
+                .fail
+                .insert(Channel::Push, Failure::Permanent);
+        })
+        .start()
+        .await
+    else {
+        return;
+    };
+    let r = app.recipient("emp-1").await;
+    let (device, key) = app.enrol(&r, 29).await;
+    app.handshake(&device, &key).await;
+    let s = app.send("w-1", &r, "transactional", "statement").await;
+    let id = s.body["id"].as_str().unwrap().to_string();
+    let m = app.wait_status(&id, "sent").await;
+    assert_eq!(
+        m["decision"]["outcome"]["route"]["container"], "in_app",
+        "{m:#}"
+    );
+    assert!(m["failed"].as_array().unwrap().is_empty());
+    let d = app.deliveries(&id).await;
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0]["channel"], "in_app");
     app.stop().await;
 }

@@ -177,6 +177,28 @@ pub async fn get(
     row.as_ref().map(from_row).transpose()
 }
 
+/// A message locked for the rest of the transaction on PostgreSQL (SQLite
+/// has one writer): bookkeeping re-reads it so a revocation or confirmation
+/// that happened meanwhile is never overwritten.
+pub async fn get_for_update(
+    conn: &mut AnyConnection,
+    dialect: crate::db::Dialect,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<Message>, StoreError> {
+    let lock = match dialect {
+        crate::db::Dialect::Postgres => " FOR UPDATE",
+        crate::db::Dialect::Sqlite => "",
+    };
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2{lock}");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 pub async fn by_idempotency_key(
     conn: &mut AnyConnection,
     tenant_id: &str,

@@ -112,6 +112,13 @@ fn key32(bytes: Vec<u8>, what: &'static str) -> Result<[u8; 32], StoreError> {
 fn device_from(row: &sqlx::any::AnyRow) -> Result<Device, StoreError> {
     let evidence: String = row.try_get("evidence")?;
     let agreement: Option<Vec<u8>> = row.try_get("agreement_key")?;
+    let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+    let mut evidence: DeviceEvidence =
+        serde_json::from_str(&evidence).map_err(|e| StoreError::corrupt("device evidence", e))?;
+    // The column is the authority on revocation: it is never cleared.
+    if let Some(at) = revoked_at {
+        evidence.revoked_at = Some(ladder_core::Timestamp(at));
+    }
     Ok(Device {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
@@ -120,12 +127,12 @@ fn device_from(row: &sqlx::any::AnyRow) -> Result<Device, StoreError> {
         agreement_key: agreement
             .map(|k| key32(k, "device agreement key"))
             .transpose()?,
-        evidence: serde_json::from_str(&evidence)
-            .map_err(|e| StoreError::corrupt("device evidence", e))?,
+        evidence,
     })
 }
 
-const DEVICE_COLUMNS: &str = "id, tenant_id, recipient_id, identity_key, agreement_key, evidence";
+const DEVICE_COLUMNS: &str =
+    "id, tenant_id, recipient_id, identity_key, agreement_key, evidence, revoked_at";
 
 fn evidence_json(d: &Device) -> Result<String, StoreError> {
     serde_json::to_string(&d.evidence).map_err(|e| StoreError::corrupt("device evidence", e))
@@ -169,6 +176,28 @@ pub async fn get_device(
     id: &str,
 ) -> Result<Option<Device>, StoreError> {
     let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE tenant_id = $1 AND id = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(device_from).transpose()
+}
+
+/// A device locked for the rest of the transaction on PostgreSQL, so a
+/// handshake and a revocation of one device apply in turn.
+pub async fn get_device_for_update(
+    conn: &mut AnyConnection,
+    dialect: crate::db::Dialect,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<Device>, StoreError> {
+    let lock = match dialect {
+        crate::db::Dialect::Postgres => " FOR UPDATE",
+        crate::db::Dialect::Sqlite => "",
+    };
+    let sql =
+        format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE tenant_id = $1 AND id = $2{lock}");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant_id)
         .bind(id)

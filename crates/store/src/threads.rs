@@ -59,7 +59,23 @@ pub async fn find_for_update(
     row.as_ref().map(from_row).transpose()
 }
 
+/// A thread by id, for reading.
 pub async fn get(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<Thread>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM threads WHERE tenant_id = $1 AND id = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A thread by id, locked for the rest of the transaction on PostgreSQL.
+pub async fn get_for_update(
     conn: &mut AnyConnection,
     dialect: Dialect,
     tenant_id: &str,
@@ -78,13 +94,22 @@ pub async fn get(
     row.as_ref().map(from_row).transpose()
 }
 
+/// A recipient's threads. With `lock` on PostgreSQL they stay locked (in id
+/// order, so two lockers never deadlock) for the rest of the transaction:
+/// take this before the first audit append when threads will change.
 pub async fn list_for_recipient(
     conn: &mut AnyConnection,
+    dialect: Dialect,
+    lock: bool,
     tenant_id: &str,
     recipient_id: &str,
 ) -> Result<Vec<Thread>, StoreError> {
+    let lock = match (dialect, lock) {
+        (Dialect::Postgres, true) => " FOR UPDATE",
+        _ => "",
+    };
     let sql = format!(
-        "SELECT {COLUMNS} FROM threads WHERE tenant_id = $1 AND recipient_id = $2 ORDER BY name"
+        "SELECT {COLUMNS} FROM threads WHERE tenant_id = $1 AND recipient_id = $2 ORDER BY id{lock}"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant_id)

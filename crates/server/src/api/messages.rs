@@ -58,13 +58,7 @@ pub async fn status(
         .ok_or_else(|| ApiError::not_found("message", &id))?;
     let events = messages::events(&mut conn, &caller.tenant_id, &id).await?;
     let payload = messages::payload(&mut conn, &caller.tenant_id, &id).await?;
-    let thread = threads::get(
-        &mut conn,
-        state.store.dialect(),
-        &caller.tenant_id,
-        &m.thread_id,
-    )
-    .await?;
+    let thread = threads::get(&mut conn, &caller.tenant_id, &m.thread_id).await?;
     let payload_state = match payload {
         None => "none",
         Some(p) if p.shredded_at.is_some() => "shredded",

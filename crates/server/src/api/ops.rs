@@ -34,7 +34,17 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &state.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !crate::service::send::constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return ApiError::Unauthenticated.into_response();
+        }
+    }
     if let Ok(n) = ladder_store::outbox::pending(&state.store).await {
         metrics::gauge!("ladder_outbox_pending").set(n as f64);
     }

@@ -95,13 +95,8 @@ pub async fn thread(
         .acquire()
         .await
         .map_err(StoreError::from)?;
-    let t = threads::get(
-        &mut conn,
-        ladder_store::Dialect::Sqlite,
-        &caller.tenant_id,
-        &id,
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found("thread", &id))?;
+    let t = threads::get(&mut conn, &caller.tenant_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("thread", &id))?;
     Ok(Json(devices::thread_view(&t)))
 }

@@ -1,35 +1,38 @@
 //! Delivering one piece of outbox work: hand the payload to the decided
 //! container and the notice to its notifier, through the channel adapters.
 //!
-//! A transient failure is retried with exponential backoff and full jitter.
-//! A permanent failure, a timeout or exhausted retries re-decide with the
-//! failed (step, channel) excluded: the core can then only pick a step
-//! further down the same ladder, never below the class minimum — and a
-//! guard here refuses anything that is not strictly further down. Every
-//! attempt and outcome is audited.
+//! Before anything leaves, the decision is checked against the evidence,
+//! overrides and floor *now*: a route that no longer qualifies (an override
+//! set since acceptance, a device revoked) is never used — the message is
+//! re-decided instead ([`super::redecide`]). A transient failure is retried
+//! with exponential backoff and jitter; a permanent failure, a timeout or
+//! exhausted retries re-decide with the failed (step, channel) excluded.
 //!
 //! Provider calls happen outside any transaction (SQLite has one
 //! connection; nothing should wait on a provider holding it). Each carries
 //! an idempotency key fixed per (message, step, channel), so a retry after
 //! a crash between the call and the bookkeeping shows the recipient nothing
-//! new.
+//! new. Bookkeeping re-reads the message under a lock and changes nothing if
+//! it moved meanwhile (revoked, re-decided), or if this worker's lease on
+//! the work was lost.
 
 use std::time::Duration;
 
 use ladder_channels::{Content, DeliveryError, Dispatch};
-use ladder_core::decision::{FailedAttempt, Route};
+use ladder_core::decision::{Confirmation, FailedAttempt, Note, Route};
 use ladder_core::{Channel, Container, MessageMeta, Outcome, Timestamp};
 use ladder_store::messages::{self, Event, Message, Status};
 use ladder_store::outbox::{self, Kind, Work};
-use ladder_store::{StoreError, sealed, threads};
+use ladder_store::{StoreError, Tx, sealed, threads};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::service::send::{audit_decision, floor_after, load_inputs, run_decision, settle};
+use crate::service::redecide::{Trigger, decide_after_failures, redecide};
+use crate::service::send::load_inputs;
 use crate::service::{audit, keys, payload_aad};
 use crate::state::{AppState, now, now_ms};
 
-const ACTOR: &str = "worker";
+pub(crate) const ACTOR: &str = "worker";
 
 /// How one provider call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +60,7 @@ pub async fn run(state: &AppState, work: &Work) -> Result<(), ApiError> {
         return finish(state, work).await;
     };
     match work.kind {
-        Kind::Redecide => redecide(state, work, message, None).await,
+        Kind::Redecide => redecide(state, work, message, Trigger::Recheck).await,
         Kind::Deliver => deliver(state, work, message).await,
     }
 }
@@ -80,25 +83,61 @@ fn idempotency_key(message_id: &str, route: &Route, channel: Channel) -> String 
     format!("{message_id}/{step}/{channel}")
 }
 
+/// The confirmation a message carries, reconstructed from its decision: a
+/// confirmed message is re-checked as confirmed.
+pub(crate) fn confirmation_of(message: &Message) -> Option<Confirmation> {
+    let route = message.decision.outcome.route()?;
+    message.decision.notes.iter().find_map(|n| match n {
+        Note::ConfirmationAccepted { assurance } => Some(Confirmation {
+            message_id: message.id.clone(),
+            container: route.container,
+            assurance: *assurance,
+        }),
+        _ => None,
+    })
+}
+
+/// Whether `route` still qualifies now: the decision taken with today's
+/// evidence, overrides and floor picks the very same route.
+async fn still_qualifies(
+    state: &AppState,
+    message: &Message,
+    route: &Route,
+) -> Result<bool, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let inputs = load_inputs(&mut tx, state, &message.tenant_id, &message.recipient_id).await?;
+    let Some(thread) = threads::get(&mut tx, &message.tenant_id, &message.thread_id).await? else {
+        return Ok(false);
+    };
+    drop(tx);
+    let meta = MessageMeta {
+        id: message.id.clone(),
+        class: message.class.clone(),
+        accepted_at: Timestamp(message.accepted_at),
+        confirmation: confirmation_of(message),
+    };
+    let fresh = decide_after_failures(&inputs, &meta, &thread.floor, &message.failed)?;
+    Ok(matches!(fresh.map(|d| d.outcome), Some(Outcome::Deliver { route: r }) if &r == route))
+}
+
 async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), ApiError> {
     let route = match (&message.status, &message.decision.outcome) {
         (Status::Queued, Outcome::Deliver { route }) => route.clone(),
-        // Superseded (re-decided, confirmed elsewhere, shredded): nothing to do.
+        // Superseded (re-decided, confirmed elsewhere, revoked): nothing to do.
         _ => return finish(state, work).await,
     };
-    // The payload, opened only now and only for a container that carries it.
-    let payload = match route.container {
-        Container::Portal => None,
-        _ => match open_payload(state, &message).await? {
-            Some(p) => Some(p),
-            None => {
-                return fail_for_good(state, work, message, "payload_shredded").await;
-            }
-        },
+    if !still_qualifies(state, &message, &route).await? {
+        return redecide(state, work, message, Trigger::RouteNoLongerQualifies).await;
+    }
+    // The payload, opened only now and only for a container that carries
+    // it; a portal notice is sent only while the payload still exists.
+    let payload = match open_payload(state, &message).await? {
+        Some(p) => p,
+        None => return fail_for_good(state, work, &message, "payload_shredded").await,
     };
     let mut sends: Vec<(Channel, Content)> = Vec::new();
-    if let Some(p) = payload {
-        sends.push((route.container.channel(), Content::Payload(p)));
+    if route.container != Container::Portal {
+        sends.push((route.container.channel(), Content::Payload(payload)));
     }
     if let Some(n) = route.notifier {
         sends.push((
@@ -107,8 +146,6 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
         ));
     }
     let timeout = Duration::from_millis(state.config.delivery.timeout_ms);
-    let mut outcome = Attempt::Accepted { duplicate: false };
-    let mut failed_channel = None;
     let mut results = Vec::new();
     for (channel, content) in sends {
         let dispatch = Dispatch {
@@ -137,28 +174,37 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
         };
         metrics::counter!("ladder_delivery_attempts_total", "channel" => channel.to_string(), "outcome" => label)
             .increment(1);
-        results.push((channel, attempt.clone()));
-        if !matches!(attempt, Attempt::Accepted { .. }) {
-            outcome = attempt;
-            failed_channel = Some(channel);
+        let stop = !matches!(attempt, Attempt::Accepted { .. });
+        results.push((channel, attempt));
+        if stop {
             break;
         }
     }
     record_attempts(state, &message, &route, work, &results).await?;
-    match (outcome, failed_channel) {
-        (Attempt::Accepted { .. }, _) | (_, None) => delivered(state, work, message, &route).await,
-        (Attempt::Transient(code), Some(channel)) => {
+    // The container took the payload and only its notifier failed: the
+    // message is with the recipient (a push is a wake-up, not the message),
+    // so it is not sent a second time down the ladder.
+    let container_took_it = route.container != Container::Portal
+        && matches!(results.first(), Some((_, Attempt::Accepted { .. })));
+    if container_took_it && results.len() > 1 {
+        return delivered(state, work, &message, &route).await;
+    }
+    match results.last() {
+        None | Some((_, Attempt::Accepted { .. })) => {
+            delivered(state, work, &message, &route).await
+        }
+        Some((channel, Attempt::Transient(code))) => {
             let attempts = work.attempts + 1;
             if attempts >= state.config.delivery.max_attempts {
                 let failed = FailedAttempt {
                     step: route.step,
-                    channel,
+                    channel: *channel,
                 };
                 redecide(
                     state,
                     work,
                     message,
-                    Some((failed, "retries_exhausted".into())),
+                    Trigger::Failure(failed, "retries_exhausted".into()),
                 )
                 .await
             } else {
@@ -175,24 +221,24 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
                     &state.node,
                     attempts,
                     now_ms() + delay,
-                    &code,
+                    code,
                 )
                 .await?;
                 Ok(())
             }
         }
-        (Attempt::Failed(code), Some(channel)) => {
+        Some((channel, Attempt::Failed(code))) => {
             let failed = FailedAttempt {
                 step: route.step,
-                channel,
+                channel: *channel,
             };
-            redecide(state, work, message, Some((failed, code))).await
+            redecide(state, work, message, Trigger::Failure(failed, code.clone())).await
         }
     }
 }
 
-/// Exponential backoff with full jitter: a random delay up to
-/// `base * 2^attempts`, capped, never less than half of it.
+/// Exponential backoff with equal jitter: a random delay between half of
+/// `base * 2^attempts` and all of it, capped at the configured maximum.
 pub fn backoff(config: &crate::config::DeliveryConfig, attempts: i64) -> i64 {
     let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
     let ceiling = config
@@ -242,8 +288,10 @@ async fn open_payload(
     Ok(Some(plain))
 }
 
-/// The tenant's notice, with a portal link for the message. Content-free by
-/// construction: the template may name only the tenant, a link and an expiry.
+/// The tenant's notice with a link for the recipient. Content-free by
+/// construction: the template may name only the tenant, a link and an
+/// expiry. The link carries a random token, never the message id; the portal
+/// that will honour it (and store its hash) is the channels issue's.
 async fn notice_text(state: &AppState, message: &Message) -> Result<String, ApiError> {
     let mut conn = state
         .store
@@ -252,11 +300,13 @@ async fn notice_text(state: &AppState, message: &Message) -> Result<String, ApiE
         .await
         .map_err(StoreError::from)?;
     let policy = state.active_policy(&mut conn, &message.tenant_id).await?;
-    let link = format!("http://{}/portal/{}", state.config.listen, message.id);
+    let token = ladder_store::ids::random_hex(24)?;
+    let link = format!("{}/portal/{token}", state.config.public_url());
+    let expires_in = "7 days";
     let text = policy
         .class(&message.class)
         .and_then(|c| policy.notice_for(c))
-        .map(|t| t.render(policy.display_name(), &link, "7 days").0)
+        .map(|t| t.render(policy.display_name(), &link, expires_in).0)
         .unwrap_or_else(|| {
             format!(
                 "You have a new secure message from {}. Open it here: {link}",
@@ -315,19 +365,50 @@ async fn record_attempts(
     Ok(())
 }
 
+/// Re-reads the message under a lock; `None` if it moved on since this work
+/// began (revoked, re-decided, confirmed elsewhere).
+pub(crate) async fn lock_unchanged(
+    tx: &mut Tx,
+    state: &AppState,
+    message: &Message,
+) -> Result<Option<Message>, ApiError> {
+    let current =
+        messages::get_for_update(tx, state.store.dialect(), &message.tenant_id, &message.id)
+            .await?;
+    Ok(current.filter(|m| m.status == message.status && m.decision == message.decision))
+}
+
+/// Marks the work done inside `tx` and commits; rolls back instead when the
+/// lease was lost (another worker owns the work now).
+pub(crate) async fn complete_and_commit(
+    mut tx: Tx,
+    state: &AppState,
+    work: &Work,
+) -> Result<(), ApiError> {
+    if outbox::complete(&mut tx, &work.id, &state.node, now_ms()).await? {
+        tx.commit().await.map_err(StoreError::from)?;
+    } else {
+        tracing::warn!(work = %work.id, "lease lost before bookkeeping; leaving it to the new owner");
+    }
+    Ok(())
+}
+
 async fn delivered(
     state: &AppState,
     work: &Work,
-    mut message: Message,
+    message: &Message,
     route: &Route,
 ) -> Result<(), ApiError> {
     let mut tx = state.store.begin().await?;
+    let Some(mut message) = lock_unchanged(&mut tx, state, message).await? else {
+        return complete_and_commit(tx, state, work).await;
+    };
     message.status = Status::Sent;
     message.updated_at = now().0;
     messages::update(&mut tx, &message).await?;
     // What the recipient was last shown: the thread's label, for the
     // downgrade check of the next message.
-    if let Some(mut thread) = threads::get(
+    if let Some(mut thread) = threads::get_for_update(
         &mut tx,
         state.store.dialect(),
         &message.tenant_id,
@@ -360,20 +441,24 @@ async fn delivered(
         json!({ "route": route.name(), "assurance": route.assurance }),
     )
     .await?;
-    outbox::complete(&mut tx, &work.id, &state.node, now_ms()).await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    complete_and_commit(tx, state, work).await?;
     metrics::counter!("ladder_delivery_outcomes_total", "outcome" => "sent", "container" => route.container.to_string())
         .increment(1);
     Ok(())
 }
 
-async fn fail_for_good(
+/// Ends a message that can never be delivered: failed, payload destroyed,
+/// audited with why.
+pub(crate) async fn fail_for_good(
     state: &AppState,
     work: &Work,
-    mut message: Message,
+    message: &Message,
     code: &str,
 ) -> Result<(), ApiError> {
     let mut tx = state.store.begin().await?;
+    let Some(mut message) = lock_unchanged(&mut tx, state, message).await? else {
+        return complete_and_commit(tx, state, work).await;
+    };
     message.status = Status::Failed;
     message.updated_at = now().0;
     messages::update(&mut tx, &message).await?;
@@ -387,143 +472,17 @@ async fn fail_for_good(
         json!({ "code": code }),
     )
     .await?;
-    outbox::complete(&mut tx, &work.id, &state.node, now_ms()).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    metrics::counter!("ladder_delivery_outcomes_total", "outcome" => "failed", "container" => "-")
-        .increment(1);
-    Ok(())
-}
-
-/// Decides again — after a failure (with that step excluded) or for a
-/// held message — and stores what follows.
-async fn redecide(
-    state: &AppState,
-    work: &Work,
-    mut message: Message,
-    failure: Option<(FailedAttempt, String)>,
-) -> Result<(), ApiError> {
-    let mut tx = state.store.begin().await?;
-    let inputs = load_inputs(&mut tx, state, &message.tenant_id, &message.recipient_id).await?;
-    let thread = threads::get(
-        &mut tx,
-        state.store.dialect(),
-        &message.tenant_id,
-        &message.thread_id,
-    )
-    .await?
-    .ok_or_else(|| ApiError::Internal(format!("thread of {} is missing", message.id)))?;
-    let before = message.decision.outcome.route().and_then(|r| r.step);
-    if let Some((f, code)) = &failure {
-        message.failed.push(*f);
-        metrics::counter!("ladder_fallbacks_total", "class" => message.class.clone(), "code" => code.clone())
-            .increment(1);
-    }
-    let meta = MessageMeta {
-        id: message.id.clone(),
-        class: message.class.clone(),
-        accepted_at: Timestamp(message.accepted_at),
-        confirmation: None,
-    };
-    // Only ever down the same ladder: a route at or above the failed step
-    // (possible only if evidence improved meanwhile) is excluded too.
-    let mut decision = run_decision(&inputs, &meta, &thread.floor, &message.failed)?;
-    let mut guard = 0;
-    while let (Some(failed_step), Some(route)) = (
-        failure.as_ref().and(before),
-        decision.outcome.route().cloned(),
-    ) {
-        match route.step {
-            Some(s) if s <= failed_step && guard < 16 => {
-                message.failed.push(FailedAttempt {
-                    step: Some(s),
-                    channel: route.container.channel(),
-                });
-                decision = run_decision(&inputs, &meta, &thread.floor, &message.failed)?;
-                guard += 1;
-            }
-            _ => break,
-        }
-    }
-    let settled = settle(state, &message.id, &thread, &decision)?;
-    if let Some((f, code)) = &failure {
-        audit::record(
-            &mut tx,
-            state,
-            &message.tenant_id,
-            ACTOR,
-            "fallback",
-            Some(&message.id),
-            json!({
-                "failed_step": f.step,
-                "failed_channel": f.channel,
-                "reason": code,
-                "next": decision.outcome.code(),
-                "next_route": decision.outcome.route().map(|r| r.name()),
-            }),
-        )
-        .await?;
-    }
-    audit_decision(
+    keys::shred_in(
         &mut tx,
         state,
         &message.tenant_id,
-        ACTOR,
-        &inputs.recipient.recipient.pseudonym,
-        &thread.id,
-        &decision,
-    )
-    .await?;
-    let mut updated = thread.clone();
-    updated.floor = floor_after(&thread, &decision);
-    updated.updated_at = now().0;
-    threads::update(&mut tx, &updated).await?;
-    // After a failure, a class that can go no lower ends as failed rather
-    // than blocked: the sender was told 202 and must see why.
-    message.status = match (settled.status, &failure) {
-        (Status::Blocked, Some(_)) => Status::Failed,
-        (s, _) => s,
-    };
-    message.decision = decision;
-    message.confirmation_hash = settled.confirmation_hash;
-    message.updated_at = now().0;
-    messages::update(&mut tx, &message).await?;
-    messages::add_event(
-        &mut tx,
-        &message.tenant_id,
         &message.id,
-        &Event {
-            at: now().0,
-            kind: if failure.is_some() {
-                "fallback"
-            } else {
-                "redecided"
-            }
-            .into(),
-            detail: json!({
-                "outcome": message.decision.outcome.code(),
-                "route": message.decision.outcome.route().map(|r| r.name()),
-                "reason": failure.as_ref().map(|(_, c)| c.clone()),
-            }),
-        },
+        "undeliverable",
+        ACTOR,
     )
     .await?;
-    if let Some((kind, due)) = settled.work {
-        outbox::enqueue(&mut tx, &message.tenant_id, &message.id, kind, due).await?;
-    }
-    if matches!(message.status, Status::Failed | Status::Blocked) {
-        keys::shred_in(
-            &mut tx,
-            state,
-            &message.tenant_id,
-            &message.id,
-            "undeliverable",
-            ACTOR,
-        )
-        .await?;
-        metrics::counter!("ladder_delivery_outcomes_total", "outcome" => "failed", "container" => "-")
-            .increment(1);
-    }
-    outbox::complete(&mut tx, &work.id, &state.node, now_ms()).await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    complete_and_commit(tx, state, work).await?;
+    metrics::counter!("ladder_delivery_outcomes_total", "outcome" => "failed", "container" => "-")
+        .increment(1);
     Ok(())
 }

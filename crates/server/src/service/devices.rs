@@ -12,6 +12,7 @@ use ladder_core::Timestamp;
 use ladder_core::evidence::{DeviceEvidence, PlatformLabels};
 use ladder_core::handshake::{self, Challenge, SignedReport};
 use ladder_core::overrides::Override;
+use ladder_core::thread::assess;
 use ladder_store::keyring::WrappedKey;
 use ladder_store::recipients::{self, Device, Recipient, StoredChallenge};
 use ladder_store::{StoreError, ids, sealed, threads};
@@ -60,11 +61,28 @@ fn check_address(field: &str, value: &str, ok: impl Fn(&str) -> bool) -> Result<
     Ok(())
 }
 
+/// Registers a recipient, or answers the existing one for the same
+/// `external_id` (200). Two racing registrations make one recipient.
 pub async fn register(
     state: &AppState,
     tenant_id: &str,
     actor: &str,
     req: NewRecipient,
+) -> Result<(u16, Recipient), ApiError> {
+    let mut tries = 0;
+    loop {
+        match register_once(state, tenant_id, actor, &req).await {
+            Err(ApiError::Contention) if tries < 3 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn register_once(
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    req: &NewRecipient,
 ) -> Result<(u16, Recipient), ApiError> {
     let ext = req.external_id.trim();
     if ext.is_empty() || ext.len() > 128 {
@@ -226,6 +244,8 @@ pub async fn enrol(
     Ok(device)
 }
 
+/// Revokes a device. Its recipient's threads drop at once (revocation is a
+/// downgrade cause), each drop labelled and audited in the same transaction.
 pub async fn revoke(
     state: &AppState,
     tenant_id: &str,
@@ -233,22 +253,63 @@ pub async fn revoke(
     device_id: &str,
 ) -> Result<Device, ApiError> {
     let mut tx = state.store.begin().await?;
-    let mut device = recipients::get_device(&mut tx, tenant_id, device_id)
+    let dialect = state.store.dialect();
+    let mut device = recipients::get_device_for_update(&mut tx, dialect, tenant_id, device_id)
         .await?
         .ok_or_else(|| ApiError::not_found("device", device_id))?;
-    if device.evidence.revoked_at.is_none() {
-        device.evidence.revoked_at = Some(now());
-        recipients::update_device(&mut tx, &device).await?;
-        audit::record(
-            &mut tx,
-            state,
-            tenant_id,
-            actor,
-            "device_revoked",
-            Some(device_id),
-            json!({ "recipient_id": device.recipient_id }),
-        )
-        .await?;
+    if device.evidence.revoked_at.is_some() {
+        return Ok(device);
+    }
+    // Threads before the first audit append: the lock order every writer keeps.
+    let threads =
+        threads::list_for_recipient(&mut tx, dialect, true, tenant_id, &device.recipient_id)
+            .await?;
+    let at = now();
+    device.evidence.revoked_at = Some(at);
+    recipients::update_device(&mut tx, &device).await?;
+    audit::record(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        "device_revoked",
+        Some(device_id),
+        json!({ "recipient_id": device.recipient_id }),
+    )
+    .await?;
+    let inputs = load_inputs(&mut tx, state, tenant_id, &device.recipient_id).await?;
+    let all: Vec<&Override> = inputs
+        .policy
+        .overrides()
+        .iter()
+        .chain(&inputs.overrides)
+        .collect();
+    let assessment = assess(
+        inputs.policy.evidence(),
+        &inputs.recipient.evidence,
+        &all,
+        at,
+    );
+    for mut thread in threads {
+        if let Some(drop) = thread
+            .floor
+            .observe(&assessment, &inputs.recipient.evidence, at)
+        {
+            thread.floor.apply_drop(&drop);
+            thread.updated_at = at.0;
+            threads::update(&mut tx, &thread).await?;
+            audit::record(
+                &mut tx,
+                state,
+                tenant_id,
+                actor,
+                "thread_downgraded",
+                Some(&thread.id),
+                json!({ "from": drop.from, "to": drop.to, "causes": drop.causes }),
+            )
+            .await?;
+            metrics::counter!("ladder_downgrades_total", "class" => "-").increment(1);
+        }
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(device)
@@ -303,7 +364,12 @@ pub async fn handshake(
     signed: SignedReport,
 ) -> Result<HandshakeResult, ApiError> {
     let mut tx = state.store.begin().await?;
-    let device = recipients::get_device(&mut tx, tenant_id, device_id).await?;
+    let dialect = state.store.dialect();
+    let device = recipients::get_device_for_update(&mut tx, dialect, tenant_id, device_id).await?;
+    // Threads before the first audit append: the lock order every writer keeps.
+    if let Some(d) = &device {
+        threads::list_for_recipient(&mut tx, dialect, true, tenant_id, &d.recipient_id).await?;
+    }
     let outstanding = recipients::take_challenge(&mut tx, tenant_id, &signed.report.nonce).await?;
     let at = now();
     let verdict = match &device {
@@ -342,6 +408,11 @@ pub async fn handshake(
             tx.commit().await.map_err(StoreError::from)?;
             metrics::counter!("ladder_handshakes_total", "outcome" => "rejected", "code" => code)
                 .increment(1);
+            if device.is_none() {
+                // Unknown here, whether it never existed or is another
+                // tenant's: the same 404 either way.
+                return Err(ApiError::not_found("device", device_id));
+            }
             return Err(ApiError::invalid("handshake_rejected", message)
                 .with_details(json!({ "reason": code })));
         }
@@ -393,7 +464,10 @@ async fn elevate_threads(
         .chain(&inputs.overrides)
         .collect();
     let mut out = Vec::new();
-    for mut thread in threads::list_for_recipient(tx, tenant_id, recipient_id).await? {
+    for mut thread in
+        threads::list_for_recipient(tx, state.store.dialect(), true, tenant_id, recipient_id)
+            .await?
+    {
         let at = now();
         if let Ok(e) = thread.floor.elevate(
             inputs.policy.evidence(),
@@ -451,7 +525,14 @@ pub async fn recipient_view(
         .await
         .map_err(StoreError::from)?;
     let r = load_recipient(&mut conn, tenant_id, recipient_id).await?;
-    let threads = threads::list_for_recipient(&mut conn, tenant_id, recipient_id).await?;
+    let threads = threads::list_for_recipient(
+        &mut conn,
+        state.store.dialect(),
+        false,
+        tenant_id,
+        recipient_id,
+    )
+    .await?;
     Ok(json!({
         "id": r.recipient.id,
         "external_id": r.recipient.external_id,

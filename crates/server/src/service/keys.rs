@@ -50,10 +50,21 @@ pub async fn revoke_message(
     actor: &str,
 ) -> Result<bool, ApiError> {
     let mut tx = state.store.begin().await?;
-    let mut message = messages::get(&mut tx, tenant_id, message_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("message", message_id))?;
+    let mut message =
+        messages::get_for_update(&mut tx, state.store.dialect(), tenant_id, message_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("message", message_id))?;
     let shredded = shred_in(&mut tx, state, tenant_id, message_id, "revoked", actor).await?;
+    audit::record(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        "message_revoked",
+        Some(message_id),
+        json!({ "status_before": message.status.as_str(), "payload_destroyed": shredded }),
+    )
+    .await?;
     if matches!(
         message.status,
         Status::Queued | Status::AwaitingConfirmation | Status::Held

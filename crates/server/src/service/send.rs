@@ -145,12 +145,22 @@ async fn thread_for(
         &all,
         at,
     );
+    // The ratchet is the recipient's, not the thread name's: a new thread
+    // opens no higher than the lowest floor the recipient's other threads
+    // hold, so naming a fresh thread cannot skip a downgrade.
+    let mut floor = ThreadFloor::open(&assessment, at);
+    let siblings =
+        threads::list_for_recipient(tx, state.store.dialect(), false, tenant_id, recipient_id)
+            .await?;
+    if let Some(lowest) = siblings.iter().map(|t| t.floor.floor).min() {
+        floor.floor = floor.floor.min(lowest);
+    }
     let thread = Thread {
         id: ids::new_id("thr"),
         tenant_id: tenant_id.to_string(),
         recipient_id: recipient_id.clone(),
         name: name.to_string(),
-        floor: ThreadFloor::open(&assessment, at),
+        floor,
         updated_at: at.0,
     };
     threads::insert(tx, &thread).await?;
@@ -405,7 +415,7 @@ async fn accept_once(
         decision: decision.clone(),
         failed: Vec::new(),
         response_status: i64::from(settled.answer.status),
-        response_body: settled.answer.body.clone(),
+        response_body: storable(&settled.answer.body),
         confirmation_hash: settled.confirmation_hash.clone(),
         accepted_at: accepted_at.0,
         updated_at: accepted_at.0,
@@ -503,18 +513,29 @@ fn replay(existing: Message, fingerprint: &str) -> Result<Answer, ApiError> {
         ));
     }
     metrics::counter!("ladder_idempotent_replays_total").increment(1);
-    let mut body = existing.response_body;
-    // The one-time token is not repeated: only its hash was kept.
+    let status = u16::try_from(existing.response_status).unwrap_or(500);
+    Ok(Answer {
+        status,
+        body: existing.response_body,
+    })
+}
+
+/// The answer as stored for replays: without the one-time token, which
+/// exists only in the first answer and as a hash.
+fn storable(body: &Value) -> Value {
+    let mut body = body.clone();
     if let Some(obj) = body.as_object_mut()
         && obj.remove("confirmation_token").is_some()
     {
         obj.insert(
             "confirmation_token_issued".into(),
-            Value::String("on the first answer to this idempotency key".into()),
+            Value::String(
+                "in the first answer only; POST /v1/messages/{id}/confirmation-token for a new one"
+                    .into(),
+            ),
         );
     }
-    let status = u16::try_from(existing.response_status).unwrap_or(500);
-    Ok(Answer { status, body })
+    body
 }
 
 /// `POST /v1/messages/{id}/confirm`: the sender accepts the downgrade it
@@ -527,9 +548,12 @@ pub async fn confirm(
     token: &str,
 ) -> Result<Answer, ApiError> {
     let mut tx = state.store.begin().await?;
-    let mut message = messages::get(&mut tx, tenant_id, message_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("message", message_id))?;
+    // Locked: two confirmations racing apply in turn, and the second finds
+    // the token spent.
+    let mut message =
+        messages::get_for_update(&mut tx, state.store.dialect(), tenant_id, message_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("message", message_id))?;
     let Outcome::ConfirmationRequired { route, .. } = &message.decision.outcome else {
         return Err(ApiError::conflict(
             "not_awaiting_confirmation",
@@ -574,7 +598,7 @@ pub async fn confirm(
         assurance: route.assurance,
     };
     let inputs = load_inputs(&mut tx, state, tenant_id, &message.recipient_id).await?;
-    let thread = threads::get(
+    let thread = threads::get_for_update(
         &mut tx,
         state.store.dialect(),
         tenant_id,
@@ -588,7 +612,9 @@ pub async fn confirm(
         accepted_at: ladder_core::Timestamp(message.accepted_at),
         confirmation: Some(confirmation.clone()),
     };
-    let decision = run_decision(&inputs, &meta, &thread.floor, &message.failed)?;
+    let decision =
+        super::redecide::decide_after_failures(&inputs, &meta, &thread.floor, &message.failed)?
+            .ok_or_else(|| ApiError::Internal(format!("no decision settles for {message_id}")))?;
     let settled = settle(state, &message.id, &thread, &decision)?;
     audit::record(
         &mut tx,
