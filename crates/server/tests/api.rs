@@ -913,3 +913,50 @@ async fn revoking_a_device_downgrades_its_threads(backend: Backend) {
     );
     app.stop().await;
 }
+
+/// Errors that never reach a handler — a bad query string, a wrong method,
+/// an oversized body — still answer in the one JSON envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_answers_in_the_json_envelope() {
+    let app = TestApp::start(Backend::Sqlite).await.unwrap();
+    let bad_query = app.get("/v1/audit?after=soon", &app.admin).await;
+    assert_eq!(bad_query.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad_query.body["error"]["code"], "bad_request",
+        "{}",
+        bad_query.text
+    );
+    let wrong_method = app
+        .request(
+            reqwest::Method::DELETE,
+            "/v1/messages",
+            Some(&app.sender),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.body["error"]["code"], "method_not_allowed");
+    let huge = "x".repeat(300 * 1024);
+    let too_big = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/messages",
+            Some(&app.sender),
+            Some(json!({ "recipient": "r", "class": "c", "body": huge })),
+            &[("idempotency-key", "big")],
+        )
+        .await;
+    assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(too_big.body["error"]["code"], "payload_too_large");
+    assert!(!too_big.text.contains("xxxx"));
+    let no_route = app.get("/v2/nothing", &app.sender).await;
+    assert_eq!(no_route.status, StatusCode::NOT_FOUND);
+    assert_eq!(no_route.body["error"]["code"], "not_found");
+    let no_key = app
+        .request(reqwest::Method::GET, "/v1/policy", None, None, &[])
+        .await;
+    assert_eq!(no_key.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(no_key.body["error"]["code"], "unauthenticated");
+    app.stop().await;
+}

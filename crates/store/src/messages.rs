@@ -337,6 +337,22 @@ pub async fn payloads_not_wrapped_by(
         .collect()
 }
 
+/// How many live payloads of a tenant a key still wraps.
+pub async fn count_wrapped_by(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    kek_id: &str,
+) -> Result<i64, StoreError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payloads WHERE tenant_id = $1 AND kek_id = $2 AND shredded_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(kek_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n)
+}
+
 pub async fn rewrap_payload(
     conn: &mut AnyConnection,
     tenant_id: &str,

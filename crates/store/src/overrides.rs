@@ -10,6 +10,9 @@ use crate::error::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredOverride {
+    /// The row: one per time an override was set.
+    #[serde(skip)]
+    pub row_id: String,
     pub rule: Override,
     pub created_at: i64,
     pub cleared_at: Option<i64>,
@@ -22,11 +25,12 @@ impl StoredOverride {
     }
 }
 
-const COLUMNS: &str = "rule, created_at, cleared_at, cleared_by";
+const COLUMNS: &str = "id, rule, created_at, cleared_at, cleared_by";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredOverride, StoreError> {
     let rule: String = row.try_get("rule")?;
     Ok(StoredOverride {
+        row_id: row.try_get("id")?,
         rule: serde_json::from_str(&rule).map_err(|e| StoreError::corrupt("override", e))?,
         created_at: row.try_get("created_at")?,
         cleared_at: row.try_get("cleared_at")?,
@@ -34,20 +38,23 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredOverride, StoreError> {
     })
 }
 
-/// Stores a new override. Ids are unique per tenant among uncleared
-/// overrides; the caller checks that first.
+/// Stores a new override. Rule ids are unique per tenant among live
+/// overrides; the caller checks that first. Earlier overrides by the same
+/// id stay, as history.
 pub async fn insert(
     conn: &mut AnyConnection,
     tenant_id: &str,
     rule: &Override,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<String, StoreError> {
     let json = serde_json::to_string(rule).map_err(|e| StoreError::corrupt("override", e))?;
+    let row_id = crate::ids::new_id("ovr");
     sqlx::query(
-        "INSERT INTO overrides (id, tenant_id, rule, reason, author, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO overrides (id, rule_id, tenant_id, rule, reason, author, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(format!("{tenant_id}/{}", rule.id))
+    .bind(&row_id)
+    .bind(&rule.id)
     .bind(tenant_id)
     .bind(json)
     .bind(&rule.reason)
@@ -56,19 +63,21 @@ pub async fn insert(
     .bind(rule.expires.0)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(row_id)
 }
 
-/// An override by its id, cleared or not.
+/// The latest override by this rule id, cleared or not.
 pub async fn get(
     conn: &mut AnyConnection,
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<StoredOverride>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM overrides WHERE tenant_id = $1 AND id = $2");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM overrides WHERE tenant_id = $1 AND rule_id = $2 ORDER BY created_at DESC, id DESC LIMIT 1"
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant_id)
-        .bind(format!("{tenant_id}/{id}"))
+        .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
     row.as_ref().map(from_row).transpose()
@@ -84,12 +93,12 @@ pub async fn clear(
 ) -> Result<Option<StoredOverride>, StoreError> {
     let r = sqlx::query(
         "UPDATE overrides SET cleared_at = $1, cleared_by = $2 \
-         WHERE tenant_id = $3 AND id = $4 AND cleared_at IS NULL",
+         WHERE tenant_id = $3 AND rule_id = $4 AND cleared_at IS NULL AND expires_at > $1",
     )
     .bind(now)
     .bind(by)
     .bind(tenant_id)
-    .bind(format!("{tenant_id}/{id}"))
+    .bind(id)
     .execute(&mut *conn)
     .await?;
     if r.rows_affected() == 0 {
@@ -150,17 +159,17 @@ pub async fn expired_unaudited(
         .collect()
 }
 
-/// Marks an expiry as audited; false if another node got there first.
+/// Marks an expiry as audited (by row); false if another node got there first.
 pub async fn mark_expiry_audited(
     conn: &mut AnyConnection,
     tenant_id: &str,
-    id: &str,
+    row_id: &str,
 ) -> Result<bool, StoreError> {
     let r = sqlx::query(
         "UPDATE overrides SET expiry_audited = 1 WHERE tenant_id = $1 AND id = $2 AND expiry_audited = 0",
     )
     .bind(tenant_id)
-    .bind(format!("{tenant_id}/{id}"))
+    .bind(row_id)
     .execute(&mut *conn)
     .await?;
     Ok(r.rows_affected() == 1)

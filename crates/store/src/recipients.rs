@@ -91,6 +91,35 @@ pub async fn find_external(
     row.as_ref().map(recipient_from).transpose()
 }
 
+/// Every recipient's sealed contact blob of a tenant, for rewrapping.
+pub async fn sealed_contacts(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let rows = sqlx::query("SELECT id, contact_sealed FROM recipients WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("contact_sealed")?)))
+        .collect()
+}
+
+pub async fn update_sealed_contact(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    recipient_id: &str,
+    blob: &[u8],
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE recipients SET contact_sealed = $1 WHERE tenant_id = $2 AND id = $3")
+        .bind(blob.to_vec())
+        .bind(tenant_id)
+        .bind(recipient_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// An enrolled device with its public keys and current evidence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {

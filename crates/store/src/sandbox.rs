@@ -3,9 +3,9 @@
 //!
 //! Keyed by the provider idempotency key, as a real provider dedupes: a
 //! delivery retried after a crash records nothing new, so the recipient
-//! never sees a message twice. A payload delivery stores no content — only
-//! a reference to the sealed payload, opened when the mailbox is read while
-//! the payload still exists.
+//! never sees a message twice. A payload delivery stores no content, only
+//! that the payload was handed over: the sandbox stands for the recipient's
+//! device, and the body stays sealed in `payloads`.
 
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};

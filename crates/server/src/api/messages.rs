@@ -128,7 +128,14 @@ pub async fn confirm(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: ConfirmRequest = parse_json(&body)?;
-    let a = send::confirm(&state, &caller.tenant_id, &actor(&caller), &id, &req.token).await?;
+    let a = crate::service::confirm::confirm(
+        &state,
+        &caller.tenant_id,
+        &actor(&caller),
+        &id,
+        &req.token,
+    )
+    .await?;
     Ok(answer(a))
 }
 

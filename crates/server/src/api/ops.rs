@@ -41,7 +41,7 @@ pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderM
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        if !crate::service::send::constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        if !crate::service::confirm::constant_time_eq(given.as_bytes(), token.as_bytes()) {
             return ApiError::Unauthenticated.into_response();
         }
     }
@@ -103,11 +103,54 @@ pub async fn observe(req: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
     let started = Instant::now();
-    let response = next.run(req).await;
+    let response = envelope(next.run(req).await).await;
     let status = response.status().as_u16().to_string();
     metrics::histogram!("ladder_request_seconds", "route" => route.clone(), "method" => method.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("ladder_requests_total", "route" => route, "method" => method, "status" => status)
         .increment(1);
     response
+}
+
+/// Puts errors that did not come from a handler (axum's own rejections of
+/// a query string, a body too large, a wrong method) into the one JSON
+/// envelope every other error uses.
+async fn envelope(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(b) => String::from_utf8_lossy(&b)
+            .chars()
+            .take(300)
+            .collect::<String>(),
+        Err(_) => String::new(),
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
 }

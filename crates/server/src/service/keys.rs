@@ -5,12 +5,13 @@
 
 use ladder_store::keyring::WrappedKey;
 use ladder_store::messages::{self, Status};
-use ladder_store::{StoreError, Tx, tenants};
+use ladder_store::{StoreError, Tx, recipients, tenants};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::service::audit;
+use crate::service::devices::unwrap_contact;
 use crate::state::{AppState, now};
 
 /// Shreds one payload inside the caller's transaction; audited when
@@ -124,13 +125,22 @@ pub async fn shred_expired(state: &AppState) -> Result<usize, ApiError> {
 pub struct Rotation {
     pub tenant: String,
     pub new_key: String,
+    /// Payload data keys rewrapped under the new key.
     pub rewrapped: usize,
+    /// Recipient contact keys rewrapped under the new key.
+    pub contacts: usize,
+    /// Old keys removed from the keyring: nothing references them any more.
     pub retired: Vec<String>,
+    /// Old keys kept because something still referenced them when checked
+    /// (a payload accepted during the rotation); run the rotation again.
+    pub kept: Vec<String>,
 }
 
 /// `ladder keys rotate`: a new key-encryption key for every tenant, every
-/// live payload rewrapped under it, then the old keys retired. Payload
-/// ciphertexts do not change; only the wrapped data keys do.
+/// live payload's data key and every sealed contact rewrapped under it, and
+/// the old keys retired once nothing references them. Payload ciphertexts do
+/// not change; only the wrapped data keys do. A running node picks up the
+/// new keyring on its next use of it.
 pub async fn rotate_all(state: &AppState) -> Result<Vec<Rotation>, ApiError> {
     let all = {
         let mut conn = state
@@ -148,10 +158,12 @@ pub async fn rotate_all(state: &AppState) -> Result<Vec<Rotation>, ApiError> {
         let mut tx = state.store.begin().await?;
         let stale = messages::payloads_not_wrapped_by(&mut tx, &tenant.id, &new_key).await?;
         let mut rewrapped = 0;
+        let mut old_keys = std::collections::BTreeSet::new();
         for p in stale {
             let (Some(kek_id), Some(bytes)) = (p.kek_id, p.wrapped_key) else {
                 continue;
             };
+            old_keys.insert(kek_id.clone());
             let key = state
                 .keyring
                 .unwrap(&tenant.id, &WrappedKey { kek_id, bytes })?;
@@ -166,6 +178,21 @@ pub async fn rotate_all(state: &AppState) -> Result<Vec<Rotation>, ApiError> {
             .await?;
             rewrapped += 1;
         }
+        let mut contacts = 0;
+        for (recipient_id, blob) in recipients::sealed_contacts(&mut tx, &tenant.id).await? {
+            let (key, mut sealed) = unwrap_contact(state, &tenant.id, &blob)?;
+            if sealed.kek_id == new_key {
+                continue;
+            }
+            old_keys.insert(sealed.kek_id.clone());
+            let wrapped = state.keyring.wrap(&tenant.id, &key)?;
+            sealed.kek_id = wrapped.kek_id;
+            sealed.wrapped = hex::encode(wrapped.bytes);
+            let blob =
+                serde_json::to_vec(&sealed).map_err(|e| ApiError::Internal(e.to_string()))?;
+            recipients::update_sealed_contact(&mut tx, &tenant.id, &recipient_id, &blob).await?;
+            contacts += 1;
+        }
         audit::record(
             &mut tx,
             state,
@@ -173,16 +200,36 @@ pub async fn rotate_all(state: &AppState) -> Result<Vec<Rotation>, ApiError> {
             "cli",
             "key_rotated",
             Some(&new_key),
-            json!({ "rewrapped": rewrapped }),
+            json!({ "rewrapped": rewrapped, "contacts": contacts }),
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        let retired = state.keyring.retire(&tenant.id, &new_key)?;
+        // Retire only what nothing references any more.
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        let mut kept = Vec::new();
+        for old in &old_keys {
+            if messages::count_wrapped_by(&mut conn, &tenant.id, old).await? > 0 {
+                kept.push(old.clone());
+            }
+        }
+        drop(conn);
+        let retired = if kept.is_empty() {
+            state.keyring.retire(&tenant.id, &new_key)?
+        } else {
+            Vec::new()
+        };
         out.push(Rotation {
             tenant: tenant.name,
             new_key,
             rewrapped,
+            contacts,
             retired,
+            kept,
         });
     }
     Ok(out)

@@ -3,6 +3,7 @@
 //! in one transaction together with its audit entry.
 
 pub mod audit;
+pub mod confirm;
 pub mod deliver;
 pub mod devices;
 pub mod keys;

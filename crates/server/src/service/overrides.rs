@@ -78,22 +78,16 @@ pub async fn set(
         ));
     }
     let mut tx = state.store.begin().await?;
-    if let Some(existing) = stored::get(&mut tx, tenant_id, &rule.id).await? {
-        if existing.cleared_at.is_none() && existing.rule.is_active(at) {
-            return Err(ApiError::conflict(
-                "override_exists",
-                format!("override `{}` is already active; clear it first", rule.id),
-            ));
-        }
-        // An old, cleared or expired override's id is free again.
-        sqlx::query("DELETE FROM overrides WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(format!("{tenant_id}/{}", rule.id))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
+    if let Some(existing) = stored::get(&mut tx, tenant_id, &rule.id).await?
+        && existing.cleared_at.is_none()
+        && existing.rule.is_active(at)
+    {
+        return Err(ApiError::conflict(
+            "override_exists",
+            format!("override `{}` is already active; clear it first", rule.id),
+        ));
     }
-    stored::insert(&mut tx, tenant_id, &rule, at.0).await?;
+    let row_id = stored::insert(&mut tx, tenant_id, &rule, at.0).await?;
     audit::record(
         &mut tx,
         state,
@@ -107,6 +101,7 @@ pub async fn set(
     tx.commit().await.map_err(StoreError::from)?;
     metrics::counter!("ladder_overrides_total", "event" => "set").increment(1);
     Ok(StoredOverride {
+        row_id,
         rule,
         created_at: at.0,
         cleared_at: None,
@@ -173,7 +168,7 @@ pub async fn audit_expired(state: &AppState) -> Result<usize, ApiError> {
     let mut n = 0;
     for (tenant_id, o) in due {
         let mut tx = state.store.begin().await?;
-        if stored::mark_expiry_audited(&mut tx, &tenant_id, o.id()).await? {
+        if stored::mark_expiry_audited(&mut tx, &tenant_id, &o.row_id).await? {
             audit::record(
                 &mut tx,
                 state,

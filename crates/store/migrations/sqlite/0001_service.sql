@@ -60,8 +60,11 @@ CREATE TABLE challenges (
     expires_at INTEGER NOT NULL
 );
 
+-- Every override ever set is kept (history for the audit trail): `id` is
+-- the row, `rule_id` the operator's name for it, unique among live ones.
 CREATE TABLE overrides (
     id             TEXT PRIMARY KEY,
+    rule_id        TEXT NOT NULL,
     tenant_id      TEXT NOT NULL REFERENCES tenants(id),
     rule           TEXT NOT NULL,
     reason         TEXT NOT NULL,
@@ -72,7 +75,7 @@ CREATE TABLE overrides (
     cleared_by     TEXT,
     expiry_audited INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX overrides_tenant ON overrides (tenant_id, cleared_at);
+CREATE INDEX overrides_tenant ON overrides (tenant_id, rule_id, created_at);
 
 CREATE TABLE threads (
     id           TEXT PRIMARY KEY,

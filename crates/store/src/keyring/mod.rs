@@ -30,9 +30,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -101,6 +99,31 @@ pub struct Keyring {
 struct Shared {
     path: PathBuf,
     state: RwLock<State>,
+    /// What the file looked like when `state` was read or written: another
+    /// process (`ladder tenant create`, `ladder keys rotate`) may replace
+    /// it, and then the next use reloads it.
+    stamp: std::sync::Mutex<Option<FileStamp>>,
+}
+
+/// Enough of a file's metadata to notice it was replaced (every write is a
+/// rename, so the inode changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    ino: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            ino: m.ino(),
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
 }
 
 impl fmt::Debug for Keyring {
@@ -125,6 +148,7 @@ impl Keyring {
             shared: Arc::new(Shared {
                 path: path.to_path_buf(),
                 state: RwLock::new(state),
+                stamp: std::sync::Mutex::new(FileStamp::of(path)),
             }),
         })
     }
@@ -275,7 +299,31 @@ impl Keyring {
         self.read().tenants.keys().cloned().collect()
     }
 
+    /// Reloads the file if another process replaced it since it was last
+    /// read or written here. A file that cannot be read now keeps the state
+    /// in memory (the next write reports the problem).
+    fn refresh(&self) {
+        let now = FileStamp::of(&self.shared.path);
+        let mut stamp = self
+            .shared
+            .stamp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if now.is_none() || *stamp == now {
+            return;
+        }
+        if let Ok(Some(state)) = read_state(&self.shared.path) {
+            *self
+                .shared
+                .state
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = state;
+            *stamp = now;
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.refresh();
         // The state is only ever replaced whole after a successful write, so
         // a poisoned lock still guards a consistent state.
         self.shared
@@ -291,6 +339,7 @@ impl Keyring {
         &self,
         change: impl FnOnce(&State) -> Result<Option<(State, T)>, KeyringError>,
     ) -> Result<Option<T>, KeyringError> {
+        self.refresh();
         let mut guard = self
             .shared
             .state
@@ -301,6 +350,11 @@ impl Keyring {
             Some((next, out)) => {
                 write_state(&self.shared.path, &next)?;
                 *guard = next;
+                *self
+                    .shared
+                    .stamp
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = FileStamp::of(&self.shared.path);
                 Ok(Some(out))
             }
         }
@@ -530,513 +584,8 @@ impl<'de> Deserialize<'de> for Secret32 {
 // ---------------------------------------------------------------------------
 // The file.
 
-fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyringError + '_ {
-    move |source| KeyringError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Read and check the keyring at `path`; `None` if there is no file.
-fn read_state(path: &Path) -> Result<Option<State>, KeyringError> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(path)(e)),
-    };
-    // Check the file actually opened, not the path (no race with a swap).
-    let meta = file.metadata().map_err(io_error(path))?;
-    if !meta.is_file() {
-        return Err(KeyringError::Corrupt {
-            path: path.to_path_buf(),
-            reason: "not a regular file".to_owned(),
-        });
-    }
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(KeyringError::Permissions {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
-    let len = usize::try_from(meta.len()).unwrap_or(0);
-    let mut bytes = Zeroizing::new(Vec::with_capacity(len.saturating_add(1)));
-    file.read_to_end(&mut bytes).map_err(io_error(path))?;
-
-    let state: State = serde_json::from_slice(&bytes).map_err(|e| KeyringError::Corrupt {
-        path: path.to_path_buf(),
-        reason: describe_json_error(&e),
-    })?;
-    state.validate().map_err(|reason| KeyringError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    })?;
-    Ok(Some(state))
-}
-
-/// serde_json's data errors can quote the offending value, which could be
-/// key material in a damaged file; only say where the problem is.
-fn describe_json_error(e: &serde_json::Error) -> String {
-    match e.classify() {
-        serde_json::error::Category::Data => format!(
-            "unexpected field or value at line {}, column {} (not a version {FORMAT_VERSION} keyring?)",
-            e.line(),
-            e.column()
-        ),
-        _ => format!("not valid JSON: {e}"),
-    }
-}
-
-/// Create an empty keyring file at `path` without ever replacing an
-/// existing one; if another opener wins the race, read theirs.
-fn create_file(path: &Path) -> Result<State, KeyringError> {
-    let dir = parent_dir(path);
-    if !dir.as_os_str().is_empty() && !dir.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_error(path))?;
-    }
-    let state = State::default();
-    let tmp = write_temp(path, &state)?;
-    // `hard_link` fails if `path` exists: an atomic create-if-absent.
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            sync_dir(path)?;
-            Ok(state)
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match read_state(path)? {
-            Some(state) => Ok(state),
-            None => Err(io_error(path)(e)),
-        },
-        Err(e) => Err(io_error(path)(e)),
-    }
-}
-
-/// Atomically replace the keyring file with `state`.
-fn write_state(path: &Path, state: &State) -> Result<(), KeyringError> {
-    let tmp = write_temp(path, state)?;
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_error(path)(e));
-    }
-    sync_dir(path)
-}
-
-/// Write `state` to a fresh 0600 temporary file next to `path`, fsynced.
-fn write_temp(path: &Path, state: &State) -> Result<PathBuf, KeyringError> {
-    let mut bytes = Zeroizing::new(Vec::with_capacity(state.size_hint()));
-    serde_json::to_writer_pretty(&mut *bytes, state).map_err(|e| KeyringError::Corrupt {
-        path: path.to_path_buf(),
-        reason: format!("cannot serialise ({:?} error)", e.classify()),
-    })?;
-    bytes.push(b'\n');
-
-    let name = path.file_name().ok_or_else(|| {
-        io_error(path)(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the keyring path has no file name",
-        ))
-    })?;
-    let mut suffix = [0u8; 6];
-    getrandom::fill(&mut suffix).map_err(|_| KeyringError::Random)?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", hex::encode(suffix)));
-    let tmp = parent_dir(path).join(tmp_name);
-
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()
-    })();
-    match written {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(io_error(path)(e))
-        }
-    }
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    path.parent().unwrap_or(Path::new(""))
-}
-
-/// Make a rename or link in the keyring's directory durable.
-fn sync_dir(path: &Path) -> Result<(), KeyringError> {
-    let dir = parent_dir(path);
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(path))
-}
+mod file;
+use file::{create_file, read_state, write_state};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ed25519_dalek::{Signer, Verifier};
-
-    fn keyring_in(dir: &tempfile::TempDir) -> (PathBuf, Keyring) {
-        let path = dir.path().join("keys").join("keyring.json");
-        let keyring = Keyring::open_or_create(&path).unwrap();
-        (path, keyring)
-    }
-
-    fn mode(path: &Path) -> u32 {
-        fs::metadata(path).unwrap().permissions().mode() & 0o7777
-    }
-
-    #[test]
-    fn is_clone_send_sync() {
-        fn check<T: Clone + Send + Sync + 'static>() {}
-        check::<Keyring>();
-    }
-
-    #[test]
-    fn created_owner_only_and_reopens_with_same_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, keyring) = keyring_in(&dir);
-        assert_eq!(keyring.path(), path);
-        assert_eq!(mode(&path), 0o600);
-        assert_eq!(mode(path.parent().unwrap()), 0o700);
-        assert!(keyring.tenants().is_empty());
-
-        assert!(keyring.ensure_tenant("acme").unwrap());
-        assert!(!keyring.ensure_tenant("acme").unwrap());
-        assert_eq!(mode(&path), 0o600);
-
-        let dek = DataKey::generate().unwrap();
-        let wrapped = keyring.wrap("acme", &dek).unwrap();
-        assert!(wrapped.kek_id.starts_with("kek-") && wrapped.kek_id.len() == 12);
-        assert_eq!(wrapped.bytes.len(), 32 + sealed::OVERHEAD);
-        let pseudonym = keyring.pseudonym("acme", "alice@example.com").unwrap();
-        let (key_id, signer) = keyring.checkpoint_signer("acme").unwrap();
-        drop(keyring);
-
-        let again = Keyring::open_or_create(&path).unwrap();
-        assert_eq!(again.tenants(), vec!["acme".to_owned()]);
-        assert_eq!(
-            again.pseudonym("acme", "alice@example.com").unwrap(),
-            pseudonym
-        );
-        assert_eq!(
-            again.unwrap("acme", &wrapped).unwrap().as_bytes(),
-            dek.as_bytes()
-        );
-        let (key_id_again, signer_again) = again.checkpoint_signer("acme").unwrap();
-        assert_eq!(key_id_again, key_id);
-        assert_eq!(signer_again.to_bytes(), signer.to_bytes());
-
-        // Only the keyring itself is left in the directory: no temp files.
-        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("keyring.json")]);
-    }
-
-    #[test]
-    fn group_readable_file_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, keyring) = keyring_in(&dir);
-        keyring.ensure_tenant("acme").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        let err = Keyring::open_or_create(&path).unwrap_err();
-        assert!(
-            matches!(err, KeyringError::Permissions { mode: 0o640, .. }),
-            "{err:?}"
-        );
-        let message = err.to_string();
-        assert!(message.contains(&path.display().to_string()), "{message}");
-        assert!(message.contains("mode 640"), "{message}");
-
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o604)).unwrap();
-        assert!(matches!(
-            Keyring::open_or_create(&path),
-            Err(KeyringError::Permissions { .. })
-        ));
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(
-            Keyring::open_or_create(&path).unwrap().tenants(),
-            vec!["acme"]
-        );
-    }
-
-    #[test]
-    fn rotate_keeps_old_keks_until_retired() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, keyring) = keyring_in(&dir);
-        keyring.ensure_tenant("acme").unwrap();
-        let first = keyring.current_kek_id("acme").unwrap();
-        let old_dek = DataKey::generate().unwrap();
-        let old = keyring.wrap("acme", &old_dek).unwrap();
-        assert_eq!(old.kek_id, first);
-
-        let second = keyring.rotate("acme").unwrap();
-        assert_ne!(second, first);
-        assert_eq!(keyring.current_kek_id("acme").unwrap(), second);
-        assert_eq!(
-            keyring.unwrap("acme", &old).unwrap().as_bytes(),
-            old_dek.as_bytes()
-        );
-
-        // Rewrap under the current KEK.
-        let rewrapped = keyring
-            .wrap("acme", &keyring.unwrap("acme", &old).unwrap())
-            .unwrap();
-        assert_eq!(rewrapped.kek_id, second);
-
-        // Keeping anything but the current KEK is refused.
-        let err = keyring.retire("acme", &first).unwrap_err();
-        assert!(matches!(err, KeyringError::KekNotCurrent { .. }), "{err:?}");
-        let err = keyring.retire("acme", "kek-nope").unwrap_err();
-        assert!(matches!(err, KeyringError::UnknownKek { .. }), "{err:?}");
-
-        assert_eq!(
-            keyring.retire("acme", &second).unwrap(),
-            vec![first.clone()]
-        );
-        assert!(keyring.retire("acme", &second).unwrap().is_empty());
-        let err = keyring.unwrap("acme", &old).unwrap_err();
-        assert!(
-            matches!(&err, KeyringError::UnknownKek { tenant, kek_id } if tenant == "acme" && *kek_id == first),
-            "{err:?}"
-        );
-        assert_eq!(
-            keyring.unwrap("acme", &rewrapped).unwrap().as_bytes(),
-            old_dek.as_bytes()
-        );
-
-        // The retirement was saved.
-        let again = Keyring::open_or_create(&path).unwrap();
-        assert_eq!(again.current_kek_id("acme").unwrap(), second);
-        assert!(matches!(
-            again.unwrap("acme", &old),
-            Err(KeyringError::UnknownKek { .. })
-        ));
-        assert_eq!(
-            again.unwrap("acme", &rewrapped).unwrap().as_bytes(),
-            old_dek.as_bytes()
-        );
-        assert!(!fs::read_to_string(&path).unwrap().contains(&first));
-    }
-
-    #[test]
-    fn wrapped_keys_are_bound_to_tenant_and_intact() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, keyring) = keyring_in(&dir);
-        keyring.ensure_tenant("a").unwrap();
-        keyring.ensure_tenant("b").unwrap();
-        let wrapped = keyring.wrap("a", &DataKey::generate().unwrap()).unwrap();
-
-        // Another tenant does not have that KEK.
-        assert!(matches!(
-            keyring.unwrap("b", &wrapped),
-            Err(KeyringError::UnknownKek { .. })
-        ));
-        // Even under the other tenant's KEK id, it does not authenticate.
-        let moved = WrappedKey {
-            kek_id: keyring.current_kek_id("b").unwrap(),
-            bytes: wrapped.bytes.clone(),
-        };
-        assert!(matches!(
-            keyring.unwrap("b", &moved),
-            Err(KeyringError::Seal(SealError::Forged))
-        ));
-        // Tampered bytes.
-        let mut tampered = wrapped.clone();
-        tampered.bytes[30] ^= 1;
-        assert!(matches!(
-            keyring.unwrap("a", &tampered),
-            Err(KeyringError::Seal(SealError::Forged))
-        ));
-    }
-
-    #[test]
-    fn pseudonyms_are_stable_per_tenant_and_normalised() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, keyring) = keyring_in(&dir);
-        keyring.ensure_tenant("a").unwrap();
-        keyring.ensure_tenant("b").unwrap();
-
-        let p = keyring.pseudonym("a", "alice@example.com").unwrap();
-        assert!(p.starts_with("p:"));
-        assert_eq!(p.len(), 2 + 64);
-        assert!(p[2..].bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(keyring.pseudonym("a", "alice@example.com").unwrap(), p);
-        assert_eq!(keyring.pseudonym("a", "  Alice@Example.COM\n").unwrap(), p);
-        assert_ne!(keyring.pseudonym("b", "alice@example.com").unwrap(), p);
-        assert_ne!(keyring.pseudonym("a", "bob@example.com").unwrap(), p);
-        assert!(!p.contains("alice"));
-
-        let again = Keyring::open_or_create(&path).unwrap();
-        assert_eq!(again.pseudonym("a", "ALICE@example.com").unwrap(), p);
-    }
-
-    #[test]
-    fn unknown_tenant_gets_nothing_and_leaves_no_trace() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, keyring) = keyring_in(&dir);
-        keyring.ensure_tenant("acme").unwrap();
-        let before = fs::read(&path).unwrap();
-
-        let dek = DataKey::generate().unwrap();
-        let err = keyring.pseudonym("ghost", "x@y").unwrap_err();
-        assert_eq!(err.to_string(), "no keys for tenant `ghost` in the keyring");
-        assert!(matches!(
-            keyring.wrap("ghost", &dek),
-            Err(KeyringError::UnknownTenant { .. })
-        ));
-        assert!(matches!(
-            keyring.current_kek_id("ghost"),
-            Err(KeyringError::UnknownTenant { .. })
-        ));
-        assert!(matches!(
-            keyring.rotate("ghost"),
-            Err(KeyringError::UnknownTenant { .. })
-        ));
-        assert!(matches!(
-            keyring.retire("ghost", "kek-00000000"),
-            Err(KeyringError::UnknownTenant { .. })
-        ));
-        assert!(matches!(
-            keyring.checkpoint_signer("ghost"),
-            Err(KeyringError::UnknownTenant { .. })
-        ));
-        let wrapped = keyring.wrap("acme", &dek).unwrap();
-        assert!(matches!(
-            keyring.unwrap("ghost", &wrapped),
-            Err(KeyringError::UnknownTenant { .. })
-        ));
-
-        assert_eq!(keyring.tenants(), vec!["acme"]);
-        let after = fs::read(&path).unwrap();
-        assert_eq!(after, before);
-        assert!(!String::from_utf8(after).unwrap().contains("ghost"));
-    }
-
-    #[test]
-    fn checkpoint_signer_is_stable_and_per_tenant() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, keyring) = keyring_in(&dir);
-        keyring.ensure_tenant("a").unwrap();
-        keyring.ensure_tenant("b").unwrap();
-        let (id_a, key_a) = keyring.checkpoint_signer("a").unwrap();
-        let (id_b, key_b) = keyring.checkpoint_signer("b").unwrap();
-        assert_ne!(id_a, id_b);
-        assert_ne!(key_a.to_bytes(), key_b.to_bytes());
-        assert_eq!(id_a.len(), 8);
-        let digest = Sha256::digest(key_a.verifying_key().to_bytes());
-        assert_eq!(id_a, hex::encode(&digest[..4]));
-
-        // Rotating KEKs does not touch the checkpoint key.
-        keyring.rotate("a").unwrap();
-        let again = Keyring::open_or_create(&path).unwrap();
-        let (id_again, key_again) = again.checkpoint_signer("a").unwrap();
-        assert_eq!(id_again, id_a);
-        let signature = key_again.sign(b"checkpoint");
-        key_a
-            .verifying_key()
-            .verify(b"checkpoint", &signature)
-            .unwrap();
-    }
-
-    #[test]
-    fn debug_and_errors_show_no_key_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, keyring) = keyring_in(&dir);
-        keyring.ensure_tenant("acme").unwrap();
-        let text = fs::read_to_string(&path).unwrap();
-        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let tenant = &doc["tenants"]["acme"];
-        let secrets = [
-            tenant["keks"][0]["key"].as_str().unwrap(),
-            tenant["pseudonym_key"].as_str().unwrap(),
-            tenant["checkpoint"]["seed"].as_str().unwrap(),
-        ];
-        let shown = format!("{keyring:?}");
-        assert!(shown.contains("acme"), "{shown}");
-        for secret in secrets {
-            assert_eq!(secret.len(), 64);
-            assert!(!shown.contains(secret) && !shown.contains(&secret[..8]));
-        }
-
-        // A damaged file whose key landed in the wrong field: the error
-        // locates the problem without quoting it.
-        let mut broken = doc.clone();
-        broken["tenants"]["acme"]["keks"][0]["created_at"] = secrets[0].into();
-        let broken = serde_json::to_string_pretty(&broken).unwrap();
-        fs::write(&path, broken).unwrap();
-        let err = Keyring::open_or_create(&path).unwrap_err();
-        assert!(matches!(err, KeyringError::Corrupt { .. }), "{err:?}");
-        let message = err.to_string();
-        assert!(message.contains("line"), "{message}");
-        for secret in secrets {
-            assert!(!message.contains(&secret[..8]), "{message}");
-        }
-    }
-
-    #[test]
-    fn corrupt_files_are_refused_with_a_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, keyring) = keyring_in(&dir);
-        keyring.ensure_tenant("acme").unwrap();
-        let good = fs::read_to_string(&path).unwrap();
-
-        let cases = [
-            ("{ not json", "not valid JSON"),
-            (
-                &good.replace("\"version\": 1", "\"version\": 9"),
-                "format version 9",
-            ),
-            (&good.replacen("\"key\": \"", "\"key\": \"zz", 1), "line"),
-        ];
-        for (text, expected) in cases {
-            fs::write(&path, text).unwrap();
-            let err = Keyring::open_or_create(&path).unwrap_err();
-            let message = err.to_string();
-            assert!(matches!(err, KeyringError::Corrupt { .. }), "{err:?}");
-            assert!(message.contains(expected), "{message}");
-        }
-    }
-
-    #[test]
-    fn failed_write_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, keyring) = keyring_in(&dir);
-        keyring.ensure_tenant("acme").unwrap();
-        // Make the rename fail, even for root: a non-empty directory where
-        // the file was.
-        let saved = fs::read(&path).unwrap();
-        fs::remove_file(&path).unwrap();
-        fs::create_dir(&path).unwrap();
-        fs::write(path.join("x"), b"x").unwrap();
-
-        let err = keyring.ensure_tenant("other").unwrap_err();
-        assert!(matches!(err, KeyringError::Io { .. }), "{err:?}");
-        assert!(err.to_string().contains("keyring.json"), "{err}");
-        assert_eq!(keyring.tenants(), vec!["acme"]);
-        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "temp file left behind: {names:?}");
-
-        fs::remove_dir_all(&path).unwrap();
-        fs::write(&path, saved).unwrap();
-        assert!(keyring.rotate("acme").is_ok());
-        assert!(keyring.ensure_tenant("other").unwrap());
-    }
-}
+mod tests;
