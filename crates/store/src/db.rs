@@ -25,6 +25,18 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// What to append to a `SELECT` that must lock its rows for the rest of
+    /// the transaction: `FOR UPDATE` on PostgreSQL; nothing on SQLite, where
+    /// one writer at a time is the lock.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+}
+
 /// An open, migrated database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {

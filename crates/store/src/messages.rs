@@ -186,10 +186,7 @@ pub async fn get_for_update(
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<Message>, StoreError> {
-    let lock = match dialect {
-        crate::db::Dialect::Postgres => " FOR UPDATE",
-        crate::db::Dialect::Sqlite => "",
-    };
+    let lock = dialect.for_update();
     let sql = format!("SELECT {COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2{lock}");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant_id)
@@ -257,15 +254,18 @@ pub async fn payload(
     .bind(message_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(StoredPayload {
+    row.as_ref().map(payload_from).transpose()
+}
+
+fn payload_from(row: &sqlx::any::AnyRow) -> Result<StoredPayload, StoreError> {
+    Ok(StoredPayload {
         message_id: row.try_get("message_id")?,
         kek_id: row.try_get("kek_id")?,
         wrapped_key: row.try_get("wrapped_key")?,
         ciphertext: row.try_get("ciphertext")?,
         shredded_at: row.try_get("shredded_at")?,
         shred_reason: row.try_get("shred_reason")?,
-    }))
+    })
 }
 
 /// Destroys a payload's data key and ciphertext. False if already shredded.
@@ -323,18 +323,7 @@ pub async fn payloads_not_wrapped_by(
     .bind(current)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(StoredPayload {
-                message_id: row.try_get("message_id")?,
-                kek_id: row.try_get("kek_id")?,
-                wrapped_key: row.try_get("wrapped_key")?,
-                ciphertext: row.try_get("ciphertext")?,
-                shredded_at: row.try_get("shredded_at")?,
-                shred_reason: row.try_get("shred_reason")?,
-            })
-        })
-        .collect()
+    rows.iter().map(payload_from).collect()
 }
 
 /// How many live payloads of a tenant a key still wraps.

@@ -221,10 +221,7 @@ pub async fn get_device_for_update(
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<Device>, StoreError> {
-    let lock = match dialect {
-        crate::db::Dialect::Postgres => " FOR UPDATE",
-        crate::db::Dialect::Sqlite => "",
-    };
+    let lock = dialect.for_update();
     let sql =
         format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE tenant_id = $1 AND id = $2{lock}");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))

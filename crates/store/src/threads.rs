@@ -43,10 +43,7 @@ pub async fn find_for_update(
     recipient_id: &str,
     name: &str,
 ) -> Result<Option<Thread>, StoreError> {
-    let lock = match dialect {
-        Dialect::Postgres => " FOR UPDATE",
-        Dialect::Sqlite => "",
-    };
+    let lock = dialect.for_update();
     let sql = format!(
         "SELECT {COLUMNS} FROM threads WHERE tenant_id = $1 AND recipient_id = $2 AND name = $3{lock}"
     );
@@ -81,10 +78,7 @@ pub async fn get_for_update(
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<Thread>, StoreError> {
-    let lock = match dialect {
-        Dialect::Postgres => " FOR UPDATE",
-        Dialect::Sqlite => "",
-    };
+    let lock = dialect.for_update();
     let sql = format!("SELECT {COLUMNS} FROM threads WHERE tenant_id = $1 AND id = $2{lock}");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant_id)

@@ -11,7 +11,6 @@
 use ladder_core::Timestamp;
 use ladder_core::evidence::{DeviceEvidence, PlatformLabels};
 use ladder_core::handshake::{self, Challenge, SignedReport};
-use ladder_core::overrides::Override;
 use ladder_core::thread::assess;
 use ladder_store::keyring::WrappedKey;
 use ladder_store::recipients::{self, Device, Recipient, StoredChallenge};
@@ -278,12 +277,7 @@ pub async fn revoke(
     )
     .await?;
     let inputs = load_inputs(&mut tx, state, tenant_id, &device.recipient_id).await?;
-    let all: Vec<&Override> = inputs
-        .policy
-        .overrides()
-        .iter()
-        .chain(&inputs.overrides)
-        .collect();
+    let all = inputs.all_overrides();
     let assessment = assess(
         inputs.policy.evidence(),
         &inputs.recipient.evidence,
@@ -457,12 +451,7 @@ async fn elevate_threads(
     recipient_id: &str,
 ) -> Result<Vec<serde_json::Value>, ApiError> {
     let inputs = load_inputs(tx, state, tenant_id, recipient_id).await?;
-    let all: Vec<&Override> = inputs
-        .policy
-        .overrides()
-        .iter()
-        .chain(&inputs.overrides)
-        .collect();
+    let all = inputs.all_overrides();
     let mut out = Vec::new();
     for mut thread in
         threads::list_for_recipient(tx, state.store.dialect(), true, tenant_id, recipient_id)

@@ -58,6 +58,18 @@ pub struct Inputs {
     pub overrides: Vec<Override>,
 }
 
+impl Inputs {
+    /// The policy's own overrides and the run-time ones, as the core's
+    /// floor assessment takes them.
+    pub fn all_overrides(&self) -> Vec<&Override> {
+        self.policy
+            .overrides()
+            .iter()
+            .chain(&self.overrides)
+            .collect()
+    }
+}
+
 pub async fn load_inputs(
     tx: &mut Tx,
     state: &AppState,
@@ -133,12 +145,7 @@ async fn thread_for(
         return Ok(t);
     }
     let at = now();
-    let all: Vec<&Override> = inputs
-        .policy
-        .overrides()
-        .iter()
-        .chain(&inputs.overrides)
-        .collect();
+    let all = inputs.all_overrides();
     let assessment = assess(
         inputs.policy.evidence(),
         &inputs.recipient.evidence,
