@@ -555,7 +555,7 @@ async fn main() -> Result<(), BoxError> {
         "  machine: {cores} cores · {requests} requests per scenario after {WARMUP} warm-up · concurrency {concurrency}"
     );
     println!(
-        "  server: in-process, {base}, SQLite (WAL, synchronous=NORMAL, 1 connection), delivery workers 0"
+        "  server: in-process, {base}, SQLite (WAL, synchronous=FULL, 1 connection), delivery workers 0"
     );
     println!(
         "  message: class `transactional`, {BODY_LEN}-byte body, {RECIPIENTS} recipients; decided: HTTP {capture_status}, outcome `{}`{}",
