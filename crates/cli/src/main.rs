@@ -11,6 +11,7 @@ macro_rules! out {
     }};
 }
 
+mod audit;
 mod service;
 mod simulate;
 
@@ -57,10 +58,10 @@ enum Command {
         #[command(subcommand)]
         command: service::KeysCommand,
     },
-    /// Verify and export the audit log.
+    /// Export, verify, prove and witness the audit log.
     Audit {
         #[command(subcommand)]
-        command: service::AuditCommand,
+        command: audit::AuditCommand,
     },
 }
 
@@ -81,6 +82,11 @@ enum PolicyCommand {
 pub(crate) enum CliError {
     #[error("cannot read `{path}`: {source}")]
     Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write `{path}`: {source}")]
+    Write {
         path: String,
         source: std::io::Error,
     },
@@ -110,7 +116,7 @@ fn main() -> ExitCode {
         Command::Tenant { command } => service::tenant(&command),
         Command::Override { command } => service::override_cmd(&command),
         Command::Keys { command } => service::keys_cmd(&command),
-        Command::Audit { command } => service::audit_cmd(&command),
+        Command::Audit { command } => audit::run(&command),
     };
     match result {
         Ok(code) => code,

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use ladder_server::Config;
 use ladder_server::app::offline_state;
 use ladder_server::service::{keys, overrides, tenants as tenant_service};
-use ladder_store::{audit, tenants};
+use ladder_store::tenants;
 use serde_json::json;
 
 use crate::{CliError, read};
@@ -33,7 +33,7 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn config(&self) -> Result<Config, CliError> {
+    pub(crate) fn config(&self) -> Result<Config, CliError> {
         let mut c =
             Config::load(self.config.as_deref()).map_err(|e| CliError::Run(e.to_string()))?;
         if let Some(d) = &self.data_dir {
@@ -123,42 +123,16 @@ pub enum KeysCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// Verify a tenant's audit chain and checkpoints, in a database or an export directory.
-    Verify {
-        /// An export directory (from `ladder audit export`); omit to read the database.
-        dir: Option<PathBuf>,
-        /// The tenant, when reading a database.
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Trusted checkpoint public keys (hex); default: the keyring's.
-        #[arg(long = "trust-key")]
-        trust_keys: Vec<String>,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Export a tenant's audit entries and checkpoints to a directory.
-    Export {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long)]
-        out: PathBuf,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Runtime::new()
         .map_err(|e| CliError::Run(format!("cannot start the runtime: {e}")))
 }
 
-fn pretty(v: &serde_json::Value) -> String {
+pub(crate) fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
-fn run_err(e: impl std::fmt::Display) -> CliError {
+pub(crate) fn run_err(e: impl std::fmt::Display) -> CliError {
     CliError::Run(e.to_string())
 }
 
@@ -238,7 +212,10 @@ fn init_logging() {
     };
 }
 
-async fn tenant_id(state: &ladder_server::state::AppState, name: &str) -> Result<String, CliError> {
+pub(crate) async fn tenant_id(
+    state: &ladder_server::state::AppState,
+    name: &str,
+) -> Result<String, CliError> {
     let mut conn = state.store.pool().acquire().await.map_err(run_err)?;
     tenants::find_by_name(&mut conn, name)
         .await
@@ -358,98 +335,4 @@ pub fn keys_cmd(cmd: &KeysCommand) -> Result<ExitCode, CliError> {
         out!("{}", pretty(&json!({ "rotated": rotations })));
         Ok(ExitCode::SUCCESS)
     })
-}
-
-pub fn audit_cmd(cmd: &AuditCommand) -> Result<ExitCode, CliError> {
-    runtime()?.block_on(async move {
-        match cmd {
-            AuditCommand::Verify {
-                dir: Some(dir),
-                trust_keys,
-                ..
-            } => {
-                let (entries, checkpoints) = audit::read_export(dir).map_err(run_err)?;
-                let trusted = (!trust_keys.is_empty()).then_some(trust_keys.as_slice());
-                report(
-                    dir.display().to_string(),
-                    audit::verify(entries, &checkpoints, trusted).map_err(|e| e.to_string()),
-                )
-            }
-            AuditCommand::Verify {
-                dir: None,
-                tenant,
-                trust_keys,
-                store,
-            } => {
-                let Some(tenant) = tenant else {
-                    return Err(CliError::Run(
-                        "give an export directory, or `--tenant NAME` to verify a database".into(),
-                    ));
-                };
-                let state = offline_state(store.config()?).await.map_err(run_err)?;
-                let id = tenant_id(&state, tenant).await?;
-                let trusted: Vec<String> = if trust_keys.is_empty() {
-                    let (_, key) = state.keyring.checkpoint_signer(&id).map_err(run_err)?;
-                    vec![hex_key(&key)]
-                } else {
-                    trust_keys.clone()
-                };
-                let r = audit::verify_store_with_keys(&state.store, &id, Some(&trusted)).await;
-                report(format!("tenant `{tenant}`"), r.map_err(|e| e.to_string()))
-            }
-            AuditCommand::Export { tenant, out, store } => {
-                let state = offline_state(store.config()?).await.map_err(run_err)?;
-                let id = tenant_id(&state, tenant).await?;
-                let mut entries = Vec::new();
-                let mut after = 0;
-                loop {
-                    let page = audit::page(&state.store, &id, after, 1000)
-                        .await
-                        .map_err(run_err)?;
-                    let Some(last) = page.last() else { break };
-                    after = last.seq;
-                    entries.extend(page);
-                }
-                let checkpoints = audit::checkpoints(&state.store, &id)
-                    .await
-                    .map_err(run_err)?;
-                audit::write_export(out, &entries, &checkpoints).map_err(run_err)?;
-                out!(
-                    "exported {} entries and {} checkpoints of tenant `{tenant}` to {}",
-                    entries.len(),
-                    checkpoints.len(),
-                    out.display()
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-        }
-    })
-}
-
-fn hex_key(key: &ed25519_dalek::SigningKey) -> String {
-    key.verifying_key()
-        .to_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn report(what: String, r: Result<audit::VerifyReport, String>) -> Result<ExitCode, CliError> {
-    match r {
-        Ok(rep) => {
-            out!(
-                "ok: {what}: {} entries, {} checkpoints verify{}",
-                rep.entries,
-                rep.checkpoints,
-                rep.head
-                    .map(|(seq, hash)| format!("; head {seq} {hash}"))
-                    .unwrap_or_default()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("error: {what}: {e}");
-            Ok(ExitCode::from(1))
-        }
-    }
 }

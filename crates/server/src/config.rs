@@ -104,6 +104,9 @@ impl Default for HandshakeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
+    /// Names this deployment in every tenant log's origin,
+    /// `{deployment}/audit/{tenant}`: a host name you own.
+    pub deployment: String,
     /// Sign a checkpoint once this many entries are unsigned…
     pub checkpoint_every: i64,
     /// …or this many seconds passed with unsigned entries.
@@ -113,6 +116,7 @@ pub struct AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
+            deployment: "ladder.localhost".into(),
             checkpoint_every: 256,
             checkpoint_interval_s: 60,
         }

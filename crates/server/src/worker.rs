@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use ladder_store::audit::{merkle, signed};
 use ladder_store::{StoreError, audit, outbox, recipients, tenants};
 use tokio::sync::watch;
 
@@ -141,8 +142,10 @@ pub async fn maintenance(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Signs a checkpoint for each tenant with enough unsigned entries (or any,
-/// when `force`). Returns how many were signed.
+/// Brings every tenant's Merkle tree up to date with its audit entries
+/// (batched, off the request path), and signs checkpoints — of the hash
+/// chain and of the tree — for each tenant with enough unsigned entries (or
+/// any, when `force`). Returns how many tree checkpoints were signed.
 pub async fn checkpoint_all(state: &AppState, force: bool) -> Result<usize, StoreError> {
     let all = {
         let mut conn = state.store.pool().acquire().await?;
@@ -150,12 +153,15 @@ pub async fn checkpoint_all(state: &AppState, force: bool) -> Result<usize, Stor
     };
     let mut n = 0;
     for t in all {
-        let pending = audit::entries_since_checkpoint(&state.store, &t.id).await?;
+        merkle::integrate(&state.store, &t.id, 10_000).await?;
+        let pending = signed::unsigned_entries(&state.store, &t.id).await?;
         if pending == 0 || (!force && pending < state.config.audit.checkpoint_every) {
             continue;
         }
         let (key_id, key) = state.keyring.checkpoint_signer(&t.id)?;
-        if audit::checkpoint(&state.store, &t.id, now().0, &key_id, &key)
+        audit::checkpoint(&state.store, &t.id, now().0, &key_id, &key).await?;
+        let origin = signed::origin(&state.config.audit.deployment, &t.id);
+        if signed::sign_head(&state.store, &t.id, &origin, &key, now().0)
             .await?
             .is_some()
         {

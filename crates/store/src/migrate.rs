@@ -25,6 +25,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_audit.sql"),
         postgres: include_str!("../migrations/postgres/0002_audit.sql"),
     },
+    Migration {
+        version: 3,
+        name: "merkle",
+        sqlite: include_str!("../migrations/sqlite/0003_merkle.sql"),
+        postgres: include_str!("../migrations/postgres/0003_merkle.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "signed checkpoints",
+        sqlite: include_str!("../migrations/sqlite/0004_checkpoints.sql"),
+        postgres: include_str!("../migrations/postgres/0004_checkpoints.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {

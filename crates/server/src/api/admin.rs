@@ -1,17 +1,17 @@
-//! Admin-scope routes: policy, overrides and the audit log.
+//! Policy and overrides: publication and emergency switches (admin scope
+//! to change, sender scope to read).
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ladder_store::{StoreError, audit, policies, tenants};
-use serde::Deserialize;
+use ladder_store::{StoreError, policies, tenants};
 use serde_json::{Value, json};
 
 use crate::auth::{Admin, Sender, actor};
 use crate::error::ApiError;
 use crate::service::{overrides, policy};
-use crate::state::{AppState, now};
+use crate::state::AppState;
 
 pub async fn policy(
     State(state): State<AppState>,
@@ -102,56 +102,4 @@ pub async fn clear_override(
     Ok(Json(
         json!({ "override": o.rule, "state": "cleared", "cleared_at": o.cleared_at }),
     ))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Page {
-    #[serde(default)]
-    pub after: i64,
-    #[serde(default = "default_limit")]
-    pub limit: i64,
-}
-
-fn default_limit() -> i64 {
-    100
-}
-
-pub async fn audit(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
-    if !(1..=1000).contains(&page.limit) || page.after < 0 {
-        return Err(ApiError::bad_request(
-            "invalid_page",
-            "query `limit` must be 1-1000 and `after` a sequence number (0 for the start)",
-        ));
-    }
-    let entries = audit::page(&state.store, &caller.tenant_id, page.after, page.limit).await?;
-    let next = entries.last().map(|e| e.seq);
-    Ok(Json(json!({ "entries": entries, "next_after": next })))
-}
-
-pub async fn checkpoints(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-) -> Result<Json<Value>, ApiError> {
-    let cps = audit::checkpoints(&state.store, &caller.tenant_id).await?;
-    Ok(Json(json!({ "checkpoints": cps })))
-}
-
-pub async fn checkpoint_now(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (key_id, key) = state.keyring.checkpoint_signer(&caller.tenant_id)?;
-    let cp = audit::checkpoint(&state.store, &caller.tenant_id, now().0, &key_id, &key).await?;
-    match cp {
-        Some(cp) => Ok((StatusCode::CREATED, Json(json!({ "checkpoint": cp })))),
-        None => {
-            let latest = audit::latest_checkpoint(&state.store, &caller.tenant_id).await?;
-            Ok((StatusCode::OK, Json(json!({ "checkpoint": latest }))))
-        }
-    }
 }

@@ -77,6 +77,11 @@ pub async fn status(
         "decision": m.decision,
         "failed": m.failed,
         "events": events,
+        "audit": ladder_store::audit::signed::indexes_about(&mut conn, &caller.tenant_id, &m.id)
+            .await?
+            .into_iter()
+            .map(|(index, kind)| json!({ "index": index, "kind": kind }))
+            .collect::<Vec<_>>(),
     })))
 }
 

@@ -3,6 +3,7 @@
 //! through [`crate::error::ApiError`].
 
 mod admin;
+mod audit;
 mod messages;
 mod ops;
 mod recipients;
@@ -41,6 +42,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit"),
     ("get", "/v1/audit/checkpoints"),
     ("post", "/v1/audit/checkpoints"),
+    ("get", "/v1/audit/log"),
+    ("get", "/v1/audit/checkpoint"),
+    ("get", "/v1/audit/proof/inclusion"),
+    ("get", "/v1/audit/proof/consistency"),
     ("get", "/v1/sandbox/deliveries"),
 ];
 
@@ -72,11 +77,15 @@ pub fn router(state: AppState) -> Router {
             get(admin::overrides).post(admin::set_override),
         )
         .route("/v1/overrides/{id}", delete(admin::clear_override))
-        .route("/v1/audit", get(admin::audit))
+        .route("/v1/audit", get(audit::entries))
         .route(
             "/v1/audit/checkpoints",
-            get(admin::checkpoints).post(admin::checkpoint_now),
+            get(audit::chain_checkpoints).post(audit::checkpoint_now),
         )
+        .route("/v1/audit/log", get(audit::log))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint_note))
+        .route("/v1/audit/proof/inclusion", get(audit::inclusion))
+        .route("/v1/audit/proof/consistency", get(audit::consistency))
         .route("/v1/sandbox/deliveries", get(ops::sandbox))
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(256 * 1024))

@@ -1,7 +1,8 @@
 //! Writing audit entries from the service. Every entry goes into the
 //! caller's transaction, so the thing audited and its entry commit together.
 //! Details hold ids, codes, levels and pseudonyms — never content or a raw
-//! address.
+//! address. Each entry's index in the tenant's Merkle log is returned, so a
+//! decision's answer can name it for inclusion proofs.
 
 use ladder_store::Tx;
 use ladder_store::audit::{self, AuditEvent};
@@ -18,14 +19,15 @@ pub async fn record(
     kind: &str,
     subject: Option<&str>,
     details: Value,
-) -> Result<(), ApiError> {
+) -> Result<u64, ApiError> {
     let event = AuditEvent {
         kind: kind.to_string(),
         actor: actor.to_string(),
         subject: subject.map(str::to_string),
         details,
     };
-    audit::append(tx, state.store.dialect(), tenant_id, now().0, &event).await?;
+    let entry = audit::append(tx, state.store.dialect(), tenant_id, now().0, &event).await?;
     metrics::counter!("ladder_audit_entries_total", "kind" => kind.to_string()).increment(1);
-    Ok(())
+    // The entry's index in the tenant's Merkle log (sequence numbers start at 1).
+    Ok(u64::try_from(entry.seq - 1).unwrap_or_default())
 }

@@ -254,7 +254,7 @@ pub async fn audit_decision(
     pseudonym: &str,
     thread_id: &str,
     decision: &Decision,
-) -> Result<(), ApiError> {
+) -> Result<u64, ApiError> {
     let skipped: Vec<Value> = decision
         .steps
         .iter()
@@ -267,7 +267,7 @@ pub async fn audit_decision(
             })
         })
         .collect();
-    audit::record(
+    let index = audit::record(
         tx,
         state,
         tenant_id,
@@ -312,7 +312,7 @@ pub async fn audit_decision(
         )
         .await?;
     }
-    Ok(())
+    Ok(index)
 }
 
 /// Accepts one message. Returns the stored answer for a retried key. A
@@ -405,7 +405,22 @@ async fn accept_once(
         confirmation: None,
     };
     let decision = run_decision(&inputs, &meta, &thread.floor, &[])?;
-    let settled = settle(state, &message_id, &thread, &decision)?;
+    let mut settled = settle(state, &message_id, &thread, &decision)?;
+    // The decision's entry in the tenant's audit log, named in the answer so
+    // the sender can ask for its inclusion proof.
+    let audit_index = audit_decision(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        &inputs.recipient.recipient.pseudonym,
+        &thread.id,
+        &decision,
+    )
+    .await?;
+    if let Some(obj) = settled.answer.body.as_object_mut() {
+        obj.insert("audit_index".into(), json!(audit_index));
+    }
     let retention = inputs
         .policy
         .class(&request.class)
@@ -470,16 +485,6 @@ async fn accept_once(
     if let Some((kind, due)) = settled.work {
         outbox::enqueue(&mut tx, tenant_id, &message_id, kind, due).await?;
     }
-    audit_decision(
-        &mut tx,
-        state,
-        tenant_id,
-        actor,
-        &inputs.recipient.recipient.pseudonym,
-        &thread.id,
-        &decision,
-    )
-    .await?;
     if settled.status == Status::AwaitingConfirmation {
         metrics::counter!("ladder_confirmations_requested_total").increment(1);
     }

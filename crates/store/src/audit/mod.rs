@@ -51,7 +51,9 @@
 mod chain;
 mod checkpoint;
 mod export;
+pub mod merkle;
 mod rows;
+pub mod signed;
 
 use sqlx::AnyConnection;
 

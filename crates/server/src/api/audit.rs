@@ -1,0 +1,209 @@
+//! The audit log over HTTP: entries by range, the tenant log's identity and
+//! verifier key, signed checkpoints (C2SP note text), and inclusion and
+//! consistency proofs answered from the stored tree hashes.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ladder_store::audit::{self, merkle, signed};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{Admin, Sender};
+use crate::error::ApiError;
+use crate::state::{AppState, now};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    #[serde(default)]
+    pub after: i64,
+    #[serde(default = "default_limit")]
+    pub limit: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+/// Entries in order, `after` a sequence number (index + 1).
+pub async fn entries(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    if !(1..=1000).contains(&page.limit) || page.after < 0 {
+        return Err(ApiError::bad_request(
+            "invalid_page",
+            "query `limit` must be 1-1000 and `after` a sequence number (0 for the start)",
+        ));
+    }
+    let entries = audit::page(&state.store, &caller.tenant_id, page.after, page.limit).await?;
+    let next = entries.last().map(|e| e.seq);
+    Ok(Json(json!({ "entries": entries, "next_after": next })))
+}
+
+/// The chain checkpoints (Ed25519 over the chain head).
+pub async fn chain_checkpoints(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+) -> Result<Json<Value>, ApiError> {
+    let cps = audit::checkpoints(&state.store, &caller.tenant_id).await?;
+    let tree = signed::all(&state.store, &caller.tenant_id).await?;
+    Ok(Json(
+        json!({ "checkpoints": cps, "tree_checkpoints": tree }),
+    ))
+}
+
+/// Signs checkpoints of the chain and of the tree now (on demand).
+pub async fn checkpoint_now(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (key_id, key) = state.keyring.checkpoint_signer(&caller.tenant_id)?;
+    let chain = audit::checkpoint(&state.store, &caller.tenant_id, now().0, &key_id, &key).await?;
+    let origin = signed::origin(&state.config.audit.deployment, &caller.tenant_id);
+    let tree = signed::sign_head(&state.store, &caller.tenant_id, &origin, &key, now().0).await?;
+    let created = chain.is_some() || tree.is_some();
+    let chain = match chain {
+        Some(c) => Some(c),
+        None => audit::latest_checkpoint(&state.store, &caller.tenant_id).await?,
+    };
+    let tree = match tree {
+        Some(t) => Some(t),
+        None => signed::latest(&state.store, &caller.tenant_id).await?,
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({ "checkpoint": chain, "tree_checkpoint": tree })),
+    ))
+}
+
+/// The log's identity: origin, verifier key, current tree head and the
+/// latest signed checkpoint.
+pub async fn log(
+    State(state): State<AppState>,
+    Sender(caller): Sender,
+) -> Result<Json<Value>, ApiError> {
+    let origin = signed::origin(&state.config.audit.deployment, &caller.tenant_id);
+    let (key_id, key) = state.keyring.checkpoint_signer(&caller.tenant_id)?;
+    let head = merkle::head(&state.store, &caller.tenant_id).await?;
+    let latest = signed::latest(&state.store, &caller.tenant_id).await?;
+    Ok(Json(json!({
+        "origin": origin,
+        "verifier_key": signed::verifier_key(&origin, &key),
+        "key_id": key_id,
+        "tree": { "size": head.size, "root": hex::encode(head.root) },
+        "checkpoint": latest,
+    })))
+}
+
+/// The latest signed checkpoint as the C2SP note text witnesses consume.
+pub async fn checkpoint_note(
+    State(state): State<AppState>,
+    Sender(caller): Sender,
+) -> Result<Response, ApiError> {
+    let latest = signed::latest(&state.store, &caller.tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("checkpoint", "latest"))?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        latest.note,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionQuery {
+    pub index: u64,
+    /// Tree size to prove against; default the latest signed checkpoint's.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+fn proof_error(e: merkle::ProofError) -> ApiError {
+    match e {
+        merkle::ProofError::Store(s) => s.into(),
+        other => ApiError::invalid("proof_out_of_range", other.to_string()),
+    }
+}
+
+pub async fn inclusion(
+    State(state): State<AppState>,
+    Sender(caller): Sender,
+    Query(q): Query<InclusionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let size = match q.size {
+        Some(s) => s,
+        None => {
+            signed::latest(&state.store, &caller.tenant_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("checkpoint", "latest"))?
+                .size
+        }
+    };
+    let proof = merkle::inclusion_proof(&state.store, &caller.tenant_id, q.index, size)
+        .await
+        .map_err(proof_error)?;
+    let root = merkle::root_at(&state.store, &caller.tenant_id, size)
+        .await
+        .map_err(proof_error)?;
+    let seq = i64::try_from(q.index).unwrap_or(i64::MAX);
+    let entry = audit::page(&state.store, &caller.tenant_id, seq, 1)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal(format!("entry {} is missing", q.index)))?;
+    let leaf = merkle::leaf_hash(&audit::canonical_bytes(&entry));
+    Ok(Json(json!({
+        "index": q.index,
+        "size": size,
+        "leaf_hash": hex::encode(leaf),
+        "root": hex::encode(root),
+        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+        "entry": entry,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    pub from: u64,
+    pub to: u64,
+}
+
+pub async fn consistency(
+    State(state): State<AppState>,
+    Sender(caller): Sender,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if q.from > q.to {
+        return Err(ApiError::invalid(
+            "proof_out_of_range",
+            format!("`from` ({}) must not exceed `to` ({})", q.from, q.to),
+        ));
+    }
+    let proof = merkle::consistency_proof(&state.store, &caller.tenant_id, q.from, q.to)
+        .await
+        .map_err(proof_error)?;
+    let from_root = merkle::root_at(&state.store, &caller.tenant_id, q.from)
+        .await
+        .map_err(proof_error)?;
+    let to_root = merkle::root_at(&state.store, &caller.tenant_id, q.to)
+        .await
+        .map_err(proof_error)?;
+    Ok(Json(json!({
+        "from": q.from,
+        "to": q.to,
+        "from_root": hex::encode(from_root),
+        "to_root": hex::encode(to_root),
+        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+    })))
+}
