@@ -134,7 +134,9 @@ pub fn pg_schema(prefix: &str) -> Option<(String, String, String)> {
         println!("skipping postgres: LADDER_TEST_POSTGRES_URL not set");
         return None;
     };
-    let schema = format!("{prefix}_{}", std::process::id());
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let schema = format!("{prefix}_{}_{n}", std::process::id());
     pg_exec(
         &url,
         &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
