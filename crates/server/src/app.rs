@@ -38,6 +38,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("invalid channel settings: {0}")]
+    Channels(#[from] ladder_channels::ConfigError),
     #[error("cannot create the demo tenant: {0}")]
     Demo(ApiError),
 }
@@ -100,7 +102,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     config.check()?;
     crate::metrics::install();
     let (store, keyring) = open(&config).await?;
-    let channels = ladder_channels::sandbox::channels(&store, &config.channels.sandbox.fail);
+    let channels = build_channels(&store, &config)?;
     let listen = config.listen;
     let database = ladder_store::db::redact(&config.database_url());
     let keyring_path = keyring.path().display().to_string();
@@ -179,6 +181,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 /// would open, no listener, no workers.
 pub async fn offline_state(config: Config) -> Result<AppState, StartError> {
     let (store, keyring) = open(&config).await?;
-    let channels = ladder_channels::sandbox::channels(&store, &config.channels.sandbox.fail);
+    let channels = build_channels(&store, &config)?;
     Ok(AppState::new(store, keyring, channels, config))
+}
+
+/// The sandbox for every channel, replaced where the deployment or a
+/// tenant configured a real provider, and the in-app channel (ladder's own).
+fn build_channels(store: &Store, config: &Config) -> Result<ladder_channels::Channels, StartError> {
+    let mut channels = ladder_channels::sandbox::channels(store, &config.channels.sandbox.fail);
+    channels = config.channels.deployment().install(None, channels)?;
+    for (tenant, providers) in &config.channels.tenants {
+        channels = providers.install(Some(tenant), channels)?;
+    }
+    Ok(ladder_channels::inapp::install(store, channels))
 }

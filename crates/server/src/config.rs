@@ -123,10 +123,32 @@ impl Default for AuditConfig {
     }
 }
 
+/// `[channels]`: the sandbox (the default for every channel), the
+/// deployment's provider accounts, and tenants' own accounts.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChannelsConfig {
     pub sandbox: SandboxConfig,
+    pub rcs: Option<ladder_channels::rcs::RcsConfig>,
+    pub sms: Option<ladder_channels::sms::SmsConfig>,
+    pub email: Option<ladder_channels::email::EmailConfig>,
+    pub push: Option<ladder_channels::push::PushConfig>,
+    /// `[channels.tenants.<tenant name>.rcs]` and so on.
+    pub tenants: std::collections::BTreeMap<String, ladder_channels::ProviderSettings>,
+    /// Seconds an RCS message may stay undelivered before it is revoked and
+    /// the message falls back down its ladder.
+    pub rcs_delivery_timeout_s: Option<u64>,
+}
+
+impl ChannelsConfig {
+    pub fn deployment(&self) -> ladder_channels::ProviderSettings {
+        ladder_channels::ProviderSettings {
+            rcs: self.rcs.clone(),
+            sms: self.sms.clone(),
+            email: self.email.clone(),
+            push: self.push.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

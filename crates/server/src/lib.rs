@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod portal;
 pub mod service;
 pub mod state;
 pub mod worker;

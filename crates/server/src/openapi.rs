@@ -25,12 +25,14 @@ mod tests {
 
     use super::DOCUMENT;
 
-    /// The operations anyone may call, without an API key.
-    const PUBLIC: [(&str, &str); 4] = [
+    /// The operations called without an API key: operations endpoints, and
+    /// provider webhooks (authenticated by the provider's signature).
+    const PUBLIC: [(&str, &str); 5] = [
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/v1/openapi.json"),
+        ("post", "/v1/webhooks/{channel}/{tenant}"),
     ];
 
     /// The keys of an OpenAPI path item that are operations.

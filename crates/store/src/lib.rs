@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod db;
+pub mod deliveries;
 pub mod error;
 pub mod ids;
 pub mod keyring;

@@ -25,6 +25,12 @@ pub enum Status {
     Held,
     /// Handed to the channel.
     Sent,
+    /// The provider confirmed delivery to the recipient's device.
+    Delivered,
+    /// The recipient opened it.
+    Read,
+    /// It stopped being deliverable before reaching the recipient.
+    Expired,
     /// Handed to a human.
     Escalated,
     Blocked,
@@ -39,6 +45,9 @@ impl Status {
             Status::AwaitingConfirmation => "awaiting_confirmation",
             Status::Held => "held",
             Status::Sent => "sent",
+            Status::Delivered => "delivered",
+            Status::Read => "read",
+            Status::Expired => "expired",
             Status::Escalated => "escalated",
             Status::Blocked => "blocked",
             Status::Failed => "failed",
@@ -51,6 +60,9 @@ impl Status {
             "awaiting_confirmation" => Status::AwaitingConfirmation,
             "held" => Status::Held,
             "sent" => Status::Sent,
+            "delivered" => Status::Delivered,
+            "read" => Status::Read,
+            "expired" => Status::Expired,
             "escalated" => Status::Escalated,
             "blocked" => Status::Blocked,
             "failed" => Status::Failed,

@@ -37,6 +37,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_checkpoints.sql"),
         postgres: include_str!("../migrations/postgres/0004_checkpoints.sql"),
     },
+    Migration {
+        version: 5,
+        name: "channels",
+        sqlite: include_str!("../migrations/sqlite/0005_channels.sql"),
+        postgres: include_str!("../migrations/postgres/0005_channels.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {

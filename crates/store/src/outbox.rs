@@ -21,6 +21,12 @@ pub enum Kind {
     Deliver,
     /// Decide again (a hold waiting for a capability).
     Redecide,
+    /// A provider took the message but has not confirmed delivery: if it
+    /// still has not, withdraw it and fall back.
+    CheckDelivered,
+    /// A provider reported, after accepting it, that the message failed or
+    /// expired: fall back.
+    ProviderFailed,
 }
 
 impl Kind {
@@ -28,6 +34,8 @@ impl Kind {
         match self {
             Kind::Deliver => "deliver",
             Kind::Redecide => "redecide",
+            Kind::CheckDelivered => "check_delivered",
+            Kind::ProviderFailed => "provider_failed",
         }
     }
 
@@ -35,6 +43,8 @@ impl Kind {
         match s {
             "deliver" => Ok(Kind::Deliver),
             "redecide" => Ok(Kind::Redecide),
+            "check_delivered" => Ok(Kind::CheckDelivered),
+            "provider_failed" => Ok(Kind::ProviderFailed),
             other => Err(StoreError::corrupt("outbox kind", format!("`{other}`"))),
         }
     }

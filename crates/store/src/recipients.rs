@@ -130,6 +130,8 @@ pub struct Device {
     pub identity_key: [u8; 32],
     /// X25519 public key for sealing in-app payloads to this device.
     pub agreement_key: Option<[u8; 32]>,
+    /// Where the device takes content-free wake-ups: (`apns`|`fcm`, token).
+    pub push: Option<(String, String)>,
     pub evidence: DeviceEvidence,
 }
 
@@ -148,7 +150,10 @@ fn device_from(row: &sqlx::any::AnyRow) -> Result<Device, StoreError> {
     if let Some(at) = revoked_at {
         evidence.revoked_at = Some(ladder_core::Timestamp(at));
     }
+    let push_platform: Option<String> = row.try_get("push_platform")?;
+    let push_token: Option<String> = row.try_get("push_token")?;
     Ok(Device {
+        push: push_platform.zip(push_token),
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
         recipient_id: row.try_get("recipient_id")?,
@@ -160,8 +165,7 @@ fn device_from(row: &sqlx::any::AnyRow) -> Result<Device, StoreError> {
     })
 }
 
-const DEVICE_COLUMNS: &str =
-    "id, tenant_id, recipient_id, identity_key, agreement_key, evidence, revoked_at";
+const DEVICE_COLUMNS: &str = "id, tenant_id, recipient_id, identity_key, agreement_key, evidence, revoked_at, push_platform, push_token";
 
 fn evidence_json(d: &Device) -> Result<String, StoreError> {
     serde_json::to_string(&d.evidence).map_err(|e| StoreError::corrupt("device evidence", e))
@@ -169,8 +173,8 @@ fn evidence_json(d: &Device) -> Result<String, StoreError> {
 
 pub async fn insert_device(conn: &mut AnyConnection, d: &Device) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO devices (id, tenant_id, recipient_id, identity_key, agreement_key, evidence, enrolled_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO devices (id, tenant_id, recipient_id, identity_key, agreement_key, evidence, enrolled_at, revoked_at, push_platform, push_token) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&d.id)
     .bind(&d.tenant_id)
@@ -180,6 +184,8 @@ pub async fn insert_device(conn: &mut AnyConnection, d: &Device) -> Result<(), S
     .bind(evidence_json(d)?)
     .bind(d.evidence.enrolled_at.0)
     .bind(d.evidence.revoked_at.map(|t| t.0))
+    .bind(d.push.as_ref().map(|p| p.0.clone()))
+    .bind(d.push.as_ref().map(|p| p.1.clone()))
     .execute(&mut *conn)
     .await?;
     Ok(())

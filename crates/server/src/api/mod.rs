@@ -7,6 +7,7 @@ mod audit;
 mod messages;
 mod ops;
 mod recipients;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -47,6 +48,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit/proof/inclusion"),
     ("get", "/v1/audit/proof/consistency"),
     ("get", "/v1/sandbox/deliveries"),
+    ("post", "/v1/webhooks/{channel}/{tenant}"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -87,6 +89,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/proof/inclusion", get(audit::inclusion))
         .route("/v1/audit/proof/consistency", get(audit::consistency))
         .route("/v1/sandbox/deliveries", get(ops::sandbox))
+        .route("/v1/webhooks/{channel}/{tenant}", post(webhooks::receive))
+        .merge(crate::portal::routes())
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(256 * 1024))
         .layer(axum::middleware::from_fn(ops::observe))

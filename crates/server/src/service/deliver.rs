@@ -18,15 +18,18 @@
 
 use std::time::Duration;
 
-use ladder_channels::{Content, DeliveryError, Dispatch};
+use ladder_channels::{
+    Content, DeliveryError, Destination, DeviceTarget, Dispatch, PushPlatform, PushTarget,
+};
 use ladder_core::decision::{Confirmation, FailedAttempt, Note, Route};
 use ladder_core::{Channel, Container, MessageMeta, Outcome, Timestamp};
 use ladder_store::messages::{self, Event, Message, Status};
 use ladder_store::outbox::{self, Kind, Work};
-use ladder_store::{StoreError, Tx, sealed, threads};
+use ladder_store::{StoreError, Tx, deliveries, recipients, sealed, threads};
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::service::devices::open_contact;
 use crate::service::redecide::{Trigger, decide_after_failures, redecide};
 use crate::service::send::load_inputs;
 use crate::service::{audit, keys, payload_aad};
@@ -39,6 +42,8 @@ pub(crate) const ACTOR: &str = "worker";
 enum Attempt {
     Accepted {
         duplicate: bool,
+        provider_ref: String,
+        idempotency_key: String,
     },
     Transient(String),
     /// Permanent failure or timeout: re-decide without this channel.
@@ -62,6 +67,8 @@ pub async fn run(state: &AppState, work: &Work) -> Result<(), ApiError> {
     match work.kind {
         Kind::Redecide => redecide(state, work, message, Trigger::Recheck).await,
         Kind::Deliver => deliver(state, work, message).await,
+        Kind::CheckDelivered => super::receipts::check_delivered(state, work, message).await,
+        Kind::ProviderFailed => super::receipts::provider_failed(state, work, message).await,
     }
 }
 
@@ -146,22 +153,30 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
         ));
     }
     let timeout = Duration::from_millis(state.config.delivery.timeout_ms);
+    let tenant = tenant_name(state, &message.tenant_id).await?;
+    let to = destination(state, &message).await?;
     let mut results = Vec::new();
     for (channel, content) in sends {
         let dispatch = Dispatch {
             tenant_id: message.tenant_id.clone(),
             message_id: message.id.clone(),
             recipient_id: message.recipient_id.clone(),
+            thread_id: message.thread_id.clone(),
             channel,
             idempotency_key: idempotency_key(&message.id, &route, channel),
             content,
+            to: to.clone(),
+            assurance: route.assurance,
+            expires_at: message.expires_at,
         };
-        let attempt = match state.channels.get(channel) {
+        let attempt = match state.channels.for_tenant(&tenant, channel) {
             None => Attempt::Failed("channel_not_configured".into()),
             Some(adapter) => match tokio::time::timeout(timeout, adapter.send(&dispatch)).await {
                 Err(_) => Attempt::Failed("timeout".into()),
                 Ok(Ok(a)) => Attempt::Accepted {
                     duplicate: a.duplicate,
+                    provider_ref: a.provider_ref,
+                    idempotency_key: dispatch.idempotency_key.clone(),
                 },
                 Ok(Err(DeliveryError::Transient { code })) => Attempt::Transient(code),
                 Ok(Err(DeliveryError::Permanent { code })) => Attempt::Failed(code),
@@ -237,6 +252,63 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
     }
 }
 
+/// The tenant's name: per-tenant provider accounts are configured by name.
+pub(crate) async fn tenant_name(state: &AppState, tenant_id: &str) -> Result<String, ApiError> {
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    Ok(ladder_store::tenants::get(&mut conn, tenant_id)
+        .await?
+        .map(|t| t.name)
+        .unwrap_or_default())
+}
+
+/// The recipient's addresses (opened from their sealed contact) and active
+/// devices, for the hand-over only.
+pub(crate) async fn destination(
+    state: &AppState,
+    message: &Message,
+) -> Result<Destination, ApiError> {
+    let (recipient, devices) = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        let r = recipients::get(&mut conn, &message.tenant_id, &message.recipient_id)
+            .await?
+            .ok_or_else(|| ApiError::Internal(format!("recipient of {} is missing", message.id)))?;
+        let d =
+            recipients::devices_of(&mut conn, &message.tenant_id, &message.recipient_id).await?;
+        (r, d)
+    };
+    let contact = open_contact(state, &message.tenant_id, &recipient)?;
+    Ok(Destination {
+        phone: contact.phone,
+        email: contact.email,
+        devices: devices
+            .into_iter()
+            .filter(|d| !d.evidence.is_revoked())
+            .map(|d| DeviceTarget {
+                id: d.id,
+                agreement_key: d.agreement_key,
+                push: d.push.and_then(|(platform, token)| {
+                    let platform = match platform.as_str() {
+                        "apns" => PushPlatform::Apns,
+                        "fcm" => PushPlatform::Fcm,
+                        _ => return None,
+                    };
+                    Some(PushTarget { platform, token })
+                }),
+            })
+            .collect(),
+    })
+}
+
 /// Exponential backoff with equal jitter: a random delay between half of
 /// `base * 2^attempts` and all of it, capped at the configured maximum.
 pub fn backoff(config: &crate::config::DeliveryConfig, attempts: i64) -> i64 {
@@ -290,23 +362,22 @@ async fn open_payload(
 
 /// The tenant's notice with a link for the recipient. Content-free by
 /// construction: the template may name only the tenant, a link and an
-/// expiry. The link carries a random token, never the message id; the portal
-/// that will honour it (and store its hash) is the channels issue's.
+/// expiry. The link is the portal's one-time link for this message.
 async fn notice_text(state: &AppState, message: &Message) -> Result<String, ApiError> {
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
-    let policy = state.active_policy(&mut conn, &message.tenant_id).await?;
-    let token = ladder_store::ids::random_hex(24)?;
-    let link = format!("{}/portal/{token}", state.config.public_url());
-    let expires_in = "7 days";
+    let policy = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        state.active_policy(&mut conn, &message.tenant_id).await?
+    };
+    let (link, expires_in) = crate::portal::link_for(state, message).await?;
     let text = policy
         .class(&message.class)
         .and_then(|c| policy.notice_for(c))
-        .map(|t| t.render(policy.display_name(), &link, expires_in).0)
+        .map(|t| t.render(policy.display_name(), &link, &expires_in).0)
         .unwrap_or_else(|| {
             format!(
                 "You have a new secure message from {}. Open it here: {link}",
@@ -326,7 +397,27 @@ async fn record_attempts(
     let mut tx = state.store.begin().await?;
     for (channel, attempt) in results {
         let (outcome, code, duplicate) = match attempt {
-            Attempt::Accepted { duplicate } => ("accepted", None, *duplicate),
+            Attempt::Accepted {
+                duplicate,
+                provider_ref,
+                idempotency_key,
+            } => {
+                deliveries::record(
+                    &mut tx,
+                    &deliveries::Delivery {
+                        tenant_id: message.tenant_id.clone(),
+                        message_id: message.id.clone(),
+                        channel: channel.to_string(),
+                        provider_ref: provider_ref.clone(),
+                        idempotency_key: idempotency_key.clone(),
+                        status: "accepted".into(),
+                        created_at: now().0,
+                        updated_at: now().0,
+                    },
+                )
+                .await?;
+                ("accepted", None, *duplicate)
+            }
             Attempt::Transient(c) => ("transient_failure", Some(c.as_str()), false),
             Attempt::Failed(c) => ("permanent_failure", Some(c.as_str()), false),
         };
@@ -441,6 +532,23 @@ async fn delivered(
         json!({ "route": route.name(), "assurance": route.assurance }),
     )
     .await?;
+    // RCS is delivered when the provider says so: if it has not within the
+    // deadline, the message is withdrawn and falls back.
+    if let (Container::Rcs, Some(secs)) = (
+        route.container,
+        state.config.channels.rcs_delivery_timeout_s,
+    ) {
+        let due =
+            now_ms().saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX));
+        outbox::enqueue(
+            &mut tx,
+            &message.tenant_id,
+            &message.id,
+            Kind::CheckDelivered,
+            due,
+        )
+        .await?;
+    }
     complete_and_commit(tx, state, work).await?;
     metrics::counter!("ladder_delivery_outcomes_total", "outcome" => "sent", "container" => route.container.to_string())
         .increment(1);

@@ -43,10 +43,27 @@ pub struct SealedContact {
     pub ciphertext: String,
 }
 
+/// A recipient's addresses, in the clear only while a channel needs them.
 #[derive(Serialize, Deserialize)]
-struct Contact {
-    email: Option<String>,
-    phone: Option<String>,
+pub(crate) struct Contact {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// Opens a recipient's sealed addresses.
+pub(crate) fn open_contact(
+    state: &AppState,
+    tenant_id: &str,
+    recipient: &Recipient,
+) -> Result<Contact, ApiError> {
+    let (key, sealed) = unwrap_contact(state, tenant_id, &recipient.contact_sealed)?;
+    let ciphertext =
+        hex::decode(&sealed.ciphertext).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let plain =
+        sealed::open(&key, &contact_aad(tenant_id, &recipient.id), &ciphertext).map_err(|e| {
+            ApiError::Internal(format!("contact of {} does not open: {e}", recipient.id))
+        })?;
+    serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 fn check_address(field: &str, value: &str, ok: impl Fn(&str) -> bool) -> Result<(), ApiError> {
@@ -182,6 +199,16 @@ pub struct NewDevice {
     pub agreement_key: Option<String>,
     #[serde(default)]
     pub labels: PlatformLabels,
+    /// Where the device takes content-free wake-ups.
+    #[serde(default)]
+    pub push: Option<NewPush>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPush {
+    pub platform: ladder_channels::PushPlatform,
+    pub token: String,
 }
 
 fn key32(field: &str, hex_text: &str) -> Result<[u8; 32], ApiError> {
@@ -226,6 +253,13 @@ pub async fn enrol(
         recipient_id: recipient.id.clone(),
         identity_key,
         agreement_key,
+        push: req.push.map(|p| {
+            let platform = match p.platform {
+                ladder_channels::PushPlatform::Apns => "apns",
+                ladder_channels::PushPlatform::Fcm => "fcm",
+            };
+            (platform.to_string(), p.token)
+        }),
         evidence: DeviceEvidence::new(id.as_str(), req.labels, now()),
     };
     recipients::insert_device(&mut tx, &device).await?;

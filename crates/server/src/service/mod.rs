@@ -9,6 +9,7 @@ pub mod devices;
 pub mod keys;
 pub mod overrides;
 pub mod policy;
+pub mod receipts;
 pub mod redecide;
 pub mod send;
 pub mod tenants;

@@ -1,0 +1,21 @@
+//! Placeholder: the push provider adapter (the channels work fills it in).
+//!
+//! Contract: `PushConfig` (serde, `deny_unknown_fields`) is the `[channels.push]`
+//! table of the server config (and `[channels.tenants.<name>.push]` for a
+//! tenant's own account); `install` adds this channel's adapter (and, for
+//! providers that send receipts, its webhook verifier) to `channels`.
+
+use crate::Channels;
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {}
+
+/// Adds the adapter configured by `config`, for `tenant` only when given.
+pub fn install(
+    _config: &PushConfig,
+    _tenant: Option<&str>,
+    channels: Channels,
+) -> Result<Channels, crate::ConfigError> {
+    Ok(channels)
+}

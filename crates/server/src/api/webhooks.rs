@@ -1,0 +1,88 @@
+//! `POST /v1/webhooks/{channel}/{tenant}`: delivery receipts from providers.
+//! Each provider signs its webhooks; the channel's verifier checks the
+//! signature before anything is read. A forged or malformed webhook changes
+//! nothing, answers 401 or 400, and is audited in the tenant's log.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::HeaderMap;
+use ladder_channels::webhook::{WebhookError, WebhookRequest};
+use ladder_core::Channel;
+use ladder_store::{StoreError, tenants};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::service::{audit, receipts};
+use crate::state::AppState;
+
+pub async fn receive(
+    State(state): State<AppState>,
+    Path((channel, tenant)): Path<(String, String)>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let channel: Channel = channel
+        .parse()
+        .map_err(|_| ApiError::not_found("webhook", format!("{channel}/{tenant}")))?;
+    let t = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        tenants::find_by_name(&mut conn, &tenant).await?
+    }
+    .ok_or_else(|| ApiError::not_found("webhook", format!("{channel}/{tenant}")))?;
+    let verifier = state
+        .channels
+        .verifier_for(&t.name, channel)
+        .ok_or_else(|| ApiError::not_found("webhook", format!("{channel}/{tenant}")))?;
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let url = format!("{}{}", state.config.public_url(), uri);
+    let request = WebhookRequest {
+        url: &url,
+        headers: &headers,
+        body: &body,
+    };
+    match verifier.receipts(&request) {
+        Ok(list) => {
+            let applied = receipts::apply(&state, &t.id, channel, &list).await?;
+            Ok(Json(json!({ "received": list.len(), "applied": applied })))
+        }
+        Err(e) => {
+            let mut tx = state.store.begin().await?;
+            audit::record(
+                &mut tx,
+                &state,
+                &t.id,
+                "provider",
+                "webhook_rejected",
+                None,
+                json!({ "channel": channel, "reason": match &e {
+                    WebhookError::BadSignature => "bad_signature",
+                    WebhookError::Malformed(_) => "malformed",
+                    WebhookError::Unsupported => "unsupported",
+                } }),
+            )
+            .await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            metrics::counter!("ladder_webhooks_rejected_total", "channel" => channel.to_string())
+                .increment(1);
+            Err(match e {
+                WebhookError::BadSignature => ApiError::Invalid {
+                    status: axum::http::StatusCode::UNAUTHORIZED,
+                    code: "bad_signature",
+                    message: "the webhook signature is missing or does not verify".into(),
+                    details: Value::Null,
+                },
+                other => ApiError::bad_request("invalid_webhook", other.to_string()),
+            })
+        }
+    }
+}

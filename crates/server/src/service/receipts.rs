@@ -1,0 +1,239 @@
+//! After the hand-over: receipts from providers move a message from sent to
+//! delivered and read, or — failed or expired — down its ladder; and an RCS
+//! message not delivered in time is withdrawn before it falls back, so the
+//! recipient never gets it twice.
+
+use ladder_channels::webhook::{Receipt, ReceiptStatus};
+use ladder_channels::{Dispatch, Revoked};
+use ladder_core::decision::FailedAttempt;
+use ladder_core::{Channel, Outcome};
+use ladder_store::messages::{self, Event, Message, Status};
+use ladder_store::outbox::{self, Kind, Work};
+use ladder_store::{StoreError, deliveries};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::service::audit;
+use crate::service::deliver::{complete_and_commit, destination, lock_unchanged, tenant_name};
+use crate::service::redecide::{Trigger, redecide};
+use crate::state::{AppState, now, now_ms};
+
+fn label(status: ReceiptStatus) -> &'static str {
+    match status {
+        ReceiptStatus::Delivered => "delivered",
+        ReceiptStatus::Read => "read",
+        ReceiptStatus::Failed => "failed",
+        ReceiptStatus::Expired => "expired",
+    }
+}
+
+/// Applies verified receipts for `tenant_id` on `channel`. Receipts for
+/// references this tenant never sent are ignored (and counted).
+pub async fn apply(
+    state: &AppState,
+    tenant_id: &str,
+    channel: Channel,
+    receipts: &[Receipt],
+) -> Result<usize, ApiError> {
+    let mut applied = 0;
+    for r in receipts {
+        let mut tx = state.store.begin().await?;
+        let Some(delivery) =
+            deliveries::by_ref(&mut tx, tenant_id, &channel.to_string(), &r.provider_ref).await?
+        else {
+            metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => "unknown_ref").increment(1);
+            continue;
+        };
+        let status = label(r.status);
+        deliveries::set_status(
+            &mut tx,
+            &delivery.channel,
+            &delivery.provider_ref,
+            status,
+            now().0,
+        )
+        .await?;
+        let Some(mut message) = messages::get_for_update(
+            &mut tx,
+            state.store.dialect(),
+            tenant_id,
+            &delivery.message_id,
+        )
+        .await?
+        else {
+            continue;
+        };
+        // The receipt concerns the route the message is on now; receipts of
+        // an abandoned route are recorded but move nothing.
+        let on_route = message
+            .decision
+            .outcome
+            .route()
+            .is_some_and(|route| route.container.channel() == channel);
+        let next = match (r.status, message.status) {
+            (ReceiptStatus::Delivered, Status::Sent) => Some(Status::Delivered),
+            (ReceiptStatus::Read, Status::Sent | Status::Delivered) => Some(Status::Read),
+            _ => None,
+        };
+        if let (Some(next), true) = (next, on_route) {
+            message.status = next;
+            message.updated_at = now().0;
+            messages::update(&mut tx, &message).await?;
+        }
+        if matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired)
+            && on_route
+            && message.status == Status::Sent
+        {
+            outbox::enqueue(
+                &mut tx,
+                tenant_id,
+                &message.id,
+                Kind::ProviderFailed,
+                now_ms(),
+            )
+            .await?;
+        }
+        messages::add_event(
+            &mut tx,
+            tenant_id,
+            &message.id,
+            &Event {
+                at: now().0,
+                kind: format!("receipt_{status}"),
+                detail: json!({ "channel": channel }),
+            },
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            state,
+            tenant_id,
+            "provider",
+            "delivery_receipt",
+            Some(&message.id),
+            json!({ "channel": channel, "status": status }),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => status).increment(1);
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// The provider reported the message failed or expired after accepting it.
+pub async fn provider_failed(
+    state: &AppState,
+    work: &Work,
+    message: Message,
+) -> Result<(), ApiError> {
+    let Some(route) = message.decision.outcome.route().cloned() else {
+        return finish(state, work).await;
+    };
+    if message.status != Status::Sent {
+        return finish(state, work).await;
+    }
+    let failed = FailedAttempt {
+        step: route.step,
+        channel: route.container.channel(),
+    };
+    redecide(
+        state,
+        work,
+        message,
+        Trigger::Failure(failed, "provider_reported_failure".into()),
+    )
+    .await
+}
+
+/// The RCS delivery deadline: still not delivered → withdraw, then fall back.
+pub async fn check_delivered(
+    state: &AppState,
+    work: &Work,
+    message: Message,
+) -> Result<(), ApiError> {
+    let route = match (&message.status, &message.decision.outcome) {
+        (Status::Sent, Outcome::Deliver { route }) => route.clone(),
+        _ => return finish(state, work).await,
+    };
+    let channel = route.container.channel();
+    let held = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        deliveries::of_message(&mut conn, &message.tenant_id, &message.id)
+            .await?
+            .into_iter()
+            .filter(|d| d.channel == channel.to_string() && d.status == "accepted")
+            .collect::<Vec<_>>()
+    };
+    let tenant = tenant_name(state, &message.tenant_id).await?;
+    let Some(adapter) = state.channels.for_tenant(&tenant, channel) else {
+        return finish(state, work).await;
+    };
+    let to = destination(state, &message).await?;
+    let mut withdrawn = true;
+    for d in &held {
+        let dispatch = Dispatch {
+            tenant_id: message.tenant_id.clone(),
+            message_id: message.id.clone(),
+            recipient_id: message.recipient_id.clone(),
+            thread_id: message.thread_id.clone(),
+            channel,
+            idempotency_key: d.idempotency_key.clone(),
+            content: ladder_channels::Content::Notice(String::new()),
+            to: to.clone(),
+            assurance: route.assurance,
+            expires_at: message.expires_at,
+        };
+        match adapter.revoke(&dispatch, &d.provider_ref).await {
+            Ok(Revoked::Revoked) => {
+                let mut conn = state
+                    .store
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(StoreError::from)?;
+                deliveries::set_status(&mut conn, &d.channel, &d.provider_ref, "revoked", now().0)
+                    .await?;
+            }
+            Ok(Revoked::AlreadyDelivered) => withdrawn = false,
+            // Cannot withdraw: falling back would show it twice. Stay.
+            Ok(Revoked::Unsupported) | Err(_) => return finish(state, work).await,
+        }
+    }
+    if !withdrawn {
+        let mut tx = state.store.begin().await?;
+        if let Some(mut m) = lock_unchanged(&mut tx, state, &message).await? {
+            m.status = Status::Delivered;
+            m.updated_at = now().0;
+            messages::update(&mut tx, &m).await?;
+        }
+        return complete_and_commit(tx, state, work).await;
+    }
+    let failed = FailedAttempt {
+        step: route.step,
+        channel,
+    };
+    redecide(
+        state,
+        work,
+        message,
+        Trigger::Failure(failed, "not_delivered_in_time".into()),
+    )
+    .await
+}
+
+async fn finish(state: &AppState, work: &Work) -> Result<(), ApiError> {
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    outbox::complete(&mut conn, &work.id, &state.node, now_ms()).await?;
+    Ok(())
+}
