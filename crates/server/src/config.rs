@@ -32,6 +32,7 @@ pub struct Config {
     pub handshake: HandshakeConfig,
     pub audit: AuditConfig,
     pub channels: ChannelsConfig,
+    pub portal: crate::portal::PortalConfig,
 }
 
 impl Default for Config {
@@ -48,6 +49,7 @@ impl Default for Config {
             handshake: HandshakeConfig::default(),
             audit: AuditConfig::default(),
             channels: ChannelsConfig::default(),
+            portal: crate::portal::PortalConfig::default(),
         }
     }
 }

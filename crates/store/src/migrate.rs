@@ -43,6 +43,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_channels.sql"),
         postgres: include_str!("../migrations/postgres/0005_channels.sql"),
     },
+    Migration {
+        version: 6,
+        name: "in-app inbox",
+        sqlite: include_str!("../migrations/sqlite/0006_inbox.sql"),
+        postgres: include_str!("../migrations/postgres/0006_inbox.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "portal",
+        sqlite: include_str!("../migrations/sqlite/0007_portal.sql"),
+        postgres: include_str!("../migrations/postgres/0007_portal.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod device;
 mod messages;
 mod ops;
 mod recipients;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/proof/consistency", get(audit::consistency))
         .route("/v1/sandbox/deliveries", get(ops::sandbox))
         .route("/v1/webhooks/{channel}/{tenant}", post(webhooks::receive))
+        .merge(device::routes())
         .merge(crate::portal::routes())
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(256 * 1024))

@@ -10,6 +10,11 @@ use ladder_store::messages::Message;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// `[portal]` settings.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {}
+
 /// A one-time link to the message on the portal, and its validity as text.
 pub async fn link_for(state: &AppState, _message: &Message) -> Result<(String, String), ApiError> {
     let token = ladder_store::ids::random_hex(24)?;

@@ -1,0 +1,1 @@
+//! Placeholder: the in-app device client (the channels work fills it in).

@@ -1,0 +1,1 @@
+//! Placeholder: the fake push provider (the channels work fills it in).

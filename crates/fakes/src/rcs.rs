@@ -1,0 +1,1 @@
+//! Placeholder: the fake rcs provider (the channels work fills it in).

@@ -1,0 +1,1 @@
+//! Placeholder: the fake sms provider (the channels work fills it in).

@@ -1,0 +1,1 @@
+//! Placeholder: the fake smtp provider (the channels work fills it in).

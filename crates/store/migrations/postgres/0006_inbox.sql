@@ -1,0 +1,1 @@
+-- in-app inbox (filled in by the channels work)

@@ -1,0 +1,1 @@
+-- portal links and sessions (filled in by the channels work)
