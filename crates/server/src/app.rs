@@ -47,6 +47,9 @@ pub enum StartError {
 /// Opens the store and keyring a configuration names, creating the data
 /// directory (owner-only) when the defaults point into it.
 pub async fn open(config: &Config) -> Result<(Store, Keyring), StartError> {
+    // Provider adapters speak HTTPS through rustls with the ring provider;
+    // it must be installed once per process before any client is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let url = config.database_url();
     if url.starts_with("sqlite:") || config.keyring.is_none() {
         create_private_dir(&config.data_dir)?;

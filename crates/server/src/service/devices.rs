@@ -237,6 +237,16 @@ pub async fn enrol(
             "field `identity_key` is not a valid Ed25519 public key",
         ));
     }
+    if let Some(p) = &req.push
+        && (p.token.is_empty()
+            || p.token.len() > 4096
+            || !p.token.chars().all(|c| c.is_ascii_graphic()))
+    {
+        return Err(ApiError::invalid(
+            "invalid_push_token",
+            "field `push.token` must be 1-4096 printable characters",
+        ));
+    }
     let agreement_key = req
         .agreement_key
         .as_deref()
