@@ -259,6 +259,20 @@ impl Channels {
         self.adapters.get(&channel)
     }
 
+    /// Wraps every adapter (deployment and tenants') of `channel` so it
+    /// fails as `failure` says first (see [`sandbox::faulty`]).
+    pub fn with_failure(mut self, channel: Channel, failure: sandbox::Failure) -> Channels {
+        if let Some(a) = self.adapters.remove(&channel) {
+            self.adapters.insert(channel, sandbox::faulty(a, failure));
+        }
+        for m in self.tenants.values_mut() {
+            if let Some(a) = m.remove(&channel) {
+                m.insert(channel, sandbox::faulty(a, failure));
+            }
+        }
+        self
+    }
+
     /// The tenant's own adapter for `channel`, else the deployment's.
     pub fn for_tenant(&self, tenant: &str, channel: Channel) -> Option<&Arc<dyn Adapter>> {
         self.tenants

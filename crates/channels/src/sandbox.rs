@@ -32,27 +32,15 @@ pub enum Failure {
 /// Failure settings per channel (`[channels.sandbox.fail]` in the config).
 pub type Failures = BTreeMap<Channel, Failure>;
 
-/// One sandbox channel.
+/// One sandbox channel. Failures are injected by [`faulty`], the same way
+/// for sandbox and real adapters.
 #[derive(Debug)]
 pub struct SandboxAdapter {
     channel: Channel,
     store: Store,
-    failure: Failure,
-    /// Sends seen per idempotency key, for `Transient`.
-    seen: Mutex<HashMap<String, u32>>,
 }
 
 impl SandboxAdapter {
-    fn attempt(&self, key: &str) -> u32 {
-        let mut seen = match self.seen.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let n = seen.entry(key.to_string()).or_insert(0);
-        *n += 1;
-        *n
-    }
-
     async fn record(&self, d: &Dispatch) -> Result<Accepted, DeliveryError> {
         let at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -92,6 +80,46 @@ impl Adapter for SandboxAdapter {
     }
 
     fn send<'a>(&'a self, d: &'a Dispatch) -> BoxFuture<'a, Result<Accepted, DeliveryError>> {
+        Box::pin(self.record(d))
+    }
+}
+
+/// Sandbox adapters for every channel.
+pub fn channels(store: &Store) -> Channels {
+    Channel::ALL
+        .iter()
+        .fold(Channels::default(), |acc, &channel| {
+            acc.with(Arc::new(SandboxAdapter {
+                channel,
+                store: store.clone(),
+            }))
+        })
+}
+
+/// Wraps any adapter so it fails as configured before reaching its
+/// provider: `[channels.sandbox.fail]` applies to real adapters too (the
+/// in-app channel is always real), for tests and demos of fallbacks.
+pub fn faulty(inner: Arc<dyn Adapter>, failure: Failure) -> Arc<dyn Adapter> {
+    Arc::new(Faulty {
+        inner,
+        failure,
+        seen: Mutex::new(HashMap::new()),
+    })
+}
+
+#[derive(Debug)]
+struct Faulty {
+    inner: Arc<dyn Adapter>,
+    failure: Failure,
+    seen: Mutex<HashMap<String, u32>>,
+}
+
+impl Adapter for Faulty {
+    fn channel(&self) -> Channel {
+        self.inner.channel()
+    }
+
+    fn send<'a>(&'a self, d: &'a Dispatch) -> BoxFuture<'a, Result<Accepted, DeliveryError>> {
         Box::pin(async move {
             match self.failure {
                 Failure::Never => {}
@@ -101,7 +129,16 @@ impl Adapter for SandboxAdapter {
                     });
                 }
                 Failure::Transient { times } => {
-                    if self.attempt(&d.idempotency_key) <= times {
+                    let n = {
+                        let mut seen = match self.seen.lock() {
+                            Ok(s) => s,
+                            Err(poisoned) => poisoned.into_inner(),
+                        };
+                        let n = seen.entry(d.idempotency_key.clone()).or_insert(0);
+                        *n += 1;
+                        *n
+                    };
+                    if n <= times {
                         return Err(DeliveryError::Transient {
                             code: "sandbox_unavailable".into(),
                         });
@@ -114,21 +151,15 @@ impl Adapter for SandboxAdapter {
                     });
                 }
             }
-            self.record(d).await
+            self.inner.send(d).await
         })
     }
-}
 
-/// Sandbox adapters for every channel, failing as configured.
-pub fn channels(store: &Store, failures: &Failures) -> Channels {
-    Channel::ALL
-        .iter()
-        .fold(Channels::default(), |acc, &channel| {
-            acc.with(Arc::new(SandboxAdapter {
-                channel,
-                store: store.clone(),
-                failure: failures.get(&channel).copied().unwrap_or_default(),
-                seen: Mutex::new(HashMap::new()),
-            }))
-        })
+    fn revoke<'a>(
+        &'a self,
+        d: &'a Dispatch,
+        provider_ref: &'a str,
+    ) -> BoxFuture<'a, Result<crate::Revoked, DeliveryError>> {
+        self.inner.revoke(d, provider_ref)
+    }
 }

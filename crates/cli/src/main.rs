@@ -12,6 +12,9 @@ macro_rules! out {
 }
 
 mod audit;
+mod demo;
+mod demo_portal;
+mod device;
 mod service;
 mod simulate;
 
@@ -63,6 +66,13 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Walk through the story that motivates ladder, against fake providers; exit 0 if it all behaved.
+    Demo(demo::Args),
+    /// The in-app device client: enrol a device, hand-shake, read its end-to-end encrypted inbox.
+    Device {
+        #[command(subcommand)]
+        command: device::DeviceCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +112,9 @@ pub(crate) fn read(path: &Path) -> Result<String, CliError> {
 }
 
 fn main() -> ExitCode {
+    // HTTPS clients (provider adapters, `audit witness`, the device client)
+    // use rustls with the ring provider, installed once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Policy {
@@ -117,6 +130,8 @@ fn main() -> ExitCode {
         Command::Override { command } => service::override_cmd(&command),
         Command::Keys { command } => service::keys_cmd(&command),
         Command::Audit { command } => audit::run(&command),
+        Command::Device { command } => device::run(&command),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -41,6 +41,7 @@ struct Env {
 
 impl Env {
     async fn start(backend: Backend) -> Option<Env> {
+        support::tls();
         let dir = tempfile::tempdir().unwrap();
         let mut config = ladder_server::Config {
             listen: "127.0.0.1:0".parse().unwrap(),

@@ -190,6 +190,7 @@ fn canary(store: &[String], tmp: &Path, data: &Path, pg: Option<(&str, &str)>) {
         .enable_all()
         .build()
         .unwrap();
+    support::tls();
     let metrics = rt.block_on(async {
         reqwest::get(format!("{}/metrics", s.base))
             .await

@@ -191,10 +191,15 @@ pub async fn offline_state(config: Config) -> Result<AppState, StartError> {
 /// The sandbox for every channel, replaced where the deployment or a
 /// tenant configured a real provider, and the in-app channel (ladder's own).
 fn build_channels(store: &Store, config: &Config) -> Result<ladder_channels::Channels, StartError> {
-    let mut channels = ladder_channels::sandbox::channels(store, &config.channels.sandbox.fail);
+    let mut channels = ladder_channels::sandbox::channels(store);
     channels = config.channels.deployment().install(None, channels)?;
     for (tenant, providers) in &config.channels.tenants {
         channels = providers.install(Some(tenant), channels)?;
     }
-    Ok(ladder_channels::inapp::install(store, channels))
+    channels = ladder_channels::inapp::install(store, channels);
+    // Configured failures apply to whichever adapter serves the channel.
+    for (channel, failure) in &config.channels.sandbox.fail {
+        channels = channels.with_failure(*channel, *failure);
+    }
+    Ok(channels)
 }

@@ -255,6 +255,7 @@ impl Config {
 
     /// Refuses settings that cannot work together.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.portal.check()?;
         // A claimed item may make two provider calls; its lease must outlast
         // both, or another worker takes it over mid-delivery.
         let needed = i64::try_from(self.delivery.timeout_ms.saturating_mul(3)).unwrap_or(i64::MAX);

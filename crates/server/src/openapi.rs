@@ -25,14 +25,18 @@ mod tests {
 
     use super::DOCUMENT;
 
-    /// The operations called without an API key: operations endpoints, and
-    /// provider webhooks (authenticated by the provider's signature).
-    const PUBLIC: [(&str, &str); 5] = [
+    /// The operations called without an API key: operations endpoints,
+    /// provider webhooks (authenticated by the provider's signature) and the
+    /// device inbox (authenticated by the device key).
+    const PUBLIC: [(&str, &str); 8] = [
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/v1/openapi.json"),
         ("post", "/v1/webhooks/{channel}/{tenant}"),
+        ("get", "/v1/device/me"),
+        ("get", "/v1/device/inbox"),
+        ("post", "/v1/device/inbox/{message_id}/ack"),
     ];
 
     /// The keys of an OpenAPI path item that are operations.

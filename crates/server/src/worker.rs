@@ -127,6 +127,7 @@ pub async fn maintenance(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         if let Ok(mut conn) = state.store.pool().acquire().await {
             let _ = recipients::purge_challenges(&mut conn, now().0 - 3600).await;
+            let _ = ladder_store::inbox::purge_expired(&mut conn, now().0).await;
         }
         let interval = Duration::from_secs(state.config.audit.checkpoint_interval_s);
         let due_by_time = last_checkpoint.elapsed() >= interval;

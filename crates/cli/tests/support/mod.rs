@@ -9,6 +9,11 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
+/// Installs the TLS provider reqwest needs (once per test process).
+pub fn tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn ladder() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ladder"))
 }
@@ -81,6 +86,7 @@ pub fn call(
         .enable_all()
         .build()
         .unwrap();
+    tls();
     rt.block_on(async {
         let client = reqwest::Client::new();
         let mut req = client

@@ -1,11 +1,324 @@
-//! Placeholder: the in-app device inbox (the channels work fills it in).
+//! `/v1/device/…`: the in-app device inbox, for the recipient's own
+//! device. These requests carry no API key: each is signed by the device's
+//! enrolled Ed25519 identity key, and the device's row names its tenant.
 //!
-//! Contract: `routes()` serves the device-authenticated inbox endpoints.
+//! Headers:
+//! - `X-Ladder-Device`: the device id;
+//! - `X-Ladder-Timestamp`: Unix seconds, within 60 s of the server's clock;
+//! - `X-Ladder-Signature`: hex Ed25519 signature over
+//!   [`ladder_channels::inapp::device_request_signing_bytes`] — `"ladder
+//!   device request v1\n{METHOD}\n{path}\n{timestamp}\n{hex sha256(body)}"`,
+//!   the path with its query string if any.
+//!
+//! An unknown device and a bad signature get the same 401, so nobody learns
+//! which device ids exist; a revoked device gets 401 and nothing else. A
+//! forged, replayed-late or revoked device's request is audited in the
+//! device's tenant. Every error is the one JSON envelope.
+//!
+//! The inbox serves ciphertext only: the server cannot open it.
 
-use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signature, VerifyingKey};
+use ladder_channels::inapp::{HPKE_SUITE, device_request_signing_bytes};
+use ladder_channels::webhook::{Receipt, ReceiptStatus};
+use ladder_core::{AssuranceLevel, Channel};
+use ladder_store::recipients::{self, Device};
+use ladder_store::{StoreError, inbox};
+use serde_json::{Value, json};
 
-use crate::state::AppState;
+use crate::error::ApiError;
+use crate::service::{audit, receipts};
+use crate::state::{AppState, now};
+
+pub const DEVICE_HEADER: &str = "x-ladder-device";
+pub const TIMESTAMP_HEADER: &str = "x-ladder-timestamp";
+pub const SIGNATURE_HEADER: &str = "x-ladder-signature";
+
+/// How far a request's timestamp may be from the server's clock.
+pub const MAX_SKEW_S: i64 = 60;
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 500;
+
+/// Actor of device-signed requests in the audit log.
+fn actor(device_id: &str) -> String {
+    format!("device:{device_id}")
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/v1/device/me", get(me))
+        .route("/v1/device/inbox", get(list))
+        .route("/v1/device/inbox/{message_id}/ack", post(ack))
+}
+
+fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::Invalid {
+        status: StatusCode::UNAUTHORIZED,
+        code,
+        message: message.into(),
+        details: Value::Null,
+    }
+}
+
+/// The one answer for an unknown device and a bad signature.
+fn not_recognised() -> ApiError {
+    unauthorized(
+        "unauthenticated",
+        "device authentication failed: unknown device or bad signature",
+    )
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, ApiError> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            unauthorized(
+                "unauthenticated",
+                format!(
+                    "header `{name}` is missing; device requests carry X-Ladder-Device, X-Ladder-Timestamp and X-Ladder-Signature"
+                ),
+            )
+        })
+}
+
+fn counted(outcome: &'static str) {
+    metrics::counter!("ladder_device_requests_total", "outcome" => outcome).increment(1);
+}
+
+/// Checks a device-signed request; answers the device it came from.
+async fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Device, ApiError> {
+    let device_id = header(headers, DEVICE_HEADER)?;
+    let timestamp: i64 = header(headers, TIMESTAMP_HEADER)?.parse().map_err(|_| {
+        unauthorized(
+            "unauthenticated",
+            "header `x-ladder-timestamp` must be Unix seconds",
+        )
+    })?;
+    let signature = hex::decode(header(headers, SIGNATURE_HEADER)?)
+        .ok()
+        .and_then(|b| Signature::from_slice(&b).ok())
+        .ok_or_else(|| {
+            unauthorized(
+                "unauthenticated",
+                "header `x-ladder-signature` must be a 64-byte Ed25519 signature, hex-encoded",
+            )
+        })?;
+    let device = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        match inbox::device_tenant(&mut conn, device_id).await? {
+            Some(tenant) => recipients::get_device(&mut conn, &tenant, device_id).await?,
+            None => None,
+        }
+    };
+    let Some(device) = device else {
+        counted("unknown_device");
+        return Err(not_recognised());
+    };
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let signed = device_request_signing_bytes(method.as_str(), path, timestamp, body);
+    let verified = VerifyingKey::from_bytes(&device.identity_key)
+        .is_ok_and(|k| k.verify_strict(&signed, &signature).is_ok());
+    if !verified {
+        reject(state, &device, "bad_signature").await?;
+        return Err(not_recognised());
+    }
+    let at = now().0;
+    if (at - timestamp).abs() > MAX_SKEW_S {
+        reject(state, &device, "stale_timestamp").await?;
+        return Err(unauthorized(
+            "stale_request",
+            format!(
+                "header `x-ladder-timestamp` ({timestamp}) is more than {MAX_SKEW_S} s from the server's clock ({at})"
+            ),
+        ));
+    }
+    if device.evidence.is_revoked() {
+        reject(state, &device, "device_revoked").await?;
+        return Err(unauthorized("device_revoked", "this device is revoked"));
+    }
+    counted("ok");
+    Ok(device)
+}
+
+/// Audits a refused request of a known device, in its tenant.
+async fn reject(state: &AppState, device: &Device, code: &'static str) -> Result<(), ApiError> {
+    counted(code);
+    let mut tx = state.store.begin().await?;
+    audit::record(
+        &mut tx,
+        state,
+        &device.tenant_id,
+        &actor(&device.id),
+        "device_request_rejected",
+        Some(&device.id),
+        json!({ "code": code }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// `GET /v1/device/me`: who the device is, for its client.
+pub async fn me(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let d = authenticate(&state, &method, &uri, &headers, &body).await?;
+    Ok(Json(json!({
+        "id": d.id,
+        "tenant": d.tenant_id,
+        "recipient": d.recipient_id,
+        "labels": d.evidence.labels,
+        "enrolled_at": d.evidence.enrolled_at,
+        "agreement_key": d.agreement_key.map(hex::encode),
+        "suite": HPKE_SUITE,
+    })))
+}
+
+fn limit_of(uri: &Uri) -> Result<i64, ApiError> {
+    let Some(q) = uri.query() else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    let mut limit = DEFAULT_LIMIT;
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("limit", v)) => {
+                limit = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_query",
+                            format!("query parameter `limit` must be 1-{MAX_LIMIT}"),
+                        )
+                    })?;
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "unknown query parameter; only `limit` is accepted",
+                ));
+            }
+        }
+    }
+    Ok(limit)
+}
+
+/// `GET /v1/device/inbox`: this device's live ciphertexts, oldest first.
+pub async fn list(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit_of(&uri)?;
+    let device = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let at = now().0;
+    let entries = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        let entries =
+            inbox::for_device(&mut conn, &device.tenant_id, &device.id, at, limit).await?;
+        let fresh: Vec<String> = entries
+            .iter()
+            .filter(|e| e.fetched_at.is_none())
+            .map(|e| e.message_id.clone())
+            .collect();
+        inbox::mark_fetched(&mut conn, &device.tenant_id, &device.id, &fresh, at).await?;
+        entries
+    };
+    let shown: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let label = e
+                .assurance
+                .parse::<AssuranceLevel>()
+                .map_or("unknown", AssuranceLevel::label);
+            json!({
+                "message_id": e.message_id,
+                "thread_id": e.thread_id,
+                "assurance": e.assurance,
+                "label": label,
+                "expires_at": e.expires_at,
+                "created_at": e.created_at,
+                "fetched_at": e.fetched_at,
+                "enc": B64.encode(&e.enc),
+                "ciphertext": B64.encode(&e.ciphertext),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "device": device.id,
+        "suite": HPKE_SUITE,
+        "entries": shown,
+    })))
+}
+
+/// `POST /v1/device/inbox/{message_id}/ack`: the device holds the message;
+/// the server forgets its ciphertext for this device, and the message
+/// counts as delivered.
+pub async fn ack(
+    State(state): State<AppState>,
+    Path(message_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let device = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let removed = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        inbox::acknowledge(&mut conn, &device.tenant_id, &device.id, &message_id).await?
+    };
+    if !removed {
+        return Err(ApiError::not_found("inbox entry", &message_id));
+    }
+    receipts::apply(
+        &state,
+        &device.tenant_id,
+        Channel::InApp,
+        &[Receipt {
+            provider_ref: message_id.clone(),
+            status: ReceiptStatus::Delivered,
+        }],
+    )
+    .await?;
+    Ok(Json(
+        json!({ "message_id": message_id, "acknowledged": true }),
+    ))
 }

@@ -50,6 +50,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit/proof/consistency"),
     ("get", "/v1/sandbox/deliveries"),
     ("post", "/v1/webhooks/{channel}/{tenant}"),
+    ("get", "/v1/device/me"),
+    ("get", "/v1/device/inbox"),
+    ("post", "/v1/device/inbox/{message_id}/ack"),
 ];
 
 pub fn router(state: AppState) -> Router {

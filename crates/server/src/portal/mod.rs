@@ -1,30 +1,290 @@
-//! Placeholder: the recipient portal (the channels work fills it in).
+//! The recipient portal: the container for secure e-mail and SMS-notice
+//! routes, served as the server's own small HTML pages (no JavaScript).
 //!
-//! Contract: `link_for` issues the one-time link a notice carries for a
-//! message (returning the link and how long it stays valid, as text), and
-//! `routes` serves the portal's pages.
+//! A notice carries a one-time link ([`link_for`]): a 256-bit random token,
+//! stored only as its SHA-256, valid for `link_ttl_s` (never beyond the
+//! message's own retention) and for `max_views` views. Opening it sends a
+//! one-time code to the recipient's second factor — their phone by SMS,
+//! else their e-mail address — as a content-free notice; only a keyed hash
+//! of the code is stored. `max_attempts` wrong codes lock the link for
+//! `lockout_s`. A right code opens a session (a random cookie, stored
+//! hashed) that ends after `idle_timeout_s` without use, or `session_max_s`
+//! in any case; with it the message page decrypts the payload and shows it
+//! HTML-escaped, with the thread's honest label and the recipient's last
+//! access. Expired, withdrawn (revoked or shredded) and locked links get
+//! their own pages. Every response carries headers that forbid caching,
+//! framing and referrers, and a strict content security policy. Every
+//! view, code sent, wrong code, lockout and refused access is audited with
+//! link and message ids only — never a token, a code or content.
+//!
+//! Routes: `GET /portal/{token}` (send a code, show the code form),
+//! `POST /portal/{token}/code`, `GET /portal/{token}/message`,
+//! `POST /portal/{token}/end` (close the session); `GET /portal/app` (what
+//! a notice for an in-app message links to: open the app). Anything else
+//! under `/portal` is an HTML 404 with the same headers.
+
+mod flow;
+mod notify;
+mod pages;
+mod secrets;
 
 use axum::Router;
+use axum::routing::{any, get, post};
 use ladder_store::messages::Message;
+use ladder_store::{StoreError, portal};
+use serde_json::json;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::service::audit;
+use crate::state::{AppState, now_ms};
 
-/// `[portal]` settings.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// Who portal audit entries name: the link holder, acting on the portal.
+const ACTOR: &str = "portal";
+
+/// `[portal]` settings. Each link keeps the expiry and view limit it was
+/// issued with, so changing these never loosens a link already sent.
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct PortalConfig {}
+pub struct PortalConfig {
+    /// How long a one-time link stays valid (never beyond the message's
+    /// retention). Default 7 days.
+    pub link_ttl_s: u64,
+    /// How many times the message page may be shown per link. Default 3.
+    pub max_views: u32,
+    /// Wrong codes before the link locks. Default 5.
+    pub max_attempts: u32,
+    /// How long a locked link stays locked. Default 15 minutes.
+    pub lockout_s: u64,
+    /// A session unused this long ends. Default 5 minutes.
+    pub idle_timeout_s: u64,
+    /// A session ends this long after it began, however active. Default 30 minutes.
+    pub session_max_s: u64,
+    /// How long a one-time code may be entered. Default 10 minutes.
+    pub code_ttl_s: u64,
+    /// Opening the link again sends a new code only after this long. Default 60 s.
+    pub code_resend_s: u64,
+    /// Codes sent per link at most (bounds SMS sent on one link). Default 10.
+    pub max_codes: u32,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            link_ttl_s: 7 * 24 * 3600,
+            max_views: 3,
+            max_attempts: 5,
+            lockout_s: 15 * 60,
+            idle_timeout_s: 5 * 60,
+            session_max_s: 30 * 60,
+            code_ttl_s: 10 * 60,
+            code_resend_s: 60,
+            max_codes: 10,
+        }
+    }
+}
+
+impl PortalConfig {
+    /// Refuses settings that would make the portal unusable or weaken it:
+    /// zero durations or limits, and more than 10 wrong codes per lockout
+    /// (each try is a one-in-a-million guess; the limit keeps it that way).
+    /// For [`crate::config::Config::check`].
+    pub fn check(&self) -> Result<(), crate::config::ConfigError> {
+        let positive = [
+            ("portal.link_ttl_s", self.link_ttl_s),
+            ("portal.lockout_s", self.lockout_s),
+            ("portal.idle_timeout_s", self.idle_timeout_s),
+            ("portal.session_max_s", self.session_max_s),
+            ("portal.code_ttl_s", self.code_ttl_s),
+            ("portal.max_views", u64::from(self.max_views)),
+            ("portal.max_attempts", u64::from(self.max_attempts)),
+            ("portal.max_codes", u64::from(self.max_codes)),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(crate::config::ConfigError::Invalid {
+                    key,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.max_attempts > 10 {
+            return Err(crate::config::ConfigError::Invalid {
+                key: "portal.max_attempts",
+                reason: format!("must be at most 10, not {}", self.max_attempts),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Seconds as milliseconds, saturating.
+fn ms(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
 
 /// A one-time link to the message on the portal, and its validity as text.
-pub async fn link_for(state: &AppState, _message: &Message) -> Result<(String, String), ApiError> {
-    let token = ladder_store::ids::random_hex(24)?;
+pub async fn link_for(state: &AppState, message: &Message) -> Result<(String, String), ApiError> {
+    let cfg = &state.config.portal;
+    let now = now_ms();
+    // A notice for another container (a push wake-up for the in-app
+    // channel) gets no portal link: the portal never shows a message it
+    // does not carry.
+    let on_portal = message
+        .decision
+        .outcome
+        .route()
+        .is_some_and(|r| r.container == ladder_core::Container::Portal);
+    if !on_portal {
+        let kept = (message.expires_at.saturating_mul(1000) - now).max(0) / 1000;
+        return Ok((
+            format!(
+                "{}/portal/app",
+                state.config.public_url().trim_end_matches('/')
+            ),
+            describe_duration(kept),
+        ));
+    }
+    let token = portal::new_token()?;
+    // Never valid beyond the message's retention: its payload is gone then.
+    let expires_ms = now
+        .saturating_add(ms(cfg.link_ttl_s))
+        .min(message.expires_at.saturating_mul(1000));
+    let link = portal::Link {
+        id: ladder_store::ids::new_id("pln"),
+        tenant_id: message.tenant_id.clone(),
+        message_id: message.id.clone(),
+        recipient_id: message.recipient_id.clone(),
+        created_ms: now,
+        expires_ms,
+        max_views: i64::from(cfg.max_views.max(1)),
+        views: 0,
+        attempts: 0,
+        locked_until_ms: None,
+        code_hash: None,
+        code_sent_ms: None,
+        code_expires_ms: None,
+        codes_sent: 0,
+        last_viewed_ms: None,
+    };
+    let mut tx = state.store.begin().await?;
+    portal::insert_link(&mut tx, &link, &secrets::token_hash(&token)).await?;
+    audit::record(
+        &mut tx,
+        state,
+        &link.tenant_id,
+        crate::service::deliver::ACTOR,
+        "portal_link_issued",
+        Some(&message.id),
+        json!({
+            "link": link.id,
+            "expires_at": link.expires_ms / 1000,
+            "max_views": link.max_views,
+        }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    metrics::counter!("ladder_portal_events_total", "event" => "link_issued").increment(1);
+    let valid_for = describe_duration((expires_ms - now).max(0) / 1000);
     Ok((
-        format!("{}/portal/{token}", state.config.public_url()),
-        "7 days".into(),
+        format!(
+            "{}/portal/{token}",
+            state.config.public_url().trim_end_matches('/')
+        ),
+        valid_for,
     ))
 }
 
-/// The portal's pages.
+/// The portal's pages. Every response, errors included, carries the
+/// portal's security headers.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route(
+            "/portal/app",
+            get(pages::in_app).fallback(pages::method_not_allowed),
+        )
+        .route("/portal", any(pages::not_found))
+        .route("/portal/", any(pages::not_found))
+        .route("/portal/{token}/{*rest}", any(pages::not_found))
+        .route(
+            "/portal/{token}",
+            get(flow::open).fallback(pages::method_not_allowed),
+        )
+        .route(
+            "/portal/{token}/code",
+            post(flow::submit_code).fallback(pages::method_not_allowed),
+        )
+        .route(
+            "/portal/{token}/message",
+            get(flow::show_message).fallback(pages::method_not_allowed),
+        )
+        .route(
+            "/portal/{token}/end",
+            post(flow::end_session).fallback(pages::method_not_allowed),
+        )
+        .layer(axum::middleware::map_response(pages::security_headers))
+}
+
+/// A span of seconds in words, at most two units, rounded down — a link
+/// described as valid for "1 day 23 hours" is valid at least that long.
+pub fn describe_duration(seconds: i64) -> String {
+    if seconds < 60 {
+        return "less than a minute".to_string();
+    }
+    let units = [(86_400, "day"), (3_600, "hour"), (60, "minute")];
+    let mut rest = seconds;
+    let mut parts = Vec::new();
+    for (size, name) in units {
+        let n = rest / size;
+        rest %= size;
+        if n > 0 || !parts.is_empty() {
+            parts.push((n, name));
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    parts
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, name)| format!("{n} {name}{}", if n == 1 { "" } else { "s" }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally_and_never_overstate() {
+        assert_eq!(describe_duration(7 * 86_400), "7 days");
+        assert_eq!(describe_duration(86_400), "1 day");
+        assert_eq!(
+            describe_duration(86_400 + 3_600 * 12 + 59),
+            "1 day 12 hours"
+        );
+        assert_eq!(describe_duration(2 * 86_400 - 1), "1 day 23 hours");
+        assert_eq!(describe_duration(15 * 60), "15 minutes");
+        assert_eq!(describe_duration(3_600 + 60), "1 hour 1 minute");
+        assert_eq!(describe_duration(86_400 + 60), "1 day");
+        assert_eq!(describe_duration(30), "less than a minute");
+    }
+
+    #[test]
+    fn config_defaults_and_unknown_keys() {
+        let c: PortalConfig = toml::from_str("max_views = 1\n").unwrap();
+        assert_eq!(c.max_views, 1);
+        assert_eq!(c.link_ttl_s, 604_800);
+        assert_eq!(c.max_attempts, 5);
+        assert_eq!(c.lockout_s, 900);
+        assert_eq!(c.idle_timeout_s, 300);
+        let err = toml::from_str::<PortalConfig>("max_view = 1\n").unwrap_err();
+        assert!(err.to_string().contains("max_view"), "{err}");
+        assert!(PortalConfig::default().check().is_ok());
+        let zero: PortalConfig = toml::from_str("idle_timeout_s = 0\n").unwrap();
+        let err = zero.check().unwrap_err().to_string();
+        assert!(err.contains("portal.idle_timeout_s"), "{err}");
+        let many: PortalConfig = toml::from_str("max_attempts = 50\n").unwrap();
+        assert!(many.check().is_err());
+    }
 }

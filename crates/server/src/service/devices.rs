@@ -310,6 +310,8 @@ pub async fn revoke(
     let at = now();
     device.evidence.revoked_at = Some(at);
     recipients::update_device(&mut tx, &device).await?;
+    // Its undelivered in-app copies are no longer served to anyone.
+    ladder_store::inbox::remove_device(&mut tx, tenant_id, device_id).await?;
     audit::record(
         &mut tx,
         state,

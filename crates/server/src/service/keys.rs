@@ -25,6 +25,9 @@ pub async fn shred_in(
     actor: &str,
 ) -> Result<bool, ApiError> {
     let done = messages::shred(tx, tenant_id, message_id, reason, now().0).await?;
+    // Copies sealed to devices go too: a withdrawn or expired message is not
+    // served from any inbox.
+    ladder_store::inbox::remove_message(tx, tenant_id, message_id).await?;
     if done {
         audit::record(
             tx,

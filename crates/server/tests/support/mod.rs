@@ -71,6 +71,7 @@ impl Builder {
 
     /// Starts the app, or `None` for PostgreSQL without a URL (skipped).
     pub async fn start(self) -> Option<TestApp> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let mut config = self.config;
         config.listen = "127.0.0.1:0".parse().unwrap();
@@ -242,6 +243,7 @@ impl TestApp {
                 &self.sender.clone(),
                 json!({
                     "identity_key": hex(&key.verifying_key().to_bytes()),
+                    "agreement_key": hex(&ladder_channels::inapp::agreement_public(&[seed; 32]).unwrap()),
                     "labels": { "os": "android", "os_version": "15", "client": "acme-app", "client_version": "5.3" },
                 }),
             )

@@ -1,0 +1,670 @@
+//! The portal's requests: open a link (send a code), enter the code, read
+//! the message, close it.
+//!
+//! Each request runs in one transaction that first locks the link's row
+//! (PostgreSQL; SQLite has one writer), so concurrent requests on one link
+//! count wrong codes and views in turn; the audit entry commits with what
+//! it records. The code notice is sent after that transaction commits,
+//! never while it holds the connection.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::http::header::SET_COOKIE;
+use axum::response::Response;
+use ladder_core::{AssuranceLevel, Container};
+use ladder_store::keyring::WrappedKey;
+use ladder_store::messages::{self, Event, Message, Status, StoredPayload};
+use ladder_store::portal::{self, Link, Session};
+use ladder_store::{StoreError, Tx, recipients, sealed, tenants, threads};
+use serde_json::json;
+
+use super::pages::{self, FormNote, MessageView, SentTo};
+use super::{ACTOR, describe_duration, ms, notify, secrets};
+use crate::error::ApiError;
+use crate::service::{audit, payload_aad};
+use crate::state::{AppState, now_ms};
+
+fn done(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(|e| pages::failure(&e))
+}
+
+async fn commit(tx: Tx) -> Result<(), ApiError> {
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+fn event(name: &'static str) {
+    metrics::counter!("ladder_portal_events_total", "event" => name).increment(1);
+}
+
+/// A link that may be used now, with its message and sealed payload.
+struct Usable {
+    link: Link,
+    message: Message,
+    payload: StoredPayload,
+}
+
+/// Finds the link `token` names, locked, and checks it may be used now.
+/// A refusal is audited inside `tx` and answered with its page: unknown
+/// and expired links alike, withdrawn (revoked or shredded) messages,
+/// locked links, used-up view limits.
+async fn usable(
+    state: &AppState,
+    tx: &mut Tx,
+    token: &str,
+    now: i64,
+    page: &'static str,
+) -> Result<Result<Usable, Response>, ApiError> {
+    let Some(hash) = secrets::hash_if_token(token) else {
+        event("unknown_link");
+        return Ok(Err(pages::expired()));
+    };
+    let Some(link) = portal::link_by_token_for_update(tx, state.store.dialect(), &hash).await?
+    else {
+        event("unknown_link");
+        return Ok(Err(pages::expired()));
+    };
+    if link.is_expired(now) {
+        refuse(state, tx, &link, "expired", page).await?;
+        return Ok(Err(pages::expired()));
+    }
+    let message = messages::get(tx, &link.tenant_id, &link.message_id).await?;
+    let payload = messages::payload(tx, &link.tenant_id, &link.message_id).await?;
+    let (Some(message), Some(payload)) = (message, payload) else {
+        refuse(state, tx, &link, "withdrawn", page).await?;
+        return Ok(Err(pages::withdrawn()));
+    };
+    // Only a message the portal carries is shown here, and only while it is
+    // on its way or delivered: a link never opens a message that went (or
+    // was re-decided) to another container, nor one awaiting confirmation.
+    let on_portal = message
+        .decision
+        .outcome
+        .route()
+        .is_some_and(|r| r.container == Container::Portal);
+    let live = matches!(
+        message.status,
+        Status::Queued | Status::Sent | Status::Delivered | Status::Read
+    );
+    if !(on_portal && live) && payload.shredded_at.is_none() {
+        refuse(state, tx, &link, "not_on_portal", page).await?;
+        return Ok(Err(pages::expired()));
+    }
+    if payload.shredded_at.is_some() || payload.ciphertext.is_none() {
+        // Retention ending is expiry; anything else (revocation, an
+        // undeliverable message, redaction) is the sender withdrawing it.
+        return Ok(Err(
+            if payload.shred_reason.as_deref() == Some("retention_expired") {
+                refuse(state, tx, &link, "retention_expired", page).await?;
+                pages::expired()
+            } else {
+                refuse(state, tx, &link, "withdrawn", page).await?;
+                pages::withdrawn()
+            },
+        ));
+    }
+    if let Some(until) = link.locked_until_ms.filter(|_| link.is_locked(now)) {
+        refuse(state, tx, &link, "locked", page).await?;
+        return Ok(Err(pages::locked(&pages::time(until))));
+    }
+    if link.views_left() == 0 {
+        refuse(state, tx, &link, "view_limit", page).await?;
+        return Ok(Err(pages::expired()));
+    }
+    Ok(Ok(Usable {
+        link,
+        message,
+        payload,
+    }))
+}
+
+async fn refuse(
+    state: &AppState,
+    tx: &mut Tx,
+    link: &Link,
+    reason: &'static str,
+    page: &'static str,
+) -> Result<(), ApiError> {
+    audit::record(
+        tx,
+        state,
+        &link.tenant_id,
+        ACTOR,
+        "portal_access_refused",
+        Some(&link.message_id),
+        json!({ "link": link.id, "reason": reason, "page": page }),
+    )
+    .await?;
+    metrics::counter!("ladder_portal_refusals_total", "reason" => reason).increment(1);
+    Ok(())
+}
+
+/// The request's session, if it is live and belongs to `link`.
+async fn live_session(
+    state: &AppState,
+    tx: &mut Tx,
+    headers: &HeaderMap,
+    link: &Link,
+    now: i64,
+) -> Result<Option<Session>, ApiError> {
+    let Some(token) = secrets::session_token(state, headers) else {
+        return Ok(None);
+    };
+    let session = portal::session(tx, &secrets::token_hash(&token)).await?;
+    let idle = ms(state.config.portal.idle_timeout_s);
+    Ok(session
+        .filter(|s| s.tenant_id == link.tenant_id && s.link_id == link.id && s.is_live(now, idle)))
+}
+
+/// Where the code goes for this link's recipient.
+async fn second_factor(tx: &mut Tx, link: &Link) -> Result<Option<SentTo>, ApiError> {
+    let recipient = recipients::get(tx, &link.tenant_id, &link.recipient_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("recipient of link {} is missing", link.id)))?;
+    Ok(
+        match notify::channel_for(recipient.has_phone, recipient.has_email) {
+            Some(ladder_core::Channel::Sms) => Some(SentTo::Phone),
+            Some(_) => Some(SentTo::Email),
+            None => None,
+        },
+    )
+}
+
+/// The name recipients know the sender by: the policy's display name.
+async fn display_name(state: &AppState, tx: &mut Tx, tenant_id: &str) -> Result<String, ApiError> {
+    match state.active_policy(tx, tenant_id).await {
+        Ok(policy) => Ok(policy.display_name().to_string()),
+        Err(_) => Ok(tenants::get(tx, tenant_id)
+            .await?
+            .map(|t| t.name)
+            .unwrap_or_default()),
+    }
+}
+
+fn message_path(token: &str) -> String {
+    format!("/portal/{token}/message")
+}
+
+/// `GET /portal/{token}`: sends a one-time code (unless one was sent
+/// moments ago) and shows the code form. A live session goes straight to
+/// the message.
+pub(super) async fn open(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    done(open_inner(&state, &token, &headers).await)
+}
+
+async fn open_inner(
+    state: &AppState,
+    token: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let cfg = &state.config.portal;
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    let Usable {
+        mut link, message, ..
+    } = match usable(state, &mut tx, token, now, "open").await? {
+        Ok(u) => u,
+        Err(page) => {
+            commit(tx).await?;
+            return Ok(page);
+        }
+    };
+    if live_session(state, &mut tx, headers, &link, now)
+        .await?
+        .is_some()
+    {
+        drop(tx);
+        return Ok(pages::see_other(&message_path(token), None));
+    }
+    let Some(to) = second_factor(&mut tx, &link).await? else {
+        refuse(state, &mut tx, &link, "no_second_factor", "open").await?;
+        commit(tx).await?;
+        return Ok(pages::no_second_factor());
+    };
+    let csrf = secrets::link_csrf(state, &link.tenant_id, &link.id)?;
+    // A code sent moments ago is still on its way: no second one.
+    if let (Some(_), Some(sent), Some(until)) =
+        (link.live_code(now), link.code_sent_ms, link.code_expires_ms)
+        && now < sent.saturating_add(ms(cfg.code_resend_s))
+    {
+        drop(tx);
+        let valid_for = describe_duration((until - now) / 1000);
+        return Ok(pages::code_form(
+            token,
+            &csrf,
+            to,
+            &FormNote::Sent { valid_for },
+        ));
+    }
+    if link.codes_sent >= i64::from(cfg.max_codes.max(1)) {
+        refuse(state, &mut tx, &link, "code_limit", "open").await?;
+        commit(tx).await?;
+        return Ok(pages::too_many_codes());
+    }
+    let code = zeroize::Zeroizing::new(portal::new_code(6)?);
+    link.code_hash = Some(secrets::code_hash(state, &link.tenant_id, &link.id, &code)?);
+    link.code_sent_ms = Some(now);
+    let code_expires = now.saturating_add(ms(cfg.code_ttl_s));
+    link.code_expires_ms = Some(code_expires);
+    link.codes_sent += 1;
+    portal::update_code_state(&mut tx, &link).await?;
+    let channel = match to {
+        SentTo::Phone => ladder_core::Channel::Sms,
+        SentTo::Email => ladder_core::Channel::Email,
+    };
+    audit::record(
+        &mut tx,
+        state,
+        &link.tenant_id,
+        ACTOR,
+        "portal_code_issued",
+        Some(&link.message_id),
+        json!({ "link": link.id, "channel": channel, "code_number": link.codes_sent }),
+    )
+    .await?;
+    let sender = display_name(state, &mut tx, &link.tenant_id).await?;
+    commit(tx).await?;
+    event("code_issued");
+
+    let sent = notify::send_code(
+        state,
+        &message,
+        channel,
+        format!("portal-code/{}/{}", link.id, link.codes_sent),
+        notify::code_text(&sender, &code),
+        code_expires / 1000,
+    )
+    .await?;
+    if let Err(reason) = sent {
+        code_not_sent(state, &link, now, channel, &reason).await?;
+        return Ok(pages::code_not_sent(token));
+    }
+    Ok(pages::code_form(
+        token,
+        &csrf,
+        to,
+        &FormNote::Sent {
+            valid_for: describe_duration(i64::try_from(cfg.code_ttl_s).unwrap_or(i64::MAX)),
+        },
+    ))
+}
+
+/// The code could not be sent: it is withdrawn (so the next visit sends a
+/// new one at once), and the failure audited.
+async fn code_not_sent(
+    state: &AppState,
+    sent: &Link,
+    sent_at: i64,
+    channel: ladder_core::Channel,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let mut tx = state.store.begin().await?;
+    let current =
+        portal::link_for_update(&mut tx, state.store.dialect(), &sent.tenant_id, &sent.id).await?;
+    if let Some(mut link) = current.filter(|l| l.code_sent_ms == Some(sent_at)) {
+        link.code_hash = None;
+        link.code_sent_ms = None;
+        link.code_expires_ms = None;
+        portal::update_code_state(&mut tx, &link).await?;
+    }
+    audit::record(
+        &mut tx,
+        state,
+        &sent.tenant_id,
+        ACTOR,
+        "portal_code_not_sent",
+        Some(&sent.message_id),
+        json!({ "link": sent.id, "channel": channel, "code": reason }),
+    )
+    .await?;
+    commit(tx).await
+}
+
+/// `POST /portal/{token}/code`: checks the code. A wrong one counts; the
+/// last allowed wrong one locks the link. A right one opens a session.
+pub(super) async fn submit_code(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Response {
+    done(submit_code_inner(&state, &token, &body).await)
+}
+
+async fn submit_code_inner(
+    state: &AppState,
+    token: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let cfg = &state.config.portal;
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    let Usable { mut link, .. } = match usable(state, &mut tx, token, now, "code").await? {
+        Ok(u) => u,
+        Err(page) => {
+            commit(tx).await?;
+            return Ok(page);
+        }
+    };
+    let csrf = secrets::link_csrf(state, &link.tenant_id, &link.id)?;
+    let given = secrets::form_field(body, "csrf").unwrap_or_default();
+    if !secrets::same(&given, &csrf) {
+        refuse(state, &mut tx, &link, "csrf", "code").await?;
+        commit(tx).await?;
+        return Ok(pages::stale_form(token));
+    }
+    let to = second_factor(&mut tx, &link)
+        .await?
+        .unwrap_or(SentTo::Email);
+    let Some(stored) = link.live_code(now).map(str::to_string) else {
+        drop(tx);
+        return Ok(pages::code_form(token, &csrf, to, &FormNote::CodeExpired));
+    };
+    let code = zeroize::Zeroizing::new(secrets::normalise_code(
+        &secrets::form_field(body, "code").unwrap_or_default(),
+    ));
+    let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
+    let right = well_formed
+        && secrets::same(
+            &secrets::code_hash(state, &link.tenant_id, &link.id, &code)?,
+            &stored,
+        );
+    if right {
+        link.code_hash = None;
+        link.code_sent_ms = None;
+        link.code_expires_ms = None;
+        link.attempts = 0;
+        portal::update_code_state(&mut tx, &link).await?;
+        let session_token = portal::new_token()?;
+        portal::insert_session(
+            &mut tx,
+            &Session {
+                token_hash: secrets::token_hash(&session_token),
+                tenant_id: link.tenant_id.clone(),
+                link_id: link.id.clone(),
+                created_ms: now,
+                last_seen_ms: now,
+                expires_ms: now.saturating_add(ms(cfg.session_max_s)),
+                ended_ms: None,
+            },
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            state,
+            &link.tenant_id,
+            ACTOR,
+            "portal_code_verified",
+            Some(&link.message_id),
+            json!({ "link": link.id }),
+        )
+        .await?;
+        commit(tx).await?;
+        event("code_verified");
+        return Ok(pages::see_other(
+            &message_path(token),
+            Some(secrets::session_cookie(state, &session_token)),
+        ));
+    }
+    let max = i64::from(cfg.max_attempts.max(1));
+    link.attempts += 1;
+    audit::record(
+        &mut tx,
+        state,
+        &link.tenant_id,
+        ACTOR,
+        "portal_code_failed",
+        Some(&link.message_id),
+        json!({ "link": link.id, "attempt": link.attempts, "max_attempts": max }),
+    )
+    .await?;
+    event("code_failed");
+    if link.attempts >= max {
+        let until = now.saturating_add(ms(cfg.lockout_s));
+        link.locked_until_ms = Some(until);
+        link.attempts = 0;
+        link.code_hash = None;
+        link.code_sent_ms = None;
+        link.code_expires_ms = None;
+        portal::update_code_state(&mut tx, &link).await?;
+        let ended = portal::end_sessions_of(&mut tx, &link.tenant_id, &link.id, now).await?;
+        audit::record(
+            &mut tx,
+            state,
+            &link.tenant_id,
+            ACTOR,
+            "portal_locked",
+            Some(&link.message_id),
+            json!({
+                "link": link.id,
+                "failed_attempts": max,
+                "locked_until": until / 1000,
+                "sessions_ended": ended,
+            }),
+        )
+        .await?;
+        commit(tx).await?;
+        event("locked");
+        return Ok(pages::locked(&pages::time(until)));
+    }
+    portal::update_code_state(&mut tx, &link).await?;
+    commit(tx).await?;
+    Ok(pages::code_form(
+        token,
+        &csrf,
+        to,
+        &FormNote::Wrong {
+            tries_left: max - link.attempts,
+        },
+    ))
+}
+
+/// `GET /portal/{token}/message`: with a live session, counts a view and
+/// shows the message.
+pub(super) async fn show_message(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    done(show_message_inner(&state, &token, &headers).await)
+}
+
+async fn show_message_inner(
+    state: &AppState,
+    token: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    let Usable {
+        link,
+        message,
+        payload,
+    } = match usable(state, &mut tx, token, now, "message").await? {
+        Ok(u) => u,
+        Err(page) => {
+            commit(tx).await?;
+            return Ok(page);
+        }
+    };
+    let Some(session) = live_session(state, &mut tx, headers, &link, now).await? else {
+        drop(tx);
+        event("no_session");
+        return Ok(pages::session_ended(token));
+    };
+    let previous = portal::last_access(&mut tx, &link.tenant_id, &link.recipient_id).await?;
+    if !portal::count_view(&mut tx, &link.tenant_id, &link.id, now).await? {
+        refuse(state, &mut tx, &link, "view_limit", "message").await?;
+        commit(tx).await?;
+        return Ok(pages::expired());
+    }
+    let view = link.views + 1;
+    portal::touch_session(&mut tx, &session.token_hash, now).await?;
+
+    let (Some(kek_id), Some(wrapped), Some(ciphertext)) =
+        (payload.kek_id, payload.wrapped_key, payload.ciphertext)
+    else {
+        return Ok(pages::withdrawn());
+    };
+    let key = state.keyring.unwrap(
+        &link.tenant_id,
+        &WrappedKey {
+            kek_id,
+            bytes: wrapped,
+        },
+    )?;
+    let plain = sealed::open(
+        &key,
+        &payload_aad(&link.tenant_id, &message.id),
+        &ciphertext,
+    )
+    .map_err(|e| ApiError::Internal(format!("payload of {} does not open: {e}", message.id)))?;
+    let body = zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned());
+    drop(plain);
+
+    // The honest label: what the thread shows the recipient (the level its
+    // last delivered message travelled at), never above the level this
+    // message travelled at, and never above what the portal itself is — a
+    // page the server, and so the sender, can read.
+    let route = message
+        .decision
+        .outcome
+        .route()
+        .map_or(AssuranceLevel::Transport, |r| r.assurance);
+    let shown = threads::get(&mut tx, &link.tenant_id, &message.thread_id)
+        .await?
+        .and_then(|t| t.floor.label)
+        .unwrap_or(route);
+    let label = shown.min(route).min(AssuranceLevel::Transport);
+
+    mark_read(state, &mut tx, &message, now).await?;
+    audit::record(
+        &mut tx,
+        state,
+        &link.tenant_id,
+        ACTOR,
+        "portal_viewed",
+        Some(&link.message_id),
+        json!({ "link": link.id, "view": view, "max_views": link.max_views, "label": label }),
+    )
+    .await?;
+    let sender = display_name(state, &mut tx, &link.tenant_id).await?;
+    commit(tx).await?;
+    event("viewed");
+    let csrf = secrets::session_csrf(state, &link.tenant_id, &session.token_hash)?;
+    Ok(pages::message(&MessageView {
+        token,
+        csrf: &csrf,
+        sender: &sender,
+        body: &body,
+        label,
+        previous_access: previous.map(pages::time),
+        view,
+        max_views: link.max_views,
+        link_expires: pages::time(link.expires_ms),
+    }))
+}
+
+/// The first view of a portal message is its reading, as a read receipt
+/// is for other channels.
+async fn mark_read(
+    state: &AppState,
+    tx: &mut Tx,
+    message: &Message,
+    now: i64,
+) -> Result<(), ApiError> {
+    let Some(mut m) =
+        messages::get_for_update(tx, state.store.dialect(), &message.tenant_id, &message.id)
+            .await?
+    else {
+        return Ok(());
+    };
+    let on_portal = m
+        .decision
+        .outcome
+        .route()
+        .is_some_and(|r| r.container == Container::Portal);
+    if on_portal && matches!(m.status, Status::Sent | Status::Delivered) {
+        m.status = Status::Read;
+        m.updated_at = now / 1000;
+        messages::update(tx, &m).await?;
+        messages::add_event(
+            tx,
+            &m.tenant_id,
+            &m.id,
+            &Event {
+                at: now / 1000,
+                kind: "read".into(),
+                detail: json!({ "channel": "portal" }),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// `POST /portal/{token}/end`: closes the session (the recipient is done,
+/// or on a shared device).
+pub(super) async fn end_session(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    done(end_session_inner(&state, &token, &headers, &body).await)
+}
+
+async fn end_session_inner(
+    state: &AppState,
+    token: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let Some(hash) = secrets::hash_if_token(token) else {
+        return Ok(pages::expired());
+    };
+    let mut tx = state.store.begin().await?;
+    let Some(link) =
+        portal::link_by_token_for_update(&mut tx, state.store.dialect(), &hash).await?
+    else {
+        return Ok(pages::expired());
+    };
+    let session = match secrets::session_token(state, headers) {
+        Some(t) => portal::session(&mut tx, &secrets::token_hash(&t))
+            .await?
+            .filter(|s| s.tenant_id == link.tenant_id && s.link_id == link.id),
+        None => None,
+    };
+    if let Some(session) = session {
+        let csrf = secrets::session_csrf(state, &link.tenant_id, &session.token_hash)?;
+        let given = secrets::form_field(body, "csrf").unwrap_or_default();
+        if !secrets::same(&given, &csrf) {
+            refuse(state, &mut tx, &link, "csrf", "end").await?;
+            commit(tx).await?;
+            return Ok(pages::stale_form(token));
+        }
+        if portal::end_session(&mut tx, &session.token_hash, now).await? {
+            audit::record(
+                &mut tx,
+                state,
+                &link.tenant_id,
+                ACTOR,
+                "portal_session_ended",
+                Some(&link.message_id),
+                json!({ "link": link.id }),
+            )
+            .await?;
+        }
+        commit(tx).await?;
+    }
+    let mut page = pages::closed();
+    if let Ok(v) = secrets::clear_cookie(state).parse() {
+        page.headers_mut().insert(SET_COOKIE, v);
+    }
+    Ok(page)
+}

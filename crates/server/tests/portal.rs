@@ -1,0 +1,912 @@
+//! The recipient portal end to end over HTTP, as a recipient's browser
+//! would use it: the one-time link from the e-mail notice, the one-time
+//! code from the code notice (both read from the sandbox mailbox), the
+//! code form, the session cookie (kept by hand: this reqwest has no cookie
+//! store) and the message page. Lockout, expiry, revocation, view limits,
+//! idle sessions, the headers on every response, and what the database
+//! and audit log hold afterwards.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use serde_json::Value;
+use support::{Backend, StatusCode, TestApp};
+
+both_backends!(
+    wrong_codes_lock_the_link_and_it_stays_locked,
+    right_code_opens_the_message_with_its_label_until_the_view_limit,
+    expired_link_shows_the_expired_page,
+    revoked_message_shows_the_withdrawn_page,
+    idle_session_ends,
+    https_deployments_get_a_host_only_secure_cookie,
+    forged_forms_and_unknown_links_change_nothing,
+    database_and_audit_hold_no_token_code_or_content,
+    lockout_ends_after_its_period,
+    codes_go_to_the_phone_and_are_limited,
+    other_paths_and_in_app_notices_get_portal_pages,
+);
+
+/// One portal answer.
+#[derive(Debug)]
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Page {
+    /// The session cookie this answer sets, as `name=value`.
+    fn cookie(&self) -> String {
+        let set = self.headers.get(SET_COOKIE).expect("a Set-Cookie header");
+        set.to_str().unwrap().split(';').next().unwrap().to_string()
+    }
+
+    fn csrf(&self) -> String {
+        let (_, rest) = self
+            .text
+            .split_once("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no csrf field in {}", self.text));
+        rest.split('"').next().unwrap().to_string()
+    }
+}
+
+/// A browser without a cookie jar and without following redirects, so
+/// every answer (a 303 with its Set-Cookie too) is seen.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Asserts the portal's headers on one answer.
+fn assert_portal_headers(p: &Page, what: &str) {
+    let h = |name: &str| {
+        p.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{what}: no `{name}` header on {} {:?}", p.status, p.headers))
+            .to_string()
+    };
+    assert_eq!(h("cache-control"), "no-store", "{what}");
+    assert_eq!(h("pragma"), "no-cache", "{what}");
+    assert_eq!(h("x-frame-options"), "DENY", "{what}");
+    assert_eq!(h("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(h("x-content-type-options"), "nosniff", "{what}");
+    let csp = h("content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(
+            csp.contains(directive),
+            "{what}: CSP `{csp}` lacks {directive}"
+        );
+    }
+    assert!(!csp.contains("script-src"), "{what}: {csp}");
+    assert!(!csp.contains("unsafe"), "{what}: {csp}");
+    assert!(
+        h("content-type").starts_with("text/html"),
+        "{what}: {}",
+        h("content-type")
+    );
+    assert!(!p.text.contains("<script"), "{what}");
+}
+
+async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
+    let mut req = browser().get(format!("{}{path}", app.base));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    page(req.send().await.unwrap(), path).await
+}
+
+async fn post(app: &TestApp, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Page {
+    let mut req = browser().post(format!("{}{path}", app.base)).form(form);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    page(req.send().await.unwrap(), path).await
+}
+
+async fn page(resp: reqwest::Response, path: &str) -> Page {
+    let p = Page {
+        status: resp.status(),
+        headers: resp.headers().clone(),
+        text: resp.text().await.unwrap(),
+    };
+    assert_portal_headers(&p, path);
+    p
+}
+
+/// Sends a `transactional` message (portal + e-mail notice for a recipient
+/// with only an e-mail address), waits until it is sent, and returns its
+/// id and the portal path of the link its notice carries.
+async fn portal_message(app: &TestApp, who: &str, body: &str) -> (String, String) {
+    let r = app.recipient(who).await;
+    let a = app
+        .send(&format!("idem-{who}"), &r, "transactional", body)
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(
+        a.body["decision"]["outcome"]["route"]["container"], "portal",
+        "{}",
+        a.text
+    );
+    let id = a.body["id"].as_str().unwrap().to_string();
+    app.wait_status(&id, "sent").await;
+    let notice = notices(app, &id).await;
+    let link = notice
+        .iter()
+        .find(|t| t.contains("/portal/"))
+        .unwrap_or_else(|| panic!("no portal link in {notice:?}"));
+    (id, portal_path(link))
+}
+
+/// `/portal/{token}` out of a notice text.
+fn portal_path(notice: &str) -> String {
+    let at = notice.find("/portal/").unwrap();
+    let token: String = notice[at + "/portal/".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    assert_eq!(token.len(), 43, "{notice}");
+    format!("/portal/{token}")
+}
+
+async fn notices(app: &TestApp, message: &str) -> Vec<String> {
+    app.deliveries(message)
+        .await
+        .iter()
+        .filter_map(|d| d["notice_text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The latest one-time code the sandbox delivered for `message`, and how
+/// many code notices there were.
+async fn latest_code(app: &TestApp, message: &str) -> (String, usize) {
+    let codes: Vec<String> = notices(app, message)
+        .await
+        .into_iter()
+        .filter(|t| t.contains("verification code is"))
+        .collect();
+    let last = codes.last().expect("a code notice");
+    assert!(
+        last.starts_with("Your Acme Corp verification code is "),
+        "{last}"
+    );
+    let code = last.rsplit(' ').next().unwrap().to_string();
+    assert_eq!(code.len(), 6, "{last}");
+    assert!(code.bytes().all(|b| b.is_ascii_digit()), "{last}");
+    (code, codes.len())
+}
+
+fn wrong(code: &str) -> &'static str {
+    if code == "000000" { "111111" } else { "000000" }
+}
+
+/// Opens the link, enters the right code, and returns the session cookie.
+async fn sign_in(app: &TestApp, message: &str, path: &str) -> String {
+    let form = get(app, path, None).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    let (code, _) = latest_code(app, message).await;
+    let done = post(
+        app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &form.csrf()), ("code", &code)],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    assert_eq!(
+        done.headers.get("location").unwrap(),
+        &format!("{path}/message")
+    );
+    done.cookie()
+}
+
+fn audit_of<'a>(audit: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    audit.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+async fn wrong_codes_lock_the_link_and_it_stays_locked(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let (id, path) = portal_message(&app, "emp-lock", "salary review outcome").await;
+    let notice = notices(&app, &id).await;
+    assert!(
+        notice[0].contains("valid for 7 days"),
+        "the notice states the link's real validity: {notice:?}"
+    );
+
+    let form = get(&app, &path, None).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert!(
+        form.text.contains("to your e-mail address"),
+        "{}",
+        form.text
+    );
+    let (code, sent) = latest_code(&app, &id).await;
+    assert_eq!(sent, 1);
+    // Opening the link again at once sends no second code.
+    let again = get(&app, &path, None).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(latest_code(&app, &id).await.1, 1);
+
+    let csrf = form.csrf();
+    for attempt in 1..=4 {
+        let p = post(
+            &app,
+            &format!("{path}/code"),
+            None,
+            &[("csrf", &csrf), ("code", wrong(&code))],
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+        assert!(p.text.contains("not correct"), "{}", p.text);
+        assert!(
+            p.text.contains(&format!("{} tr", 5 - attempt)),
+            "attempt {attempt}: {}",
+            p.text
+        );
+        assert!(p.headers.get(SET_COOKIE).is_none());
+    }
+    let locked = post(
+        &app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &csrf), ("code", wrong(&code))],
+    )
+    .await;
+    assert_eq!(locked.status, StatusCode::LOCKED, "{}", locked.text);
+    assert!(locked.text.contains("locked"), "{}", locked.text);
+
+    // It stays locked: the right code, the link and the message page are refused.
+    let right = post(
+        &app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &csrf), ("code", &code)],
+    )
+    .await;
+    assert_eq!(right.status, StatusCode::LOCKED, "{}", right.text);
+    assert!(right.headers.get(SET_COOKIE).is_none());
+    assert_eq!(get(&app, &path, None).await.status, StatusCode::LOCKED);
+    assert_eq!(
+        get(&app, &format!("{path}/message"), None).await.status,
+        StatusCode::LOCKED
+    );
+    assert_eq!(
+        latest_code(&app, &id).await.1,
+        1,
+        "no code sent while locked"
+    );
+
+    let audit = app.audit().await;
+    let failed = audit_of(&audit, "portal_code_failed");
+    assert_eq!(failed.len(), 5, "{failed:#?}");
+    assert!(failed.iter().all(|e| e["subject"] == id.as_str()));
+    let lock = audit_of(&audit, "portal_locked");
+    assert_eq!(lock.len(), 1, "{lock:#?}");
+    assert_eq!(lock[0]["subject"], id.as_str());
+    assert!(
+        lock[0]["details"]["link"]
+            .as_str()
+            .unwrap()
+            .starts_with("pln_")
+    );
+    assert!(lock[0]["details"]["locked_until"].as_i64().is_some());
+    let refused = audit_of(&audit, "portal_access_refused");
+    assert!(
+        refused.iter().any(|e| e["details"]["reason"] == "locked"),
+        "{refused:#?}"
+    );
+    let text = serde_json::to_string(&audit).unwrap();
+    assert!(!text.contains(&code), "the code is never audited");
+    assert!(!text.contains(&path[8..]), "the token is never audited");
+
+    // Another message has its own link, with its own attempts.
+    let (id2, path2) = portal_message(&app, "emp-lock-2", "second notice").await;
+    let cookie = sign_in(&app, &id2, &path2).await;
+    let m = get(&app, &format!("{path2}/message"), Some(&cookie)).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.text);
+    app.stop().await;
+}
+
+async fn right_code_opens_the_message_with_its_label_until_the_view_limit(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let body = "Your payslip <b>is</b> ready & \"waiting\"\nsecond line";
+    let (id, path) = portal_message(&app, "emp-read", body).await;
+    let form = get(&app, &path, None).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.text.contains("autocomplete=\"one-time-code\""));
+    assert!(form.text.contains("<label for=\"code\">"));
+    assert!(!form.text.contains("payslip"), "no content before step-up");
+    let (code, _) = latest_code(&app, &id).await;
+
+    // Without a session the message page refuses and counts nothing.
+    let anon = get(&app, &format!("{path}/message"), None).await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED, "{}", anon.text);
+    assert!(!anon.text.contains("payslip"));
+
+    let done = post(
+        &app,
+        &format!("{path}/code"),
+        None,
+        &[
+            ("csrf", &form.csrf()),
+            ("code", &format!("{} {}", &code[..3], &code[3..])),
+        ],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    let set = done.headers.get(SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(set.starts_with("ladder_portal="), "{set}");
+    assert!(set.contains("HttpOnly"), "{set}");
+    assert!(set.contains("SameSite=Strict"), "{set}");
+    assert!(set.contains("Path=/"), "{set}");
+    assert!(!set.contains("Secure"), "plain-HTTP public_url: {set}");
+    let cookie = done.cookie();
+
+    // The code is one-time.
+    let reuse = post(
+        &app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &form.csrf()), ("code", &code)],
+    )
+    .await;
+    assert!(reuse.headers.get(SET_COOKIE).is_none(), "{}", reuse.text);
+
+    let first = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert!(
+        first
+            .text
+            .contains("Your payslip &lt;b&gt;is&lt;/b&gt; ready &amp; &quot;waiting&quot;<br>"),
+        "{}",
+        first.text
+    );
+    assert!(!first.text.contains("<b>is</b>"));
+    assert!(first.text.contains("provider-readable"), "{}", first.text);
+    assert!(first.text.contains("Acme Corp"), "{}", first.text);
+    assert!(first.text.contains("first access"), "{}", first.text);
+    assert!(first.text.contains("view 1 of 3"), "{}", first.text);
+    app.wait_status(&id, "read").await;
+
+    let second = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert!(
+        second.text.contains("previous access: 20"),
+        "{}",
+        second.text
+    );
+    assert!(second.text.contains(" UTC"), "{}", second.text);
+    let third = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert_eq!(third.status, StatusCode::OK);
+    assert!(third.text.contains("view 3 of 3"), "{}", third.text);
+    let fourth = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert_eq!(fourth.status, StatusCode::GONE, "{}", fourth.text);
+    assert!(fourth.text.contains("expired"), "{}", fourth.text);
+    assert!(!fourth.text.contains("payslip"));
+    // The link itself is used up too.
+    assert_eq!(get(&app, &path, None).await.status, StatusCode::GONE);
+
+    let audit = app.audit().await;
+    let views = audit_of(&audit, "portal_viewed");
+    assert_eq!(views.len(), 3, "{views:#?}");
+    assert_eq!(views[2]["details"]["view"], 3);
+    assert_eq!(views[0]["details"]["label"], "transport");
+    assert_eq!(audit_of(&audit, "portal_code_verified").len(), 1);
+    assert!(!audit_of(&audit, "portal_link_issued").is_empty());
+    let text = serde_json::to_string(&audit).unwrap();
+    assert!(!text.contains("payslip"), "content is never audited");
+    app.stop().await;
+}
+
+async fn expired_link_shows_the_expired_page(backend: Backend) {
+    let Some(app) = TestApp::builder(backend)
+        .config(|c| c.portal.link_ttl_s = 1)
+        .start()
+        .await
+    else {
+        return;
+    };
+    let (id, path) = portal_message(&app, "emp-late", "too late").await;
+    assert!(
+        notices(&app, &id).await[0].contains("valid for less than a minute"),
+        "the notice tells the truth about a short link"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let p = get(&app, &path, None).await;
+    assert_eq!(p.status, StatusCode::GONE, "{}", p.text);
+    assert!(p.text.contains("expired"), "{}", p.text);
+    assert!(
+        notices(&app, &id)
+            .await
+            .iter()
+            .all(|t| !t.contains("verification code"))
+    );
+    let audit = app.audit().await;
+    assert!(
+        audit_of(&audit, "portal_access_refused")
+            .iter()
+            .any(|e| e["details"]["reason"] == "expired")
+    );
+    app.stop().await;
+}
+
+async fn revoked_message_shows_the_withdrawn_page(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let (id, path) = portal_message(&app, "emp-revoke", "offer letter").await;
+    let cookie = sign_in(&app, &id, &path).await;
+    let r = app
+        .post(
+            &format!("/v1/messages/{id}/revoke"),
+            &app.sender.clone(),
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    for p in [
+        get(&app, &path, None).await,
+        get(&app, &format!("{path}/message"), Some(&cookie)).await,
+    ] {
+        assert_eq!(p.status, StatusCode::GONE, "{}", p.text);
+        assert!(p.text.contains("withdrawn by the sender"), "{}", p.text);
+        assert!(!p.text.contains("offer letter"));
+    }
+    let audit = app.audit().await;
+    assert!(
+        audit_of(&audit, "portal_access_refused")
+            .iter()
+            .any(|e| e["details"]["reason"] == "withdrawn")
+    );
+    app.stop().await;
+}
+
+async fn idle_session_ends(backend: Backend) {
+    let Some(app) = TestApp::builder(backend)
+        .config(|c| c.portal.idle_timeout_s = 1)
+        .start()
+        .await
+    else {
+        return;
+    };
+    let (id, path) = portal_message(&app, "emp-idle", "idle body").await;
+    let cookie = sign_in(&app, &id, &path).await;
+    let m = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.text);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let idle = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert_eq!(idle.status, StatusCode::UNAUTHORIZED, "{}", idle.text);
+    assert!(idle.text.contains("session has ended"), "{}", idle.text);
+    assert!(!idle.text.contains("idle body"));
+
+    // Closing a session ends it at once and clears the cookie.
+    let cookie = sign_in(&app, &id, &path).await;
+    let m = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.text);
+    let closed = post(
+        &app,
+        &format!("{path}/end"),
+        Some(&cookie),
+        &[("csrf", &m.csrf())],
+    )
+    .await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.text);
+    assert!(
+        closed
+            .headers
+            .get(SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let after = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "{}", after.text);
+    app.stop().await;
+}
+
+async fn https_deployments_get_a_host_only_secure_cookie(backend: Backend) {
+    let Some(app) = TestApp::builder(backend)
+        .config(|c| c.public_url = Some("https://portal.example.test".into()))
+        .start()
+        .await
+    else {
+        return;
+    };
+    let (id, path) = portal_message(&app, "emp-tls", "tls body").await;
+    assert!(
+        notices(&app, &id)
+            .await
+            .iter()
+            .any(|t| t.contains(&format!("https://portal.example.test{path}")))
+    );
+    let form = get(&app, &path, None).await;
+    let (code, _) = latest_code(&app, &id).await;
+    let done = post(
+        &app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &form.csrf()), ("code", &code)],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    let set = done.headers.get(SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(set.starts_with("__Host-ladder_portal="), "{set}");
+    for attr in ["Path=/", "HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    assert!(!set.contains("Domain"), "{set}");
+    let m = get(&app, &format!("{path}/message"), Some(&done.cookie())).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.text);
+    assert!(m.text.contains("tls body"));
+    app.stop().await;
+}
+
+async fn forged_forms_and_unknown_links_change_nothing(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    for bogus in [
+        "/portal/nope".to_string(),
+        format!("/portal/{}", "A".repeat(43)),
+    ] {
+        let p = get(&app, &bogus, None).await;
+        assert_eq!(p.status, StatusCode::GONE, "{}", p.text);
+        let p = get(&app, &format!("{bogus}/message"), None).await;
+        assert_eq!(p.status, StatusCode::GONE, "{}", p.text);
+    }
+    let (id, path) = portal_message(&app, "emp-csrf", "csrf body").await;
+    let form = get(&app, &path, None).await;
+    let (code, _) = latest_code(&app, &id).await;
+    // No or a wrong CSRF token: refused, not counted as an attempt.
+    for csrf in ["", "0000"] {
+        let p = post(
+            &app,
+            &format!("{path}/code"),
+            None,
+            &[("csrf", csrf), ("code", &code)],
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.text);
+        assert!(p.headers.get(SET_COOKIE).is_none());
+    }
+    // A wrong method gets a portal page too.
+    let p = post(&app, &path, None, &[]).await;
+    assert_eq!(p.status, StatusCode::METHOD_NOT_ALLOWED, "{}", p.text);
+    // A session cookie for another link opens nothing here.
+    let (id2, path2) = portal_message(&app, "emp-csrf-2", "other body").await;
+    let other = sign_in(&app, &id2, &path2).await;
+    let p = get(&app, &format!("{path}/message"), Some(&other)).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{}", p.text);
+    // The code still works: nothing above counted.
+    let done = post(
+        &app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &form.csrf()), ("code", &code)],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    let audit = app.audit().await;
+    assert!(audit_of(&audit, "portal_code_failed").is_empty());
+    app.stop().await;
+}
+
+/// Every value of every column of every table, as text.
+async fn dump(app: &TestApp, backend: Backend) -> Vec<(String, String)> {
+    let pool = app.state().store.pool();
+    let tables: Vec<String> = match backend {
+        Backend::Sqlite => sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        ),
+        Backend::Postgres => sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+        ),
+    }
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(tables.iter().any(|t| t == "portal_links"), "{tables:?}");
+    let mut out = Vec::new();
+    for t in tables {
+        let cols: Vec<String> = match backend {
+            Backend::Sqlite => sqlx::query_scalar("SELECT name FROM pragma_table_info($1)"),
+            Backend::Postgres => sqlx::query_scalar(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1",
+            ),
+        }
+        .bind(&t)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for c in cols {
+            let sql = match backend {
+                Backend::Sqlite => format!(
+                    "SELECT CASE WHEN typeof(\"{c}\") = 'blob' THEN lower(hex(\"{c}\")) \
+                     ELSE CAST(\"{c}\" AS TEXT) END FROM \"{t}\""
+                ),
+                Backend::Postgres => format!("SELECT CAST(\"{c}\" AS TEXT) FROM \"{t}\""),
+            };
+            let values: Vec<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            for v in values.into_iter().flatten() {
+                out.push((format!("{t}.{c}"), v));
+            }
+        }
+    }
+    out
+}
+
+async fn database_and_audit_hold_no_token_code_or_content(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let body = "CANARY-portal-body-7731";
+    let (id, path) = portal_message(&app, "emp-db", body).await;
+    let token = path.trim_start_matches("/portal/").to_string();
+    let form = get(&app, &path, None).await;
+    let (code, _) = latest_code(&app, &id).await;
+    let done = post(
+        &app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &form.csrf()), ("code", &code)],
+    )
+    .await;
+    let cookie = done.cookie();
+    let session = cookie.split_once('=').unwrap().1.to_string();
+    let m = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert!(m.text.contains(body));
+
+    let rows = dump(&app, backend).await;
+    for (column, value) in &rows {
+        // The sandbox mailbox stands for the recipient's inbox and phone:
+        // it holds the notices as delivered, link and code included.
+        if column.starts_with("sandbox_inbox.") {
+            continue;
+        }
+        assert!(!value.contains(&token), "link token in {column}");
+        assert!(!value.contains(&session), "session cookie in {column}");
+        assert!(!value.contains(body), "content in {column}");
+        assert!(
+            !value.contains(&support::hex(body.as_bytes())),
+            "content as bytes in {column}"
+        );
+        if column.starts_with("portal_") {
+            assert!(!value.contains(&code), "code in {column}: {value}");
+        }
+    }
+    let stored: Vec<&String> = rows
+        .iter()
+        .filter(|(c, _)| c == "portal_links.token_hash")
+        .map(|(_, v)| v)
+        .collect();
+    assert!(stored.contains(&&support::hex(&sha256(token.as_bytes()))));
+    let audit = serde_json::to_string(&app.audit().await).unwrap();
+    for secret in [token.as_str(), session.as_str(), code.as_str(), body] {
+        assert!(!audit.contains(secret), "audit holds a secret");
+    }
+    app.stop().await;
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).to_vec()
+}
+
+async fn lockout_ends_after_its_period(backend: Backend) {
+    let Some(app) = TestApp::builder(backend)
+        .config(|c| {
+            c.portal.lockout_s = 1;
+            c.portal.max_attempts = 2;
+        })
+        .start()
+        .await
+    else {
+        return;
+    };
+    let (id, path) = portal_message(&app, "emp-unlock", "unlock body").await;
+    let form = get(&app, &path, None).await;
+    let (code, _) = latest_code(&app, &id).await;
+    let csrf = form.csrf();
+    let first = post(
+        &app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &csrf), ("code", wrong(&code))],
+    )
+    .await;
+    assert!(first.text.contains("1 try left"), "{}", first.text);
+    let locked = post(
+        &app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &csrf), ("code", "12")],
+    )
+    .await;
+    assert_eq!(locked.status, StatusCode::LOCKED, "{}", locked.text);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Unlocked: the old code died with the lockout; opening the link sends a new one.
+    let old = post(
+        &app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &csrf), ("code", &code)],
+    )
+    .await;
+    assert_eq!(old.status, StatusCode::OK, "{}", old.text);
+    assert!(old.text.contains("expired"), "{}", old.text);
+    let cookie = sign_in(&app, &id, &path).await;
+    assert_eq!(latest_code(&app, &id).await.1, 2);
+    let m = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.text);
+    app.stop().await;
+}
+
+async fn codes_go_to_the_phone_and_are_limited(backend: Backend) {
+    let Some(app) = TestApp::builder(backend)
+        .config(|c| {
+            c.portal.code_resend_s = 0;
+            c.portal.max_codes = 2;
+        })
+        .start()
+        .await
+    else {
+        return;
+    };
+    let r = app
+        .post(
+            "/v1/recipients",
+            &app.sender.clone(),
+            serde_json::json!({ "external_id": "emp-phone", "email": "p@example.com", "phone": "+15550002222" }),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let a = app
+        .send(
+            "idem-phone",
+            r.body["id"].as_str().unwrap(),
+            "transactional",
+            "phone body",
+        )
+        .await;
+    let id = a.body["id"].as_str().unwrap().to_string();
+    app.wait_status(&id, "sent").await;
+    let link = notices(&app, &id)
+        .await
+        .into_iter()
+        .find(|t| t.contains("/portal/"))
+        .unwrap();
+    let path = portal_path(&link);
+    let form = get(&app, &path, None).await;
+    assert!(
+        form.text.contains("text message to your phone"),
+        "{}",
+        form.text
+    );
+    let codes: Vec<Value> = app
+        .deliveries(&id)
+        .await
+        .into_iter()
+        .filter(|d| {
+            d["notice_text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("verification code")
+        })
+        .collect();
+    assert_eq!(codes.len(), 1);
+    assert_eq!(codes[0]["channel"], "sms", "{codes:#?}");
+    // A second code replaces the first; a third is refused.
+    let (first, _) = latest_code(&app, &id).await;
+    assert_eq!(get(&app, &path, None).await.status, StatusCode::OK);
+    let (second, n) = latest_code(&app, &id).await;
+    assert_eq!(n, 2);
+    let limited = get(&app, &path, None).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.text
+    );
+    if first != second {
+        let p = post(
+            &app,
+            &format!("{path}/code"),
+            None,
+            &[("csrf", &form.csrf()), ("code", &first)],
+        )
+        .await;
+        assert!(p.text.contains("not correct"), "{}", p.text);
+    }
+    let done = post(
+        &app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &form.csrf()), ("code", &second)],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    app.stop().await;
+}
+
+async fn other_paths_and_in_app_notices_get_portal_pages(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    for path in ["/portal", "/portal/", "/portal/x/y", "/portal/x/code/more"] {
+        let p = get(&app, path, None).await;
+        assert_eq!(p.status, StatusCode::NOT_FOUND, "{path}: {}", p.text);
+    }
+    let p = get(&app, "/portal/app", None).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+    // A message delivered in the app: its push notice links to no portal
+    // page, and no portal link exists for it.
+    let r = app.recipient("emp-app").await;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let d = app
+        .post(
+            &format!("/v1/recipients/{r}/devices"),
+            &app.sender.clone(),
+            serde_json::json!({
+                "identity_key": support::hex(&key.verifying_key().to_bytes()),
+                "agreement_key": support::hex(&[9; 32]),
+                "labels": { "os": "android", "os_version": "15", "client": "acme-app", "client_version": "5.3" },
+                "push": { "platform": "fcm", "token": "push-token-1" },
+            }),
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::CREATED, "{}", d.text);
+    let device = d.body["id"].as_str().unwrap().to_string();
+    let h = app.handshake(&device, &key).await;
+    assert_eq!(h.status, StatusCode::OK, "{}", h.text);
+    let a = app.send("idem-app", &r, "transactional", "app body").await;
+    assert_eq!(
+        a.body["decision"]["outcome"]["route"]["container"], "in_app",
+        "{}",
+        a.text
+    );
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let m = app.wait_status(&id, "sent").await;
+    assert_eq!(
+        m["decision"]["outcome"]["route"]["container"], "in_app",
+        "{m:#}"
+    );
+    let texts = notices(&app, &id).await;
+    assert!(!texts.is_empty(), "{m:#}");
+    for t in &texts {
+        if let Some(at) = t.find("/portal/") {
+            assert!(t[at..].starts_with("/portal/app"), "{t}");
+        }
+    }
+    let links: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portal_links WHERE message_id = $1")
+        .bind(&id)
+        .fetch_one(app.state().store.pool())
+        .await
+        .unwrap();
+    assert_eq!(links, 0);
+    app.stop().await;
+}
