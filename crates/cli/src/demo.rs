@@ -484,14 +484,12 @@ from = "Acme Secure Messages <secure@acme.example>"
         "confirmed: the payload waits on the portal, provider-readable",
     );
     t.settle(&id, &["sent", "delivered", "read"]).await;
-    let mail = t
+    let notice = t
         .smtp
         .received()
         .into_iter()
-        .find(|m| m.body().contains("/portal/"));
-    let notice = mail
-        .as_ref()
-        .map(|m| m.body().to_string())
+        .map(|m| quoted_printable(m.body()))
+        .find(|b| b.contains("/portal/"))
         .unwrap_or_default();
     t.check(
         !notice.is_empty() && !notice.contains("payslip") && !notice.contains("payroll"),
@@ -648,6 +646,31 @@ from = "Acme Secure Messages <secure@acme.example>"
         let _ = std::fs::remove_dir_all(&data_dir);
     }
     Ok(code)
+}
+
+/// Undoes the quoted-printable transfer encoding of a plain-text mail body
+/// (soft line breaks and `=XX` escapes).
+fn quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\r\n", "").replace("=\n", "");
+    let mut out = Vec::with_capacity(joined.len());
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b, hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'=', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn proof_verifies(proof: &Value) -> bool {

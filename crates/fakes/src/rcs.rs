@@ -228,6 +228,19 @@ impl Shared {
         }
     }
 
+    /// Posts a receipt, retrying (bounded, with backoff) until the
+    /// receiver answers 2xx.
+    async fn post_retrying(&self, message_id: &str, event: RcsEvent) {
+        let mut delay = Duration::from_millis(50);
+        for _ in 0..7 {
+            if matches!(self.post(message_id, event).await, Ok(s) if (200..300).contains(&s)) {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = delay.saturating_mul(2);
+        }
+    }
+
     async fn post(&self, message_id: &str, event: RcsEvent) -> Result<u16, FakeRcsError> {
         let url = self.lock().webhook_url.clone();
         let Some(url) = url else {
@@ -600,8 +613,10 @@ async fn send(
         let shared = shared.clone();
         let id = message_id.clone();
         tokio::spawn(async move {
-            let _ = shared.post(&id, RcsEvent::Delivered).await;
-            let _ = shared.post(&id, RcsEvent::Read).await;
+            // As real providers do, a webhook that is not acknowledged (the
+            // sender may not have recorded the message yet) is retried.
+            shared.post_retrying(&id, RcsEvent::Delivered).await;
+            shared.post_retrying(&id, RcsEvent::Read).await;
         });
     }
     axum::Json(json!({

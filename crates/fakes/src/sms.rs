@@ -198,6 +198,19 @@ impl Shared {
         })
     }
 
+    /// Posts a status callback, retrying (bounded, with backoff) until the
+    /// receiver answers 2xx, as real providers do.
+    async fn post_retrying(&self, sid: &str, status: SmsStatus) {
+        let mut delay = Duration::from_millis(50);
+        for _ in 0..7 {
+            if matches!(self.post(sid, status).await, Ok(s) if (200..300).contains(&s)) {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = delay.saturating_mul(2);
+        }
+    }
+
     async fn post(&self, sid: &str, status: SmsStatus) -> Result<u16, FakeSmsError> {
         let signed = self.signed(sid, status)?;
         let result = self
@@ -503,8 +516,8 @@ async fn send(
             let shared = shared.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(shared.receipt_delay).await;
-                let _ = shared.post(&sid, SmsStatus::Sent).await;
-                let _ = shared.post(&sid, final_status).await;
+                shared.post_retrying(&sid, SmsStatus::Sent).await;
+                shared.post_retrying(&sid, final_status).await;
             });
             response
         }

@@ -52,8 +52,21 @@ pub async fn receive(
     };
     match verifier.receipts(&request) {
         Ok(list) => {
-            let applied = receipts::apply(&state, &t.id, channel, &list).await?;
-            Ok(Json(json!({ "received": list.len(), "applied": applied })))
+            let done = receipts::apply(&state, &t.id, channel, &list).await?;
+            if done.unknown > 0 {
+                // Not an error of the provider's: the hand-over may not be
+                // recorded yet. A non-2xx answer makes it retry.
+                return Err(ApiError::conflict(
+                    "unknown_reference",
+                    format!(
+                        "{} receipt(s) name a message not recorded (yet); retry",
+                        done.unknown
+                    ),
+                ));
+            }
+            Ok(Json(
+                json!({ "received": list.len(), "applied": done.applied }),
+            ))
         }
         Err(e) => {
             let mut tx = state.store.begin().await?;

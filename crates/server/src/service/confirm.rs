@@ -96,7 +96,7 @@ pub async fn confirm(
         &message.failed,
     )?
     .ok_or_else(|| ApiError::Internal(format!("no decision settles for {message_id}")))?;
-    let settled = settle(state, &message.id, &thread, &decision)?;
+    let mut settled = settle(state, &message.id, &thread, &decision)?;
     audit::record(
         &mut tx,
         state,
@@ -108,7 +108,7 @@ pub async fn confirm(
     )
     .await?;
     metrics::counter!("ladder_confirmations_accepted_total").increment(1);
-    audit_decision(
+    let audit_index = audit_decision(
         &mut tx,
         state,
         tenant_id,
@@ -118,6 +118,9 @@ pub async fn confirm(
         &decision,
     )
     .await?;
+    if let Some(obj) = settled.answer.body.as_object_mut() {
+        obj.insert("audit_index".into(), serde_json::json!(audit_index));
+    }
     let mut updated = thread.clone();
     updated.floor = floor_after(&thread, &decision);
     updated.updated_at = now().0;

@@ -27,21 +27,32 @@ fn label(status: ReceiptStatus) -> &'static str {
     }
 }
 
-/// Applies verified receipts for `tenant_id` on `channel`. Receipts for
-/// references this tenant never sent are ignored (and counted).
+/// What applying a webhook's receipts did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub applied: usize,
+    /// Receipts for references not (yet) recorded: a receipt can outrun
+    /// the bookkeeping of the hand-over it confirms, so the provider is
+    /// asked to retry.
+    pub unknown: usize,
+}
+
+/// Applies verified receipts for `tenant_id` on `channel`.
 pub async fn apply(
     state: &AppState,
     tenant_id: &str,
     channel: Channel,
     receipts: &[Receipt],
-) -> Result<usize, ApiError> {
+) -> Result<Applied, ApiError> {
     let mut applied = 0;
+    let mut unknown = 0;
     for r in receipts {
         let mut tx = state.store.begin().await?;
         let Some(delivery) =
             deliveries::by_ref(&mut tx, tenant_id, &channel.to_string(), &r.provider_ref).await?
         else {
             metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => "unknown_ref").increment(1);
+            unknown += 1;
             continue;
         };
         let status = label(r.status);
@@ -118,7 +129,7 @@ pub async fn apply(
         metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => status).increment(1);
         applied += 1;
     }
-    Ok(applied)
+    Ok(Applied { applied, unknown })
 }
 
 /// The provider reported the message failed or expired after accepting it.
