@@ -1,0 +1,314 @@
+//! The channels through the real server against fake providers on
+//! loopback: an RCS message not delivered in time is revoked before it falls
+//! back; receipts move messages along only with a valid signature (a forged
+//! one is refused and audited); and a message body reaches only the
+//! containers its decision chose — never an e-mail or push notice, the
+//! database, or the audit log.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use ladder_channels::email::{EmailConfig, EmailTls};
+use ladder_channels::push::{ApnsConfig, PushConfig};
+use ladder_channels::rcs::RcsConfig;
+use ladder_fakes::{push, rcs, smtp};
+use serde_json::{Value, json};
+use support::{Backend, StatusCode, TestApp};
+
+struct Fakes {
+    rcs: rcs::FakeRcs,
+    smtp: smtp::FakeSmtp,
+    push: push::FakePush,
+}
+
+async fn fakes() -> Fakes {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Fakes {
+        rcs: rcs::start(rcs::FakeRcsConfig::default()).await.unwrap(),
+        smtp: smtp::start(smtp::FakeSmtpConfig::default()).await.unwrap(),
+        push: push::start(push::FakePushConfig::default()).await.unwrap(),
+    }
+}
+
+async fn app_with(backend: Backend, f: &Fakes, rcs_timeout: Option<u64>) -> Option<TestApp> {
+    let rcs_config = RcsConfig {
+        endpoint: f.rcs.base_url(),
+        token: "fake-rcs-token".into(),
+        agent_id: "ladder-fake-agent".into(),
+        webhook_secret: "fake-rcs-webhook-secret".into(),
+        timeout_ms: 2000,
+        ..Default::default()
+    };
+    let email = EmailConfig {
+        host: f.smtp.host(),
+        port: Some(f.smtp.port()),
+        tls: EmailTls::None,
+        user: None,
+        password: None,
+        from: "Acme <secure@acme.example>".into(),
+        timeout_ms: 5000,
+    };
+    let push_config = PushConfig {
+        apns: Some(ApnsConfig {
+            endpoint: format!("http://{}", f.push.addr),
+            topic: "com.acme.app".into(),
+            token: "fake-apns-token".into(),
+        }),
+        fcm: None,
+        timeout_ms: 5000,
+    };
+    let app = TestApp::builder(backend)
+        .config(|c| {
+            c.channels.rcs = Some(rcs_config);
+            c.channels.email = Some(email);
+            c.channels.push = Some(push_config);
+            c.channels.rcs_delivery_timeout_s = rcs_timeout;
+        })
+        .start()
+        .await?;
+    f.rcs
+        .set_webhook_url(Some(format!("{}/v1/webhooks/rcs/acme", app.base)));
+    Some(app)
+}
+
+/// A recipient with a phone and e-mail, and a device proving RCS and
+/// in-app E2EE and push reachability, with a push token.
+async fn employee(app: &TestApp, ext: &str, phone: &str, seed: u8, rcs: bool) -> String {
+    let r = app
+        .post(
+            "/v1/recipients",
+            &app.sender,
+            json!({ "external_id": ext, "email": format!("{ext}@example.com"), "phone": phone }),
+        )
+        .await;
+    let r = r.body["id"].as_str().unwrap().to_string();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    let d = app
+        .post(
+            &format!("/v1/recipients/{r}/devices"),
+            &app.sender,
+            json!({
+                "identity_key": support::hex(&key.verifying_key().to_bytes()),
+                "agreement_key": support::hex(&ladder_channels::inapp::agreement_public(&[seed; 32]).unwrap()),
+                "labels": { "os": "android", "client": "acme-app", "client_version": "5.3" },
+                "push": { "platform": "apns", "token": format!("token-{seed}") },
+            }),
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::CREATED, "{}", d.text);
+    let device = d.body["id"].as_str().unwrap().to_string();
+    let c = app.challenge(&device).await;
+    let mut transports = json!({
+        "in_app": { "reachable": true, "e2ee": "verified" },
+        "push": { "reachable": true, "e2ee": "absent" },
+    });
+    if rcs {
+        transports["rcs"] = json!({ "reachable": true, "e2ee": "verified" });
+    }
+    let report: ladder_core::handshake::DeviceReport = serde_json::from_value(json!({
+        "device": device,
+        "nonce": c["nonce"],
+        "client": { "name": "acme-app", "version": "5.3", "policy_revision": 4 },
+        "transports": transports,
+    }))
+    .unwrap();
+    let signed = ladder_core::handshake::sign(&key, report).unwrap();
+    let h = app
+        .post(
+            &format!("/v1/devices/{device}/handshake"),
+            &app.sender,
+            serde_json::to_value(signed).unwrap(),
+        )
+        .await;
+    assert_eq!(h.status, StatusCode::OK, "{}", h.text);
+    r
+}
+
+both_backends!(
+    rcs_not_delivered_in_time_is_revoked_before_it_falls_back,
+    receipts_need_a_valid_signature,
+    a_body_reaches_only_its_container,
+);
+
+async fn rcs_not_delivered_in_time_is_revoked_before_it_falls_back(backend: Backend) {
+    let f = fakes().await;
+    let Some(app) = app_with(backend, &f, Some(1)).await else {
+        return;
+    };
+    let r = employee(&app, "emp-1", "+15550102001", 41, true).await;
+    f.rcs.set_offline("+15550102001", true);
+    let a = app.send("late-1", &r, "payroll", "salary").await;
+    assert_eq!(
+        a.body["decision"]["outcome"]["route"]["container"], "rcs",
+        "{}",
+        a.text
+    );
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let mut m = Value::Null;
+    for _ in 0..100 {
+        m = app
+            .get(&format!("/v1/messages/{id}"), &app.sender)
+            .await
+            .body;
+        if m["decision"]["outcome"]["route"]["container"] == "in_app" && m["status"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        m["decision"]["outcome"]["route"]["container"], "in_app",
+        "{m:#}"
+    );
+    assert_eq!(f.rcs.revoked().len(), 1, "withdrawn before falling back");
+    let audit = app.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["kind"] == "fallback" && e["details"]["reason"] == "not_delivered_in_time"),
+        "{audit:#?}"
+    );
+    app.stop().await;
+}
+
+async fn receipts_need_a_valid_signature(backend: Backend) {
+    let f = fakes().await;
+    f.rcs.drop_receipts(true);
+    let Some(app) = app_with(backend, &f, None).await else {
+        return;
+    };
+    let r = employee(&app, "emp-2", "+15550102002", 42, true).await;
+    let a = app.send("rcpt-1", &r, "marketing", "sale").await;
+    let id = a.body["id"].as_str().unwrap().to_string();
+    app.wait_status(&id, "sent").await;
+    let message_id = f.rcs.received()[0].message_id.clone();
+    let url = format!("{}/v1/webhooks/rcs/acme", app.base);
+
+    let good = f.rcs.signed_receipt(&message_id, rcs::RcsEvent::Delivered);
+    let forged = app
+        .client
+        .post(&url)
+        .header("x-goog-signature", "AAAA")
+        .body(good.body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let m = app.get(&format!("/v1/messages/{id}"), &app.sender).await;
+    assert_eq!(m.body["status"], "sent", "a forged receipt changes nothing");
+    assert!(
+        app.audit()
+            .await
+            .iter()
+            .any(|e| e["kind"] == "webhook_rejected" && e["details"]["reason"] == "bad_signature")
+    );
+
+    let ok = app
+        .client
+        .post(&url)
+        .header("x-goog-signature", &good.signature)
+        .body(good.body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    app.wait_status(&id, "delivered").await;
+    let read = f.rcs.signed_receipt(&message_id, rcs::RcsEvent::Read);
+    app.client
+        .post(&url)
+        .header("x-goog-signature", &read.signature)
+        .body(read.body)
+        .send()
+        .await
+        .unwrap();
+    let m = app.wait_status(&id, "read").await;
+    assert!(
+        m["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "receipt_delivered")
+    );
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None, &[])
+        .await;
+    assert!(
+        metrics.text.contains("ladder_receipts_total"),
+        "{}",
+        metrics.text
+    );
+    app.stop().await;
+}
+
+async fn a_body_reaches_only_its_container(backend: Backend) {
+    let f = fakes().await;
+    let Some(app) = app_with(backend, &f, None).await else {
+        return;
+    };
+    let canary = format!("CANARY-{}-{:?}", std::process::id(), backend);
+    // In-app with a push wake-up.
+    let r = employee(&app, "emp-3", "+15550102003", 43, false).await;
+    let a = app.send("c-inapp", &r, "transactional", &canary).await;
+    assert_eq!(
+        a.body["decision"]["outcome"]["route"]["notifier"], "push_notice",
+        "{}",
+        a.text
+    );
+    app.wait_status(a.body["id"].as_str().unwrap(), "sent")
+        .await;
+    // The portal behind an e-mail notice: a recipient without devices.
+    let e = app.recipient("emp-4").await;
+    let b = app.send("c-portal", &e, "transactional", &canary).await;
+    assert_eq!(
+        b.body["decision"]["outcome"]["route"]["notifier"], "email_notice",
+        "{}",
+        b.text
+    );
+    app.wait_status(b.body["id"].as_str().unwrap(), "sent")
+        .await;
+
+    let pushes = f.push.received();
+    assert!(!pushes.is_empty(), "the wake-up went out");
+    for p in &pushes {
+        assert_eq!(
+            p.body,
+            ladder_channels::push::APNS_BODY,
+            "a push is content-free"
+        );
+        assert!(!p.body.contains(&canary));
+    }
+    let mails = f.smtp.received();
+    assert!(!mails.is_empty(), "the e-mail notice went out");
+    for m in &mails {
+        assert!(
+            !m.data.contains(&canary),
+            "an e-mail notice never carries the body"
+        );
+        assert!(!m.data.contains("transactional"), "nor the class");
+    }
+    // Sealed in the inbox, absent in plaintext from every table and file.
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT ciphertext FROM inbox")
+        .fetch_all(app.state().store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(
+        !rows[0]
+            .windows(canary.len())
+            .any(|w| w == canary.as_bytes())
+    );
+    let audit = serde_json::to_string(&app.audit().await).unwrap();
+    assert!(!audit.contains(&canary));
+    if backend == Backend::Sqlite {
+        for entry in std::fs::read_dir(app.dir.path().join("data")).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!bytes.windows(canary.len()).any(|w| w == canary.as_bytes()));
+        }
+    }
+    app.stop().await;
+}
