@@ -13,7 +13,7 @@ macro_rules! out {
 
 mod audit;
 mod demo;
-mod demo_portal;
+
 mod device;
 mod service;
 mod simulate;
