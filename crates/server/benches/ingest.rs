@@ -16,19 +16,51 @@
 //!    payload, thread floor, event, outbox, audit entry), one transaction per
 //!    message, straight into a separate SQLite store: no HTTP, no auth, no
 //!    decision, no crypto.
+//! 4. **end to end, RCS** — a second in-process node with delivery workers
+//!    on and a fake RCS provider (`ladder_fakes::rcs`) on loopback: class
+//!    `payroll` to recipients whose phone reports verified RCS E2EE in a
+//!    signed handshake. Latency runs from the moment the `202` arrives
+//!    (acceptance) to the moment the fake has recorded the agent message;
+//!    throughput is the batch size over the time from the first request to
+//!    the last arrival. The fake answers every message with DELIVERED and
+//!    READ receipts by webhook, which the node verifies and applies while
+//!    the batch runs.
+//! 5. **end to end, in-app** — the same node, class `payroll` to recipients
+//!    whose device enrolled an X25519 key and reports verified in-app E2EE
+//!    and push reachability: the payload is sealed with HPKE into the
+//!    device inbox and a content-free wake-up goes to a fake push provider
+//!    (FCM style). "The provider has it" is the sealed row in `inbox` (its
+//!    `created_at` is in whole seconds, too coarse: the bench stamps the
+//!    moment it first sees the row).
+//!
+//! Both end-to-end scenarios run a batch at the same concurrency as the
+//! ingest scenario (queueing included), then messages one at a time, each
+//! sent only once the previous one arrived (the latency floor). Arrivals
+//! are seen by polling the fake's record and the `inbox` table (on a
+//! read-only connection of its own, so the node's single SQLite
+//! connection is not shared with the probe) every 2 ms: an arrival is
+//! stamped a few milliseconds late at most. Between phases the node is let settle
+//! (outbox drained, every receipt acknowledged).
 //!
 //! Run with `cargo bench -p ladder-server --bench ingest`. Tunables:
-//! `LADDER_BENCH_REQUESTS` (default 3000) and `LADDER_BENCH_CONCURRENCY`
-//! (default 16). Everything runs on loopback and stops by itself.
+//! `LADDER_BENCH_REQUESTS` (default 3000), `LADDER_BENCH_CONCURRENCY`
+//! (default 16), `LADDER_BENCH_E2E_MESSAGES` (batch, default 500),
+//! `LADDER_BENCH_E2E_SERIAL` (one at a time, default 100) and
+//! `LADDER_BENCH_WORKERS` (delivery workers, default 2). Everything runs on
+//! loopback and stops by itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ed25519_dalek::SigningKey;
+use ladder_channels::push::{FcmConfig, PushConfig};
+use ladder_channels::rcs::RcsConfig;
 use ladder_core::{Decision, Outcome};
+use ladder_fakes::{push, rcs};
 use ladder_store::audit::{self, AuditEvent};
 use ladder_store::messages::{self, Message, Status, StoredPayload};
 use ladder_store::outbox::{self, Kind};
@@ -36,6 +68,7 @@ use ladder_store::recipients::{self, Recipient};
 use ladder_store::threads::{self, Thread};
 use ladder_store::{Store, ids, sealed, tenants};
 use serde_json::{Value, json};
+use sqlx::Connection as _;
 
 const RECIPIENTS: usize = 50;
 const WARMUP: usize = 200;
@@ -459,6 +492,618 @@ async fn row_counts(store: &Store) -> Result<String, BoxError> {
     Ok(parts.join(", "))
 }
 
+// ---------------------------------------------------------- end to end ---
+
+const E2E_RECIPIENTS: usize = 50;
+const E2E_WARMUP: usize = 50;
+const DEFAULT_E2E_MESSAGES: usize = 500;
+const DEFAULT_E2E_SERIAL: usize = 100;
+const DEFAULT_WORKERS: usize = 2;
+/// How often idle delivery workers look for due work.
+const E2E_POLL_MS: u64 = 10;
+/// Both channels carry it: RCS when the phone proves RCS E2EE, in-app when
+/// the device proves in-app E2EE.
+const E2E_CLASS: &str = "payroll";
+/// How often the bench looks at what the providers hold.
+const OBSERVE_EVERY: Duration = Duration::from_millis(2);
+/// How long accepted messages may take to reach the provider; later ones
+/// count as errors.
+const E2E_DEADLINE: Duration = Duration::from_secs(60);
+/// How long the node may take to drain its outbox and receipts between
+/// phases.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(20);
+const RCS_TOKEN: &str = "bench-rcs-token";
+const RCS_AGENT: &str = "bench-agent";
+const RCS_SECRET: &str = "bench-rcs-webhook-secret";
+const FCM_TOKEN: &str = "bench-fcm-token";
+
+/// The container an end-to-end scenario delivers through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Rcs,
+    InApp,
+}
+
+impl Via {
+    /// The container's name in a decision.
+    fn container(self) -> &'static str {
+        match self {
+            Via::Rcs => "rcs",
+            Via::InApp => "in_app",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Via::Rcs => "rcs",
+            Via::InApp => "inapp",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Via::Rcs => 1,
+            Via::InApp => 2,
+        }
+    }
+}
+
+/// When the bench first saw each message (by id) at its provider.
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+#[derive(Debug)]
+struct E2eCtx {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    recipients: Vec<String>,
+    body: String,
+    via: Via,
+    /// `(message id, when its 202 arrived)` of the phase in progress.
+    accepted: Mutex<Vec<(String, Instant)>>,
+}
+
+/// A POST with the API key; the answer's status and JSON body.
+async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &Value,
+) -> Result<(u16, Value), BoxError> {
+    let resp = client
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
+
+fn success(what: &str, (status, body): (u16, Value)) -> Result<Value, BoxError> {
+    if (200..300).contains(&status) {
+        Ok(body)
+    } else {
+        Err(format!("{what}: HTTP {status} {body}").into())
+    }
+}
+
+fn id_of(v: &Value) -> Result<String, BoxError> {
+    v.get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| format!("no `id` in {v}").into())
+}
+
+/// One recipient with a phone and one device, enrolled over the API and
+/// proven by a signed handshake: verified RCS E2EE (`Via::Rcs`), or an
+/// X25519 agreement key, a push token and verified in-app E2EE with push
+/// reachability (`Via::InApp`).
+async fn enrol_e2e(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    via: Via,
+    n: usize,
+) -> Result<String, BoxError> {
+    let ext = format!("{}-{n}", via.tag());
+    let recipient = id_of(&success(
+        "registering a recipient",
+        post_json(
+            client,
+            &format!("{base}/v1/recipients"),
+            token,
+            &json!({
+                "external_id": ext,
+                "email": format!("{ext}@example.com"),
+                "phone": format!("+1555{}{n:06}", via.code()),
+            }),
+        )
+        .await?,
+    )?)?;
+
+    let mut seed = [0x5au8; 32];
+    seed[0] = via.code();
+    seed[1..9].copy_from_slice(&(n as u64).to_le_bytes());
+    let key = SigningKey::from_bytes(&seed);
+    let mut device = json!({
+        "identity_key": hex_of(&key.verifying_key().to_bytes()),
+        "labels": { "os": "android", "os_version": "15", "client": "acme-app", "client_version": "5.3" },
+    });
+    let transports = match via {
+        Via::Rcs => json!({ "rcs": { "reachable": true, "e2ee": "verified" } }),
+        Via::InApp => {
+            let mut secret = seed;
+            secret[31] = 0xa5;
+            let public = ladder_channels::inapp::agreement_public(&secret)?;
+            device["agreement_key"] = json!(hex_of(&public));
+            device["push"] = json!({ "platform": "fcm", "token": format!("bench-push-{n}") });
+            json!({
+                "in_app": { "reachable": true, "e2ee": "verified" },
+                "push": { "reachable": true, "e2ee": "absent" },
+            })
+        }
+    };
+    let device = id_of(&success(
+        "enrolling a device",
+        post_json(
+            client,
+            &format!("{base}/v1/recipients/{recipient}/devices"),
+            token,
+            &device,
+        )
+        .await?,
+    )?)?;
+    let challenge = success(
+        "asking for a challenge",
+        post_json(
+            client,
+            &format!("{base}/v1/devices/{device}/challenge"),
+            token,
+            &json!({}),
+        )
+        .await?,
+    )?;
+    let report: ladder_core::handshake::DeviceReport = serde_json::from_value(json!({
+        "device": device,
+        "nonce": challenge.get("nonce").cloned().unwrap_or_default(),
+        "client": { "name": "acme-app", "version": "5.3", "policy_revision": 4 },
+        "transports": transports,
+    }))?;
+    let signed = ladder_core::handshake::sign(&key, report)
+        .map_err(|e| format!("signing the handshake: {e:?}"))?;
+    success(
+        "handshake",
+        post_json(
+            client,
+            &format!("{base}/v1/devices/{device}/handshake"),
+            token,
+            &serde_json::to_value(signed)?,
+        )
+        .await?,
+    )?;
+    Ok(recipient)
+}
+
+/// One `POST /v1/messages` that must be answered 202 with a delivery over
+/// the scenario's container; records the message id and the moment the
+/// answer arrived.
+async fn send_tracked(ctx: Arc<E2eCtx>, key: String, i: usize) -> Result<&'static str, String> {
+    let recipient = &ctx.recipients[i % ctx.recipients.len()];
+    let resp = ctx
+        .client
+        .post(format!("{}/v1/messages", ctx.base))
+        .bearer_auth(&ctx.token)
+        .header("Idempotency-Key", &key)
+        .json(&json!({ "recipient": recipient, "class": E2E_CLASS, "body": ctx.body }))
+        .send()
+        .await
+        .map_err(|e| format!("transport: {e}"))?;
+    let at = Instant::now();
+    let status = resp.status().as_u16();
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| format!("reading body: {e}"))?;
+    if status != 202 {
+        return Err(format!(
+            "HTTP {status}: {}",
+            text.chars().take(300).collect::<String>()
+        ));
+    }
+    let v: Value = serde_json::from_str(&text).map_err(err)?;
+    let container = v
+        .pointer("/decision/outcome/route/container")
+        .and_then(Value::as_str)
+        .unwrap_or("-");
+    if container != ctx.via.container() {
+        return Err(format!(
+            "decided `{container}`, not `{}`",
+            ctx.via.container()
+        ));
+    }
+    let id = v
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or("202 without a message id")?
+        .to_string();
+    ctx.accepted.lock().expect("accepted").push((id, at));
+    Ok("202")
+}
+
+/// Polls the fake RCS provider's record of agent messages until `stop`.
+async fn watch_rcs(fake: Arc<rcs::FakeRcs>, seen: Seen, stop: Arc<AtomicBool>) {
+    let mut next = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let got = fake.received();
+        let at = Instant::now();
+        if got.len() > next {
+            let mut seen = seen.lock().expect("seen");
+            for r in &got[next..] {
+                // Our idempotency key: `{message id}/{step}/rcs`.
+                let id = r.message_id.split('/').next().unwrap_or_default();
+                seen.entry(id.to_string()).or_insert(at);
+            }
+            next = got.len();
+        }
+        tokio::time::sleep(OBSERVE_EVERY).await;
+    }
+}
+
+/// Polls the node's `inbox` table for new sealed rows until `stop`, on a
+/// connection of its own; answers how many polls failed.
+async fn watch_inbox(mut conn: sqlx::AnyConnection, seen: Seen, stop: Arc<AtomicBool>) -> usize {
+    let mut last: i64 = 0;
+    let mut failures = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let rows = sqlx::query_as::<_, (i64, String)>(
+            "SELECT rowid, message_id FROM inbox WHERE rowid > $1 ORDER BY rowid",
+        )
+        .bind(last)
+        .fetch_all(&mut conn)
+        .await;
+        let at = Instant::now();
+        match rows {
+            Ok(rows) => {
+                if let Some((rowid, _)) = rows.last() {
+                    last = *rowid;
+                }
+                let mut seen = seen.lock().expect("seen");
+                for (_, id) in rows {
+                    seen.entry(id).or_insert(at);
+                }
+            }
+            Err(_) => failures += 1,
+        }
+        tokio::time::sleep(OBSERVE_EVERY).await;
+    }
+    let _ = conn.close().await;
+    failures
+}
+
+fn all_seen(seen: &Seen, accepted: &[(String, Instant)]) -> bool {
+    let seen = seen.lock().expect("seen");
+    accepted.iter().all(|(id, _)| seen.contains_key(id))
+}
+
+/// Acceptance → arrival of every accepted message. `requests` counts the
+/// messages that arrived; `wall` runs from `started` to the last arrival.
+fn arrivals(
+    seen: &Seen,
+    accepted: &[(String, Instant)],
+    started: Instant,
+    mut errors: Vec<String>,
+) -> Run {
+    let seen = seen.lock().expect("seen");
+    let mut latencies = Vec::with_capacity(accepted.len());
+    let mut last = started;
+    for (id, at) in accepted {
+        match seen.get(id) {
+            Some(t) => {
+                // A worker may hand a message over before its 202 reaches
+                // the client: that counts as zero.
+                latencies.push(t.saturating_duration_since(*at));
+                last = last.max(*t);
+            }
+            None => errors.push(format!(
+                "{id} accepted but not at the provider after {} s",
+                E2E_DEADLINE.as_secs()
+            )),
+        }
+    }
+    latencies.sort_unstable();
+    let mut outcomes = BTreeMap::new();
+    outcomes.insert("arrived", latencies.len());
+    Run {
+        requests: latencies.len(),
+        wall: last.duration_since(started),
+        latencies,
+        outcomes,
+        errors,
+    }
+}
+
+/// `count` messages at `concurrency`, then waits (bounded) until every
+/// accepted one is at the provider: the acceptance run and the end-to-end
+/// run.
+async fn e2e_batch(
+    ctx: &Arc<E2eCtx>,
+    seen: &Seen,
+    tag: &str,
+    count: usize,
+    concurrency: usize,
+) -> (Run, Run) {
+    ctx.accepted.lock().expect("accepted").clear();
+    let started = Instant::now();
+    let c = Arc::clone(ctx);
+    let prefix = format!("{}-{tag}", ctx.via.tag());
+    let accept = drive(count, concurrency, move |i| {
+        send_tracked(Arc::clone(&c), format!("{prefix}-{i}"), i)
+    })
+    .await;
+    let accepted = std::mem::take(&mut *ctx.accepted.lock().expect("accepted"));
+    let deadline = Instant::now() + E2E_DEADLINE;
+    while Instant::now() < deadline && !all_seen(seen, &accepted) {
+        tokio::time::sleep(OBSERVE_EVERY).await;
+    }
+    let run = arrivals(seen, &accepted, started, accept.errors.clone());
+    (accept, run)
+}
+
+/// `count` messages one at a time, each sent once the previous one is at
+/// the provider: the latency of an idle node.
+async fn e2e_serial(ctx: &Arc<E2eCtx>, seen: &Seen, count: usize) -> Run {
+    ctx.accepted.lock().expect("accepted").clear();
+    let started = Instant::now();
+    let mut errors = Vec::new();
+    for i in 0..count {
+        let key = format!("{}-serial-{i}", ctx.via.tag());
+        if let Err(e) = send_tracked(Arc::clone(ctx), key, i).await {
+            errors.push(e);
+            continue;
+        }
+        let last = ctx.accepted.lock().expect("accepted").last().cloned();
+        let Some((id, _)) = last else { continue };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !seen.lock().expect("seen").contains_key(&id) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let accepted = std::mem::take(&mut *ctx.accepted.lock().expect("accepted"));
+    arrivals(seen, &accepted, started, errors)
+}
+
+/// Waits (bounded) until the node has no unfinished outbox work and the
+/// fake RCS provider had every receipt acknowledged; answers whether it
+/// did.
+async fn settle(conn: &mut sqlx::AnyConnection, fake: &rcs::FakeRcs) -> Result<bool, BoxError> {
+    let t = Instant::now();
+    while t.elapsed() < SETTLE_DEADLINE {
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE done_at IS NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+        let received = fake.received().len();
+        let acked = fake
+            .sent_receipts()
+            .iter()
+            .filter(|r| r.status.is_some_and(|s| (200..300).contains(&s)))
+            .count();
+        if pending == 0 && acked >= 2 * received {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(false)
+}
+
+/// A read-only connection to the node's SQLite file, beside the node's
+/// own (WAL: readers do not hold up its writer).
+async fn read_only(db_url: &str) -> Result<sqlx::AnyConnection, BoxError> {
+    let mut conn = sqlx::AnyConnection::connect(&format!("{db_url}?mode=ro")).await?;
+    sqlx::query("PRAGMA busy_timeout = 5000")
+        .execute(&mut conn)
+        .await?;
+    Ok(conn)
+}
+
+/// What the end-to-end node measured.
+#[derive(Debug)]
+struct E2e {
+    workers: usize,
+    rcs_accept: Run,
+    rcs: Run,
+    rcs_serial: Run,
+    inapp_accept: Run,
+    inapp: Run,
+    inapp_serial: Run,
+    /// Statuses of the node's messages at the end.
+    statuses: String,
+    /// What the fakes and the inbox hold at the end.
+    providers: String,
+    notes: Vec<String>,
+}
+
+/// The second node: delivery workers on, fake RCS and push providers on
+/// loopback, one RCS and one in-app scenario.
+async fn end_to_end(
+    dir: &std::path::Path,
+    body: &str,
+    concurrency: usize,
+    messages: usize,
+    serial: usize,
+    workers: usize,
+) -> Result<E2e, BoxError> {
+    let fake_rcs = Arc::new(
+        rcs::start(rcs::FakeRcsConfig {
+            token: RCS_TOKEN.into(),
+            agent_id: RCS_AGENT.into(),
+            webhook_url: None,
+            webhook_secret: RCS_SECRET.into(),
+            auto_receipts: true,
+        })
+        .await?,
+    );
+    let fake_push = push::start(push::FakePushConfig {
+        fcm_token: FCM_TOKEN.into(),
+        ..Default::default()
+    })
+    .await?;
+
+    let mut config = ladder_server::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.to_path_buf(),
+        database_url: None,
+        ..Default::default()
+    };
+    config.delivery.workers = workers;
+    config.delivery.poll_ms = E2E_POLL_MS;
+    config.channels.rcs = Some(RcsConfig {
+        endpoint: fake_rcs.base_url(),
+        token: RCS_TOKEN.into(),
+        agent_id: RCS_AGENT.into(),
+        webhook_secret: RCS_SECRET.into(),
+        timeout_ms: 5000,
+        ..Default::default()
+    });
+    config.channels.push = Some(PushConfig {
+        apns: None,
+        fcm: Some(FcmConfig {
+            endpoint: fake_push.base_url(),
+            project: "ladder-bench".into(),
+            token: FCM_TOKEN.into(),
+        }),
+        timeout_ms: 5000,
+    });
+    let db_url = config.database_url();
+    let running = ladder_server::start(config).await?;
+    let base = format!("http://{}", running.addr);
+    fake_rcs.set_webhook_url(Some(format!("{base}/v1/webhooks/rcs/acme")));
+    let token = running
+        .demo
+        .as_ref()
+        .expect("a fresh data dir creates the demo tenant")
+        .keys[0]
+        .token
+        .clone();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+
+    // Read-only connections beside the node's own: this one for settling
+    // and the final counts, another for the inbox probe.
+    let mut conn = read_only(&db_url).await?;
+
+    let mut notes = Vec::new();
+    let mut runs = Vec::new();
+    for via in [Via::Rcs, Via::InApp] {
+        let mut recipients = Vec::with_capacity(E2E_RECIPIENTS);
+        for n in 0..E2E_RECIPIENTS {
+            recipients.push(enrol_e2e(&client, &base, &token, via, n).await?);
+        }
+        let ctx = Arc::new(E2eCtx {
+            client: client.clone(),
+            base: base.clone(),
+            token: token.clone(),
+            recipients,
+            body: body.to_string(),
+            via,
+            accepted: Mutex::new(Vec::new()),
+        });
+        let seen: Seen = Arc::new(Mutex::new(HashMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (rcs_watch, inbox_watch) = match via {
+            Via::Rcs => (
+                Some(tokio::spawn(watch_rcs(
+                    Arc::clone(&fake_rcs),
+                    Arc::clone(&seen),
+                    Arc::clone(&stop),
+                ))),
+                None,
+            ),
+            Via::InApp => (
+                None,
+                Some(tokio::spawn(watch_inbox(
+                    read_only(&db_url).await?,
+                    Arc::clone(&seen),
+                    Arc::clone(&stop),
+                ))),
+            ),
+        };
+
+        let (_, warm) = e2e_batch(&ctx, &seen, "warm", E2E_WARMUP, concurrency).await;
+        report_errors(&format!("{} warm-up", via.tag()), &warm);
+        if !settle(&mut conn, &fake_rcs).await? {
+            notes.push(format!("{} warm-up did not settle", via.tag()));
+        }
+        let (accept, batch) = e2e_batch(&ctx, &seen, "batch", messages, concurrency).await;
+        if !settle(&mut conn, &fake_rcs).await? {
+            notes.push(format!("{} batch did not settle", via.tag()));
+        }
+        let one = e2e_serial(&ctx, &seen, serial).await;
+        if !settle(&mut conn, &fake_rcs).await? {
+            notes.push(format!("{} one-at-a-time run did not settle", via.tag()));
+        }
+
+        stop.store(true, Ordering::Relaxed);
+        if let Some(w) = rcs_watch {
+            w.await?;
+        }
+        if let Some(w) = inbox_watch {
+            let failures = w.await?;
+            if failures > 0 {
+                notes.push(format!("{failures} inbox polls failed"));
+            }
+        }
+        runs.push((accept, batch, one));
+    }
+    running.shutdown().await;
+    let statuses: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status")
+            .fetch_all(&mut conn)
+            .await?;
+    let statuses = statuses
+        .iter()
+        .map(|(s, n)| format!("{s}×{n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let inbox_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
+        .fetch_one(&mut conn)
+        .await?;
+    let _ = conn.close().await;
+    let acked = fake_rcs
+        .sent_receipts()
+        .iter()
+        .filter(|r| r.status.is_some_and(|s| (200..300).contains(&s)))
+        .count();
+    let providers = format!(
+        "fake RCS {} agent messages, {acked} receipts acknowledged; inbox {inbox_rows} sealed rows; fake push {} wake-ups",
+        fake_rcs.received().len(),
+        fake_push.received().len(),
+    );
+    fake_push.shutdown().await;
+    drop(fake_rcs);
+
+    let mut runs = runs.into_iter();
+    let (rcs_accept, rcs, rcs_serial) = runs.next().expect("the RCS scenario ran");
+    let (inapp_accept, inapp, inapp_serial) = runs.next().expect("the in-app scenario ran");
+    Ok(E2e {
+        workers,
+        rcs_accept,
+        rcs,
+        rcs_serial,
+        inapp_accept,
+        inapp,
+        inapp_serial,
+        statuses,
+        providers,
+        notes,
+    })
+}
+
 // ---------------------------------------------------------------- main ---
 
 fn report_errors(name: &str, run: &Run) {
@@ -481,8 +1126,13 @@ fn outcomes(run: &Run) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    // reqwest and the fakes are built on rustls without a default provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let requests = env_usize("LADDER_BENCH_REQUESTS", DEFAULT_REQUESTS);
     let concurrency = env_usize("LADDER_BENCH_CONCURRENCY", DEFAULT_CONCURRENCY);
+    let e2e_messages = env_usize("LADDER_BENCH_E2E_MESSAGES", DEFAULT_E2E_MESSAGES);
+    let e2e_serial = env_usize("LADDER_BENCH_E2E_SERIAL", DEFAULT_E2E_SERIAL);
+    let workers = env_usize("LADDER_BENCH_WORKERS", DEFAULT_WORKERS);
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let body: String = "benchmark payload "
         .chars()
@@ -566,6 +1216,12 @@ async fn main() -> Result<(), BoxError> {
             .map(|r| format!(", route `{}`", r.name()))
             .unwrap_or_default()
     );
+    println!(
+        "  end to end: a second in-process node, SQLite, {workers} delivery workers (idle poll {E2E_POLL_MS} ms); fake RCS and push (FCM) providers on loopback"
+    );
+    println!(
+        "  end to end: class `{E2E_CLASS}`, {E2E_RECIPIENTS} recipients per channel, one device each; {e2e_messages} messages at concurrency {concurrency} after {E2E_WARMUP} warm-up, then {e2e_serial} one at a time"
+    );
 
     // ------------------------------------------------------- 1. ingest ---
     let c = Arc::clone(&ctx);
@@ -605,6 +1261,17 @@ async fn main() -> Result<(), BoxError> {
     let raw_counts = row_counts(&raw.store).await?;
     raw.store.close().await;
 
+    // ------------------------------------------------ 4./5. end to end ---
+    let e2e = end_to_end(
+        &data.path().join("e2e"),
+        &ctx.body,
+        concurrency,
+        e2e_messages,
+        e2e_serial,
+        workers,
+    )
+    .await?;
+
     // ----------------------------------------------------------- table ---
     println!();
     println!(
@@ -615,6 +1282,10 @@ async fn main() -> Result<(), BoxError> {
         ("ingest: POST /v1/messages (durable)", &ingest),
         ("HTTP ceiling: GET /healthz", &http),
         ("storage ceiling: raw SQLite tx/msg", &storage),
+        ("e2e RCS: 202 → fake RCS has it", &e2e.rcs),
+        ("e2e in-app: 202 → sealed inbox row", &e2e.inapp),
+        ("e2e RCS, one at a time", &e2e.rcs_serial),
+        ("e2e in-app, one at a time", &e2e.inapp_serial),
     ];
     for (name, run) in rows {
         println!(
@@ -637,15 +1308,49 @@ async fn main() -> Result<(), BoxError> {
         "  ingest / storage ceiling = {:>5.1} % of throughput",
         100.0 * ingest.throughput() / storage.throughput()
     );
+    println!(
+        "  e2e RCS / ingest         = {:>5.1} % of throughput",
+        100.0 * e2e.rcs.throughput() / ingest.throughput()
+    );
+    println!(
+        "  e2e in-app / ingest      = {:>5.1} % of throughput",
+        100.0 * e2e.inapp.throughput() / ingest.throughput()
+    );
+    println!();
+    println!(
+        "  e2e rows: latency from the 202 reaching the client to the provider holding the message (seen every {} ms);",
+        OBSERVE_EVERY.as_millis()
+    );
+    println!(
+        "    msgs/s = messages that arrived / (first request → last arrival); batch latencies include queueing behind the batch"
+    );
+    for (name, run) in [("RCS", &e2e.rcs_accept), ("in-app", &e2e.inapp_accept)] {
+        println!(
+            "  acceptance during the {name} batch ({} delivery workers on): {:.0} msgs/s, p50 {:.2} ms, p99 {:.2} ms",
+            e2e.workers,
+            run.throughput(),
+            run.percentile_ms(50.0),
+            run.percentile_ms(99.0),
+        );
+    }
     println!();
     println!("  answers: ingest {}", outcomes(&ingest));
     println!(
         "  rows in the server's database after the run (incl. 1 capture + {WARMUP} warm-up): {served_counts}"
     );
     println!("  rows in the raw store (incl. {WARMUP} warm-up): {raw_counts}");
+    println!(
+        "  end-to-end node after the run (incl. {E2E_WARMUP} warm-up per channel): messages {}; {}",
+        e2e.statuses, e2e.providers
+    );
+    for note in &e2e.notes {
+        println!("  !! {note}");
+    }
     for (name, run) in rows {
         report_errors(name, run);
     }
+    report_errors("acceptance during the RCS batch", &e2e.rcs_accept);
+    report_errors("acceptance during the in-app batch", &e2e.inapp_accept);
     println!();
     Ok(())
 }
