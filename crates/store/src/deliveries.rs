@@ -40,7 +40,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
 pub async fn record(conn: &mut AnyConnection, d: &Delivery) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO deliveries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (channel, provider_ref) DO NOTHING"
+         ON CONFLICT (tenant_id, channel, provider_ref) DO NOTHING"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&d.tenant_id)
@@ -92,18 +92,21 @@ pub async fn of_message(
     rows.iter().map(from_row).collect()
 }
 
+/// Moves a delivery to `status`, within its tenant.
 pub async fn set_status(
     conn: &mut AnyConnection,
+    tenant_id: &str,
     channel: &str,
     provider_ref: &str,
     status: &str,
     now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE deliveries SET status = $1, updated_at = $2 WHERE channel = $3 AND provider_ref = $4",
+        "UPDATE deliveries SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND channel = $4 AND provider_ref = $5",
     )
     .bind(status)
     .bind(now)
+    .bind(tenant_id)
     .bind(channel)
     .bind(provider_ref)
     .execute(&mut *conn)

@@ -100,7 +100,7 @@ pub async fn for_device(
 ) -> Result<Vec<Entry>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM inbox i WHERE i.tenant_id = $1 AND i.device_id = $2 AND i.expires_at > $3 \
-         AND NOT EXISTS (SELECT 1 FROM payloads p WHERE p.message_id = i.message_id AND p.shredded_at IS NOT NULL) \
+         AND NOT EXISTS (SELECT 1 FROM payloads p WHERE p.message_id = i.message_id AND p.shredded_at IS NOT NULL AND p.shred_reason <> 'sealed_to_devices') \
          ORDER BY i.created_at, i.message_id LIMIT $4"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -162,8 +162,12 @@ async fn second_factor(tx: &mut Tx, link: &Link) -> Result<Option<SentTo>, ApiEr
     let recipient = recipients::get(tx, &link.tenant_id, &link.recipient_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("recipient of link {} is missing", link.id)))?;
+    let link_by = messages::get(tx, &link.tenant_id, &link.message_id)
+        .await?
+        .and_then(|m| m.decision.outcome.route().and_then(|r| r.notifier))
+        .map(|n| n.channel());
     Ok(
-        match notify::channel_for(recipient.has_phone, recipient.has_email) {
+        match notify::channel_for(link_by, recipient.has_phone, recipient.has_email) {
             Some(ladder_core::Channel::Sms) => Some(SentTo::Phone),
             Some(_) => Some(SentTo::Email),
             None => None,

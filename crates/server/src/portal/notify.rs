@@ -1,6 +1,7 @@
-//! Sending a one-time code: a content-free notice over the tenant's SMS
-//! channel (to the recipient's phone) or, without a phone, its e-mail
-//! channel — through the same adapters as every other notice.
+//! Sending a one-time code: a content-free notice over the recipient's
+//! other channel than the one that carried the link (SMS for an e-mail
+//! notice, e-mail for an SMS notice) — through the same adapters as every
+//! other notice.
 
 use std::time::Duration;
 
@@ -12,15 +13,21 @@ use crate::error::ApiError;
 use crate::service::deliver::{destination, tenant_name};
 use crate::state::AppState;
 
-/// The channel a recipient's code goes by: SMS when they have a phone,
-/// else e-mail; `None` when they have neither.
-pub(super) fn channel_for(has_phone: bool, has_email: bool) -> Option<Channel> {
-    if has_phone {
-        Some(Channel::Sms)
-    } else if has_email {
-        Some(Channel::Email)
-    } else {
-        None
+/// The channel a recipient's code goes by: never the one that carried the
+/// link — whoever holds that inbox must not get both halves — so an e-mail
+/// notice's code goes by SMS and an SMS notice's by e-mail. `None` when the
+/// recipient has no second channel: the portal then refuses step-up.
+pub(super) fn channel_for(
+    link_by: Option<Channel>,
+    has_phone: bool,
+    has_email: bool,
+) -> Option<Channel> {
+    match link_by {
+        Some(Channel::Email) => has_phone.then_some(Channel::Sms),
+        Some(Channel::Sms) => has_email.then_some(Channel::Email),
+        _ if has_phone => Some(Channel::Sms),
+        _ if has_email => Some(Channel::Email),
+        _ => None,
     }
 }
 
@@ -80,10 +87,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_go_by_sms_when_there_is_a_phone() {
-        assert_eq!(channel_for(true, true), Some(Channel::Sms));
-        assert_eq!(channel_for(false, true), Some(Channel::Email));
-        assert_eq!(channel_for(false, false), None);
+    fn codes_never_go_by_the_channel_that_carried_the_link() {
+        assert_eq!(
+            channel_for(Some(Channel::Email), true, true),
+            Some(Channel::Sms)
+        );
+        assert_eq!(
+            channel_for(Some(Channel::Sms), true, true),
+            Some(Channel::Email)
+        );
+        assert_eq!(channel_for(Some(Channel::Email), false, true), None);
+        assert_eq!(channel_for(Some(Channel::Sms), true, false), None);
+        assert_eq!(channel_for(None, true, true), Some(Channel::Sms));
+        assert_eq!(channel_for(None, false, true), Some(Channel::Email));
+        assert_eq!(channel_for(None, false, false), None);
         assert_eq!(
             code_text("Acme Corp", "012345"),
             "Your Acme Corp verification code is 012345"

@@ -327,8 +327,8 @@ pub(super) async fn in_app() -> Response {
     page(
         StatusCode::OK,
         "Open the app",
-        "<p>This message was delivered to your app, encrypted so that only your devices can \
-         read it. Open the app on your phone to read it.</p>",
+        "<p>This message was delivered to your app. Open the app on your phone to read it; \
+         the app shows how it is protected.</p>",
     )
 }
 

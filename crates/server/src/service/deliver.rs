@@ -511,6 +511,9 @@ async fn delivered(
         thread.updated_at = now().0;
         threads::update(&mut tx, &thread).await?;
     }
+    if route.container == Container::InApp {
+        keys::drop_server_copy(&mut tx, state, &message.tenant_id, &message.id, ACTOR).await?;
+    }
     messages::add_event(
         &mut tx,
         &message.tenant_id,

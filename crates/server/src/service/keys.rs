@@ -45,6 +45,33 @@ pub async fn shred_in(
     Ok(done)
 }
 
+/// Destroys the server's copy of a payload that now exists only sealed to
+/// the recipient's devices: an end-to-end encrypted message must not stay
+/// readable to whoever holds the database and the keyring. The devices'
+/// copies are kept.
+pub async fn drop_server_copy(
+    tx: &mut Tx,
+    state: &AppState,
+    tenant_id: &str,
+    message_id: &str,
+    actor: &str,
+) -> Result<bool, ApiError> {
+    let done = messages::shred(tx, tenant_id, message_id, "sealed_to_devices", now().0).await?;
+    if done {
+        audit::record(
+            tx,
+            state,
+            tenant_id,
+            actor,
+            "payload_shredded",
+            Some(message_id),
+            json!({ "reason": "sealed_to_devices" }),
+        )
+        .await?;
+    }
+    Ok(done)
+}
+
 /// `POST /v1/messages/{id}/revoke`: the sender withdraws a message. Its
 /// payload is destroyed; queued work finds nothing to send.
 pub async fn revoke_message(

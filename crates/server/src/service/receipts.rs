@@ -6,7 +6,7 @@
 use ladder_channels::webhook::{Receipt, ReceiptStatus};
 use ladder_channels::{Dispatch, Revoked};
 use ladder_core::decision::FailedAttempt;
-use ladder_core::{Channel, Outcome};
+use ladder_core::{Channel, Container, Outcome};
 use ladder_store::messages::{self, Event, Message, Status};
 use ladder_store::outbox::{self, Kind, Work};
 use ladder_store::{StoreError, deliveries};
@@ -58,6 +58,7 @@ pub async fn apply(
         let status = label(r.status);
         deliveries::set_status(
             &mut tx,
+            tenant_id,
             &delivery.channel,
             &delivery.provider_ref,
             status,
@@ -163,12 +164,16 @@ pub async fn check_delivered(
     work: &Work,
     message: Message,
 ) -> Result<(), ApiError> {
+    // Only for a message still on RCS: after a fallback the deadline of the
+    // abandoned RCS step must not touch the route the message is on now.
     let route = match (&message.status, &message.decision.outcome) {
-        (Status::Sent, Outcome::Deliver { route }) => route.clone(),
+        (Status::Sent, Outcome::Deliver { route }) if route.container == Container::Rcs => {
+            route.clone()
+        }
         _ => return finish(state, work).await,
     };
     let channel = route.container.channel();
-    let held = {
+    let rows = {
         let mut conn = state
             .store
             .pool()
@@ -178,9 +183,24 @@ pub async fn check_delivered(
         deliveries::of_message(&mut conn, &message.tenant_id, &message.id)
             .await?
             .into_iter()
-            .filter(|d| d.channel == channel.to_string() && d.status == "accepted")
+            .filter(|d| d.channel == channel.to_string())
             .collect::<Vec<_>>()
     };
+    // A receipt may have been recorded on the delivery but not yet on the
+    // message: delivered is delivered.
+    if rows
+        .iter()
+        .any(|d| d.status == "delivered" || d.status == "read")
+    {
+        return finish(state, work).await;
+    }
+    let held: Vec<_> = rows
+        .into_iter()
+        .filter(|d| d.status == "accepted")
+        .collect();
+    if held.is_empty() {
+        return finish(state, work).await;
+    }
     let tenant = tenant_name(state, &message.tenant_id).await?;
     let Some(adapter) = state.channels.for_tenant(&tenant, channel) else {
         return finish(state, work).await;
@@ -208,12 +228,44 @@ pub async fn check_delivered(
                     .acquire()
                     .await
                     .map_err(StoreError::from)?;
-                deliveries::set_status(&mut conn, &d.channel, &d.provider_ref, "revoked", now().0)
-                    .await?;
+                deliveries::set_status(
+                    &mut conn,
+                    &message.tenant_id,
+                    &d.channel,
+                    &d.provider_ref,
+                    "revoked",
+                    now().0,
+                )
+                .await?;
             }
             Ok(Revoked::AlreadyDelivered) => withdrawn = false,
             // Cannot withdraw: falling back would show it twice. Stay.
-            Ok(Revoked::Unsupported) | Err(_) => return finish(state, work).await,
+            Ok(Revoked::Unsupported) => return finish(state, work).await,
+            // The provider did not answer: try the withdrawal again later.
+            Err(e) => {
+                let attempts = work.attempts + 1;
+                let mut conn = state
+                    .store
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(StoreError::from)?;
+                if attempts >= state.config.delivery.max_attempts {
+                    outbox::complete(&mut conn, &work.id, &state.node, now_ms()).await?;
+                } else {
+                    let delay = crate::service::deliver::backoff(&state.config.delivery, attempts);
+                    outbox::retry(
+                        &mut conn,
+                        &work.id,
+                        &state.node,
+                        attempts,
+                        now_ms() + delay,
+                        &e.to_string(),
+                    )
+                    .await?;
+                }
+                return Ok(());
+            }
         }
     }
     if !withdrawn {

@@ -216,7 +216,11 @@ impl TestApp {
             .post(
                 "/v1/recipients",
                 &self.sender.clone(),
-                json!({ "external_id": external_id, "email": format!("{external_id}@example.com") }),
+                json!({
+                    "external_id": external_id,
+                    "email": format!("{external_id}@example.com"),
+                    "phone": format!("+1555{:07}", external_id.bytes().map(u32::from).sum::<u32>()),
+                }),
             )
             .await;
         assert!(a.status.is_success(), "{}", a.text);

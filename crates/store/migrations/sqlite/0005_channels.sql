@@ -12,6 +12,6 @@ CREATE TABLE deliveries (
     status          TEXT NOT NULL,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
-    PRIMARY KEY (channel, provider_ref)
+    PRIMARY KEY (tenant_id, channel, provider_ref)
 );
 CREATE INDEX deliveries_message ON deliveries (tenant_id, message_id);
