@@ -259,8 +259,12 @@ async fn a_body_reaches_only_its_container(backend: Backend) {
         "{}",
         a.text
     );
-    app.wait_status(a.body["id"].as_str().unwrap(), "sent")
+    let m = app
+        .wait_status(a.body["id"].as_str().unwrap(), "sent")
         .await;
+    // Regression: the server kept a readable copy of in-app payloads until
+    // retention ended; once sealed to the devices, it is destroyed.
+    assert_eq!(m["payload"], "shredded", "{m:#}");
     // The portal behind an e-mail notice: a recipient without devices.
     let e = app.recipient("emp-4").await;
     let b = app.send("c-portal", &e, "transactional", &canary).await;
