@@ -131,6 +131,7 @@ async fn employee(app: &TestApp, ext: &str, phone: &str, seed: u8, rcs: bool) ->
 }
 
 both_backends!(
+    a_revoked_message_is_withdrawn_from_the_provider,
     rcs_not_delivered_in_time_is_revoked_before_it_falls_back,
     receipts_need_a_valid_signature,
     a_body_reaches_only_its_container,
@@ -314,5 +315,40 @@ async fn a_body_reaches_only_its_container(backend: Backend) {
             assert!(!bytes.windows(canary.len()).any(|w| w == canary.as_bytes()));
         }
     }
+    app.stop().await;
+}
+
+/// Regression: revoking a message shredded its payload but left it with
+/// the RCS provider, which delivered it once the phone came online.
+async fn a_revoked_message_is_withdrawn_from_the_provider(backend: Backend) {
+    let f = fakes().await;
+    let Some(app) = app_with(backend, &f, None).await else {
+        return;
+    };
+    let r = employee(&app, "emp-5", "+15550102005", 45, true).await;
+    f.rcs.set_offline("+15550102005", true);
+    let a = app.send("wd-1", &r, "payroll", "salary").await;
+    let id = a.body["id"].as_str().unwrap().to_string();
+    app.wait_status(&id, "sent").await;
+    let rv = app
+        .post(&format!("/v1/messages/{id}/revoke"), &app.sender, json!({}))
+        .await;
+    assert_eq!(rv.status, StatusCode::OK, "{}", rv.text);
+    let mut withdrawn = false;
+    for _ in 0..50 {
+        if f.rcs.revoked().len() == 1 {
+            withdrawn = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(withdrawn, "the provider was asked to take it back");
+    let audit = app.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["kind"] == "provider_withdrawal" && e["details"]["outcome"] == "withdrawn"),
+        "{audit:#?}"
+    );
     app.stop().await;
 }

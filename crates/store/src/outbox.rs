@@ -27,6 +27,9 @@ pub enum Kind {
     /// A provider reported, after accepting it, that the message failed or
     /// expired: fall back.
     ProviderFailed,
+    /// The sender revoked the message: take it back from every provider that
+    /// holds it undelivered.
+    Withdraw,
 }
 
 impl Kind {
@@ -36,6 +39,7 @@ impl Kind {
             Kind::Redecide => "redecide",
             Kind::CheckDelivered => "check_delivered",
             Kind::ProviderFailed => "provider_failed",
+            Kind::Withdraw => "withdraw",
         }
     }
 
@@ -45,6 +49,7 @@ impl Kind {
             "redecide" => Ok(Kind::Redecide),
             "check_delivered" => Ok(Kind::CheckDelivered),
             "provider_failed" => Ok(Kind::ProviderFailed),
+            "withdraw" => Ok(Kind::Withdraw),
             other => Err(StoreError::corrupt("outbox kind", format!("`{other}`"))),
         }
     }

@@ -69,6 +69,7 @@ pub async fn run(state: &AppState, work: &Work) -> Result<(), ApiError> {
         Kind::Deliver => deliver(state, work, message).await,
         Kind::CheckDelivered => super::receipts::check_delivered(state, work, message).await,
         Kind::ProviderFailed => super::receipts::provider_failed(state, work, message).await,
+        Kind::Withdraw => super::receipts::withdraw(state, work, message).await,
     }
 }
 

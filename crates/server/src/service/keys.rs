@@ -105,6 +105,15 @@ pub async fn revoke_message(
         message.updated_at = now().0;
         messages::update(&mut tx, &message).await?;
     }
+    // What a provider already holds undelivered is taken back too.
+    ladder_store::outbox::enqueue(
+        &mut tx,
+        tenant_id,
+        message_id,
+        ladder_store::outbox::Kind::Withdraw,
+        crate::state::now_ms(),
+    )
+    .await?;
     messages::add_event(
         &mut tx,
         tenant_id,

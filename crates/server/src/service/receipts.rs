@@ -290,6 +290,81 @@ pub async fn check_delivered(
     .await
 }
 
+/// The sender revoked the message: every hand-over a provider still holds
+/// undelivered is withdrawn (each audited); what was delivered stays
+/// delivered, and says so in the audit log.
+pub async fn withdraw(state: &AppState, work: &Work, message: Message) -> Result<(), ApiError> {
+    let held = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        deliveries::of_message(&mut conn, &message.tenant_id, &message.id)
+            .await?
+            .into_iter()
+            .filter(|d| d.status == "accepted")
+            .collect::<Vec<_>>()
+    };
+    let tenant = tenant_name(state, &message.tenant_id).await?;
+    let to = destination(state, &message).await?;
+    for d in held {
+        let Ok(channel) = d.channel.parse::<Channel>() else {
+            continue;
+        };
+        let Some(adapter) = state.channels.for_tenant(&tenant, channel) else {
+            continue;
+        };
+        let dispatch = Dispatch {
+            tenant_id: message.tenant_id.clone(),
+            message_id: message.id.clone(),
+            recipient_id: message.recipient_id.clone(),
+            thread_id: message.thread_id.clone(),
+            channel,
+            idempotency_key: d.idempotency_key.clone(),
+            content: ladder_channels::Content::Notice(String::new()),
+            to: to.clone(),
+            assurance: message
+                .decision
+                .outcome
+                .route()
+                .map_or(ladder_core::AssuranceLevel::None, |r| r.assurance),
+            expires_at: message.expires_at,
+        };
+        let outcome = match adapter.revoke(&dispatch, &d.provider_ref).await {
+            Ok(Revoked::Revoked) => "withdrawn",
+            Ok(Revoked::AlreadyDelivered) => "already_delivered",
+            Ok(Revoked::Unsupported) => "cannot_withdraw",
+            Err(_) => "withdraw_failed",
+        };
+        let mut tx = state.store.begin().await?;
+        if outcome == "withdrawn" {
+            deliveries::set_status(
+                &mut tx,
+                &message.tenant_id,
+                &d.channel,
+                &d.provider_ref,
+                "revoked",
+                now().0,
+            )
+            .await?;
+        }
+        audit::record(
+            &mut tx,
+            state,
+            &message.tenant_id,
+            "worker",
+            "provider_withdrawal",
+            Some(&message.id),
+            json!({ "channel": channel, "outcome": outcome }),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+    }
+    finish(state, work).await
+}
+
 async fn finish(state: &AppState, work: &Work) -> Result<(), ApiError> {
     let mut conn = state
         .store
