@@ -131,6 +131,7 @@ async fn employee(app: &TestApp, ext: &str, phone: &str, seed: u8, rcs: bool) ->
 }
 
 both_backends!(
+    an_unreachable_number_becomes_evidence,
     a_revoked_message_is_withdrawn_from_the_provider,
     rcs_not_delivered_in_time_is_revoked_before_it_falls_back,
     receipts_need_a_valid_signature,
@@ -349,6 +350,59 @@ async fn a_revoked_message_is_withdrawn_from_the_provider(backend: Backend) {
             .iter()
             .any(|e| e["kind"] == "provider_withdrawal" && e["details"]["outcome"] == "withdrawn"),
         "{audit:#?}"
+    );
+    app.stop().await;
+}
+
+/// The provider's capability check says the number cannot get RCS: the
+/// message falls back, and the observation becomes the devices' RCS
+/// evidence, so the next message does not try RCS at all.
+async fn an_unreachable_number_becomes_evidence(backend: Backend) {
+    let f = fakes().await;
+    let Some(app) = app_with(backend, &f, None).await else {
+        return;
+    };
+    let r = employee(&app, "emp-6", "+15550102006", 46, true).await;
+    f.rcs.set_reachable("+15550102006", false);
+    let a = app.send("ur-1", &r, "payroll", "salary").await;
+    assert_eq!(
+        a.body["decision"]["outcome"]["route"]["container"], "rcs",
+        "{}",
+        a.text
+    );
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let mut m = Value::Null;
+    for _ in 0..100 {
+        m = app
+            .get(&format!("/v1/messages/{id}"), &app.sender)
+            .await
+            .body;
+        if m["status"] == "sent" && m["decision"]["outcome"]["route"]["container"] == "in_app" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        m["decision"]["outcome"]["route"]["container"], "in_app",
+        "{m:#}"
+    );
+    assert!(
+        app.audit()
+            .await
+            .iter()
+            .any(|e| e["kind"] == "capability_observed")
+    );
+    let b = app.send("ur-2", &r, "payroll", "salary 2").await;
+    assert_eq!(
+        b.body["decision"]["outcome"]["route"]["container"], "in_app",
+        "{}",
+        b.text
+    );
+    let rcs_step = &b.body["decision"]["steps"][0];
+    assert!(
+        !rcs_step["skipped"].as_array().unwrap().is_empty(),
+        "{}",
+        b.text
     );
     app.stop().await;
 }

@@ -80,6 +80,52 @@ pub(crate) fn decide_after_failures(
     Ok(None)
 }
 
+/// The RCS provider's capability check said the recipient cannot get RCS
+/// (unreachable, or a feature missing): that observation becomes evidence on
+/// each of the recipient's active devices, so later decisions skip RCS for
+/// them until a newer report says otherwise. A provider check proves
+/// reachability at most, never encryption.
+async fn record_rcs_unreachable(
+    tx: &mut ladder_store::Tx,
+    state: &AppState,
+    message: &ladder_store::messages::Message,
+    code: &str,
+) -> Result<(), ApiError> {
+    use ladder_core::assurance::{E2eeState, EvidenceSource};
+    use ladder_core::evidence::TransportEvidence;
+    let at = now();
+    for mut device in
+        ladder_store::recipients::devices_of(tx, &message.tenant_id, &message.recipient_id).await?
+    {
+        if device.evidence.is_revoked() {
+            continue;
+        }
+        device.evidence.transports.insert(
+            ladder_core::Transport::Rcs,
+            TransportEvidence {
+                reachable: false,
+                e2ee: E2eeState::Unknown,
+                attested: false,
+                source: EvidenceSource::ProviderCheck,
+                observed_at: at,
+                client: None,
+            },
+        );
+        ladder_store::recipients::update_device(tx, &device).await?;
+        audit::record(
+            tx,
+            state,
+            &message.tenant_id,
+            ACTOR,
+            "capability_observed",
+            Some(&device.id),
+            json!({ "transport": "rcs", "reachable": false, "source": "provider_check", "code": code }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 pub async fn redecide(
     state: &AppState,
     work: &Work,
@@ -90,6 +136,12 @@ pub async fn redecide(
     let Some(mut message) = lock_unchanged(&mut tx, state, &message).await? else {
         return complete_and_commit(tx, state, work).await;
     };
+    if let Trigger::Failure(f, code) = &trigger
+        && f.channel == ladder_core::Channel::Rcs
+        && matches!(code.as_str(), "rcs_unreachable" | "rcs_feature_missing")
+    {
+        record_rcs_unreachable(&mut tx, state, &message, code).await?;
+    }
     let inputs = load_inputs(&mut tx, state, &message.tenant_id, &message.recipient_id).await?;
     let thread = threads::get_for_update(
         &mut tx,
