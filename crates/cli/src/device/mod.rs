@@ -23,7 +23,7 @@ use ladder_channels::inapp::{
 };
 use ladder_core::AssuranceLevel;
 use ladder_core::handshake::{self, DeviceReport};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -87,112 +87,8 @@ pub enum DeviceCommand {
     },
 }
 
-const STATE_FORMAT: &str = "ladder-device-state-v1";
-
-/// The device's state file: its id and private keys.
-#[derive(Serialize, Deserialize)]
-struct DeviceState {
-    format: String,
-    url: String,
-    device_id: String,
-    recipient_id: String,
-    /// Ed25519 private key (seed), hex.
-    identity_secret: String,
-    /// X25519 private key, hex.
-    agreement_secret: String,
-    identity_key: String,
-    agreement_key: String,
-}
-
-impl std::fmt::Debug for DeviceState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceState")
-            .field("device_id", &self.device_id)
-            .field("recipient_id", &self.recipient_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DeviceState {
-    fn load(path: &Path) -> Result<DeviceState, CliError> {
-        warn_if_readable_by_others(path);
-        let text = Zeroizing::new(crate::read(path)?);
-        let s: DeviceState = serde_json::from_str(&text).map_err(|e| {
-            CliError::Run(format!("{}: not a device state file: {e}", path.display()))
-        })?;
-        if s.format != STATE_FORMAT {
-            return Err(CliError::Run(format!(
-                "{}: unknown state format `{}`",
-                path.display(),
-                s.format
-            )));
-        }
-        Ok(s)
-    }
-
-    fn signing_key(&self) -> Result<SigningKey, CliError> {
-        let seed = secret32(&self.identity_secret, "identity_secret")?;
-        Ok(SigningKey::from_bytes(&seed))
-    }
-
-    fn agreement_secret(&self) -> Result<Zeroizing<[u8; 32]>, CliError> {
-        secret32(&self.agreement_secret, "agreement_secret")
-    }
-}
-
-fn secret32(hex_text: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, CliError> {
-    let bytes = Zeroizing::new(hex::decode(hex_text).map_err(|_| bad_state(what))?);
-    let mut out = Zeroizing::new([0u8; 32]);
-    if bytes.len() != 32 {
-        return Err(bad_state(what));
-    }
-    out.copy_from_slice(&bytes);
-    Ok(out)
-}
-
-fn bad_state(what: &str) -> CliError {
-    CliError::Run(format!("the state file's `{what}` is not 32 bytes of hex"))
-}
-
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(m) = std::fs::metadata(path)
-        && m.permissions().mode() & 0o077 != 0
-    {
-        eprintln!(
-            "warning: {} holds private keys and is accessible to others; chmod 600 it",
-            path.display()
-        );
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
-
-/// Creates `path` for the owner only; refuses if it exists.
-fn create_private(path: &Path) -> Result<std::fs::File, CliError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    options.open(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::AlreadyExists {
-            CliError::Run(format!(
-                "`{}` exists; refusing to overwrite a device's keys",
-                path.display()
-            ))
-        } else {
-            CliError::Write {
-                path: path.display().to_string(),
-                source,
-            }
-        }
-    })
-}
+mod state;
+use state::*;
 
 pub fn run(cmd: &DeviceCommand) -> Result<ExitCode, CliError> {
     // reqwest is built without a default TLS provider (an https URL needs one).
