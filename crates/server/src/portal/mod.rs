@@ -27,6 +27,7 @@ mod flow;
 mod notify;
 mod pages;
 mod secrets;
+mod view;
 
 use axum::Router;
 use axum::routing::{any, get, post};
@@ -215,11 +216,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/portal/{token}/message",
-            get(flow::show_message).fallback(pages::method_not_allowed),
+            get(view::show_message).fallback(pages::method_not_allowed),
         )
         .route(
             "/portal/{token}/end",
-            post(flow::end_session).fallback(pages::method_not_allowed),
+            post(view::end_session).fallback(pages::method_not_allowed),
         )
         .layer(axum::middleware::map_response(pages::security_headers))
 }

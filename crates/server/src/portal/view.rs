@@ -1,0 +1,227 @@
+//! The message page and the end of a session: what a recipient sees after
+//! step-up, counted against the link's view limit and audited.
+
+use super::pages::{self, MessageView};
+use super::{ACTOR, secrets};
+use crate::error::ApiError;
+use crate::service::{audit, payload_aad};
+use crate::state::{AppState, now_ms};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::http::header::SET_COOKIE;
+use axum::response::Response;
+use ladder_core::{AssuranceLevel, Container};
+use ladder_store::keyring::WrappedKey;
+use ladder_store::messages::{self, Event, Message, Status};
+use ladder_store::portal::{self};
+use ladder_store::{Tx, sealed, threads};
+use serde_json::json;
+
+use super::flow::*;
+
+/// `GET /portal/{token}/message`: with a live session, counts a view and
+/// shows the message.
+pub(super) async fn show_message(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    done(show_message_inner(&state, &token, &headers).await)
+}
+
+async fn show_message_inner(
+    state: &AppState,
+    token: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    let Usable {
+        link,
+        message,
+        payload,
+    } = match usable(state, &mut tx, token, now, "message").await? {
+        Ok(u) => u,
+        Err(page) => {
+            commit(tx).await?;
+            return Ok(page);
+        }
+    };
+    let Some(session) = live_session(state, &mut tx, headers, &link, now).await? else {
+        drop(tx);
+        event("no_session");
+        return Ok(pages::session_ended(token));
+    };
+    let previous = portal::last_access(&mut tx, &link.tenant_id, &link.recipient_id).await?;
+    if !portal::count_view(&mut tx, &link.tenant_id, &link.id, now).await? {
+        refuse(state, &mut tx, &link, "view_limit", "message").await?;
+        commit(tx).await?;
+        return Ok(pages::expired());
+    }
+    let view = link.views + 1;
+    portal::touch_session(&mut tx, &session.token_hash, now).await?;
+
+    let (Some(kek_id), Some(wrapped), Some(ciphertext)) =
+        (payload.kek_id, payload.wrapped_key, payload.ciphertext)
+    else {
+        return Ok(pages::withdrawn());
+    };
+    let key = state.keyring.unwrap(
+        &link.tenant_id,
+        &WrappedKey {
+            kek_id,
+            bytes: wrapped,
+        },
+    )?;
+    let plain = sealed::open(
+        &key,
+        &payload_aad(&link.tenant_id, &message.id),
+        &ciphertext,
+    )
+    .map_err(|e| ApiError::Internal(format!("payload of {} does not open: {e}", message.id)))?;
+    let body = zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned());
+    drop(plain);
+
+    // The honest label: what the thread shows the recipient (the level its
+    // last delivered message travelled at), never above the level this
+    // message travelled at, and never above what the portal itself is — a
+    // page the server, and so the sender, can read.
+    let route = message
+        .decision
+        .outcome
+        .route()
+        .map_or(AssuranceLevel::Transport, |r| r.assurance);
+    let shown = threads::get(&mut tx, &link.tenant_id, &message.thread_id)
+        .await?
+        .and_then(|t| t.floor.label)
+        .unwrap_or(route);
+    let label = shown.min(route).min(AssuranceLevel::Transport);
+
+    mark_read(state, &mut tx, &message, now).await?;
+    audit::record(
+        &mut tx,
+        state,
+        &link.tenant_id,
+        ACTOR,
+        "portal_viewed",
+        Some(&link.message_id),
+        json!({ "link": link.id, "view": view, "max_views": link.max_views, "label": label }),
+    )
+    .await?;
+    let sender = display_name(state, &mut tx, &link.tenant_id).await?;
+    commit(tx).await?;
+    event("viewed");
+    let csrf = secrets::session_csrf(state, &link.tenant_id, &session.token_hash)?;
+    Ok(pages::message(&MessageView {
+        token,
+        csrf: &csrf,
+        sender: &sender,
+        body: &body,
+        label,
+        previous_access: previous.map(pages::time),
+        view,
+        max_views: link.max_views,
+        link_expires: pages::time(link.expires_ms),
+    }))
+}
+
+/// The first view of a portal message is its reading, as a read receipt
+/// is for other channels.
+async fn mark_read(
+    state: &AppState,
+    tx: &mut Tx,
+    message: &Message,
+    now: i64,
+) -> Result<(), ApiError> {
+    let Some(mut m) =
+        messages::get_for_update(tx, state.store.dialect(), &message.tenant_id, &message.id)
+            .await?
+    else {
+        return Ok(());
+    };
+    let on_portal = m
+        .decision
+        .outcome
+        .route()
+        .is_some_and(|r| r.container == Container::Portal);
+    if on_portal && matches!(m.status, Status::Sent | Status::Delivered) {
+        m.status = Status::Read;
+        m.updated_at = now / 1000;
+        messages::update(tx, &m).await?;
+        messages::add_event(
+            tx,
+            &m.tenant_id,
+            &m.id,
+            &Event {
+                at: now / 1000,
+                kind: "read".into(),
+                detail: json!({ "channel": "portal" }),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// `POST /portal/{token}/end`: closes the session (the recipient is done,
+/// or on a shared device).
+pub(super) async fn end_session(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    done(end_session_inner(&state, &token, &headers, &body).await)
+}
+
+async fn end_session_inner(
+    state: &AppState,
+    token: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let Some(hash) = secrets::hash_if_token(token) else {
+        return Ok(pages::expired());
+    };
+    let mut tx = state.store.begin().await?;
+    let Some(link) =
+        portal::link_by_token_for_update(&mut tx, state.store.dialect(), &hash).await?
+    else {
+        return Ok(pages::expired());
+    };
+    let session = match secrets::session_token(state, headers) {
+        Some(t) => portal::session(&mut tx, &secrets::token_hash(&t))
+            .await?
+            .filter(|s| s.tenant_id == link.tenant_id && s.link_id == link.id),
+        None => None,
+    };
+    if let Some(session) = session {
+        let csrf = secrets::session_csrf(state, &link.tenant_id, &session.token_hash)?;
+        let given = secrets::form_field(body, "csrf").unwrap_or_default();
+        if !secrets::same(&given, &csrf) {
+            refuse(state, &mut tx, &link, "csrf", "end").await?;
+            commit(tx).await?;
+            return Ok(pages::stale_form(token));
+        }
+        if portal::end_session(&mut tx, &session.token_hash, now).await? {
+            audit::record(
+                &mut tx,
+                state,
+                &link.tenant_id,
+                ACTOR,
+                "portal_session_ended",
+                Some(&link.message_id),
+                json!({ "link": link.id }),
+            )
+            .await?;
+        }
+        commit(tx).await?;
+    }
+    let mut page = pages::closed();
+    if let Ok(v) = secrets::clear_cookie(state).parse() {
+        page.headers_mut().insert(SET_COOKIE, v);
+    }
+    Ok(page)
+}
