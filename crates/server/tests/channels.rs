@@ -406,3 +406,55 @@ async fn an_unreachable_number_becomes_evidence(backend: Backend) {
     );
     app.stop().await;
 }
+
+/// Regression: a notice reported failed after it was accepted was ignored,
+/// so the recipient was never told to look and the message sat `sent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_notice_fails_its_route() {
+    let Some(app) = TestApp::start(Backend::Sqlite).await else {
+        return;
+    };
+    let r = app.recipient("emp-7").await;
+    let a = app.send("nf-1", &r, "transactional", "statement").await;
+    assert_eq!(
+        a.body["decision"]["outcome"]["route"]["notifier"], "email_notice",
+        "{}",
+        a.text
+    );
+    let id = a.body["id"].as_str().unwrap().to_string();
+    app.wait_status(&id, "sent").await;
+    let reference: String = sqlx::query_scalar(
+        "SELECT provider_ref FROM deliveries WHERE message_id = $1 AND channel = 'email'",
+    )
+    .bind(&id)
+    .fetch_one(app.state().store.pool())
+    .await
+    .unwrap();
+    let done = ladder_server::service::receipts::apply(
+        app.state(),
+        &app.tenant,
+        ladder_core::Channel::Email,
+        &[ladder_channels::webhook::Receipt {
+            provider_ref: reference,
+            status: ladder_channels::webhook::ReceiptStatus::Failed,
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.applied, 1);
+    let mut fell_back = false;
+    for _ in 0..50 {
+        let audit = app.audit().await;
+        if audit.iter().any(|e| {
+            e["kind"] == "fallback"
+                && e["subject"] == id.as_str()
+                && e["details"]["failed_channel"] == "email"
+        }) {
+            fell_back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(fell_back, "the failed e-mail notice re-decided the message");
+    app.stop().await;
+}

@@ -92,8 +92,16 @@ pub async fn apply(
             message.updated_at = now().0;
             messages::update(&mut tx, &message).await?;
         }
+        // A notice that never arrived fails its route too: the recipient
+        // was never told to look.
+        let notice_of_route = message
+            .decision
+            .outcome
+            .route()
+            .and_then(|route| route.notifier)
+            .is_some_and(|n| n.channel() == channel);
         if matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired)
-            && on_route
+            && (on_route || notice_of_route)
             && message.status == Status::Sent
         {
             outbox::enqueue(
@@ -145,9 +153,25 @@ pub async fn provider_failed(
     if message.status != Status::Sent {
         return finish(state, work).await;
     }
+    // The channel the provider reported on: the container's, or the
+    // notifier's when it was the notice that failed.
+    let reported = {
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        deliveries::of_message(&mut conn, &message.tenant_id, &message.id)
+            .await?
+            .into_iter()
+            .filter(|d| d.status == "failed" || d.status == "expired")
+            .max_by_key(|d| d.updated_at)
+            .and_then(|d| d.channel.parse::<Channel>().ok())
+    };
     let failed = FailedAttempt {
         step: route.step,
-        channel: route.container.channel(),
+        channel: reported.unwrap_or_else(|| route.container.channel()),
     };
     redecide(
         state,
