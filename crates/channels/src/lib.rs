@@ -281,6 +281,14 @@ impl Channels {
             .or_else(|| self.adapters.get(&channel))
     }
 
+    /// The verifier for webhooks of the deployment's own account on `channel`.
+    pub fn deployment_verifier(
+        &self,
+        channel: Channel,
+    ) -> Option<&Arc<dyn webhook::WebhookVerifier>> {
+        self.verifiers.get(&(None, channel))
+    }
+
     /// The verifier for webhooks of `channel` sent for `tenant`: the
     /// tenant's own provider account's, else the deployment's.
     pub fn verifier_for(

@@ -28,12 +28,13 @@ mod tests {
     /// The operations called without an API key: operations endpoints,
     /// provider webhooks (authenticated by the provider's signature) and the
     /// device inbox (authenticated by the device key).
-    const PUBLIC: [(&str, &str); 8] = [
+    const PUBLIC: [(&str, &str); 9] = [
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/v1/openapi.json"),
         ("post", "/v1/webhooks/{channel}/{tenant}"),
+        ("post", "/v1/webhooks/{channel}"),
         ("get", "/v1/device/me"),
         ("get", "/v1/device/inbox"),
         ("post", "/v1/device/inbox/{message_id}/ack"),

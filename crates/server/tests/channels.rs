@@ -458,3 +458,36 @@ async fn a_failed_notice_fails_its_route() {
     assert!(fell_back, "the failed e-mail notice re-decided the message");
     app.stop().await;
 }
+
+/// Receipts on the deployment's own account find their tenant through the
+/// hand-over they name (one callback URL serves every tenant).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_account_receipts_find_their_tenant() {
+    let f = fakes().await;
+    let Some(app) = app_with(Backend::Sqlite, &f, None).await else {
+        return;
+    };
+    f.rcs
+        .set_webhook_url(Some(format!("{}/v1/webhooks/rcs", app.base)));
+    let r = employee(&app, "emp-8", "+15550102008", 48, true).await;
+    let a = app.send("dep-1", &r, "marketing", "sale").await;
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let m = app.wait_status(&id, "read").await;
+    assert!(
+        m["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "receipt_read")
+    );
+    let forged = app
+        .client
+        .post(format!("{}/v1/webhooks/rcs", app.base))
+        .header("x-goog-signature", "AAAA")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}

@@ -75,6 +75,24 @@ pub async fn by_ref(
     row.as_ref().map(from_row).transpose()
 }
 
+/// The tenants whose hand-over a provider reference names on `channel`:
+/// for receipts arriving on a deployment-wide account, which serves every
+/// tenant without its own.
+pub async fn tenants_of_ref(
+    conn: &mut AnyConnection,
+    channel: &str,
+    provider_ref: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT tenant_id FROM deliveries WHERE channel = $1 AND provider_ref = $2",
+    )
+    .bind(channel)
+    .bind(provider_ref)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| Ok(r.try_get("tenant_id")?)).collect()
+}
+
 /// A message's hand-overs, oldest first.
 pub async fn of_message(
     conn: &mut AnyConnection,

@@ -50,6 +50,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit/proof/consistency"),
     ("get", "/v1/sandbox/deliveries"),
     ("post", "/v1/webhooks/{channel}/{tenant}"),
+    ("post", "/v1/webhooks/{channel}"),
     ("get", "/v1/device/me"),
     ("get", "/v1/device/inbox"),
     ("post", "/v1/device/inbox/{message_id}/ack"),
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/proof/consistency", get(audit::consistency))
         .route("/v1/sandbox/deliveries", get(ops::sandbox))
         .route("/v1/webhooks/{channel}/{tenant}", post(webhooks::receive))
+        .route("/v1/webhooks/{channel}", post(webhooks::receive_deployment))
         .merge(device::routes())
         .merge(crate::portal::routes())
         .fallback(ops::not_found)

@@ -99,3 +99,81 @@ pub async fn receive(
         }
     }
 }
+
+/// `POST /v1/webhooks/{channel}`: receipts for the deployment's own provider
+/// account, which serves every tenant without one of its own. Each receipt
+/// finds its tenant through the hand-over it names; a reference no tenant
+/// (or more than one) recorded is answered 409 so the provider retries.
+pub async fn receive_deployment(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let channel: Channel = channel
+        .parse()
+        .map_err(|_| ApiError::not_found("webhook", channel.clone()))?;
+    let verifier = state
+        .channels
+        .deployment_verifier(channel)
+        .ok_or_else(|| ApiError::not_found("webhook", channel.to_string()))?;
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let url = format!("{}{}", state.config.public_url(), uri);
+    let request = WebhookRequest {
+        url: &url,
+        headers: &headers,
+        body: &body,
+    };
+    let list = verifier.receipts(&request).map_err(|e| {
+        metrics::counter!("ladder_webhooks_rejected_total", "channel" => channel.to_string())
+            .increment(1);
+        tracing::warn!(%channel, error = %e, "deployment webhook refused");
+        match e {
+            WebhookError::BadSignature => ApiError::Invalid {
+                status: axum::http::StatusCode::UNAUTHORIZED,
+                code: "bad_signature",
+                message: "the webhook signature is missing or does not verify".into(),
+                details: Value::Null,
+            },
+            other => ApiError::bad_request("invalid_webhook", other.to_string()),
+        }
+    })?;
+    let mut applied = 0;
+    let mut unknown = 0;
+    for receipt in &list {
+        let tenants = {
+            let mut conn = state
+                .store
+                .pool()
+                .acquire()
+                .await
+                .map_err(StoreError::from)?;
+            ladder_store::deliveries::tenants_of_ref(
+                &mut conn,
+                &channel.to_string(),
+                &receipt.provider_ref,
+            )
+            .await?
+        };
+        match tenants.as_slice() {
+            [tenant] => {
+                let done =
+                    receipts::apply(&state, tenant, channel, std::slice::from_ref(receipt)).await?;
+                applied += done.applied;
+                unknown += done.unknown;
+            }
+            _ => unknown += 1,
+        }
+    }
+    if unknown > 0 {
+        return Err(ApiError::conflict(
+            "unknown_reference",
+            format!("{unknown} receipt(s) name a message not recorded (yet); retry"),
+        ));
+    }
+    Ok(Json(json!({ "received": list.len(), "applied": applied })))
+}
