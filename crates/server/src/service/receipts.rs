@@ -156,13 +156,7 @@ pub async fn provider_failed(
     // The channel the provider reported on: the container's, or the
     // notifier's when it was the notice that failed.
     let reported = {
-        let mut conn = state
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
-        deliveries::of_message(&mut conn, &message.tenant_id, &message.id)
+        hand_overs(state, &message)
             .await?
             .into_iter()
             .filter(|d| d.status == "failed" || d.status == "expired")
@@ -198,13 +192,7 @@ pub async fn check_delivered(
     };
     let channel = route.container.channel();
     let rows = {
-        let mut conn = state
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
-        deliveries::of_message(&mut conn, &message.tenant_id, &message.id)
+        hand_overs(state, &message)
             .await?
             .into_iter()
             .filter(|d| d.channel == channel.to_string())
@@ -232,18 +220,7 @@ pub async fn check_delivered(
     let to = destination(state, &message).await?;
     let mut withdrawn = true;
     for d in &held {
-        let dispatch = Dispatch {
-            tenant_id: message.tenant_id.clone(),
-            message_id: message.id.clone(),
-            recipient_id: message.recipient_id.clone(),
-            thread_id: message.thread_id.clone(),
-            channel,
-            idempotency_key: d.idempotency_key.clone(),
-            content: ladder_channels::Content::Notice(String::new()),
-            to: to.clone(),
-            assurance: route.assurance,
-            expires_at: message.expires_at,
-        };
+        let dispatch = withdrawal(&message, channel, d, &to);
         match adapter.revoke(&dispatch, &d.provider_ref).await {
             Ok(Revoked::Revoked) => {
                 let mut conn = state
@@ -319,13 +296,7 @@ pub async fn check_delivered(
 /// delivered, and says so in the audit log.
 pub async fn withdraw(state: &AppState, work: &Work, message: Message) -> Result<(), ApiError> {
     let held = {
-        let mut conn = state
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
-        deliveries::of_message(&mut conn, &message.tenant_id, &message.id)
+        hand_overs(state, &message)
             .await?
             .into_iter()
             .filter(|d| d.status == "accepted")
@@ -340,22 +311,7 @@ pub async fn withdraw(state: &AppState, work: &Work, message: Message) -> Result
         let Some(adapter) = state.channels.for_tenant(&tenant, channel) else {
             continue;
         };
-        let dispatch = Dispatch {
-            tenant_id: message.tenant_id.clone(),
-            message_id: message.id.clone(),
-            recipient_id: message.recipient_id.clone(),
-            thread_id: message.thread_id.clone(),
-            channel,
-            idempotency_key: d.idempotency_key.clone(),
-            content: ladder_channels::Content::Notice(String::new()),
-            to: to.clone(),
-            assurance: message
-                .decision
-                .outcome
-                .route()
-                .map_or(ladder_core::AssuranceLevel::None, |r| r.assurance),
-            expires_at: message.expires_at,
-        };
+        let dispatch = withdrawal(&message, channel, &d, &to);
         let outcome = match adapter.revoke(&dispatch, &d.provider_ref).await {
             Ok(Revoked::Revoked) => "withdrawn",
             Ok(Revoked::AlreadyDelivered) => "already_delivered",
@@ -387,6 +343,46 @@ pub async fn withdraw(state: &AppState, work: &Work, message: Message) -> Result
         tx.commit().await.map_err(StoreError::from)?;
     }
     finish(state, work).await
+}
+
+/// What identifies a hand-over to its provider for a withdrawal: the same
+/// idempotency key and destination, no content.
+fn withdrawal(
+    message: &Message,
+    channel: Channel,
+    d: &deliveries::Delivery,
+    to: &ladder_channels::Destination,
+) -> Dispatch {
+    Dispatch {
+        tenant_id: message.tenant_id.clone(),
+        message_id: message.id.clone(),
+        recipient_id: message.recipient_id.clone(),
+        thread_id: message.thread_id.clone(),
+        channel,
+        idempotency_key: d.idempotency_key.clone(),
+        content: ladder_channels::Content::Notice(String::new()),
+        to: to.clone(),
+        assurance: message
+            .decision
+            .outcome
+            .route()
+            .map_or(ladder_core::AssuranceLevel::None, |r| r.assurance),
+        expires_at: message.expires_at,
+    }
+}
+
+/// Every hand-over of a message, as the providers accepted them.
+async fn hand_overs(
+    state: &AppState,
+    message: &Message,
+) -> Result<Vec<deliveries::Delivery>, ApiError> {
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    Ok(deliveries::of_message(&mut conn, &message.tenant_id, &message.id).await?)
 }
 
 async fn finish(state: &AppState, work: &Work) -> Result<(), ApiError> {
