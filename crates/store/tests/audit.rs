@@ -10,99 +10,28 @@
 //! Tampering is done the way an intruder with database access would: with
 //! plain SQL, after dropping the append-only triggers.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use ed25519_dalek::SigningKey;
 use ladder_store::audit::{
     self, AuditEntry, AuditEvent, ChainBreak, ExportError, GENESIS_HASH, VerifyError,
 };
-use ladder_store::{Dialect, Store, StoreError};
+use ladder_store::{Dialect, StoreError};
 use serde_json::json;
-use sqlx::Connection;
 
-const TENANT: &str = "tenant-a";
-const OTHER: &str = "tenant-b";
+mod support;
 
-struct Db {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-    /// PostgreSQL: the server URL and the schema this test owns.
-    pg: Option<(String, String)>,
+use support::{Db, OTHER, TENANT};
+
+/// What these tests do with a database: append, verify, and tamper the
+/// way an intruder with database access would.
+trait AuditDb {
+    async fn sql(&self, sql: &'static str);
+    async fn drop_triggers(&self);
+    async fn append_one(&self, tenant: &str, at: i64, event: &AuditEvent) -> AuditEntry;
+    async fn append_n(&self, tenant: &str, n: i64, tag: &str) -> Vec<AuditEntry>;
+    async fn verify(&self) -> Result<audit::VerifyReport, ChainBreak>;
 }
 
-impl Db {
-    async fn sqlite() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ladder.db");
-        let store = Store::open(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        Db::with_tenants(store, Some(dir), None).await
-    }
-
-    async fn postgres() -> Option<Db> {
-        let Ok(url) = std::env::var("LADDER_TEST_POSTGRES_URL") else {
-            println!("skipping postgres: LADDER_TEST_POSTGRES_URL not set");
-            return None;
-        };
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let schema = format!(
-            "audit_test_{}_{}_{}",
-            std::process::id(),
-            nanos,
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-        let store = Store::open(&scoped).await.unwrap();
-        assert_eq!(store.dialect(), Dialect::Postgres);
-        Some(Db::with_tenants(store, None, Some((url, schema))).await)
-    }
-
-    async fn with_tenants(
-        store: Store,
-        dir: Option<tempfile::TempDir>,
-        pg: Option<(String, String)>,
-    ) -> Db {
-        for (id, name) in [(TENANT, "Acme"), (OTHER, "Globex")] {
-            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(name)
-                .bind(1_700_000_000_i64)
-                .execute(store.pool())
-                .await
-                .unwrap();
-        }
-        Db {
-            store,
-            _dir: dir,
-            pg,
-        }
-    }
-
-    async fn cleanup(self) {
-        self.store.close().await;
-        if let Some((url, schema)) = self.pg {
-            let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-    }
-
+impl AuditDb for Db {
     /// Runs tampering SQL with the pool (no transaction is open).
     async fn sql(&self, sql: &'static str) {
         sqlx::raw_sql(sql).execute(self.store.pool()).await.unwrap();
@@ -191,7 +120,7 @@ macro_rules! on_both {
 
             #[tokio::test]
             async fn postgres() {
-                let Some(db) = super::Db::postgres().await else {
+                let Some(db) = super::Db::postgres("audit_test").await else {
                     return;
                 };
                 super::$name(&db).await;

@@ -9,8 +9,6 @@
 //! test vectors, and stored in real databases — SQLite always, PostgreSQL
 //! when `LADDER_TEST_POSTGRES_URL` is set (each test in a fresh schema).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
 use ladder_store::audit::merkle::{
@@ -21,7 +19,6 @@ use ladder_store::audit::{self, AuditEntry, AuditEvent, canonical_bytes};
 use ladder_store::{Dialect, Store, StoreError};
 use serde_json::json;
 use sha2::Sha256;
-use sqlx::Connection;
 
 // ---------------------------------------------------------------------------
 // Against ct-merkle.
@@ -407,89 +404,9 @@ fn rfc6962_known_proofs() {
 // ---------------------------------------------------------------------------
 // Stored in a database.
 
-const TENANT: &str = "tenant-a";
-const OTHER: &str = "tenant-b";
+mod support;
 
-struct Db {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-    /// PostgreSQL: the server URL and the schema this test owns.
-    pg: Option<(String, String)>,
-}
-
-impl Db {
-    async fn sqlite() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ladder.db");
-        let store = Store::open(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        Db::with_tenants(store, Some(dir), None).await
-    }
-
-    async fn postgres() -> Option<Db> {
-        let Ok(url) = std::env::var("LADDER_TEST_POSTGRES_URL") else {
-            println!("skipping postgres: LADDER_TEST_POSTGRES_URL not set");
-            return None;
-        };
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let schema = format!(
-            "merkle_test_{}_{}_{}",
-            std::process::id(),
-            nanos,
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-        let store = Store::open(&scoped).await.unwrap();
-        assert_eq!(store.dialect(), Dialect::Postgres);
-        Some(Db::with_tenants(store, None, Some((url, schema))).await)
-    }
-
-    async fn with_tenants(
-        store: Store,
-        dir: Option<tempfile::TempDir>,
-        pg: Option<(String, String)>,
-    ) -> Db {
-        for (id, name) in [(TENANT, "Acme"), (OTHER, "Globex")] {
-            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(name)
-                .bind(1_700_000_000_i64)
-                .execute(store.pool())
-                .await
-                .unwrap();
-        }
-        Db {
-            store,
-            _dir: dir,
-            pg,
-        }
-    }
-
-    async fn cleanup(self) {
-        self.store.close().await;
-        if let Some((url, schema)) = self.pg {
-            let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-    }
-}
+use support::{Db, OTHER, TENANT};
 
 fn event(i: u64) -> AuditEvent {
     AuditEvent {
@@ -657,7 +574,7 @@ async fn sqlite_integrate_in_batches() {
 
 #[tokio::test]
 async fn postgres_integrate_in_batches() {
-    if let Some(db) = Db::postgres().await {
+    if let Some(db) = Db::postgres("merkle_test").await {
         integrate_in_batches(db).await;
     }
 }
@@ -742,7 +659,7 @@ async fn sqlite_out_of_range() {
 
 #[tokio::test]
 async fn postgres_out_of_range() {
-    if let Some(db) = Db::postgres().await {
+    if let Some(db) = Db::postgres("merkle_test").await {
         out_of_range(db).await;
     }
 }
@@ -815,7 +732,7 @@ async fn sqlite_concurrent_integrate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_concurrent_integrate() {
-    if let Some(db) = Db::postgres().await {
+    if let Some(db) = Db::postgres("merkle_test").await {
         concurrent_integrate(db).await;
     }
 }
@@ -892,7 +809,7 @@ async fn sqlite_integrate_refuses_corruption() {
 
 #[tokio::test]
 async fn postgres_integrate_refuses_corruption() {
-    if let Some(db) = Db::postgres().await {
+    if let Some(db) = Db::postgres("merkle_test").await {
         integrate_refuses_corruption(db).await;
     }
 }
