@@ -4,7 +4,7 @@
 use super::pages::{self, MessageView};
 use super::{ACTOR, secrets};
 use crate::error::ApiError;
-use crate::service::{audit, payload_aad};
+use crate::service::{audit, open_payload};
 use crate::state::{AppState, now_ms};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -12,10 +12,9 @@ use axum::http::HeaderMap;
 use axum::http::header::SET_COOKIE;
 use axum::response::Response;
 use ladder_core::{AssuranceLevel, Container};
-use ladder_store::keyring::WrappedKey;
 use ladder_store::messages::{self, Event, Message, Status};
 use ladder_store::portal::{self};
-use ladder_store::{Tx, sealed, threads};
+use ladder_store::{Tx, threads};
 use serde_json::json;
 
 use super::flow::*;
@@ -62,24 +61,9 @@ async fn show_message_inner(
     let view = link.views + 1;
     portal::touch_session(&mut tx, &session.token_hash, now).await?;
 
-    let (Some(kek_id), Some(wrapped), Some(ciphertext)) =
-        (payload.kek_id, payload.wrapped_key, payload.ciphertext)
-    else {
+    let Some(plain) = open_payload(state, &link.tenant_id, &message.id, payload)? else {
         return Ok(pages::withdrawn());
     };
-    let key = state.keyring.unwrap(
-        &link.tenant_id,
-        &WrappedKey {
-            kek_id,
-            bytes: wrapped,
-        },
-    )?;
-    let plain = sealed::open(
-        &key,
-        &payload_aad(&link.tenant_id, &message.id),
-        &ciphertext,
-    )
-    .map_err(|e| ApiError::Internal(format!("payload of {} does not open: {e}", message.id)))?;
     let body = zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned());
     drop(plain);
 

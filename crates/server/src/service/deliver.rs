@@ -25,14 +25,14 @@ use ladder_core::decision::{Confirmation, FailedAttempt, Note, Route};
 use ladder_core::{Channel, Container, MessageMeta, Outcome, Timestamp};
 use ladder_store::messages::{self, Event, Message, Status};
 use ladder_store::outbox::{self, Kind, Work};
-use ladder_store::{StoreError, Tx, deliveries, recipients, sealed, threads};
+use ladder_store::{StoreError, Tx, deliveries, recipients, threads};
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::service::devices::open_contact;
 use crate::service::redecide::{Trigger, decide_after_failures, redecide};
 use crate::service::send::load_inputs;
-use crate::service::{audit, keys, payload_aad};
+use crate::service::{audit, keys};
 use crate::state::{AppState, now, now_ms};
 
 pub(crate) const ACTOR: &str = "worker";
@@ -340,25 +340,10 @@ async fn open_payload(
             .map_err(StoreError::from)?;
         messages::payload(&mut conn, &message.tenant_id, &message.id).await?
     };
-    let Some(p) = stored else { return Ok(None) };
-    let (Some(kek_id), Some(wrapped), Some(ciphertext)) = (p.kek_id, p.wrapped_key, p.ciphertext)
-    else {
-        return Ok(None);
-    };
-    let key = state.keyring.unwrap(
-        &message.tenant_id,
-        &ladder_store::keyring::WrappedKey {
-            kek_id,
-            bytes: wrapped,
-        },
-    )?;
-    let plain = sealed::open(
-        &key,
-        &payload_aad(&message.tenant_id, &message.id),
-        &ciphertext,
-    )
-    .map_err(|e| ApiError::Internal(format!("payload of {} does not open: {e}", message.id)))?;
-    Ok(Some(plain))
+    match stored {
+        Some(p) => super::open_payload(state, &message.tenant_id, &message.id, p),
+        None => Ok(None),
+    }
 }
 
 /// The tenant's notice with a link for the recipient. Content-free by

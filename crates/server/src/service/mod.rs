@@ -56,6 +56,28 @@ pub async fn load_recipient(
     })
 }
 
+/// Opens a payload at rest: unwraps its data key with the tenant key and
+/// decrypts it, bound to its tenant and message. `None` once shredded.
+pub fn open_payload(
+    state: &crate::state::AppState,
+    tenant_id: &str,
+    message_id: &str,
+    stored: ladder_store::messages::StoredPayload,
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ApiError> {
+    let (Some(kek_id), Some(bytes), Some(ciphertext)) =
+        (stored.kek_id, stored.wrapped_key, stored.ciphertext)
+    else {
+        return Ok(None);
+    };
+    let key = state.keyring.unwrap(
+        tenant_id,
+        &ladder_store::keyring::WrappedKey { kek_id, bytes },
+    )?;
+    let plain = ladder_store::sealed::open(&key, &payload_aad(tenant_id, message_id), &ciphertext)
+        .map_err(|e| ApiError::Internal(format!("payload of {message_id} does not open: {e}")))?;
+    Ok(Some(plain))
+}
+
 /// The associated data that binds a sealed payload to its tenant and
 /// message, so a ciphertext moved to another row does not open.
 pub fn payload_aad(tenant_id: &str, message_id: &str) -> Vec<u8> {
