@@ -16,6 +16,27 @@ use crate::error::ApiError;
 use crate::service::{audit, receipts};
 use crate::state::AppState;
 
+/// The request's headers as the channel verifiers take them.
+fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// The answer to a webhook the verifier refused.
+fn refusal(e: WebhookError) -> ApiError {
+    match e {
+        WebhookError::BadSignature => ApiError::Invalid {
+            status: axum::http::StatusCode::UNAUTHORIZED,
+            code: "bad_signature",
+            message: "the webhook signature is missing or does not verify".into(),
+            details: Value::Null,
+        },
+        other => ApiError::bad_request("invalid_webhook", other.to_string()),
+    }
+}
+
 pub async fn receive(
     State(state): State<AppState>,
     Path((channel, tenant)): Path<(String, String)>,
@@ -40,10 +61,7 @@ pub async fn receive(
         .channels
         .verifier_for(&t.name, channel)
         .ok_or_else(|| ApiError::not_found("webhook", format!("{channel}/{tenant}")))?;
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
+    let headers = header_list(&headers);
     let url = format!("{}{}", state.config.public_url(), uri);
     let request = WebhookRequest {
         url: &url,
@@ -87,15 +105,7 @@ pub async fn receive(
             tx.commit().await.map_err(StoreError::from)?;
             metrics::counter!("ladder_webhooks_rejected_total", "channel" => channel.to_string())
                 .increment(1);
-            Err(match e {
-                WebhookError::BadSignature => ApiError::Invalid {
-                    status: axum::http::StatusCode::UNAUTHORIZED,
-                    code: "bad_signature",
-                    message: "the webhook signature is missing or does not verify".into(),
-                    details: Value::Null,
-                },
-                other => ApiError::bad_request("invalid_webhook", other.to_string()),
-            })
+            Err(refusal(e))
         }
     }
 }
@@ -118,10 +128,7 @@ pub async fn receive_deployment(
         .channels
         .deployment_verifier(channel)
         .ok_or_else(|| ApiError::not_found("webhook", channel.to_string()))?;
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
+    let headers = header_list(&headers);
     let url = format!("{}{}", state.config.public_url(), uri);
     let request = WebhookRequest {
         url: &url,
@@ -132,15 +139,7 @@ pub async fn receive_deployment(
         metrics::counter!("ladder_webhooks_rejected_total", "channel" => channel.to_string())
             .increment(1);
         tracing::warn!(%channel, error = %e, "deployment webhook refused");
-        match e {
-            WebhookError::BadSignature => ApiError::Invalid {
-                status: axum::http::StatusCode::UNAUTHORIZED,
-                code: "bad_signature",
-                message: "the webhook signature is missing or does not verify".into(),
-                details: Value::Null,
-            },
-            other => ApiError::bad_request("invalid_webhook", other.to_string()),
-        }
+        refusal(e)
     })?;
     let mut applied = 0;
     let mut unknown = 0;

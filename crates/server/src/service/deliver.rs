@@ -73,7 +73,8 @@ pub async fn run(state: &AppState, work: &Work) -> Result<(), ApiError> {
     }
 }
 
-async fn finish(state: &AppState, work: &Work) -> Result<(), ApiError> {
+/// Marks the work done: nothing (more) to do for it.
+pub(crate) async fn finish(state: &AppState, work: &Work) -> Result<(), ApiError> {
     let mut conn = state
         .store
         .pool()

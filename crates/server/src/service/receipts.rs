@@ -14,7 +14,9 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::service::audit;
-use crate::service::deliver::{complete_and_commit, destination, lock_unchanged, tenant_name};
+use crate::service::deliver::{
+    complete_and_commit, destination, finish, lock_unchanged, tenant_name,
+};
 use crate::service::redecide::{Trigger, redecide};
 use crate::state::{AppState, now, now_ms};
 
@@ -383,15 +385,4 @@ async fn hand_overs(
         .await
         .map_err(StoreError::from)?;
     Ok(deliveries::of_message(&mut conn, &message.tenant_id, &message.id).await?)
-}
-
-async fn finish(state: &AppState, work: &Work) -> Result<(), ApiError> {
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
-    outbox::complete(&mut conn, &work.id, &state.node, now_ms()).await?;
-    Ok(())
 }
