@@ -85,6 +85,9 @@ enum PolicyCommand {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Publish a policy file as a tenant's active policy (its `revision` must
+    /// be above the active one's, unless `--rollback`).
+    Publish(service::PublishArgs),
 }
 
 /// Why the CLI could not do its job.
@@ -124,6 +127,9 @@ fn main() -> ExitCode {
                     deny_warnings,
                 },
         } => policy_check(&file, deny_warnings),
+        Command::Policy {
+            command: PolicyCommand::Publish(args),
+        } => service::policy_publish(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Serve(args) => service::serve(&args),
         Command::Tenant { command } => service::tenant(&command),

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use ladder_server::Config;
 use ladder_server::app::offline_state;
-use ladder_server::service::{keys, overrides, tenants as tenant_service};
+use ladder_server::service::{keys, overrides, policy, tenants as tenant_service};
 use ladder_store::tenants;
 use serde_json::json;
 
@@ -94,6 +94,18 @@ pub enum OverrideCommand {
         tenant: String,
         /// TOML with `id`, `channel`, `effect`, `reason`, `expires_in` or `expires`, and label matchers.
         file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Give an active override a new expiry (within the policy's
+    /// `override_max_lifetime` from now), audited as a renewal.
+    Renew {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        /// How long from now, e.g. `24h`.
+        #[arg(long)]
+        expires_in: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -302,6 +314,32 @@ pub fn override_cmd(cmd: &OverrideCommand) -> Result<ExitCode, CliError> {
                     }
                 }
             }
+            OverrideCommand::Renew {
+                tenant,
+                id,
+                expires_in,
+                store,
+            } => {
+                let expires = match expires_in.parse::<ladder_core::Duration>() {
+                    Ok(d) => ladder_server::state::now().plus(d),
+                    Err(e) => {
+                        eprintln!("error: --expires-in: {e}");
+                        return Ok(ExitCode::from(1));
+                    }
+                };
+                let state = offline_state(store.config()?).await.map_err(run_err)?;
+                let tid = tenant_id(&state, tenant).await?;
+                match overrides::renew(&state, &tid, "cli", id, expires).await {
+                    Ok(o) => out!(
+                        "{}",
+                        pretty(&json!({ "override": o.rule, "state": "active" }))
+                    ),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            }
             OverrideCommand::Clear { tenant, id, store } => {
                 let state = offline_state(store.config()?).await.map_err(run_err)?;
                 let tid = tenant_id(&state, tenant).await?;
@@ -324,6 +362,54 @@ pub fn override_cmd(cmd: &OverrideCommand) -> Result<ExitCode, CliError> {
             }
         }
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[arg(long)]
+    tenant: String,
+    /// The policy file (TOML).
+    file: PathBuf,
+    /// Return to an earlier, once-published version on purpose (audited
+    /// as a rollback).
+    #[arg(long)]
+    rollback: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// `ladder policy publish`: exit 1 when the policy is refused (invalid,
+/// for another tenant, or a revision going the wrong way).
+pub fn policy_publish(args: &PublishArgs) -> Result<ExitCode, CliError> {
+    let text = read(&args.file)?;
+    runtime()?.block_on(async move {
+        let state = offline_state(args.store.config()?).await.map_err(run_err)?;
+        let id = tenant_id(&state, &args.tenant).await?;
+        let direction = if args.rollback {
+            policy::Direction::Rollback
+        } else {
+            policy::Direction::Forward
+        };
+        let mut tx = state.store.begin().await.map_err(run_err)?;
+        match policy::publish(&mut tx, &state, &id, &args.tenant, &text, "cli", direction).await {
+            Ok(stored) => {
+                tx.commit().await.map_err(run_err)?;
+                out!(
+                    "{}",
+                    pretty(&json!({
+                        "version": stored.version,
+                        "revision": stored.revision,
+                        "rollback": args.rollback,
+                    }))
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", args.file.display());
+                Ok(ExitCode::from(1))
+            }
+        }
     })
 }
 

@@ -20,11 +20,23 @@ impl Timestamp {
         Timestamp(self.0.saturating_add_unsigned(d.0))
     }
 
-    /// Parses an RFC 3339 timestamp with an offset (`2026-12-31T00:00:00Z`).
+    /// The earliest instant any input may name: the Unix epoch.
+    pub const EARLIEST: Timestamp = Timestamp(0);
+    /// The latest instant any input may name: 2100-01-01T00:00:00Z. Nothing
+    /// ladder schedules (an expiry, a hold, an override) has a use for a
+    /// later one, and a date in the year 9999 is a way to say "never".
+    pub const LATEST: Timestamp = Timestamp(4_102_444_800);
+
+    /// Parses an RFC 3339 timestamp with an offset (`2026-12-31T00:00:00Z`),
+    /// between [`Timestamp::EARLIEST`] and [`Timestamp::LATEST`].
     pub fn parse_rfc3339(s: &str) -> Result<Timestamp, TimeError> {
-        OffsetDateTime::parse(s, &Rfc3339)
+        let t = OffsetDateTime::parse(s, &Rfc3339)
             .map(|t| Timestamp(t.unix_timestamp()))
-            .map_err(|_| TimeError::Timestamp(s.to_owned()))
+            .map_err(|_| TimeError::Timestamp(s.to_owned()))?;
+        if t < Timestamp::EARLIEST || t > Timestamp::LATEST {
+            return Err(TimeError::TimestampOutOfRange(s.to_owned()));
+        }
+        Ok(t)
     }
 }
 
@@ -47,6 +59,10 @@ impl fmt::Display for Timestamp {
 pub struct Duration(pub u64);
 
 impl Duration {
+    /// The longest span any input may write: 100 years. Longer is a way to
+    /// say "never" (an override that never expires), which no field means.
+    pub const MAX: Duration = Duration(100 * 31_536_000);
+
     pub const fn seconds(s: u64) -> Duration {
         Duration(s)
     }
@@ -91,6 +107,9 @@ impl FromStr for Duration {
         if !digits.is_empty() || !saw_unit {
             return Err(bad());
         }
+        if total > Duration::MAX.0 {
+            return Err(TimeError::DurationTooLong(s.to_owned()));
+        }
         Ok(Duration(total))
     }
 }
@@ -119,6 +138,10 @@ pub enum TimeError {
     Duration(String),
     #[error("invalid timestamp `{0}`; write RFC 3339 with an offset, e.g. `2026-12-31T00:00:00Z`")]
     Timestamp(String),
+    #[error("duration `{0}` is longer than 100 years; no setting takes one that long")]
+    DurationTooLong(String),
+    #[error("timestamp `{0}` is outside 1970-01-01 to 2100-01-01")]
+    TimestampOutOfRange(String),
 }
 
 #[cfg(test)]
@@ -134,6 +157,25 @@ mod tests {
         assert!("h".parse::<Duration>().is_err());
         assert!("7 days".parse::<Duration>().is_err());
         assert!("99999999999999999999d".parse::<Duration>().is_err());
+    }
+
+    #[test]
+    fn unbounded_durations_and_timestamps_are_refused() {
+        assert_eq!(
+            "99999999999999d".parse::<Duration>(),
+            Err(TimeError::DurationTooLong("99999999999999d".into()))
+        );
+        assert_eq!("100y".parse::<Duration>(), Ok(Duration::MAX));
+        assert!("100y1s".parse::<Duration>().is_err());
+        assert!(matches!(
+            Timestamp::parse_rfc3339("9999-12-31T23:59:59Z"),
+            Err(TimeError::TimestampOutOfRange(_))
+        ));
+        assert!(Timestamp::parse_rfc3339("1969-12-31T23:59:59Z").is_err());
+        assert_eq!(
+            Timestamp::parse_rfc3339("2100-01-01T00:00:00Z"),
+            Ok(Timestamp::LATEST)
+        );
     }
 
     #[test]

@@ -253,9 +253,11 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
-    /// Refuses settings that cannot work together.
+    /// Refuses settings that cannot work together, and durations and counts
+    /// outside what they can sensibly mean.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.portal.check()?;
+        self.check_ranges()?;
         // A claimed item may make two provider calls; its lease must outlast
         // both, or another worker takes it over mid-delivery.
         let needed = i64::try_from(self.delivery.timeout_ms.saturating_mul(3)).unwrap_or(i64::MAX);
@@ -266,6 +268,73 @@ impl Config {
                     "must exceed three provider timeouts ({needed} ms with delivery.timeout_ms = {})",
                     self.delivery.timeout_ms
                 ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every duration and count in range: a zero poll interval spins, a
+    /// lease of years strands work behind a crashed node, a link valid for
+    /// a century is a link that never expires.
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        const DAY_S: u64 = 86_400;
+        const HOUR_MS: u64 = 3_600_000;
+        let d = &self.delivery;
+        let p = &self.portal;
+        let as_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
+        let ranges: [(&'static str, u64, u64, u64); 17] = [
+            ("delivery.workers", d.workers as u64, 0, 256),
+            ("delivery.max_attempts", as_u64(d.max_attempts), 1, 100),
+            ("delivery.backoff_base_ms", d.backoff_base_ms, 1, HOUR_MS),
+            ("delivery.backoff_max_ms", d.backoff_max_ms, 1, 24 * HOUR_MS),
+            ("delivery.timeout_ms", d.timeout_ms, 1, HOUR_MS),
+            ("delivery.lease_ms", as_u64(d.lease_ms), 1, 24 * HOUR_MS),
+            ("delivery.poll_ms", d.poll_ms, 1, 60_000),
+            (
+                "delivery.hold_recheck_s",
+                as_u64(d.hold_recheck_s),
+                1,
+                DAY_S,
+            ),
+            (
+                "handshake.challenge_ttl_s",
+                as_u64(self.handshake.challenge_ttl_s),
+                1,
+                DAY_S,
+            ),
+            (
+                "audit.checkpoint_every",
+                as_u64(self.audit.checkpoint_every),
+                1,
+                1_000_000,
+            ),
+            (
+                "audit.checkpoint_interval_s",
+                self.audit.checkpoint_interval_s,
+                1,
+                DAY_S,
+            ),
+            ("portal.link_ttl_s", p.link_ttl_s, 1, 90 * DAY_S),
+            ("portal.lockout_s", p.lockout_s, 1, 30 * DAY_S),
+            ("portal.idle_timeout_s", p.idle_timeout_s, 1, DAY_S),
+            ("portal.session_max_s", p.session_max_s, 1, 7 * DAY_S),
+            ("portal.code_ttl_s", p.code_ttl_s, 1, DAY_S),
+            ("portal.code_resend_s", p.code_resend_s, 0, DAY_S),
+        ];
+        for (key, value, min, max) in ranges {
+            if value < min || value > max {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("is {value}; it must be between {min} and {max}"),
+                });
+            }
+        }
+        if let Some(t) = self.channels.rcs_delivery_timeout_s
+            && !(1..=7 * DAY_S).contains(&t)
+        {
+            return Err(ConfigError::Invalid {
+                key: "channels.rcs_delivery_timeout_s",
+                reason: format!("is {t}; it must be between 1 and {}", 7 * DAY_S),
             });
         }
         Ok(())
@@ -293,6 +362,17 @@ mod tests {
             .apply_env(|n| (n == "LADDER_WORKERS").then(|| "many".to_string()))
             .unwrap_err();
         assert!(err.to_string().contains("LADDER_WORKERS"), "{err}");
+    }
+
+    #[test]
+    fn durations_out_of_range_are_named() {
+        let c: Config = toml::from_str("[delivery]\nlease_ms = 99999999999999\n").unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("delivery.lease_ms"), "{err}");
+        let c: Config = toml::from_str("[portal]\nlink_ttl_s = 3153600000\n").unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("portal.link_ttl_s"), "{err}");
+        assert!(Config::default().check().is_ok());
     }
 
     #[test]

@@ -27,6 +27,75 @@ pub fn new_token(prefix: &str) -> Result<String, StoreError> {
     Ok(format!("{prefix}_{}", random_hex(32)?))
 }
 
+/// A caller named something that is not an id of the kind asked for. The
+/// offending text is never echoed: it may be anything (control bytes,
+/// a pasted secret), and naming the field and the expected shape suffices.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{field} is not a {what} id: expected `{prefix}_` followed by 32 lowercase hexadecimal digits"
+)]
+pub struct IdError {
+    pub field: &'static str,
+    pub what: &'static str,
+    pub prefix: &'static str,
+}
+
+/// Whether `raw` has the shape [`new_id`] gives ids of `prefix`.
+fn has_id_shape(raw: &str, prefix: &str) -> bool {
+    raw.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|hex| {
+            hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+}
+
+/// One type per kind of row id a caller can name. Parsing is the only way
+/// to make one from caller input, so a store query never sees a string
+/// that is not an id (a NUL byte, a path, 10 MB of text).
+macro_rules! row_ids {
+    ($($(#[$doc:meta])* $name:ident => ($prefix:literal, $what:literal);)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id's prefix, as [`new_id`] writes it.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// Parses caller input; `field` names where it came from in the
+            /// error (a path segment, a body field).
+            pub fn parse(raw: &str, field: &'static str) -> Result<$name, IdError> {
+                if has_id_shape(raw, $prefix) {
+                    Ok($name(raw.to_string()))
+                } else {
+                    Err(IdError { field, what: $what, prefix: $prefix })
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+
+row_ids! {
+    /// A message: `msg_…`.
+    MessageId => ("msg", "message");
+    /// A recipient: `rcp_…`.
+    RecipientId => ("rcp", "recipient");
+    /// An enrolled device: `dev_…`.
+    DeviceId => ("dev", "device");
+    /// A thread: `thr_…`.
+    ThreadId => ("thr", "thread");
+}
+
 /// The hex SHA-256 under which a token is stored and looked up.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -42,6 +111,47 @@ mod tests {
         let b = new_id("msg");
         assert!(a.starts_with("msg_"));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn generated_ids_parse_as_their_kind_only() {
+        let m = new_id("msg");
+        assert_eq!(MessageId::parse(&m, "id").unwrap().as_str(), m);
+        assert!(RecipientId::parse(&m, "id").is_err());
+        assert_eq!(
+            DeviceId::parse(&new_id("dev"), "id")
+                .unwrap()
+                .as_str()
+                .len(),
+            36
+        );
+    }
+
+    #[test]
+    fn hostile_ids_are_refused_without_echo() {
+        for raw in [
+            "",
+            "msg_",
+            "msg_\0",
+            "msg_%00",
+            "msg_0196F0C4A2B37D1E8F00112233445566",
+            "msg_0196f0c4a2b37d1e8f0011223344556",
+            "msg_0196f0c4a2b37d1e8f001122334455667",
+            "msg_0196f0c4a2b37d1e8f00112233445566\n",
+            "msg-0196f0c4a2b37d1e8f00112233445566",
+            "../msg_0196f0c4a2b37d1e8f00112233445566",
+        ] {
+            let e = MessageId::parse(raw, "path segment `id`").unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("path segment `id` is not a message id"),
+                "{e}"
+            );
+            if raw.len() > 6 {
+                assert!(!e.to_string().contains(raw), "{e}");
+            }
+        }
+        assert!(MessageId::parse("msg_0196f0c4a2b37d1e8f00112233445566", "id").is_ok());
     }
 
     #[test]

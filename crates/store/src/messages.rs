@@ -36,6 +36,9 @@ pub enum Status {
     Blocked,
     /// Every route failed and the class forbids going lower.
     Failed,
+    /// The sender revoked it: its payload is destroyed and what a provider
+    /// still held was withdrawn. Final, whatever receipts arrive later.
+    Revoked,
 }
 
 impl Status {
@@ -51,6 +54,7 @@ impl Status {
             Status::Escalated => "escalated",
             Status::Blocked => "blocked",
             Status::Failed => "failed",
+            Status::Revoked => "revoked",
         }
     }
 
@@ -66,6 +70,7 @@ impl Status {
             "escalated" => Status::Escalated,
             "blocked" => Status::Blocked,
             "failed" => Status::Failed,
+            "revoked" => Status::Revoked,
             other => return Err(StoreError::corrupt("message status", format!("`{other}`"))),
         })
     }

@@ -66,3 +66,18 @@ pub async fn active(
         published_by: row.try_get("published_by")?,
     }))
 }
+
+/// Whether `version` was ever published for the tenant: a rollback may
+/// only return to a version that was once in force.
+pub async fn was_published(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    version: &str,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT 1 AS one FROM policies WHERE tenant_id = $1 AND version = $2")
+        .bind(tenant_id)
+        .bind(version)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}

@@ -74,7 +74,7 @@ pub enum AuditCommand {
         #[arg(long)]
         url: String,
         /// An API key of the tenant whose log to witness.
-        #[arg(long, env = "LADDER_API_KEY")]
+        #[arg(long, env = "LADDER_API_KEY", hide_env_values = true)]
         key: String,
         /// Where the last witnessed checkpoint is kept.
         #[arg(long)]

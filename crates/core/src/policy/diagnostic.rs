@@ -106,6 +106,13 @@ pub enum PolicyErrorKind {
     InvalidName { what: &'static str, given: String },
     #[error("`{field}` must be longer than zero")]
     ZeroDuration { field: &'static str },
+    #[error("`{field}` is {given}; it must be between {min} and {max}")]
+    DurationOutOfRange {
+        field: &'static str,
+        given: Duration,
+        min: Duration,
+        max: Duration,
+    },
     #[error("`{field}` must not be empty")]
     EmptyField { field: &'static str },
     #[error("the policy defines no class; add at least one `[[class]]`")]

@@ -119,12 +119,30 @@ impl fmt::Display for PolicyVersion {
     }
 }
 
+/// How long an override may live when the policy does not say.
+pub const DEFAULT_OVERRIDE_MAX_LIFETIME: Duration = Duration::days(30);
+
+/// An override set to expire beyond the policy's maximum lifetime.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "override `{id}` expires at {expires}, more than {max} from now (the policy's `override_max_lifetime`); set a nearer expiry and renew it while the emergency lasts"
+)]
+pub struct OverrideTooLong {
+    pub id: String,
+    pub expires: crate::time::Timestamp,
+    pub max: Duration,
+}
+
 /// A validated tenant policy. Only [`Policy::parse`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Policy {
     tenant: String,
     display_name: String,
     revision: u32,
+    /// Unset means the default, so policies that do not set it keep the
+    /// version they had before the setting existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    override_max_lifetime: Option<Duration>,
     evidence: EvidenceRules,
     notices: BTreeMap<String, NoticeTemplate>,
     classes: Vec<Class>,
@@ -187,6 +205,32 @@ impl Policy {
     pub fn revision(&self) -> u32 {
         self.revision
     }
+    /// How far ahead of the moment it is set an emergency override may
+    /// expire: the policy's `override_max_lifetime`, 30 days by default.
+    /// Longer emergencies renew the override, audited each time.
+    pub fn override_max_lifetime(&self) -> Duration {
+        self.override_max_lifetime
+            .unwrap_or(DEFAULT_OVERRIDE_MAX_LIFETIME)
+    }
+
+    /// Checks that `rule`, set at `now`, expires within
+    /// [`Policy::override_max_lifetime`] of it.
+    pub fn check_override_lifetime(
+        &self,
+        rule: &Override,
+        now: crate::time::Timestamp,
+    ) -> Result<(), OverrideTooLong> {
+        let max = self.override_max_lifetime();
+        if rule.expires > now.plus(max) {
+            return Err(OverrideTooLong {
+                id: rule.id.clone(),
+                expires: rule.expires,
+                max,
+            });
+        }
+        Ok(())
+    }
+
     pub fn version(&self) -> &PolicyVersion {
         &self.version
     }

@@ -15,6 +15,7 @@ pub(crate) struct RawPolicy {
     pub tenant: S<String>,
     pub display_name: S<String>,
     pub revision: Option<S<u32>>,
+    pub override_max_lifetime: Option<S<String>>,
     pub evidence: S<RawEvidence>,
     #[serde(default)]
     pub notice: Vec<S<RawNotice>>,

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use ladder_store::{StoreError, policies, tenants};
 use serde_json::{Value, json};
@@ -35,12 +35,27 @@ pub async fn policy(
     })))
 }
 
-/// `PUT /v1/policy` with the policy file as the body (TOML).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishQuery {
+    /// Return to an earlier, once-published version on purpose.
+    #[serde(default)]
+    pub rollback: bool,
+}
+
+/// `PUT /v1/policy` with the policy file as the body (TOML);
+/// `?rollback=true` to return to an earlier revision on purpose.
 pub async fn publish(
     State(state): State<AppState>,
     Admin(caller): Admin,
+    Query(q): Query<PublishQuery>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let direction = if q.rollback {
+        policy::Direction::Rollback
+    } else {
+        policy::Direction::Forward
+    };
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_policy", "the policy must be UTF-8 text"))?;
     let mut tx = state.store.begin().await?;
@@ -54,6 +69,7 @@ pub async fn publish(
         &tenant.name,
         text,
         &actor(&caller),
+        direction,
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
@@ -98,8 +114,51 @@ pub async fn clear_override(
     Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let o = overrides::clear(&state, &caller.tenant_id, &actor(&caller), &id).await?;
+    let id = crate::api::input::path_name("id", &id)?;
+    let o = overrides::clear(&state, &caller.tenant_id, &actor(&caller), id).await?;
     Ok(Json(
         json!({ "override": o.rule, "state": "cleared", "cleared_at": o.cleared_at }),
     ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// How long from now, e.g. `24h`.
+    #[serde(default)]
+    pub expires_in: Option<String>,
+    /// Or an RFC 3339 instant.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// `POST /v1/overrides/{id}/renew`: the emergency lasts longer; the
+/// override gets a new expiry within the policy's maximum lifetime.
+pub async fn renew_override(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = crate::api::input::path_name("id", &id)?;
+    let req: RenewRequest = crate::api::parse_json(&body)?;
+    let at = crate::state::now();
+    let expires = match (req.expires_in.as_deref(), req.expires.as_deref()) {
+        (Some(d), None) => d
+            .parse::<ladder_core::Duration>()
+            .map(|d| at.plus(d))
+            .map_err(|e| {
+                ApiError::invalid("invalid_override", format!("field `expires_in`: {e}"))
+            })?,
+        (None, Some(t)) => ladder_core::Timestamp::parse_rfc3339(t)
+            .map_err(|e| ApiError::invalid("invalid_override", format!("field `expires`: {e}")))?,
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_override",
+                "give exactly one of `expires_in` and `expires`",
+            ));
+        }
+    };
+    let o = overrides::renew(&state, &caller.tenant_id, &actor(&caller), id, expires).await?;
+    Ok(Json(json!({ "override": o.rule, "state": "active" })))
 }

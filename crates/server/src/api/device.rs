@@ -28,6 +28,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use ladder_channels::inapp::{HPKE_SUITE, device_request_signing_bytes};
 use ladder_channels::webhook::{Receipt, ReceiptStatus};
 use ladder_core::{AssuranceLevel, Channel};
+use ladder_store::ids::{DeviceId, MessageId};
 use ladder_store::recipients::{self, Device};
 use ladder_store::{StoreError, inbox};
 use serde_json::{Value, json};
@@ -103,7 +104,15 @@ async fn authenticate(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Device, ApiError> {
-    let device_id = header(headers, DEVICE_HEADER)?;
+    // A malformed device id is answered like an unknown one: nobody learns
+    // which ids exist, and nothing unparsed reaches a query.
+    let Ok(device_id) =
+        DeviceId::parse(header(headers, DEVICE_HEADER)?, "header `x-ladder-device`")
+    else {
+        counted("unknown_device");
+        return Err(not_recognised());
+    };
+    let device_id = device_id.as_str();
     let timestamp: i64 = header(headers, TIMESTAMP_HEADER)?.parse().map_err(|_| {
         unauthorized(
             "unauthenticated",
@@ -296,6 +305,8 @@ pub async fn ack(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let device = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let message_id = MessageId::parse(&message_id, "path segment `message_id`")?;
+    let message_id = message_id.as_str().to_string();
     let removed = {
         let mut conn = state
             .store

@@ -5,10 +5,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use ladder_store::ids::MessageId;
 use ladder_store::{StoreError, ids, messages, threads};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::api::input::{PATH_ID, header_text};
 use crate::api::parse_json;
 use crate::auth::{Sender, actor};
 use crate::error::ApiError;
@@ -27,9 +29,7 @@ pub async fn send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
+    let key = header_text(&headers, "idempotency-key")?
         .ok_or_else(|| {
             ApiError::bad_request(
                 "missing_idempotency_key",
@@ -47,17 +47,19 @@ pub async fn status(
     Sender(caller): Sender,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = MessageId::parse(&id, PATH_ID)?;
+    let id = id.as_str();
     let mut conn = state
         .store
         .pool()
         .acquire()
         .await
         .map_err(StoreError::from)?;
-    let m = messages::get(&mut conn, &caller.tenant_id, &id)
+    let m = messages::get(&mut conn, &caller.tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("message", &id))?;
-    let events = messages::events(&mut conn, &caller.tenant_id, &id).await?;
-    let payload = messages::payload(&mut conn, &caller.tenant_id, &id).await?;
+        .ok_or_else(|| ApiError::not_found("message", id))?;
+    let events = messages::events(&mut conn, &caller.tenant_id, id).await?;
+    let payload = messages::payload(&mut conn, &caller.tenant_id, id).await?;
     let thread = threads::get(&mut conn, &caller.tenant_id, &m.thread_id).await?;
     let payload_state = match payload {
         None => "none",
@@ -90,15 +92,17 @@ pub async fn explain(
     Sender(caller): Sender,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let id = MessageId::parse(&id, PATH_ID)?;
+    let id = id.as_str();
     let mut conn = state
         .store
         .pool()
         .acquire()
         .await
         .map_err(StoreError::from)?;
-    let m = messages::get(&mut conn, &caller.tenant_id, &id)
+    let m = messages::get(&mut conn, &caller.tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("message", &id))?;
+        .ok_or_else(|| ApiError::not_found("message", id))?;
     let mut text = ladder_core::decision::explain(&m.decision);
     if !m.failed.is_empty() {
         text.push_str("\nDelivery failures excluded before this decision:\n");
@@ -132,12 +136,14 @@ pub async fn confirm(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let id = MessageId::parse(&id, PATH_ID)?;
+    let id = id.as_str();
     let req: ConfirmRequest = parse_json(&body)?;
     let a = crate::service::confirm::confirm(
         &state,
         &caller.tenant_id,
         &actor(&caller),
-        &id,
+        id,
         &req.token,
     )
     .await?;
@@ -152,10 +158,12 @@ pub async fn confirmation_token(
     Sender(caller): Sender,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = MessageId::parse(&id, PATH_ID)?;
+    let id = id.as_str();
     let mut tx = state.store.begin().await?;
-    let mut m = messages::get(&mut tx, &caller.tenant_id, &id)
+    let mut m = messages::get(&mut tx, &caller.tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("message", &id))?;
+        .ok_or_else(|| ApiError::not_found("message", id))?;
     if m.status != messages::Status::AwaitingConfirmation {
         return Err(ApiError::conflict(
             "not_awaiting_confirmation",
@@ -174,7 +182,7 @@ pub async fn confirmation_token(
         &caller.tenant_id,
         &actor(&caller),
         "confirmation_token_issued",
-        Some(&id),
+        Some(id),
         json!({}),
     )
     .await?;
@@ -191,6 +199,8 @@ pub async fn revoke(
     Sender(caller): Sender,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let shredded = keys::revoke_message(&state, &caller.tenant_id, &id, &actor(&caller)).await?;
+    let id = MessageId::parse(&id, PATH_ID)?;
+    let id = id.as_str();
+    let shredded = keys::revoke_message(&state, &caller.tenant_id, id, &actor(&caller)).await?;
     Ok(Json(json!({ "id": id, "payload_destroyed": shredded })))
 }

@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod device;
+pub(crate) mod input;
 mod messages;
 mod ops;
 mod recipients;
@@ -41,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/overrides"),
     ("post", "/v1/overrides"),
     ("delete", "/v1/overrides/{id}"),
+    ("post", "/v1/overrides/{id}/renew"),
     ("get", "/v1/audit"),
     ("get", "/v1/audit/checkpoints"),
     ("post", "/v1/audit/checkpoints"),
@@ -84,6 +86,7 @@ pub fn router(state: AppState) -> Router {
             get(admin::overrides).post(admin::set_override),
         )
         .route("/v1/overrides/{id}", delete(admin::clear_override))
+        .route("/v1/overrides/{id}/renew", post(admin::renew_override))
         .route("/v1/audit", get(audit::entries))
         .route(
             "/v1/audit/checkpoints",
@@ -101,14 +104,24 @@ pub fn router(state: AppState) -> Router {
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(256 * 1024))
         .layer(axum::middleware::from_fn(ops::observe))
+        // A panic is an internal bug: it leaves as the generic 500
+        // envelope, its payload (which could hold anything) logged only by
+        // its type, never echoed.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            ops::panicked,
+        ))
         .with_state(state)
 }
 
 /// Parses a JSON body into `T`, naming the field and problem on failure
-/// (axum's own rejection would answer in plain text).
+/// (axum's own rejection would answer in plain text). A body any string of
+/// which holds a control character is refused first, naming the field.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, crate::error::ApiError> {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        input::refuse_control_characters(&value)?;
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         crate::error::ApiError::bad_request(
             "invalid_json",

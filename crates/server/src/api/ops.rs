@@ -94,6 +94,13 @@ pub async fn sandbox(
     Ok(Json(json!({ "deliveries": list })))
 }
 
+/// The answer to a handler that panicked: the one 500 envelope. The panic
+/// message is not logged (a panic can format anything it was handed); the
+/// route is, by the request metrics.
+pub fn panicked(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal("handler panicked".into()).into_response()
+}
+
 /// Counts and times every request by matched route (never by raw path,
 /// which would carry ids).
 pub async fn observe(req: Request, next: Next) -> Response {
@@ -141,7 +148,9 @@ async fn envelope(response: Response) -> Response {
         s if s.is_server_error() => "internal",
         _ => "invalid_request",
     };
-    let message = if text.is_empty() {
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "the request body is larger than this route accepts (256 KiB)".to_string()
+    } else if text.is_empty() {
         status
             .canonical_reason()
             .unwrap_or("request refused")

@@ -6,9 +6,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ladder_core::handshake::SignedReport;
+use ladder_store::ids::{DeviceId, RecipientId, ThreadId};
 use ladder_store::{StoreError, threads};
 use serde_json::{Value, json};
 
+use crate::api::input::PATH_ID;
 use crate::api::parse_json;
 use crate::auth::{Sender, actor};
 use crate::error::ApiError;
@@ -39,8 +41,10 @@ pub async fn show(
     Sender(caller): Sender,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let id = RecipientId::parse(&id, PATH_ID)?;
+    let id = id.as_str();
     Ok(Json(
-        devices::recipient_view(&state, &caller.tenant_id, &id).await?,
+        devices::recipient_view(&state, &caller.tenant_id, id).await?,
     ))
 }
 
@@ -50,8 +54,10 @@ pub async fn enrol(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = RecipientId::parse(&id, PATH_ID)?;
+    let id = id.as_str();
     let req: NewDevice = parse_json(&body)?;
-    let d = devices::enrol(&state, &caller.tenant_id, &actor(&caller), &id, req).await?;
+    let d = devices::enrol(&state, &caller.tenant_id, &actor(&caller), id, req).await?;
     Ok((StatusCode::CREATED, Json(devices::device_view(&d))))
 }
 
@@ -60,7 +66,9 @@ pub async fn challenge(
     Sender(caller): Sender,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let c = devices::challenge(&state, &caller.tenant_id, &id).await?;
+    let id = DeviceId::parse(&id, PATH_ID)?;
+    let id = id.as_str();
+    let c = devices::challenge(&state, &caller.tenant_id, id).await?;
     Ok((StatusCode::CREATED, Json(json!(c))))
 }
 
@@ -70,8 +78,10 @@ pub async fn handshake(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let id = DeviceId::parse(&id, PATH_ID)?;
+    let id = id.as_str();
     let signed: SignedReport = parse_json(&body)?;
-    let r = devices::handshake(&state, &caller.tenant_id, &actor(&caller), &id, signed).await?;
+    let r = devices::handshake(&state, &caller.tenant_id, &actor(&caller), id, signed).await?;
     Ok(Json(json!(r)))
 }
 
@@ -80,7 +90,9 @@ pub async fn revoke(
     Sender(caller): Sender,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = devices::revoke(&state, &caller.tenant_id, &actor(&caller), &id).await?;
+    let id = DeviceId::parse(&id, PATH_ID)?;
+    let id = id.as_str();
+    let d = devices::revoke(&state, &caller.tenant_id, &actor(&caller), id).await?;
     Ok(Json(devices::device_view(&d)))
 }
 
@@ -89,14 +101,16 @@ pub async fn thread(
     Sender(caller): Sender,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let id = ThreadId::parse(&id, PATH_ID)?;
+    let id = id.as_str();
     let mut conn = state
         .store
         .pool()
         .acquire()
         .await
         .map_err(StoreError::from)?;
-    let t = threads::get(&mut conn, &caller.tenant_id, &id)
+    let t = threads::get(&mut conn, &caller.tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("thread", &id))?;
+        .ok_or_else(|| ApiError::not_found("thread", id))?;
     Ok(Json(devices::thread_view(&t)))
 }

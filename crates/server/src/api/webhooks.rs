@@ -12,6 +12,7 @@ use ladder_core::Channel;
 use ladder_store::{StoreError, tenants};
 use serde_json::{Value, json};
 
+use crate::api::input::path_name;
 use crate::error::ApiError;
 use crate::service::{audit, receipts};
 use crate::state::AppState;
@@ -37,6 +38,17 @@ fn refusal(e: WebhookError) -> ApiError {
     }
 }
 
+/// The path names no channel ladder takes receipts for (the text is not
+/// echoed: it is whatever the caller sent).
+fn unknown_channel() -> ApiError {
+    ApiError::Invalid {
+        status: axum::http::StatusCode::NOT_FOUND,
+        code: "not_found",
+        message: "path segment `channel` names no channel that takes webhooks".into(),
+        details: Value::Null,
+    }
+}
+
 pub async fn receive(
     State(state): State<AppState>,
     Path((channel, tenant)): Path<(String, String)>,
@@ -44,9 +56,8 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let channel: Channel = channel
-        .parse()
-        .map_err(|_| ApiError::not_found("webhook", format!("{channel}/{tenant}")))?;
+    let tenant = path_name("tenant", &tenant)?;
+    let channel: Channel = channel.parse().map_err(|_| unknown_channel())?;
     let t = {
         let mut conn = state
             .store
@@ -54,7 +65,7 @@ pub async fn receive(
             .acquire()
             .await
             .map_err(StoreError::from)?;
-        tenants::find_by_name(&mut conn, &tenant).await?
+        tenants::find_by_name(&mut conn, tenant).await?
     }
     .ok_or_else(|| ApiError::not_found("webhook", format!("{channel}/{tenant}")))?;
     let verifier = state
@@ -121,9 +132,7 @@ pub async fn receive_deployment(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let channel: Channel = channel
-        .parse()
-        .map_err(|_| ApiError::not_found("webhook", channel.clone()))?;
+    let channel: Channel = channel.parse().map_err(|_| unknown_channel())?;
     let verifier = state
         .channels
         .deployment_verifier(channel)

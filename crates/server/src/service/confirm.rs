@@ -96,6 +96,7 @@ pub async fn confirm(
         &message.failed,
     )?
     .ok_or_else(|| ApiError::Internal(format!("no decision settles for {message_id}")))?;
+    crate::service::send::count_decision(&decision);
     let mut settled = settle(state, &message.id, &thread, &decision)?;
     audit::record(
         &mut tx,

@@ -67,7 +67,7 @@ pub(crate) fn open_contact(
 }
 
 fn check_address(field: &str, value: &str, ok: impl Fn(&str) -> bool) -> Result<(), ApiError> {
-    if value.len() > 254 || !ok(value) {
+    if value.len() > 254 || value.chars().any(char::is_control) || !ok(value) {
         // The value itself is an address: never echoed.
         return Err(ApiError::invalid(
             "invalid_address",
@@ -101,10 +101,10 @@ async fn register_once(
     req: &NewRecipient,
 ) -> Result<(u16, Recipient), ApiError> {
     let ext = req.external_id.trim();
-    if ext.is_empty() || ext.len() > 128 {
+    if ext.is_empty() || ext.len() > 128 || ext.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "invalid_external_id",
-            "field `external_id` must be 1-128 characters",
+            "field `external_id` must be 1-128 characters, none of them a control character",
         ));
     }
     if let Some(e) = &req.email {

@@ -96,11 +96,10 @@ pub async fn revoke_message(
         json!({ "status_before": message.status.as_str(), "payload_destroyed": shredded }),
     )
     .await?;
-    if matches!(
-        message.status,
-        Status::Queued | Status::AwaitingConfirmation | Status::Held
-    ) {
-        message.status = Status::Failed;
+    // Revoked is final whatever the message had reached: a read receipt
+    // arriving after revocation must not make it look read.
+    if message.status != Status::Revoked {
+        message.status = Status::Revoked;
         message.confirmation_hash = None;
         message.updated_at = now().0;
         messages::update(&mut tx, &message).await?;

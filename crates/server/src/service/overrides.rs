@@ -2,7 +2,7 @@
 //! their expiry. An override is validated exactly as inside a policy file
 //! and applies on the next decision on every node sharing the database.
 
-use ladder_core::Policy;
+use ladder_core::{Policy, Timestamp};
 use ladder_store::overrides::{self as stored, StoredOverride};
 use ladder_store::{Store, StoreError};
 use serde_json::{Value, json};
@@ -43,7 +43,7 @@ pub fn toml_from_json(body: &Value) -> Result<String, ApiError> {
         };
         table.insert(k.clone(), value);
     }
-    Ok(toml::to_string(&table).unwrap_or_default())
+    toml::to_string(&table).map_err(|e| ApiError::Internal(format!("override as TOML: {e}")))
 }
 
 /// Sets an override given as TOML text. `author` fills in when the text
@@ -78,6 +78,10 @@ pub async fn set(
         ));
     }
     let mut tx = state.store.begin().await?;
+    let policy = state.active_policy(&mut tx, tenant_id).await?;
+    policy
+        .check_override_lifetime(&rule, at)
+        .map_err(|e| ApiError::invalid("override_too_long", e.to_string()))?;
     if let Some(existing) = stored::get(&mut tx, tenant_id, &rule.id).await?
         && existing.cleared_at.is_none()
         && existing.rule.is_active(at)
@@ -100,6 +104,58 @@ pub async fn set(
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     metrics::counter!("ladder_overrides_total", "event" => "set").increment(1);
+    Ok(StoredOverride {
+        row_id,
+        rule,
+        created_at: at.0,
+        cleared_at: None,
+        cleared_by: None,
+    })
+}
+
+/// Extends an active override to `expires`, within the policy's maximum
+/// lifetime from now: the emergency goes on, and the log says who decided
+/// so and until when. The old row is closed and a new one opened, so the
+/// history keeps every expiry the override had.
+pub async fn renew(
+    state: &AppState,
+    tenant_id: &str,
+    actor: &str,
+    id: &str,
+    expires: Timestamp,
+) -> Result<StoredOverride, ApiError> {
+    let at = now();
+    let mut tx = state.store.begin().await?;
+    let current = stored::get(&mut tx, tenant_id, id)
+        .await?
+        .filter(|o| o.cleared_at.is_none() && o.rule.is_active(at))
+        .ok_or_else(|| ApiError::not_found("active override", id))?;
+    if expires <= at {
+        return Err(ApiError::invalid(
+            "override_expired",
+            format!("the new expiry {expires} of override `{id}` has passed"),
+        ));
+    }
+    let mut rule = current.rule.clone();
+    rule.expires = expires;
+    let policy = state.active_policy(&mut tx, tenant_id).await?;
+    policy
+        .check_override_lifetime(&rule, at)
+        .map_err(|e| ApiError::invalid("override_too_long", e.to_string()))?;
+    stored::clear(&mut tx, tenant_id, id, actor, at.0).await?;
+    let row_id = stored::insert(&mut tx, tenant_id, &rule, at.0).await?;
+    audit::record(
+        &mut tx,
+        state,
+        tenant_id,
+        actor,
+        "override_renewed",
+        Some(id),
+        json!({ "previous_expires": current.rule.expires, "expires": rule.expires }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    metrics::counter!("ladder_overrides_total", "event" => "renewed").increment(1);
     Ok(StoredOverride {
         row_id,
         rule,

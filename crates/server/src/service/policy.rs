@@ -29,7 +29,23 @@ pub fn diagnostics(errors: &PolicyErrors) -> Value {
     )
 }
 
+/// Which way a publication may move the tenant's revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The usual case: the new policy's `revision` is above the active
+    /// one's (or it is the active version itself, republished).
+    Forward,
+    /// Back to a version that was once published, at a revision not above
+    /// the active one; asked for explicitly and audited as a rollback.
+    Rollback,
+}
+
 /// Validates `text` and makes it the tenant's active policy.
+///
+/// Revisions only move forward unless `direction` asks for a rollback:
+/// devices report the revision they support and `min_policy_revision`
+/// counts on it, so an older file published by mistake (an old checkout, a
+/// stale CI artefact) must not silently replace a newer one.
 pub async fn publish(
     tx: &mut Tx,
     state: &AppState,
@@ -37,7 +53,24 @@ pub async fn publish(
     tenant_name: &str,
     text: &str,
     actor: &str,
+    direction: Direction,
 ) -> Result<StoredPolicy, ApiError> {
+    if let Some((at, c)) = text
+        .char_indices()
+        .find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        let line = text
+            .get(..at)
+            .map_or(0, |before| before.matches('\n').count())
+            + 1;
+        return Err(ApiError::bad_request(
+            "control_character",
+            format!(
+                "the policy text holds a control character (U+{:04X}) on line {line}",
+                u32::from(c)
+            ),
+        ));
+    }
     let parsed = Policy::parse(text, "policy").map_err(|e| {
         ApiError::invalid(
             "invalid_policy",
@@ -62,20 +95,79 @@ pub async fn publish(
         published_at: now().0,
         published_by: actor.to_string(),
     };
+    let active = policies::active(tx, tenant_id).await?;
+    check_direction(tx, tenant_id, active.as_ref(), &stored, direction).await?;
     policies::publish(tx, tenant_id, &stored).await?;
+    let kind = match direction {
+        Direction::Forward => "policy_published",
+        Direction::Rollback => "policy_rolled_back",
+    };
     audit::record(
         tx,
         state,
         tenant_id,
         actor,
-        "policy_published",
+        kind,
         Some(&stored.version),
         json!({
             "version": stored.version,
             "revision": stored.revision,
+            "previous_version": active.as_ref().map(|a| &a.version),
+            "previous_revision": active.as_ref().map(|a| a.revision),
             "warnings": parsed.warnings.len(),
         }),
     )
     .await?;
     Ok(stored)
+}
+
+/// Refuses a publication that moves the revision the wrong way for
+/// `direction`.
+async fn check_direction(
+    tx: &mut Tx,
+    tenant_id: &str,
+    active: Option<&StoredPolicy>,
+    new: &StoredPolicy,
+    direction: Direction,
+) -> Result<(), ApiError> {
+    let Some(active) = active else {
+        return match direction {
+            Direction::Forward => Ok(()),
+            Direction::Rollback => Err(ApiError::invalid(
+                "nothing_to_roll_back",
+                "the tenant has no active policy to roll back from",
+            )),
+        };
+    };
+    let forward = new.revision > active.revision || new.version == active.version;
+    match (direction, forward) {
+        (Direction::Forward, true) => Ok(()),
+        (Direction::Forward, false) => Err(ApiError::conflict(
+            "revision_not_newer",
+            format!(
+                "the policy's revision {} is not above the active revision {}; raise `revision`, or publish with rollback to return to an earlier version on purpose",
+                new.revision, active.revision
+            ),
+        )),
+        (Direction::Rollback, true) => Err(ApiError::invalid(
+            "not_a_rollback",
+            format!(
+                "revision {} is not below the active revision {}; publish it without rollback",
+                new.revision, active.revision
+            ),
+        )),
+        (Direction::Rollback, false) => {
+            if policies::was_published(tx, tenant_id, &new.version).await? {
+                Ok(())
+            } else {
+                Err(ApiError::invalid(
+                    "unknown_rollback_target",
+                    format!(
+                        "version {} was never published for this tenant; a rollback returns to a version that was in force",
+                        new.version
+                    ),
+                ))
+            }
+        }
+    }
 }

@@ -22,7 +22,7 @@ use crate::service::deliver::{
     ACTOR, complete_and_commit, confirmation_of, fail_for_good, lock_unchanged,
 };
 use crate::service::send::{
-    Inputs, audit_decision, floor_after, load_inputs, run_decision, settle,
+    Inputs, audit_decision, count_decision, floor_after, load_inputs, run_decision, settle,
 };
 use crate::service::{audit, keys};
 use crate::state::{AppState, now};
@@ -180,6 +180,7 @@ pub async fn redecide(
         }
         Err(e) => return Err(e),
     };
+    count_decision(&decision);
     let settled = settle(state, &message.id, &thread, &decision)?;
     audit::record(
         &mut tx,

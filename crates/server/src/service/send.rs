@@ -90,7 +90,9 @@ pub async fn load_inputs(
     })
 }
 
-/// Decides with the core; records the decision's metrics.
+/// Decides with the core, timing it. Counting is [`count_decision`]'s, for
+/// decisions that are kept: a re-check before hand-over decides again
+/// without making a second decision about the message.
 pub fn run_decision(
     inputs: &Inputs,
     meta: &MessageMeta,
@@ -111,6 +113,21 @@ pub fn run_decision(
     )
     .map_err(|e| ApiError::invalid("unknown_class", e.to_string()))?;
     metrics::histogram!("ladder_decision_seconds").record(started.elapsed().as_secs_f64());
+    Ok(decision)
+}
+
+/// The label a route or an outcome without one goes by in metrics.
+fn outcome_label(outcome: &ladder_core::Outcome) -> String {
+    outcome
+        .route()
+        .map_or_else(|| outcome.code().to_string(), |r| r.name())
+}
+
+/// Counts a decision that is persisted (acceptance, a fallback, a
+/// confirmation): once per decision taken about a message. In observe
+/// mode it also counts the route used beside the one enforcement would
+/// have taken: the figures the observe → enforce switch is decided on.
+pub fn count_decision(decision: &Decision) {
     let route = decision
         .outcome
         .route()
@@ -126,7 +143,19 @@ pub fn run_decision(
         metrics::counter!("ladder_downgrades_total", "class" => decision.class.clone())
             .increment(1);
     }
-    Ok(decision)
+    if let Some(enforced) = &decision.enforced {
+        let used = outcome_label(&decision.outcome);
+        let would_have = outcome_label(enforced);
+        let differs = if used == would_have { "no" } else { "yes" };
+        metrics::counter!(
+            "ladder_observe_decisions_total",
+            "class" => decision.class.clone(),
+            "route" => used,
+            "would_have" => would_have,
+            "differs" => differs,
+        )
+        .increment(1);
+    }
 }
 
 /// The thread a message goes to, created at what the recipient verifiably
@@ -347,6 +376,14 @@ async fn accept_once(
             "header `Idempotency-Key` must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
         ));
     }
+    let recipient_id =
+        ladder_store::ids::RecipientId::parse(&request.recipient, "field `recipient`")?;
+    if !valid_name(&request.class) {
+        return Err(ApiError::invalid(
+            "unknown_class",
+            "field `class` must name a class of the policy: 1-128 letters, digits, `-`, `_`, `.` or `:`",
+        ));
+    }
     let thread_name = request.thread.clone().unwrap_or_else(|| "default".into());
     if !valid_name(&thread_name) {
         return Err(ApiError::invalid(
@@ -377,7 +414,7 @@ async fn accept_once(
     {
         return replay(existing, &fingerprint);
     }
-    let inputs = load_inputs(&mut tx, state, tenant_id, &request.recipient).await?;
+    let inputs = load_inputs(&mut tx, state, tenant_id, recipient_id.as_str()).await?;
     if inputs.policy.class(&request.class).is_none() {
         let known: Vec<&str> = inputs
             .policy
@@ -405,6 +442,7 @@ async fn accept_once(
         confirmation: None,
     };
     let decision = run_decision(&inputs, &meta, &thread.floor, &[])?;
+    count_decision(&decision);
     let mut settled = settle(state, &message_id, &thread, &decision)?;
     // The decision's entry in the tenant's audit log, named in the answer so
     // the sender can ask for its inclusion proof.

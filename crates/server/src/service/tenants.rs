@@ -41,7 +41,16 @@ pub async fn create(
     let at = now().0;
     let tenant = tenants::create(&mut tx, name, at).await?;
     state.keyring.ensure_tenant(&tenant.id)?;
-    let stored = policy::publish(&mut tx, state, &tenant.id, name, policy_text, actor).await?;
+    let stored = policy::publish(
+        &mut tx,
+        state,
+        &tenant.id,
+        name,
+        policy_text,
+        actor,
+        policy::Direction::Forward,
+    )
+    .await?;
     let mut keys = Vec::new();
     for scope in [Scope::Sender, Scope::Admin] {
         let key = tenants::issue_key(&mut tx, &tenant.id, scope, at).await?;

@@ -155,10 +155,32 @@ pub(super) fn parse(
     }
 }
 
+/// What a policy may set `override_max_lifetime` to: an override is an
+/// emergency measure, renewed while the emergency lasts, never a
+/// permanent setting.
+const OVERRIDE_LIFETIME_RANGE: (Duration, Duration) = (Duration::hours(1), Duration::days(365));
+
 fn build(c: &mut Checker<'_>, raw: RawPolicy) -> Option<Policy> {
     let tenant = c.identifier(&raw.tenant, "tenant");
     let display_name = c.non_empty(&raw.display_name, "display_name");
     let revision = raw.revision.map_or(1, |r| *r.get_ref());
+    let override_max_lifetime = raw.override_max_lifetime.as_ref().and_then(|s| {
+        let d = c.positive(s, "override_max_lifetime")?;
+        let (min, max) = OVERRIDE_LIFETIME_RANGE;
+        if d < min || d > max {
+            c.error(
+                &s.span(),
+                E::DurationOutOfRange {
+                    field: "override_max_lifetime",
+                    given: d,
+                    min,
+                    max,
+                },
+            );
+            return None;
+        }
+        Some(d)
+    });
     let evidence = evidence_rules(c, raw.evidence.get_ref(), &raw.evidence.span());
 
     let mut notices = BTreeMap::new();
@@ -278,6 +300,7 @@ fn build(c: &mut Checker<'_>, raw: RawPolicy) -> Option<Policy> {
         tenant,
         display_name,
         revision,
+        override_max_lifetime,
         evidence,
         notices,
         classes,
