@@ -96,6 +96,12 @@ fn counted(outcome: &'static str) {
     metrics::counter!("ladder_device_requests_total", "outcome" => outcome).increment(1);
 }
 
+/// Whether a request's timestamp is within [`MAX_SKEW_S`] of the server's
+/// clock; any `i64` a device signs is answered, none overflows.
+fn within_skew(at: i64, timestamp: i64) -> bool {
+    at.abs_diff(timestamp) <= MAX_SKEW_S.unsigned_abs()
+}
+
 /// Checks a device-signed request; answers the device it came from.
 async fn authenticate(
     state: &AppState,
@@ -153,7 +159,7 @@ async fn authenticate(
         return Err(not_recognised());
     }
     let at = now().0;
-    if (at - timestamp).abs() > MAX_SKEW_S {
+    if !within_skew(at, timestamp) {
         reject(state, &device, "stale_timestamp").await?;
         return Err(unauthorized(
             "stale_request",
@@ -332,4 +338,17 @@ pub async fn ack(
     Ok(Json(
         json!({ "message_id": message_id, "acknowledged": true }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within_skew;
+
+    #[test]
+    fn extreme_device_timestamps_are_stale_not_an_overflow() {
+        assert!(within_skew(1_000, 1_060));
+        assert!(!within_skew(1_000, 1_061));
+        assert!(!within_skew(1_796_000_000, i64::MIN));
+        assert!(!within_skew(1_796_000_000, i64::MAX));
+    }
 }
