@@ -574,3 +574,29 @@ fn scenarios_that_would_check_nothing_are_rejected() {
         bare.transcript()
     );
 }
+
+/// Regression: `audit witness --help` printed the API key it had taken
+/// from `LADDER_API_KEY` as the argument's default.
+#[test]
+fn help_never_prints_an_api_key_from_the_environment() {
+    let secret = "ldr_sender_do_not_print_me";
+    for args in [
+        &["audit", "witness", "--help"][..],
+        &["device", "enrol", "--help"][..],
+        &["device", "handshake", "--help"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ladder"))
+            .args(args)
+            .env("LADDER_API_KEY", secret)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{args:?}: {text}");
+        assert!(text.contains("LADDER_API_KEY"), "{args:?}: {text}");
+        assert!(!text.contains(secret), "{args:?} printed the key: {text}");
+    }
+}
