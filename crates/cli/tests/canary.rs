@@ -175,7 +175,9 @@ fn canary(store: &[String], tmp: &Path, data: &Path, pg: Option<(&str, &str)>) {
         Some(json!({ "recipient": canary, "class": "payroll", "body": "x" })),
         Some("canary-bad-2"),
     );
-    assert_eq!(st, 404, "{e}");
+    // Not a recipient id: refused at the edge, without echoing it.
+    assert_eq!(st, 400, "{e}");
+    assert!(!e.to_string().contains(&canary), "{e}");
     // Let the workers deliver what was accepted.
     std::thread::sleep(Duration::from_millis(1500));
     let (_, m) = call(
