@@ -396,7 +396,16 @@ async fn handshake_rejects_replay_forgery_and_expiry_and_audits(backend: Backend
         a.text
     );
 
-    // Unknown device.
+    // Unknown device; a text that is no device id is refused before.
+    let unknown = "dev_0196f0c4a2b37d1e8f00112233445566";
+    let a = app
+        .post(
+            &format!("/v1/devices/{unknown}/handshake"),
+            &app.sender,
+            TestApp::report(unknown, "00", &key),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
     let a = app
         .post(
             "/v1/devices/dev_nope/handshake",
@@ -404,7 +413,7 @@ async fn handshake_rejects_replay_forgery_and_expiry_and_audits(backend: Backend
             TestApp::report("dev_nope", "00", &key),
         )
         .await;
-    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
 
     // None of the rejections changed the evidence the valid one recorded.
     let rec = app.get(&format!("/v1/recipients/{r}"), &app.sender).await;
@@ -789,7 +798,7 @@ async fn revocation_shreds_the_payload(backend: Backend) {
     assert_eq!(rv.body["payload_destroyed"], true, "{}", rv.text);
     let m = app.get(&format!("/v1/messages/{id}"), &app.sender).await;
     assert_eq!(m.body["payload"], "shredded");
-    assert_eq!(m.body["status"], "failed");
+    assert_eq!(m.body["status"], "revoked");
     let p = ladder_store::messages::payload(
         &mut app.state().store.pool().acquire().await.unwrap(),
         &app.tenant,
