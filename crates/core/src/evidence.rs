@@ -161,11 +161,26 @@ pub struct ContactEvidence {
 
 impl ContactEvidence {
     /// Whether the policy counts this contact as reachable now: its source
-    /// verifies reachability and the observation is still fresh.
+    /// verifies reachability and the observation is still fresh. What a
+    /// notice, sent now, needs.
     pub fn verified(&self, rules: &EvidenceRules, now: Timestamp) -> bool {
-        rules.sources.get(&self.source).is_some_and(|r| {
-            r.verifies.contains(&Claim::Reachable) && now < self.observed_at.plus(r.fresh_for)
-        })
+        self.trusted(rules)
+            && rules
+                .sources
+                .get(&self.source)
+                .is_some_and(|r| now < self.observed_at.plus(r.fresh_for))
+    }
+
+    /// Whether the contact comes from a source the policy trusts for
+    /// reachability, however long ago. What a portal's one-time code needs:
+    /// the code is sent when the recipient opens the link, up to the link's
+    /// lifetime after the decision, so freshness at decision time would say
+    /// nothing about then — and contact points on file are not re-observed.
+    pub fn trusted(&self, rules: &EvidenceRules) -> bool {
+        rules
+            .sources
+            .get(&self.source)
+            .is_some_and(|r| r.verifies.contains(&Claim::Reachable))
     }
 }
 

@@ -141,16 +141,25 @@ impl Context<'_> {
     /// a channel no override switches off for this recipient.
     fn contact_reachable(&self, contact: Option<&ContactEvidence>, channel: Channel) -> bool {
         contact.is_some_and(|c| c.verified(self.policy.evidence(), self.now))
-            && self
-                .recipient_override(channel, |e| matches!(e, OverrideEffect::Disable))
-                .is_none()
+            && !self.channel_off(channel)
     }
 
-    /// Which contact channels could carry a portal's one-time code now.
+    fn channel_off(&self, channel: Channel) -> bool {
+        self.recipient_override(channel, |e| matches!(e, OverrideEffect::Disable))
+            .is_some()
+    }
+
+    /// Which contact channels could carry a portal's one-time code: a
+    /// contact point from a source the policy trusts (fresh or not, see
+    /// `ContactEvidence::trusted`), on a channel no override switches off.
     fn code_channels(&self) -> CodeChannels {
+        let rules = self.policy.evidence();
+        let can = |contact: Option<&ContactEvidence>, channel| {
+            contact.is_some_and(|c| c.trusted(rules)) && !self.channel_off(channel)
+        };
         CodeChannels {
-            sms: self.contact_reachable(self.recipient.phone.as_ref(), Channel::Sms),
-            email: self.contact_reachable(self.recipient.email.as_ref(), Channel::Email),
+            sms: can(self.recipient.phone.as_ref(), Channel::Sms),
+            email: can(self.recipient.email.as_ref(), Channel::Email),
         }
     }
 

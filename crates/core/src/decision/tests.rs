@@ -924,20 +924,37 @@ ladder = [
         assert_eq!(route.name(), "portal+sms_notice");
         assert_eq!(route.second_factor, Some(SecondFactor::Email));
 
-        // A stale phone number: the e-mail notice comes first, but its code
-        // would need the phone number, so it is passed over...
-        let stale = RecipientEvidence {
+        // A phone number only the recipient vouched for: the e-mail notice
+        // comes first, but its code would need the phone, so it is passed
+        // over...
+        let unverified = RecipientEvidence {
             phone: Some(ContactEvidence {
-                source: EvidenceSource::ProviderCheck,
-                observed_at: Timestamp(NOW.0 - 2 * 86_400),
+                source: EvidenceSource::SelfReported,
+                observed_at: NOW,
             }),
-            ..r
+            ..r.clone()
         };
-        let d = decide_for("payroll", &stale);
+        let d = decide_for("payroll", &unverified);
         // ...so the SMS notice carries the link and the code goes by e-mail.
         let route = d.outcome.route().unwrap();
         assert_eq!(route.name(), "portal+sms_notice");
         assert_eq!(route.second_factor, Some(SecondFactor::Email));
+
+        // A phone number verified long ago still takes the code: it is sent
+        // when the link is opened, not now.
+        let old = RecipientEvidence {
+            phone: Some(ContactEvidence {
+                source: EvidenceSource::ProviderCheck,
+                observed_at: Timestamp(NOW.0 - 30 * 86_400),
+            }),
+            ..r
+        };
+        let route = decide_for("payroll", &old)
+            .outcome
+            .route()
+            .cloned()
+            .unwrap();
+        assert_eq!(route.second_factor, Some(SecondFactor::Sms));
     }
 
     #[test]

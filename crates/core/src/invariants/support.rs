@@ -136,13 +136,15 @@ impl World<'_> {
             Notifier::RcsNotice => via(Transport::Rcs),
             Notifier::SmsNotice => via(Transport::Sms),
             Notifier::PushNotice => via(Transport::Push),
-            Notifier::EmailNotice => self.contact_problem(Channel::Email),
+            Notifier::EmailNotice => self.contact_problem(Channel::Email, true),
         }
     }
 
     /// Why the recipient's contact point on `channel` (e-mail, or the phone
-    /// number for SMS) cannot be used now, if it cannot.
-    pub(super) fn contact_problem(&self, channel: Channel) -> Option<String> {
+    /// number for SMS) cannot be used now, if it cannot. A notice needs the
+    /// evidence `fresh`; a one-time code, sent whenever the link is opened,
+    /// a source the policy trusts for reachability.
+    pub(super) fn contact_problem(&self, channel: Channel, fresh: bool) -> Option<String> {
         let (contact, what) = match channel {
             Channel::Sms => (self.recipient.phone.as_ref(), "phone number"),
             _ => (self.recipient.email.as_ref(), "e-mail address"),
@@ -150,12 +152,17 @@ impl World<'_> {
         if let Some(id) = self.recipient_disabled(channel) {
             return Some(format!("override `{id}` disables {channel}"));
         }
-        let fresh = contact.is_some_and(|e| {
+        let usable = contact.is_some_and(|e| {
             self.rules.sources.get(&e.source).is_some_and(|r| {
-                r.verifies.contains(&Claim::Reachable) && self.now < e.observed_at.plus(r.fresh_for)
+                r.verifies.contains(&Claim::Reachable)
+                    && (!fresh || self.now < e.observed_at.plus(r.fresh_for))
             })
         });
-        (!fresh).then(|| format!("no fresh, verified {what} on file"))
+        match (usable, fresh) {
+            (true, _) => None,
+            (false, true) => Some(format!("no fresh, verified {what} on file")),
+            (false, false) => Some(format!("no verified {what} on file")),
+        }
     }
 
     /// Why a portal route could not be opened, if it could not: the code
@@ -199,7 +206,7 @@ impl World<'_> {
                 "its code goes by {channel}, to the same inbox as its notice, and the step needs another"
             ));
         }
-        self.contact_problem(channel)
+        self.contact_problem(channel, false)
             .map(|why| format!("its code goes by {channel}, but there is {why}"))
     }
 
