@@ -211,7 +211,10 @@ fn weakened_step_up_is_warned_at_its_setting() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert_located(&run, &file, "warning");
     assert_eq!(
-        run.stderr.lines().filter(|l| l.contains(": warning: ")).count(),
+        run.stderr
+            .lines()
+            .filter(|l| l.contains(": warning: "))
+            .count(),
         2,
         "{}",
         run.transcript()
