@@ -119,7 +119,7 @@ impl Env {
                 "POST",
                 "/v1/recipients",
                 &self.sender,
-                Some(json!({ "external_id": format!("emp-{tag}"), "email": "e@example.com" })),
+                Some(json!({ "external_id": format!("emp-{tag}"), "email": "e@example.com", "phone": "+15550103000" })),
                 None,
             )
             .await;

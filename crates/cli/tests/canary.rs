@@ -241,7 +241,7 @@ fn canary(store: &[String], tmp: &Path, data: &Path, pg: Option<(&str, &str)>) {
         "POST",
         &format!("{}/v1/recipients", s.base),
         globex,
-        Some(json!({ "external_id": "g-1", "email": "g@example.com" })),
+        Some(json!({ "external_id": "g-1", "email": "g@example.com", "phone": "+15550103001" })),
         None,
     );
     assert_eq!(st, 201, "{g}");

@@ -201,6 +201,25 @@ broken_policy! {
     policy_with_inverted_and_empty_override_ranges_is_rejected => "override-bad-ranges",
     policy_with_toml_syntax_error_is_rejected => "syntax-error",
     empty_policy_is_rejected => "empty",
+    policy_with_portal_without_step_up_above_minimum_none_is_rejected => "step-up-off-above-minimum",
+}
+
+#[test]
+fn weakened_step_up_is_warned_at_its_setting() {
+    let file = format!("{POLICIES}/weakened-step-up.toml");
+    let run = ladder(&["policy", "check", &file]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_located(&run, &file, "warning");
+    assert_eq!(
+        run.stderr
+            .lines()
+            .filter(|l| l.contains(": warning: "))
+            .count(),
+        2,
+        "{}",
+        run.transcript()
+    );
+    insta::assert_snapshot!("policy_check_weakened_step_up", run.transcript());
 }
 
 #[test]

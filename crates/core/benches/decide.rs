@@ -69,6 +69,7 @@ fn three_devices(rcs: E2eeState) -> RecipientEvidence {
             device("laptop", "macos", rcs, false),
         ],
         email: None,
+        phone: None,
     }
 }
 

@@ -330,6 +330,43 @@ impl Mode {
     }
 }
 
+/// How a portal step proves that whoever opened its link is the recipient:
+/// the one-time code it sends before showing the payload.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum StepUp {
+    /// The code goes by another channel than the notice that carried the
+    /// link (notice by e-mail, code by SMS, and the other way round), so
+    /// whoever holds one inbox does not hold both halves.
+    #[default]
+    OtherChannel,
+    /// The code may go by the notice's own channel: weaker, since one inbox
+    /// then holds the link and the code.
+    AnyChannel,
+    /// No code: whoever has the link reads the message. Only for classes
+    /// whose payload may travel in plaintext anyway (minimum `none`).
+    None,
+}
+
+impl StepUp {
+    pub const ALL: [StepUp; 3] = [StepUp::OtherChannel, StepUp::AnyChannel, StepUp::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepUp::OtherChannel => "other_channel",
+            StepUp::AnyChannel => "any_channel",
+            StepUp::None => "none",
+        }
+    }
+
+    /// The default, which policies and their canonical form leave unsaid.
+    pub fn is_default(&self) -> bool {
+        *self == StepUp::OtherChannel
+    }
+}
+
 /// Error for a name that is not in one of the closed sets above.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {kind} `{given}`; expected one of: {expected}")]
@@ -377,6 +414,7 @@ closed_set!(E2eeState, "e2ee state");
 closed_set!(EvidenceSource, "evidence source");
 closed_set!(Claim, "claim");
 closed_set!(Mode, "mode");
+closed_set!(StepUp, "step-up setting");
 
 #[cfg(test)]
 mod tests {

@@ -151,18 +151,49 @@ impl DeviceEvidence {
     }
 }
 
-/// A recipient-level contact point (an e-mail address on file).
+/// A recipient-level contact point (an e-mail address or a phone number on
+/// file): that one exists and who vouched for it when, never the address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactEvidence {
     pub source: EvidenceSource,
     pub observed_at: Timestamp,
 }
 
-/// All evidence about one recipient: their devices and their e-mail address.
+impl ContactEvidence {
+    /// Whether the policy counts this contact as reachable now: its source
+    /// verifies reachability and the observation is still fresh. What a
+    /// notice, sent now, needs.
+    pub fn verified(&self, rules: &EvidenceRules, now: Timestamp) -> bool {
+        self.trusted(rules)
+            && rules
+                .sources
+                .get(&self.source)
+                .is_some_and(|r| now < self.observed_at.plus(r.fresh_for))
+    }
+
+    /// Whether the contact comes from a source the policy trusts for
+    /// reachability, however long ago. What a portal's one-time code needs:
+    /// the code is sent when the recipient opens the link, up to the link's
+    /// lifetime after the decision, so freshness at decision time would say
+    /// nothing about then — and contact points on file are not re-observed.
+    pub fn trusted(&self, rules: &EvidenceRules) -> bool {
+        rules
+            .sources
+            .get(&self.source)
+            .is_some_and(|r| r.verifies.contains(&Claim::Reachable))
+    }
+}
+
+/// All evidence about one recipient: their devices and their contact
+/// points. The e-mail address carries e-mail notices and portal codes; the
+/// phone number carries portal codes by SMS (SMS notices and payloads go by
+/// what the devices proved).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecipientEvidence {
     pub devices: Vec<DeviceEvidence>,
     pub email: Option<ContactEvidence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<ContactEvidence>,
 }
 
 impl RecipientEvidence {

@@ -27,13 +27,15 @@ pub mod overrides;
 pub mod policy;
 pub mod reason;
 pub mod scenario;
+pub mod step_up;
 pub mod thread;
 pub mod time;
 pub mod version;
 
-pub use assurance::{AssuranceLevel, Channel, Container, Mode, Notifier, Transport};
+pub use assurance::{AssuranceLevel, Channel, Container, Mode, Notifier, StepUp, Transport};
 pub use decision::{Decision, DecisionInput, MessageMeta, Outcome, decide};
 pub use policy::{Class, Policy, PolicyVersion, Step};
 pub use reason::SkipReason;
+pub use step_up::SecondFactor;
 pub use thread::ThreadFloor;
 pub use time::{Duration, Timestamp};

@@ -6,7 +6,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::assurance::{AssuranceLevel, Channel, Container, EvidenceSource, Notifier, Transport};
+use crate::assurance::{
+    AssuranceLevel, Channel, Container, EvidenceSource, Notifier, StepUp, Transport,
+};
 use crate::evidence::DeviceId;
 use crate::time::{Duration, Timestamp};
 use crate::version::PlatformVersion;
@@ -110,6 +112,9 @@ pub enum SkipReason {
     AboveFailedStep { failed_step: usize },
     /// A portal needs someone to tell the recipient; none of its notifiers can.
     NoNotifierReachable { notifiers: Vec<Notifier> },
+    /// A portal's one-time code could go by no verified contact channel the
+    /// step's `step_up` accepts: the recipient could never open it.
+    NoStepUpChannel { step_up: StepUp },
 }
 
 impl SkipReason {
@@ -134,11 +139,12 @@ impl SkipReason {
             SkipReason::StepFailed { .. } => "step_failed",
             SkipReason::AboveFailedStep { .. } => "above_failed_step",
             SkipReason::NoNotifierReachable { .. } => "no_notifier_reachable",
+            SkipReason::NoStepUpChannel { .. } => "no_step_up_channel",
         }
     }
 
     /// Every code, for validating scenario expectations.
-    pub const CODES: [&'static str; 18] = [
+    pub const CODES: [&'static str; 19] = [
         "evidence_missing",
         "evidence_stale",
         "evidence_unverified",
@@ -157,6 +163,7 @@ impl SkipReason {
         "step_failed",
         "above_failed_step",
         "no_notifier_reachable",
+        "no_step_up_channel",
     ];
 }
 
@@ -285,6 +292,16 @@ impl fmt::Display for SkipReason {
                     names.join(", ")
                 )
             }
+            SkipReason::NoStepUpChannel { step_up } => match step_up {
+                StepUp::AnyChannel | StepUp::None => write!(
+                    f,
+                    "the portal's one-time code could go nowhere: the recipient has no verified phone number or e-mail address (step_up `{step_up}`)"
+                ),
+                StepUp::OtherChannel => write!(
+                    f,
+                    "the portal's one-time code could go nowhere: it must go by another channel than the notice's, and the recipient has no verified one (step_up `{step_up}`)"
+                ),
+            },
         }
     }
 }
@@ -364,6 +381,9 @@ mod tests {
             SkipReason::AboveFailedStep { failed_step: 1 },
             SkipReason::NoNotifierReachable {
                 notifiers: vec![Notifier::SmsNotice],
+            },
+            SkipReason::NoStepUpChannel {
+                step_up: StepUp::OtherChannel,
             },
         ];
         let codes: Vec<&str> = all.iter().map(SkipReason::code).collect();

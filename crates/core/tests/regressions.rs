@@ -166,3 +166,34 @@ expect = { outcome = "deliver" }
         (2, "outcome", "deliver", "block")
     );
 }
+
+/// Issue 9, defect 1: a recipient with only an e-mail address got payroll
+/// on the portal behind an e-mail notice, and could never open it: the
+/// one-time code must go by another channel, and there was none.
+#[test]
+fn regression_portal_nobody_could_open_was_accepted_and_marked_delivered() {
+    assert_matches(&replay(
+        r#"
+[recipient]
+email = true
+
+[[step]]
+send = "payroll"
+id = "p1"
+expect = { outcome = "escalate", skips = { portal = "no_step_up_channel" } }
+"#,
+    ));
+    // With a phone number too, the portal qualifies: notice by e-mail, code by SMS.
+    assert_matches(&replay(
+        r#"
+[recipient]
+email = true
+phone = true
+
+[[step]]
+send = "payroll"
+id = "p1"
+expect = { outcome = "deliver", route = "portal+email_notice", assurance = "transport" }
+"#,
+    ));
+}

@@ -33,6 +33,9 @@ both_backends!(
     lockout_ends_after_its_period,
     codes_go_to_the_phone_and_are_limited,
     other_paths_and_in_app_notices_get_portal_pages,
+    regression_portal_nobody_could_open_was_accepted_and_marked_delivered,
+    payroll_for_phone_and_email_opens_with_a_code_by_sms,
+    a_portal_without_step_up_opens_without_a_code,
 );
 
 /// One portal answer.
@@ -909,5 +912,174 @@ async fn other_paths_and_in_app_notices_get_portal_pages(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(links, 0);
+    app.stop().await;
+}
+
+/// Issue 9, defect 1: a recipient with only an e-mail address got payroll
+/// on the portal behind an e-mail notice (202, then `delivered`), and the
+/// link answered 403: the code must go by another channel, and there was
+/// none. The decision now knows: the portal is skipped and the class
+/// escalates; no link is ever sent.
+async fn regression_portal_nobody_could_open_was_accepted_and_marked_delivered(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let r = app
+        .post(
+            "/v1/recipients",
+            &app.sender.clone(),
+            serde_json::json!({ "external_id": "emp-1042", "email": "ana@example.com" }),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let a = app
+        .send(
+            "payslip-2026-11",
+            r.body["id"].as_str().unwrap(),
+            "payroll",
+            "Your November payslip is ready",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(a.body["outcome"], "escalate", "{}", a.text);
+    assert_eq!(a.body["status"], "escalated", "{}", a.text);
+    assert!(
+        a.body["decision"]["outcome"]["route"].is_null(),
+        "{}",
+        a.text
+    );
+    let portal = a.body["decision"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["route"].as_str().unwrap().starts_with("portal"))
+        .unwrap_or_else(|| panic!("no portal step in {}", a.text));
+    assert_eq!(
+        portal["skipped"][0]["code"], "no_step_up_channel",
+        "{portal:#}"
+    );
+    let id = a.body["id"].as_str().unwrap();
+    let explained = app
+        .get(&format!("/v1/messages/{id}/explain"), &app.sender.clone())
+        .await;
+    assert!(
+        explained.text.contains("no_step_up_channel"),
+        "{}",
+        explained.text
+    );
+    assert!(notices(&app, id).await.is_empty());
+    app.stop().await;
+}
+
+/// The same payroll notice to a recipient with a phone number and an
+/// e-mail address: portal behind the e-mail notice, the code by SMS, and
+/// the payslip behind it.
+async fn payroll_for_phone_and_email_opens_with_a_code_by_sms(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let r = app.recipient("emp-both").await;
+    let a = app
+        .send("idem-both", &r, "payroll", "Your November payslip is ready")
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let route = &a.body["decision"]["outcome"]["route"];
+    assert_eq!(route["container"], "portal", "{}", a.text);
+    assert_eq!(route["notifier"], "email_notice", "{}", a.text);
+    assert_eq!(route["second_factor"], "sms", "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    app.wait_status(&id, "sent").await;
+    let link = notices(&app, &id)
+        .await
+        .into_iter()
+        .find(|t| t.contains("/portal/"))
+        .unwrap();
+    let path = portal_path(&link);
+    let form = get(&app, &path, None).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert!(
+        form.text.contains("text message to your phone"),
+        "{}",
+        form.text
+    );
+    let codes: Vec<Value> = app
+        .deliveries(&id)
+        .await
+        .into_iter()
+        .filter(|d| {
+            d["notice_text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("verification code")
+        })
+        .collect();
+    assert_eq!(codes.len(), 1, "{codes:#?}");
+    assert_eq!(codes[0]["channel"], "sms", "{codes:#?}");
+    let cookie = sign_in(&app, &id, &path).await;
+    let m = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.text);
+    assert!(m.text.contains("November payslip"), "{}", m.text);
+    app.stop().await;
+}
+
+/// `step_up = "none"` (allowed for a class whose minimum is `none`): the
+/// decision names no code channel to find, and the portal opens at once,
+/// audited, for a recipient with nothing but an e-mail address.
+async fn a_portal_without_step_up_opens_without_a_code(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let policy = ladder_server::app::DEMO_POLICY.replacen(
+        "  { container = \"rcs\" },\n  { container = \"sms\" },",
+        "  { container = \"portal\", notifiers = [\"email_notice\"], step_up = \"none\" },",
+        1,
+    );
+    assert_ne!(policy, ladder_server::app::DEMO_POLICY);
+    let put = app
+        .client
+        .put(format!("{}/v1/policy", app.base))
+        .header("authorization", format!("Bearer {}", app.admin))
+        .body(policy)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+    let r = app
+        .post(
+            "/v1/recipients",
+            &app.sender.clone(),
+            serde_json::json!({ "external_id": "emp-mail", "email": "m@example.com" }),
+        )
+        .await;
+    let a = app
+        .send(
+            "idem-none",
+            r.body["id"].as_str().unwrap(),
+            "marketing",
+            "canteen offer",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(
+        a.body["decision"]["outcome"]["route"]["second_factor"], "none",
+        "{}",
+        a.text
+    );
+    let id = a.body["id"].as_str().unwrap().to_string();
+    app.wait_status(&id, "sent").await;
+    let link = notices(&app, &id)
+        .await
+        .into_iter()
+        .find(|t| t.contains("/portal/"))
+        .unwrap();
+    let path = portal_path(&link);
+    let opened = get(&app, &path, None).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.text);
+    let m = get(&app, &format!("{path}/message"), Some(&opened.cookie())).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.text);
+    assert!(m.text.contains("canteen offer"), "{}", m.text);
+    let audit = app.audit().await;
+    assert_eq!(audit_of(&audit, "portal_opened_without_code").len(), 1);
+    assert!(audit_of(&audit, "portal_code_issued").is_empty());
     app.stop().await;
 }

@@ -5,8 +5,11 @@
 //! to end encrypted. Then the iPhone's RCS E2EE disappears after an OS
 //! update: the thread drops, the next payroll notice is below what the
 //! thread showed, so the sender must confirm, and it goes to the portal
-//! behind a content-free e-mail notice; a third employee without e-mail gets
-//! a content-free SMS notice. The recipient opens the portal with a one-time
+//! behind a content-free e-mail notice; a third employee's phone gets a
+//! content-free SMS notice, its one-time code to go by e-mail; a fourth, with
+//! only an e-mail address, is escalated to a human rather than sent a portal
+//! link he could never open (its code must go by another channel than the
+//! notice, and he has none). The recipient opens the portal with a one-time
 //! code. At the end the audit log is verified and one decision is proved
 //! to be in it. Exit 0 when every step behaved as the story says.
 
@@ -143,10 +146,10 @@ from = "Acme Secure Messages <secure@acme.example>"
 
     t.say("Two employees with phones that prove their capabilities in signed handshakes");
     let ana = t
-        .recipient("emp-ana", Some("ana@example.com"), "+15550101001")
+        .recipient("emp-ana", Some("ana@example.com"), Some("+15550101001"))
         .await;
     let ben = t
-        .recipient("emp-ben", Some("ben@example.com"), "+15550101002")
+        .recipient("emp-ben", Some("ben@example.com"), Some("+15550101002"))
         .await;
     let e2ee_rcs = json!({ "rcs": { "reachable": true, "e2ee": "verified" }, "sms": { "reachable": true, "e2ee": "absent" } });
     t.phone(&ana, 31, json!({ "os": "android", "os_version": "15", "client": "acme-lite", "client_version": "1.4" }), ("acme-lite", "1.4"), e2ee_rcs.clone()).await;
@@ -290,8 +293,10 @@ from = "Acme Secure Messages <secure@acme.example>"
     );
     out!("   e-mail notice: {}", notice.trim());
 
-    t.say("Cara has a phone and no e-mail: a content-free SMS notice");
-    let cara = t.recipient("emp-cara", None, "+15550101003").await;
+    t.say("Cara's phone gets a content-free SMS notice; her one-time code would go by e-mail");
+    let cara = t
+        .recipient("emp-cara", Some("cara@example.com"), Some("+15550101003"))
+        .await;
     t.phone(
         &cara,
         33,
@@ -309,9 +314,13 @@ from = "Acme Secure Messages <secure@acme.example>"
         )
         .await;
     show(&a);
+    let factor = a
+        .pointer("/decision/outcome/route/second_factor")
+        .and_then(Value::as_str)
+        .unwrap_or("-");
     t.check(
-        st == 202 && route_of(&a) == "portal+sms_notice",
-        "portal + SMS notice",
+        st == 202 && route_of(&a) == "portal+sms_notice" && factor == "email",
+        "portal + SMS notice, the code to go by the other channel: e-mail",
     );
     let cid = a
         .get("id")
@@ -330,6 +339,40 @@ from = "Acme Secure Messages <secure@acme.example>"
         "the SMS carries the notice only",
     );
     out!("   SMS: {sms_notice}");
+
+    t.say("Dan has only an e-mail address: no portal link he could never open");
+    let dan = t.recipient("emp-dan", Some("dan@example.com"), None).await;
+    let (st, a) = t
+        .send(
+            "pay-1-dan",
+            &dan,
+            "payroll",
+            "Your November payslip: net 2,870.00",
+        )
+        .await;
+    show(&a);
+    let explanation = a
+        .get("explanation")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some(line) = explanation
+        .lines()
+        .find(|l| l.contains("no_step_up_channel"))
+    {
+        out!("   | {}", line.trim());
+    }
+    t.check(
+        st == 202
+            && a.get("outcome").and_then(Value::as_str) == Some("escalate")
+            && explanation.contains("[no_step_up_channel]"),
+        "escalated to a human: the portal's code would need a second channel, and he has none",
+    );
+    let dan_mail = t
+        .smtp
+        .received()
+        .iter()
+        .any(|m| m.to.iter().any(|to| to.contains("dan@example.com")));
+    t.check(!dan_mail, "no link in his mailbox that would answer 403");
 
     t.say("Ben opens the portal: one-time link, one-time code by SMS, the payslip and its honest label");
     let link = notice

@@ -76,7 +76,7 @@ impl Tour {
         &self,
         external_id: &str,
         email: Option<&str>,
-        phone: &str,
+        phone: Option<&str>,
     ) -> String {
         let (_, r) = self
             .call(
@@ -220,10 +220,14 @@ pub(super) fn show(answer: &Value) {
         .pointer("/decision/outcome/route/assurance")
         .and_then(Value::as_str)
         .unwrap_or("-");
-    out!(
-        "   decision: {outcome} over {} at {assurance}",
-        route_of(answer)
-    );
+    if answer.pointer("/decision/outcome/route").is_some() {
+        out!(
+            "   decision: {outcome} over {} at {assurance}",
+            route_of(answer)
+        );
+    } else {
+        out!("   decision: {outcome}");
+    }
 }
 
 pub(super) fn free_port() -> Result<u16, CliError> {

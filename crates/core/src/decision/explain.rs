@@ -4,23 +4,35 @@
 
 use std::fmt::Write;
 
-use super::{Decision, Note, Outcome};
+use super::{Decision, Note, Outcome, Route};
 use crate::assurance::Mode;
+use crate::step_up::SecondFactor;
 use crate::thread::FloorCause;
+
+/// How a portal route's recipient proves who they are, after its name.
+fn step_up(route: &Route) -> String {
+    match route.second_factor {
+        Some(SecondFactor::None) => ", opened without a one-time code".to_owned(),
+        Some(f) => format!(", one-time code by {f}"),
+        None => String::new(),
+    }
+}
 
 fn outcome_line(o: &Outcome) -> String {
     match o {
         Outcome::Deliver { route } => format!(
-            "deliver over {} at {} ({})",
-            route.name(),
-            route.assurance,
-            route.assurance.label()
-        ),
-        Outcome::ConfirmationRequired { route, label } => format!(
-            "confirmation required: the best route is {} at {} ({}), below the thread's last label {} ({}); the sender must confirm this message",
+            "deliver over {} at {} ({}){}",
             route.name(),
             route.assurance,
             route.assurance.label(),
+            step_up(route)
+        ),
+        Outcome::ConfirmationRequired { route, label } => format!(
+            "confirmation required: the best route is {} at {} ({}){}, below the thread's last label {} ({}); the sender must confirm this message",
+            route.name(),
+            route.assurance,
+            route.assurance.label(),
+            step_up(route),
             label,
             label.label()
         ),

@@ -20,6 +20,7 @@ use crate::evidence::RecipientEvidence;
 use crate::overrides::{Override, OverrideEffect};
 use crate::policy::{AfterHold, Class, Exhausted, Policy, PolicyVersion};
 use crate::reason::SkipReason;
+use crate::step_up::SecondFactor;
 use crate::thread::{FloorDrop, ThreadFloor, assess};
 use crate::time::Timestamp;
 
@@ -74,6 +75,10 @@ pub struct Route {
     pub container: Container,
     pub notifier: Option<Notifier>,
     pub assurance: AssuranceLevel,
+    /// For a portal: where its one-time code goes, as the decision counted
+    /// on it. The portal sends the code there (`crate::step_up`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_factor: Option<SecondFactor>,
 }
 
 impl Route {
@@ -284,6 +289,7 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
                 container: step.container,
                 notifier: eval.notifier,
                 assurance,
+                second_factor: eval.second_factor,
             });
             break;
         }
@@ -331,6 +337,7 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
                         container: legacy.container,
                         notifier: eval.notifier,
                         assurance,
+                        second_factor: eval.second_factor,
                     };
                     (deliver_or_confirm(route, &mut notes), Some(enforced))
                 }

@@ -1,12 +1,13 @@
 //! Evaluating one ladder step against the evidence: what it could carry the
-//! payload at, which notifier would tell the recipient, and every reason it
-//! does not qualify.
+//! payload at, which notifier would tell the recipient, where a portal's
+//! one-time code would go, and every reason it does not qualify.
 
-use crate::assurance::{AssuranceLevel, Channel, Claim, Container, Notifier, Transport};
-use crate::evidence::{Credit, RecipientEvidence, credit};
+use crate::assurance::{AssuranceLevel, Channel, Container, Notifier, Transport};
+use crate::evidence::{ContactEvidence, Credit, RecipientEvidence, credit};
 use crate::overrides::{Override, OverrideEffect};
 use crate::policy::{Policy, Step};
 use crate::reason::SkipReason;
+use crate::step_up::{CodeChannels, SecondFactor, second_factor};
 use crate::time::Timestamp;
 
 use super::FailedAttempt;
@@ -28,6 +29,8 @@ pub(crate) struct StepEval {
     /// `None` when it cannot carry it at all.
     pub assurance: Option<AssuranceLevel>,
     pub notifier: Option<Notifier>,
+    /// For a portal: where its one-time code would go.
+    pub second_factor: Option<SecondFactor>,
     pub reasons: Vec<SkipReason>,
 }
 
@@ -129,19 +132,34 @@ impl Context<'_> {
             Notifier::SmsNotice => via(Transport::Sms),
             Notifier::PushNotice => via(Transport::Push),
             Notifier::EmailNotice => {
-                let fresh = self.recipient.email.as_ref().is_some_and(|e| {
-                    rules.sources.get(&e.source).is_some_and(|r| {
-                        r.verifies.contains(&Claim::Reachable)
-                            && self.now < e.observed_at.plus(r.fresh_for)
-                    })
-                });
-                fresh
-                    && self
-                        .recipient_override(Channel::Email, |e| {
-                            matches!(e, OverrideEffect::Disable)
-                        })
-                        .is_none()
+                self.contact_reachable(self.recipient.email.as_ref(), Channel::Email)
             }
+        }
+    }
+
+    /// A contact point on file that the policy counts as reachable now, on
+    /// a channel no override switches off for this recipient.
+    fn contact_reachable(&self, contact: Option<&ContactEvidence>, channel: Channel) -> bool {
+        contact.is_some_and(|c| c.verified(self.policy.evidence(), self.now))
+            && !self.channel_off(channel)
+    }
+
+    fn channel_off(&self, channel: Channel) -> bool {
+        self.recipient_override(channel, |e| matches!(e, OverrideEffect::Disable))
+            .is_some()
+    }
+
+    /// Which contact channels could carry a portal's one-time code: a
+    /// contact point from a source the policy trusts (fresh or not, see
+    /// `ContactEvidence::trusted`), on a channel no override switches off.
+    fn code_channels(&self) -> CodeChannels {
+        let rules = self.policy.evidence();
+        let can = |contact: Option<&ContactEvidence>, channel| {
+            contact.is_some_and(|c| c.trusted(rules)) && !self.channel_off(channel)
+        };
+        CodeChannels {
+            sms: can(self.recipient.phone.as_ref(), Channel::Sms),
+            email: can(self.recipient.email.as_ref(), Channel::Email),
         }
     }
 
@@ -202,13 +220,34 @@ impl Context<'_> {
             }
         };
         let mut notifier = None;
+        let mut factor = None;
         if !step.notifiers.is_empty() {
-            notifier = step
+            let mut usable = step
                 .notifiers
                 .iter()
                 .copied()
-                .find(|n| !self.failed_on(index, n.channel()) && self.notifier_reachable(*n));
-            if notifier.is_none() && container.needs_notifier() {
+                .filter(|n| !self.failed_on(index, n.channel()) && self.notifier_reachable(*n))
+                .peekable();
+            let any_usable = usable.peek().is_some();
+            if container == Container::Portal {
+                // The first notifier after which the recipient can still
+                // receive the code: a link they could never open is no route.
+                let can = self.code_channels();
+                let found = usable.find_map(|n| {
+                    second_factor(step.step_up, Some(n.channel()), can).map(|f| (n, f))
+                });
+                if let Some((n, f)) = found {
+                    notifier = Some(n);
+                    factor = Some(f);
+                } else if any_usable {
+                    reasons.push(SkipReason::NoStepUpChannel {
+                        step_up: step.step_up,
+                    });
+                }
+            } else {
+                notifier = usable.next();
+            }
+            if !any_usable && container.needs_notifier() {
                 let failed = step
                     .notifiers
                     .iter()
@@ -226,6 +265,7 @@ impl Context<'_> {
         StepEval {
             assurance,
             notifier,
+            second_factor: factor,
             reasons,
         }
     }

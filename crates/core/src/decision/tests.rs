@@ -30,7 +30,7 @@ name = "notice"
 minimum = "transport"
 retention = "30d"
 on_exhausted = "block"
-ladder = [{ container = "rcs" }, { container = "portal", notifiers = ["email_notice", "sms_notice"] }]
+ladder = [{ container = "rcs" }, { container = "portal", notifiers = ["email_notice", "sms_notice"], step_up = "any_channel" }]
 [[class]]
 name = "payroll"
 minimum = "transport"
@@ -40,7 +40,7 @@ on_exhausted = "escalate"
 ladder = [
   { container = "rcs", require = "e2ee" },
   { container = "in_app", require = "e2ee" },
-  { container = "portal", notifiers = ["email_notice", "sms_notice"] },
+  { container = "portal", notifiers = ["email_notice", "sms_notice"], step_up = "any_channel" },
 ]
 [[class]]
 name = "secret"
@@ -56,7 +56,7 @@ mode = "observe"
 legacy = { container = "rcs" }
 retention = "30d"
 on_exhausted = "block"
-ladder = [{ container = "in_app", require = "e2ee" }, { container = "portal", notifiers = ["sms_notice"] }]
+ladder = [{ container = "in_app", require = "e2ee" }, { container = "portal", notifiers = ["sms_notice"], step_up = "any_channel" }]
 "#;
 
 const NOW: Timestamp = Timestamp(1_000_000);
@@ -114,9 +114,15 @@ fn phone(rcs: Option<TransportEvidence>, in_app: Option<TransportEvidence>) -> D
 }
 
 fn recipient(devices: Vec<DeviceEvidence>) -> RecipientEvidence {
+    // A phone number on file: the portals above (`any_channel`) send their
+    // one-time code by SMS. Step-up itself is tested on its own policy.
     RecipientEvidence {
         devices,
         email: None,
+        phone: Some(crate::evidence::ContactEvidence {
+            source: EvidenceSource::ProviderCheck,
+            observed_at: NOW,
+        }),
     }
 }
 
@@ -778,3 +784,5 @@ fn a_failed_legacy_route_rules_its_channel_out_of_enforcement() {
     assert_eq!(codes(&d, 0), ["step_failed"]);
     assert_ne!(d.outcome.route().map(|r| r.container), Some(Container::Rcs));
 }
+
+mod step_up;

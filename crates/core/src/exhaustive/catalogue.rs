@@ -473,17 +473,26 @@ impl Setting {
         }
     }
 
-    pub(super) fn recipient(&self, devices: &[DeviceSpec], email: bool) -> RecipientEvidence {
+    pub(super) fn recipient(
+        &self,
+        devices: &[DeviceSpec],
+        email: bool,
+        phone: bool,
+    ) -> RecipientEvidence {
+        let contact = |on_file: bool| {
+            on_file.then_some(ContactEvidence {
+                source: EvidenceSource::ProviderCheck,
+                observed_at: self.now,
+            })
+        };
         RecipientEvidence {
             devices: devices
                 .iter()
                 .enumerate()
                 .map(|(i, s)| self.device(&device_id(i), s))
                 .collect(),
-            email: email.then_some(ContactEvidence {
-                source: EvidenceSource::ProviderCheck,
-                observed_at: self.now,
-            }),
+            email: contact(email),
+            phone: contact(phone),
         }
     }
 }

@@ -33,7 +33,7 @@ pub(super) fn counterexample(
 /// The thread a scenario opens at its first send: the floor the evidence
 /// supports now, no label.
 pub(super) fn natural_thread(policy: &Policy, setting: &Setting, state: &State) -> ThreadFloor {
-    let recipient = setting.recipient(&state.devices, state.email);
+    let recipient = setting.recipient(&state.devices, state.email, state.phone);
     let overrides = invariants::all_overrides(policy, setting.overrides(state.override_));
     let a = assess(policy.evidence(), &recipient, &overrides, setting.now);
     ThreadFloor::open(&a, setting.now)
@@ -108,6 +108,9 @@ pub(super) fn candidates(policy: &Policy, setting: &Setting, s: &State) -> Vec<S
     }
     if s.email {
         with(&|c| c.email = false);
+    }
+    if s.phone {
+        with(&|c| c.phone = false);
     }
     for i in 0..s.devices.len() {
         with(&|c| {

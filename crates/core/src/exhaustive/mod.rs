@@ -20,7 +20,8 @@
 //!   cannot say it), devices whose client the policy treats as stale (when
 //!   it names minimums), and devices revoked recently (since the thread's
 //!   floor was set) or long ago.
-//! - an e-mail address on file or not;
+//! - contact points on file: none, an e-mail address, a phone number, or
+//!   both (what a portal's one-time code can go to);
 //! - **overrides**: none, or each policy override alone. `now` is past every
 //!   policy override's expiry, and the override under test is passed as a
 //!   run-time copy, so exactly one is active. With no device or one device,
@@ -72,7 +73,7 @@ use crate::version::{PlatformVersion, VersionRange};
 /// What an exhaustive run found.
 #[derive(Debug, Clone)]
 pub struct ExhaustiveReport {
-    /// Distinct (devices, e-mail, override, floor, label) states checked.
+    /// Distinct (devices, contacts, override, floor, label) states checked.
     pub states: u64,
     /// Decisions made and checked, follow-ups included.
     pub decisions: u64,
@@ -143,6 +144,7 @@ fn failures(policy: &Policy) -> Vec<Vec<Vec<FailedAttempt>>> {
 struct State {
     devices: Vec<DeviceSpec>,
     email: bool,
+    phone: bool,
     override_: Option<usize>,
     thread: ThreadFloor,
     class: usize,
@@ -165,7 +167,7 @@ struct Finding {
 }
 
 fn evaluate(policy: &Policy, setting: &Setting, state: &State) -> Option<Finding> {
-    let recipient = setting.recipient(&state.devices, state.email);
+    let recipient = setting.recipient(&state.devices, state.email, state.phone);
     let runtime = setting.overrides(state.override_);
     if state.elevation {
         let overrides = invariants::all_overrides(policy, runtime);
@@ -277,13 +279,13 @@ pub fn check(policy: &Policy, policy_path: &str) -> ExhaustiveReport {
         // one with neutral labels when the other's differ.
         let one_neutral =
             matches!(devices.as_slice(), [a, b] if (a.labels == 0) != (b.labels == 0));
-        for email in [false, true] {
+        for (email, phone) in [(false, false), (true, false), (false, true), (true, true)] {
             let override_options = match devices.len() {
                 0 | 1 => &single_options,
                 _ if one_neutral => &pair_options,
                 _ => &policy_options,
             };
-            let recipient = setting.recipient(devices, email);
+            let recipient = setting.recipient(devices, email, phone);
             for ov in override_options {
                 let runtime = setting.overrides(*ov);
                 let all = invariants::all_overrides(policy, runtime);
@@ -294,6 +296,7 @@ pub fn check(policy: &Policy, policy_path: &str) -> ExhaustiveReport {
                              elevation: bool| State {
                     devices: devices.clone(),
                     email,
+                    phone,
                     override_: *ov,
                     thread,
                     class,
@@ -302,7 +305,8 @@ pub fn check(policy: &Policy, policy_path: &str) -> ExhaustiveReport {
                     elevation,
                     floor_holder: false,
                 };
-                if !email {
+                // Contact points do not enter an elevation: check it once.
+                if !email && !phone {
                     for floor in AssuranceLevel::ALL {
                         for since in elevation_since {
                             let thread = ThreadFloor {

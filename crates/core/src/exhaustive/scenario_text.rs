@@ -357,9 +357,11 @@ pub(super) fn scenario_text(
             }
         ));
     }
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
     header.push(format!(
-        "- e-mail address on file: {}",
-        if state.email { "yes" } else { "no" }
+        "- e-mail address on file: {}; phone number on file: {}",
+        yes_no(state.email),
+        yes_no(state.phone)
     ));
     header.push(match state.override_ {
         Some(i) if i < setting.policy_overrides => format!(
@@ -384,9 +386,9 @@ pub(super) fn scenario_text(
         header.push("- the decision after the sender confirmed the downgrade".into());
     }
     header.push(format!("- {thread_note}"));
-    if state.email && start < now {
+    if (state.email || state.phone) && start < now {
         header.push(format!(
-            "- the scenario records the e-mail address at its start ({start}), the checked state at `now`"
+            "- the scenario records the contact points at its start ({start}), the checked state at `now`"
         ));
     }
     header.push(
@@ -409,7 +411,11 @@ pub(super) fn scenario_text(
     );
     let _ = writeln!(out, "policy = {}", q(policy_path));
     let _ = writeln!(out, "start = {start}");
-    let _ = writeln!(out, "\n[recipient]\nemail = {}", state.email);
+    let _ = writeln!(
+        out,
+        "\n[recipient]\nemail = {}\nphone = {}",
+        state.email, state.phone
+    );
     let mut clock = start;
     for e in &events {
         let at = e.at.max(start);

@@ -99,6 +99,7 @@ fn synthetic_state(p: &Policy) -> State {
             },
         ],
         email: true,
+        phone: true,
         override_: Some(0),
         thread: ThreadFloor {
             floor: AssuranceLevel::E2ee,
@@ -125,7 +126,7 @@ fn a_counterexample_scenario_parses_and_rebuilds_the_state() {
         after: AssuranceLevel::E2ee,
     };
     let decided = |state: &State| {
-        let recipient = s.recipient(&state.devices, state.email);
+        let recipient = s.recipient(&state.devices, state.email, state.phone);
         let meta = message("payroll", s.now, None);
         let input = DecisionInput {
             message: &meta,
@@ -149,7 +150,7 @@ fn a_counterexample_scenario_parses_and_rebuilds_the_state() {
         &scenario.policy,
         crate::scenario::PolicyRef::Path(path) if path == "small.toml"
     ));
-    assert!(scenario.email);
+    assert!(scenario.email && scenario.phone);
     assert!(text.contains("provider_down = \"rcs\""), "{text}");
     assert!(text.contains("set_override = {"), "{text}");
     assert!(text.contains("revoke_device = \"d2\""), "{text}");

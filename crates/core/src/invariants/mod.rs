@@ -15,6 +15,11 @@
 //!    only moves down the ladder), and is not switched off by an active
 //!    override. The would-have outcome an observing class records
 //!    is held to the same rules: it is what enforcement would deliver.
+//!    And no payload is handed to a portal that cannot be opened: a portal
+//!    route names where its one-time code goes, that channel is one the
+//!    step's `step_up` accepts (by default not the inbox the notice went
+//!    to) and a contact point the evidence verifies, unless the step opens
+//!    without a code — which only a class with minimum `none` may.
 //! 2. **A notice carries nothing about the message** — for every notifier a
 //!    route names, the class's notice template rendered with the tenant's
 //!    display name and a link names no class of the policy in its own text
@@ -29,12 +34,13 @@
 //!    favour), and never above what the evidence observed since then
 //!    supports.
 
-use crate::assurance::{AssuranceLevel, Channel, Claim, Container, Notifier, Transport};
+use crate::assurance::{AssuranceLevel, Channel, Claim, Container, Notifier, StepUp, Transport};
 use crate::decision::{Decision, DecisionInput, FailedAttempt, Outcome, Route};
 use crate::evidence::{Credit, EvidenceRules, RecipientEvidence, credit};
 use crate::overrides::{Override, OverrideEffect};
 use crate::policy::{Class, Policy};
 use crate::reason::SkipReason;
+use crate::step_up::SecondFactor;
 use crate::thread::ThreadFloor;
 use crate::time::Timestamp;
 
@@ -144,6 +150,14 @@ pub enum Violation {
         step: usize,
         failed_step: usize,
     },
+    #[error(
+        "invariant 1: {outcome} route `{route}` hands the payload to a portal the recipient cannot open: {why}"
+    )]
+    PortalCannotBeOpened {
+        outcome: &'static str,
+        route: String,
+        why: String,
+    },
     #[error("invariant 1: {outcome} route `{route}` is not a route of class `{class}`: {why}")]
     RouteNotInPolicy {
         outcome: &'static str,
@@ -230,6 +244,7 @@ impl Violation {
             | Violation::DisabledByOverride { .. }
             | Violation::SteeredOff { .. }
             | Violation::NotifierUnusable { .. }
+            | Violation::PortalCannotBeOpened { .. }
             | Violation::RouteNotInPolicy { .. }
             | Violation::WrongClass { .. } => 1,
             Violation::NotifierNotAccepted { .. }

@@ -136,19 +136,78 @@ impl World<'_> {
             Notifier::RcsNotice => via(Transport::Rcs),
             Notifier::SmsNotice => via(Transport::Sms),
             Notifier::PushNotice => via(Transport::Push),
-            Notifier::EmailNotice => {
-                if let Some(id) = self.recipient_disabled(Channel::Email) {
-                    return Some(format!("override `{id}` disables e-mail"));
-                }
-                let fresh = self.recipient.email.as_ref().is_some_and(|e| {
-                    self.rules.sources.get(&e.source).is_some_and(|r| {
-                        r.verifies.contains(&Claim::Reachable)
-                            && self.now < e.observed_at.plus(r.fresh_for)
-                    })
-                });
-                (!fresh).then(|| "no fresh, verified e-mail address on file".to_owned())
-            }
+            Notifier::EmailNotice => self.contact_problem(Channel::Email, true),
         }
+    }
+
+    /// Why the recipient's contact point on `channel` (e-mail, or the phone
+    /// number for SMS) cannot be used now, if it cannot. A notice needs the
+    /// evidence `fresh`; a one-time code, sent whenever the link is opened,
+    /// a source the policy trusts for reachability.
+    pub(super) fn contact_problem(&self, channel: Channel, fresh: bool) -> Option<String> {
+        let (contact, what) = match channel {
+            Channel::Sms => (self.recipient.phone.as_ref(), "phone number"),
+            _ => (self.recipient.email.as_ref(), "e-mail address"),
+        };
+        if let Some(id) = self.recipient_disabled(channel) {
+            return Some(format!("override `{id}` disables {channel}"));
+        }
+        let usable = contact.is_some_and(|e| {
+            self.rules.sources.get(&e.source).is_some_and(|r| {
+                r.verifies.contains(&Claim::Reachable)
+                    && (!fresh || self.now < e.observed_at.plus(r.fresh_for))
+            })
+        });
+        match (usable, fresh) {
+            (true, _) => None,
+            (false, true) => Some(format!("no fresh, verified {what} on file")),
+            (false, false) => Some(format!("no verified {what} on file")),
+        }
+    }
+
+    /// Why a portal route could not be opened, if it could not: the code
+    /// must go somewhere the step accepts and the evidence verifies.
+    pub(super) fn portal_problem(
+        &self,
+        step: &crate::policy::Step,
+        route: &Route,
+        required: AssuranceLevel,
+    ) -> Option<String> {
+        if route.container != Container::Portal {
+            return None;
+        }
+        let factor = match (step.step_up, route.second_factor) {
+            (_, None) => return Some("the route names no channel for its one-time code".into()),
+            (StepUp::None, Some(SecondFactor::None)) if required == AssuranceLevel::None => {
+                return None;
+            }
+            (StepUp::None, Some(SecondFactor::None)) => {
+                return Some(format!(
+                    "it opens without a one-time code, but must reach `{required}`"
+                ));
+            }
+            (_, Some(SecondFactor::None)) => {
+                return Some(format!(
+                    "it opens without a one-time code, but its step says `step_up = \"{}\"`",
+                    step.step_up
+                ));
+            }
+            (_, Some(f)) => f,
+        };
+        let channel = match factor {
+            SecondFactor::Sms => Channel::Sms,
+            _ => Channel::Email,
+        };
+        // The phone takes SMS, RCS and push notices; the mailbox e-mail.
+        let notice_in_mailbox = route.notifier == Some(Notifier::EmailNotice);
+        let same_inbox = notice_in_mailbox == (channel == Channel::Email);
+        if step.step_up == StepUp::OtherChannel && route.notifier.is_some() && same_inbox {
+            return Some(format!(
+                "its code goes by {channel}, to the same inbox as its notice, and the step needs another"
+            ));
+        }
+        self.contact_problem(channel, false)
+            .map(|why| format!("its code goes by {channel}, but there is {why}"))
     }
 
     pub(super) fn check_route(
@@ -292,6 +351,13 @@ impl World<'_> {
                 outcome,
                 route: name,
                 notifier: n,
+                why,
+            });
+        }
+        if let Some(why) = self.portal_problem(step, route, required) {
+            return Err(Violation::PortalCannotBeOpened {
+                outcome,
+                route: name,
                 why,
             });
         }

@@ -60,9 +60,18 @@ fn phone(rcs: E2eeState) -> RecipientEvidence {
             ev(E2eeState::Unknown, EvidenceSource::ProviderCheck),
         ),
     ]);
+    // A phone number and an e-mail address on file: the portal's code can
+    // go to the other inbox than an SMS notice's.
+    let contact = || {
+        Some(crate::evidence::ContactEvidence {
+            source: EvidenceSource::ProviderCheck,
+            observed_at: NOW,
+        })
+    };
     RecipientEvidence {
         devices: vec![d],
-        email: None,
+        email: contact(),
+        phone: contact(),
     }
 }
 
@@ -154,10 +163,83 @@ fn a_low_floor_caps_what_a_route_may_claim() {
             container: Container::Rcs,
             notifier: None,
             assurance: AssuranceLevel::E2ee,
+            second_factor: None,
         },
     };
     let v = check_decision(&p, &input, &forged).unwrap_err();
     assert!(matches!(v, Violation::AboveEvidence { .. }), "{v}");
+}
+
+/// Issue 9, defect 1: a portal whose one-time code has nowhere to go was
+/// accepted and marked delivered. The invariant catches such a route.
+#[test]
+fn no_payload_handed_to_a_portal_that_cannot_be_opened() {
+    let p = policy("[[notice]]\nname = \"default\"\ntext = \"New message from {tenant}: {link}\"");
+    let recipient = phone(E2eeState::Absent);
+    let thread = ThreadFloor {
+        floor: AssuranceLevel::Transport,
+        since: Timestamp(0),
+        label: None,
+    };
+    let m = meta();
+    let input = DecisionInput {
+        message: &m,
+        recipient: &recipient,
+        thread: &thread,
+        overrides: &[],
+        failed: &[],
+        now: NOW,
+    };
+    let d = decide(&p, &input).unwrap();
+    check_decision(&p, &input, &d).unwrap();
+    let route = d.outcome.route().unwrap().clone();
+    assert_eq!(route.second_factor, Some(SecondFactor::Email));
+
+    let forged = |second_factor| {
+        let mut f = d.clone();
+        f.outcome = Outcome::Deliver {
+            route: Route {
+                second_factor,
+                ..route.clone()
+            },
+        };
+        check_decision(&p, &input, &f).unwrap_err()
+    };
+    // The notice went by SMS: a code by SMS lands in the same inbox.
+    let v = forged(Some(SecondFactor::Sms));
+    assert!(matches!(v, Violation::PortalCannotBeOpened { .. }), "{v}");
+    assert_eq!(v.invariant(), 1);
+    let v = forged(Some(SecondFactor::None));
+    assert!(v.to_string().contains("without a one-time code"), "{v}");
+    let v = forged(None);
+    assert!(matches!(v, Violation::PortalCannotBeOpened { .. }), "{v}");
+
+    // Without an e-mail address the code could only go by SMS: the
+    // decision skips the portal, and the forged route breaks the invariant.
+    let no_mail = RecipientEvidence {
+        email: None,
+        ..recipient.clone()
+    };
+    let input = DecisionInput {
+        recipient: &no_mail,
+        ..input
+    };
+    let d2 = decide(&p, &input).unwrap();
+    assert_eq!(d2.outcome, Outcome::Block);
+    assert!(
+        d2.steps
+            .iter()
+            .any(|s| s.skipped.iter().any(|r| r.code() == "no_step_up_channel"))
+    );
+    let mut f = d2.clone();
+    f.outcome = Outcome::Deliver {
+        route: Route {
+            second_factor: Some(SecondFactor::Email),
+            ..route
+        },
+    };
+    let v = check_decision(&p, &input, &f).unwrap_err();
+    assert!(v.to_string().contains("e-mail address"), "{v}");
 }
 
 #[test]

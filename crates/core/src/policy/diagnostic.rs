@@ -144,6 +144,15 @@ pub enum PolicyErrorKind {
         "container `portal` needs at least one notifier, or the recipient never learns of the message"
     )]
     PortalWithoutNotifier,
+    #[error("`step_up` is a portal setting; container `{container}` sends no one-time code")]
+    StepUpWithoutPortal { container: Container },
+    #[error(
+        "class `{class}` must reach `{required}`, so its portal needs a one-time code: `step_up = \"none\"` is allowed only where the minimum is `none`"
+    )]
+    StepUpOffAboveNone {
+        class: String,
+        required: AssuranceLevel,
+    },
     #[error("notifier `{notifier}` is listed twice in this step")]
     DuplicateNotifier { notifier: String },
     #[error(
@@ -273,6 +282,14 @@ pub enum PolicyWarningKind {
         class: String,
         minimum: AssuranceLevel,
     },
+    #[error(
+        "class `{class}` lets its portal send the one-time code by the notice's own channel: whoever holds that inbox gets both the link and the code"
+    )]
+    StepUpAnyChannel { class: String },
+    #[error(
+        "class `{class}` has a portal that opens without a one-time code: whoever has the link reads the message"
+    )]
+    NoStepUp { class: String },
     #[error("no evidence source verifies `e2ee`: every payload will travel at `transport` at best")]
     NoE2eeSource,
     #[error(

@@ -25,7 +25,7 @@ pub use diagnostic::{
 pub use notice::{NoticeTemplate, NoticeVariable, RenderedNotice};
 pub(crate) use validate::{Checker, parse_override, syntax_message};
 
-use crate::assurance::{AssuranceLevel, Container, Mode, Notifier};
+use crate::assurance::{AssuranceLevel, Container, Mode, Notifier, StepUp};
 use crate::evidence::EvidenceRules;
 use crate::overrides::Override;
 use crate::time::Duration;
@@ -40,6 +40,12 @@ pub struct Step {
     /// A level this step demands above the class minimum (e.g. RCS only when E2EE).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require: Option<AssuranceLevel>,
+    /// For a portal: where its one-time code may go. A portal step only
+    /// qualifies when the recipient can receive that code, so it is part of
+    /// the decision, not only of the portal. Left out of the canonical form
+    /// at its default, so policies that do not set it keep their version.
+    #[serde(default, skip_serializing_if = "StepUp::is_default")]
+    pub step_up: StepUp,
 }
 
 impl Step {

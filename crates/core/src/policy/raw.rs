@@ -76,6 +76,7 @@ pub(crate) struct RawStep {
     #[serde(default)]
     pub notifiers: Vec<S<String>>,
     pub require: Option<S<String>>,
+    pub step_up: Option<S<String>>,
 }
 
 /// Shared by policy files (absolute `expires`) and scenarios, which may also

@@ -287,3 +287,89 @@ fn client_minimums_cannot_be_listed_twice_under_different_case() {
             .any(|d| matches!(d.kind, PolicyErrorKind::DuplicateClient { .. }))
     );
 }
+
+#[test]
+fn a_portal_opens_without_a_code_only_where_the_minimum_is_none() {
+    let off = CLASS.replace(
+        "notifiers = [\"email_notice\"] }",
+        "notifiers = [\"email_notice\"], step_up = \"none\" }",
+    );
+    let (kind, at) = first_error(&off);
+    assert!(
+        matches!(kind, PolicyErrorKind::StepUpOffAboveNone { .. }),
+        "{kind}"
+    );
+    assert_eq!(
+        kind.to_string(),
+        "class `notice` must reach `transport`, so its portal needs a one-time code: `step_up = \"none\"` is allowed only where the minimum is `none`"
+    );
+    // Pinned to the setting: line and column of `step_up`'s value.
+    let text = format!("{BASE}{off}");
+    let line = text.lines().position(|l| l.contains("step_up")).unwrap() + 1;
+    assert_eq!(at.line, line);
+    let column = text
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("\"none\"")
+        .unwrap()
+        + 1;
+    assert_eq!(at.column, column);
+
+    // Allowed for a class whose payload may travel in plaintext, with a warning.
+    let parsed = with(&off.replace("minimum = \"transport\"", "minimum = \"none\"")).unwrap();
+    let step = &parsed.policy.classes()[0].ladder[0];
+    assert_eq!(step.step_up, crate::assurance::StepUp::None);
+    assert!(
+        parsed
+            .warnings
+            .iter()
+            .any(|w| matches!(w.kind, PolicyWarningKind::NoStepUp { .. })),
+        "{:?}",
+        parsed.warnings
+    );
+}
+
+#[test]
+fn weakened_step_up_is_flagged_and_only_portals_take_it() {
+    let any = CLASS.replace(
+        "notifiers = [\"email_notice\"] }",
+        "notifiers = [\"email_notice\"], step_up = \"any_channel\" }",
+    );
+    let parsed = with(&any).unwrap();
+    let w: Vec<String> = parsed.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        w.iter().any(|w| w.contains("by the notice's own channel")),
+        "{w:?}"
+    );
+    // The default is left out of the canonical form: the version stays.
+    let explicit = CLASS.replace(
+        "notifiers = [\"email_notice\"] }",
+        "notifiers = [\"email_notice\"], step_up = \"other_channel\" }",
+    );
+    assert_eq!(
+        with(&explicit).unwrap().policy.version(),
+        with(CLASS).unwrap().policy.version()
+    );
+    assert_ne!(
+        parsed.policy.version(),
+        with(CLASS).unwrap().policy.version()
+    );
+
+    let (kind, _) = first_error(&CLASS.replace(
+        "ladder = [",
+        "ladder = [{ container = \"rcs\", step_up = \"any_channel\" }, ",
+    ));
+    assert!(
+        matches!(kind, PolicyErrorKind::StepUpWithoutPortal { .. }),
+        "{kind}"
+    );
+    let (kind, _) = first_error(&CLASS.replace(
+        "notifiers = [\"email_notice\"] }",
+        "notifiers = [\"email_notice\"], step_up = \"sometimes\" }",
+    ));
+    assert_eq!(
+        kind.to_string(),
+        "unknown step-up setting `sometimes`; expected one of: other_channel, any_channel, none"
+    );
+}

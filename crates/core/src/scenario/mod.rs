@@ -10,6 +10,7 @@
 //! start = 2026-11-27T09:00:00Z       # optional
 //! [recipient]
 //! email = true                        # a verified e-mail address on file
+//! phone = true                        # a verified phone number on file (portal codes by SMS)
 //!
 //! [[step]]
 //! add_device = "iphone"
@@ -48,7 +49,11 @@
 //! message, which is never accepted. Any step may carry `expect_floor`
 //! (checked once a thread exists, at the first send). `[recipient] email =
 //! true` records a verified address observed by a provider check at
-//! `start`, fresh for as long as the policy trusts provider checks.
+//! `start`, fresh for as long as the policy trusts provider checks; `phone
+//! = true` records a phone number the same way. They are the contact points
+//! a portal's one-time code can go to: a portal step qualifies only when its
+//! `step_up` setting finds one (by default, another than the notice's), and
+//! is otherwise skipped with `no_step_up_channel`.
 
 mod check;
 mod fields;
@@ -75,6 +80,8 @@ pub struct Scenario {
     pub policy: PolicyRef,
     pub start: Timestamp,
     pub email: bool,
+    /// A verified phone number on file, which can take a portal's code.
+    pub phone: bool,
     pub steps: Vec<ScenarioStep>,
 }
 

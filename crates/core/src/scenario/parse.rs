@@ -106,6 +106,8 @@ struct RawScenario {
 struct RawRecipient {
     #[serde(default)]
     email: bool,
+    #[serde(default)]
+    phone: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,6 +294,7 @@ pub fn parse_scenario(text: &str, source_name: &str) -> Result<Scenario, Vec<Sce
             policy,
             start,
             email: raw.recipient.email,
+            phone: raw.recipient.phone,
             steps,
         }),
         _ => Err(cx.errors),

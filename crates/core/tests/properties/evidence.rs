@@ -260,7 +260,23 @@ pub(crate) fn recipient_for(spec: &PolicySpec) -> impl Strategy<Value = Recipien
                 observed_at: Timestamp(NOW - age),
             })),
     ];
-    (devices, email).prop_map(|(devices, email)| RecipientEvidence { devices, email })
+    let phone = prop_oneof![
+        2 => Just(None),
+        3 => Just(Some(ContactEvidence {
+            source: EvidenceSource::ProviderCheck,
+            observed_at: Timestamp(NOW),
+        })),
+        1 => (select(EvidenceSource::ALL.to_vec()), age())
+            .prop_map(|(source, age)| Some(ContactEvidence {
+                source,
+                observed_at: Timestamp(NOW - age),
+            })),
+    ];
+    (devices, email, phone).prop_map(|(devices, email, phone)| RecipientEvidence {
+        devices,
+        email,
+        phone,
+    })
 }
 
 /// A policy with a world to decide in.

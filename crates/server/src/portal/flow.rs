@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use ladder_core::Container;
+use ladder_core::{Container, SecondFactor};
 use ladder_store::messages::{self, Message, Status, StoredPayload};
 use ladder_store::portal::{self, Link, Session};
 use ladder_store::{StoreError, Tx, recipients, tenants};
@@ -155,22 +155,35 @@ pub(super) async fn live_session(
         .filter(|s| s.tenant_id == link.tenant_id && s.link_id == link.id && s.is_live(now, idle)))
 }
 
-/// Where the code goes for this link's recipient.
-async fn second_factor(tx: &mut Tx, link: &Link) -> Result<Option<SentTo>, ApiError> {
+/// How this link's recipient proves who they are: the second factor the
+/// decision counted on (`None` when they have no way to).
+async fn second_factor(
+    tx: &mut Tx,
+    link: &Link,
+    message: &Message,
+) -> Result<Option<Factor>, ApiError> {
     let recipient = recipients::get(tx, &link.tenant_id, &link.recipient_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("recipient of link {} is missing", link.id)))?;
-    let link_by = messages::get(tx, &link.tenant_id, &link.message_id)
-        .await?
-        .and_then(|m| m.decision.outcome.route().and_then(|r| r.notifier))
-        .map(|n| n.channel());
-    Ok(
-        match notify::channel_for(link_by, recipient.has_phone, recipient.has_email) {
-            Some(ladder_core::Channel::Sms) => Some(SentTo::Phone),
-            Some(_) => Some(SentTo::Email),
-            None => None,
-        },
+    Ok(notify::factor_for(
+        message.decision.outcome.route(),
+        recipient.has_phone,
+        recipient.has_email,
     )
+    .map(|f| match f {
+        SecondFactor::Sms => Factor::Code(SentTo::Phone),
+        SecondFactor::Email => Factor::Code(SentTo::Email),
+        SecondFactor::None => Factor::NoCode,
+    }))
+}
+
+/// What the portal asks of whoever opened a link.
+#[derive(Debug, Clone, Copy)]
+enum Factor {
+    /// A one-time code, sent there.
+    Code(SentTo),
+    /// Nothing: the step opens without a code (`step_up = "none"`).
+    NoCode,
 }
 
 /// The name recipients know the sender by: the policy's display name.
@@ -227,10 +240,14 @@ async fn open_inner(
         drop(tx);
         return Ok(pages::see_other(&message_path(token), None));
     }
-    let Some(to) = second_factor(&mut tx, &link).await? else {
-        refuse(state, &mut tx, &link, "no_second_factor", "open").await?;
-        commit(tx).await?;
-        return Ok(pages::no_second_factor());
+    let to = match second_factor(&mut tx, &link, &message).await? {
+        Some(Factor::Code(to)) => to,
+        Some(Factor::NoCode) => return open_without_code(state, tx, &link, token, now).await,
+        None => {
+            refuse(state, &mut tx, &link, "no_second_factor", "open").await?;
+            commit(tx).await?;
+            return Ok(pages::no_second_factor());
+        }
     };
     let csrf = secrets::link_csrf(state, &link.tenant_id, &link.id)?;
     // A code sent moments ago is still on its way: no second one.
@@ -300,6 +317,58 @@ async fn open_inner(
     ))
 }
 
+/// A link whose step opens without a one-time code (`step_up = "none"`,
+/// only for classes whose minimum is `none`): a session at once, audited.
+async fn open_without_code(
+    state: &AppState,
+    mut tx: Tx,
+    link: &Link,
+    token: &str,
+    now: i64,
+) -> Result<Response, ApiError> {
+    let session_token = new_session(state, &mut tx, link, now).await?;
+    audit::record(
+        &mut tx,
+        state,
+        &link.tenant_id,
+        ACTOR,
+        "portal_opened_without_code",
+        Some(&link.message_id),
+        json!({ "link": link.id }),
+    )
+    .await?;
+    commit(tx).await?;
+    event("opened_without_code");
+    Ok(pages::see_other(
+        &message_path(token),
+        Some(secrets::session_cookie(state, &session_token)),
+    ))
+}
+
+/// Opens a session on `link`; returns its token (only its hash is stored).
+async fn new_session(
+    state: &AppState,
+    tx: &mut Tx,
+    link: &Link,
+    now: i64,
+) -> Result<String, ApiError> {
+    let session_token = portal::new_token()?;
+    portal::insert_session(
+        tx,
+        &Session {
+            token_hash: secrets::token_hash(&session_token),
+            tenant_id: link.tenant_id.clone(),
+            link_id: link.id.clone(),
+            created_ms: now,
+            last_seen_ms: now,
+            expires_ms: now.saturating_add(ms(state.config.portal.session_max_s)),
+            ended_ms: None,
+        },
+    )
+    .await?;
+    Ok(session_token)
+}
+
 /// The code could not be sent: it is withdrawn (so the next visit sends a
 /// new one at once), and the failure audited.
 async fn code_not_sent(
@@ -349,7 +418,9 @@ async fn submit_code_inner(
     let cfg = &state.config.portal;
     let now = now_ms();
     let mut tx = state.store.begin().await?;
-    let Usable { mut link, .. } = match usable(state, &mut tx, token, now, "code").await? {
+    let Usable {
+        mut link, message, ..
+    } = match usable(state, &mut tx, token, now, "code").await? {
         Ok(u) => u,
         Err(page) => {
             commit(tx).await?;
@@ -363,9 +434,10 @@ async fn submit_code_inner(
         commit(tx).await?;
         return Ok(pages::stale_form(token));
     }
-    let to = second_factor(&mut tx, &link)
-        .await?
-        .unwrap_or(SentTo::Email);
+    let to = match second_factor(&mut tx, &link, &message).await? {
+        Some(Factor::Code(to)) => to,
+        _ => SentTo::Email,
+    };
     let Some(stored) = link.live_code(now).map(str::to_string) else {
         drop(tx);
         return Ok(pages::code_form(token, &csrf, to, &FormNote::CodeExpired));
@@ -385,20 +457,7 @@ async fn submit_code_inner(
         link.code_expires_ms = None;
         link.attempts = 0;
         portal::update_code_state(&mut tx, &link).await?;
-        let session_token = portal::new_token()?;
-        portal::insert_session(
-            &mut tx,
-            &Session {
-                token_hash: secrets::token_hash(&session_token),
-                tenant_id: link.tenant_id.clone(),
-                link_id: link.id.clone(),
-                created_ms: now,
-                last_seen_ms: now,
-                expires_ms: now.saturating_add(ms(cfg.session_max_s)),
-                ended_ms: None,
-            },
-        )
-        .await?;
+        let session_token = new_session(state, &mut tx, &link, now).await?;
         audit::record(
             &mut tx,
             state,

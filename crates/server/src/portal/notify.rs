@@ -1,34 +1,48 @@
-//! Sending a one-time code: a content-free notice over the recipient's
-//! other channel than the one that carried the link (SMS for an e-mail
-//! notice, e-mail for an SMS notice) — through the same adapters as every
-//! other notice.
+//! Sending a one-time code: a content-free notice by the channel the
+//! decision chose for it (`ladder_core::step_up`: by default the other
+//! inbox than the one that carried the link — SMS for an e-mail notice,
+//! e-mail for an SMS notice) — through the same adapters as every other
+//! notice.
 
 use std::time::Duration;
 
 use ladder_channels::{Content, DeliveryError, Dispatch};
-use ladder_core::{AssuranceLevel, Channel};
+use ladder_core::decision::Route;
+use ladder_core::step_up::{CodeChannels, second_factor};
+use ladder_core::{AssuranceLevel, Channel, SecondFactor, StepUp};
 use ladder_store::messages::Message;
 
 use crate::error::ApiError;
 use crate::service::deliver::{destination, tenant_name};
 use crate::state::AppState;
 
-/// The channel a recipient's code goes by: never the one that carried the
-/// link — whoever holds that inbox must not get both halves — so an e-mail
-/// notice's code goes by SMS and an SMS notice's by e-mail. `None` when the
-/// recipient has no second channel: the portal then refuses step-up.
-pub(super) fn channel_for(
-    link_by: Option<Channel>,
+/// The second factor a link's recipient gets: the one the decision chose
+/// for the route (so the portal asks for exactly what the decision counted
+/// on), provided its contact is still on file. A decision made before
+/// routes recorded it gets the default rule, `other_channel`, applied to
+/// the contacts on file. `None`: there is no way to open it.
+pub(super) fn factor_for(
+    route: Option<&Route>,
     has_phone: bool,
     has_email: bool,
-) -> Option<Channel> {
-    match link_by {
-        Some(Channel::Email) => has_phone.then_some(Channel::Sms),
-        Some(Channel::Sms) => has_email.then_some(Channel::Email),
-        _ if has_phone => Some(Channel::Sms),
-        _ if has_email => Some(Channel::Email),
-        _ => None,
-    }
+) -> Option<SecondFactor> {
+    let on_file = CodeChannels {
+        sms: has_phone,
+        email: has_email,
+    };
+    let chosen = match route.and_then(|r| r.second_factor) {
+        Some(f) => Some(f),
+        None => second_factor(
+            StepUp::OtherChannel,
+            route.and_then(|r| r.notifier).map(|n| n.channel()),
+            on_file,
+        ),
+    };
+    chosen.filter(|f| match f {
+        SecondFactor::Sms => has_phone,
+        SecondFactor::Email => has_email,
+        SecondFactor::None => true,
+    })
 }
 
 /// The notice text: the tenant's display name and the code, nothing else.
@@ -85,22 +99,49 @@ pub(super) async fn send_code(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ladder_core::Notifier;
+
+    fn portal(notifier: Notifier, second_factor: Option<SecondFactor>) -> Route {
+        Route {
+            step: Some(2),
+            container: ladder_core::Container::Portal,
+            notifier: Some(notifier),
+            assurance: AssuranceLevel::Transport,
+            second_factor,
+        }
+    }
 
     #[test]
-    fn codes_never_go_by_the_channel_that_carried_the_link() {
+    fn the_code_goes_where_the_decision_said() {
+        let by_mail = |f| portal(Notifier::EmailNotice, f);
         assert_eq!(
-            channel_for(Some(Channel::Email), true, true),
-            Some(Channel::Sms)
+            factor_for(Some(&by_mail(Some(SecondFactor::Sms))), true, true),
+            Some(SecondFactor::Sms)
+        );
+        // `any_channel` may have chosen the notice's own inbox.
+        assert_eq!(
+            factor_for(Some(&by_mail(Some(SecondFactor::Email))), true, true),
+            Some(SecondFactor::Email)
         );
         assert_eq!(
-            channel_for(Some(Channel::Sms), true, true),
-            Some(Channel::Email)
+            factor_for(Some(&by_mail(Some(SecondFactor::None))), false, false),
+            Some(SecondFactor::None)
         );
-        assert_eq!(channel_for(Some(Channel::Email), false, true), None);
-        assert_eq!(channel_for(Some(Channel::Sms), true, false), None);
-        assert_eq!(channel_for(None, true, true), Some(Channel::Sms));
-        assert_eq!(channel_for(None, false, true), Some(Channel::Email));
-        assert_eq!(channel_for(None, false, false), None);
+        // A contact no longer on file is no way to open it.
+        assert_eq!(
+            factor_for(Some(&by_mail(Some(SecondFactor::Sms))), false, true),
+            None
+        );
+        // Decisions from before routes recorded it: the default rule.
+        assert_eq!(
+            factor_for(Some(&by_mail(None)), true, true),
+            Some(SecondFactor::Sms)
+        );
+        assert_eq!(factor_for(Some(&by_mail(None)), false, true), None);
+        assert_eq!(
+            factor_for(Some(&portal(Notifier::SmsNotice, None)), true, true),
+            Some(SecondFactor::Email)
+        );
         assert_eq!(
             code_text("Acme Corp", "012345"),
             "Your Acme Corp verification code is 012345"

@@ -42,9 +42,15 @@ pub async fn load_recipient(
     let devices = recipients::devices_of(conn, tenant_id, recipient_id).await?;
     let evidence = RecipientEvidence {
         devices: devices.iter().map(|d| d.evidence.clone()).collect(),
-        // The sandbox e-mail provider accepted the address when it was
-        // registered: a provider observation, as fresh as the policy says.
+        // The providers accepted the addresses when they were registered:
+        // provider observations, as fresh as the policy says. The phone
+        // number is what a portal's one-time code goes to by SMS, so the
+        // decision knows whether the portal could be opened.
         email: recipient.has_email.then_some(ContactEvidence {
+            source: EvidenceSource::ProviderCheck,
+            observed_at: Timestamp(recipient.created_at),
+        }),
+        phone: recipient.has_phone.then_some(ContactEvidence {
             source: EvidenceSource::ProviderCheck,
             observed_at: Timestamp(recipient.created_at),
         }),

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::Checker;
-use crate::assurance::{AssuranceLevel, Container, Mode, Notifier};
+use crate::assurance::{AssuranceLevel, Container, Mode, Notifier, StepUp};
 use crate::evidence::EvidenceRules;
 use crate::policy::diagnostic::{PolicyErrorKind as E, PolicyWarningKind as W};
 use crate::policy::raw::{RawClass, RawStep, S};
@@ -31,7 +31,17 @@ fn step(c: &mut Checker<'_>, raw: &RawStep) -> Option<Step> {
             }
         }
     }
+    let step_up = raw
+        .step_up
+        .as_ref()
+        .and_then(|s| c.name::<StepUp>(s))
+        .unwrap_or_default();
     let container = container?;
+    if let Some(s) = &raw.step_up
+        && container != Container::Portal
+    {
+        c.error(&s.span(), E::StepUpWithoutPortal { container });
+    }
     if !notifiers.is_empty() && !container.accepts_notifiers() {
         c.error(&raw.container.span(), E::NotifierNotAccepted { container });
     }
@@ -42,7 +52,37 @@ fn step(c: &mut Checker<'_>, raw: &RawStep) -> Option<Step> {
         container,
         notifiers,
         require,
+        step_up,
     })
+}
+
+/// A portal's step-up setting against what the step must carry: no code at
+/// all only where the payload may travel in plaintext anyway; anything
+/// weaker than the default is worth a warning.
+fn step_up(c: &mut Checker<'_>, raw: &RawStep, s: &Step, class: &str, required: AssuranceLevel) {
+    let Some(span) = &raw.step_up else { return };
+    match s.step_up {
+        StepUp::None if required > AssuranceLevel::None => c.error(
+            &span.span(),
+            E::StepUpOffAboveNone {
+                class: class.to_owned(),
+                required,
+            },
+        ),
+        StepUp::None => c.warn(
+            &span.span(),
+            W::NoStepUp {
+                class: class.to_owned(),
+            },
+        ),
+        StepUp::AnyChannel => c.warn(
+            &span.span(),
+            W::StepUpAnyChannel {
+                class: class.to_owned(),
+            },
+        ),
+        StepUp::OtherChannel => {}
+    }
 }
 
 pub(super) fn class(
@@ -132,6 +172,7 @@ pub(super) fn class(
         };
         if let Some(min) = minimum {
             let required = s.require.map_or(min, |r| r.max(min));
+            step_up(c, rs.get_ref(), &s, &name, required);
             let top = ceiling(s.container);
             if top < required {
                 c.error(
@@ -220,6 +261,10 @@ pub(super) fn class(
             );
         }
         (Some(Mode::Observe), Some((s, span))) => {
+            if let Some(min) = minimum {
+                let required = s.require.map_or(min, |r| r.max(min));
+                step_up(c, span.get_ref(), s, &name, required);
+            }
             if let Some(min) = minimum
                 && ceiling(s.container) < min
             {

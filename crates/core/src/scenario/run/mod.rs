@@ -100,6 +100,10 @@ pub fn run(scenario: &Scenario, policy: &Policy) -> ScenarioReport {
                 source: EvidenceSource::ProviderCheck,
                 observed_at: scenario.start,
             }),
+            phone: scenario.phone.then_some(ContactEvidence {
+                source: EvidenceSource::ProviderCheck,
+                observed_at: scenario.start,
+            }),
         },
         keys: BTreeMap::new(),
         last_signed: BTreeMap::new(),
