@@ -58,6 +58,26 @@ impl Status {
         }
     }
 
+    /// Every status, for callers that list or filter by them.
+    pub const ALL: [Status; 11] = [
+        Status::Queued,
+        Status::AwaitingConfirmation,
+        Status::Held,
+        Status::Sent,
+        Status::Delivered,
+        Status::Read,
+        Status::Expired,
+        Status::Escalated,
+        Status::Blocked,
+        Status::Failed,
+        Status::Revoked,
+    ];
+
+    /// The status a name stands for (`queued`, `read`…), if any.
+    pub fn from_name(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     fn parse(s: &str) -> Result<Status, StoreError> {
         Ok(match s {
             "queued" => Status::Queued,
@@ -192,6 +212,58 @@ pub async fn get(
         .fetch_optional(&mut *conn)
         .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// What a list of messages may be narrowed to; unset fields do not narrow.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub recipient_id: Option<String>,
+    /// The sender's own id for the recipient.
+    pub external_id: Option<String>,
+    pub class: Option<String>,
+    pub status: Option<Status>,
+    pub thread_id: Option<String>,
+    /// Accepted at or after (Unix seconds).
+    pub since: Option<i64>,
+    /// Accepted before (Unix seconds).
+    pub until: Option<i64>,
+}
+
+/// A tenant's messages, newest first, at most `limit`, strictly older than
+/// `before` (the last id of the previous page). Ids are time-ordered, so
+/// the order is stable under concurrent inserts and a page never repeats
+/// or skips a row.
+pub async fn list(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    filter: &MessageFilter,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Message>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE tenant_id = $1 \
+         AND ($2 IS NULL OR recipient_id = $2) \
+         AND ($3 IS NULL OR recipient_id IN (SELECT id FROM recipients WHERE tenant_id = $1 AND external_id = $3)) \
+         AND ($4 IS NULL OR class = $4) AND ($5 IS NULL OR status = $5) \
+         AND ($6 IS NULL OR thread_id = $6) \
+         AND ($7 IS NULL OR accepted_at >= $7) AND ($8 IS NULL OR accepted_at < $8) \
+         AND ($9 IS NULL OR id < $9) \
+         ORDER BY id DESC LIMIT $10"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(filter.recipient_id.as_deref())
+        .bind(filter.external_id.as_deref())
+        .bind(filter.class.as_deref())
+        .bind(filter.status.map(Status::as_str))
+        .bind(filter.thread_id.as_deref())
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
 }
 
 /// A message locked for the rest of the transaction on PostgreSQL (SQLite

@@ -75,6 +75,31 @@ pub async fn get(
     row.as_ref().map(recipient_from).transpose()
 }
 
+/// A tenant's recipients, newest first, at most `limit`, strictly older
+/// than `before` (the last id of the previous page); only the one with
+/// `external_id` when given.
+pub async fn list(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    external_id: Option<&str>,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Recipient>, StoreError> {
+    let sql = format!(
+        "SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE tenant_id = $1 \
+         AND ($2 IS NULL OR external_id = $2) AND ($3 IS NULL OR id < $3) \
+         ORDER BY id DESC LIMIT $4"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(external_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(recipient_from).collect()
+}
+
 pub async fn find_external(
     conn: &mut AnyConnection,
     tenant_id: &str,
