@@ -120,6 +120,21 @@ impl PortalConfig {
     }
 }
 
+/// One field of a portal form body (`application/x-www-form-urlencoded`),
+/// decoded exactly as the portal's handlers decode it: `None` when absent
+/// or not valid (a bad escape, not UTF-8). Public so the fuzz targets
+/// (`fuzz/`) reach the decoder the portal uses; not an API of its own.
+pub fn decode_form_field(body: &[u8], name: &str) -> Option<String> {
+    secrets::form_field(body, name)
+}
+
+/// A one-time code as typed, normalised as the code form reads it
+/// (spaces and dashes dropped). Public for the fuzz targets, as
+/// [`decode_form_field`].
+pub fn normalise_code(raw: &str) -> String {
+    secrets::normalise_code(raw)
+}
+
 /// Seconds as milliseconds, saturating.
 fn ms(seconds: u64) -> i64 {
     i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
