@@ -151,6 +151,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let shutdown = async move {
             let _ = http_stop.changed().await;
         };
+        // Per-client-address rate limits need the TCP peer's address.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

@@ -33,6 +33,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub channels: ChannelsConfig,
     pub portal: crate::portal::PortalConfig,
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl Default for Config {
@@ -50,6 +51,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             channels: ChannelsConfig::default(),
             portal: crate::portal::PortalConfig::default(),
+            limits: crate::limits::LimitsConfig::default(),
         }
     }
 }
@@ -258,6 +260,7 @@ impl Config {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.portal.check()?;
         self.check_ranges()?;
+        self.limits.check()?;
         // A claimed item may make two provider calls; its lease must outlast
         // both, or another worker takes it over mid-delivery.
         let needed = i64::try_from(self.delivery.timeout_ms.saturating_mul(3)).unwrap_or(i64::MAX);

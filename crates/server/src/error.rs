@@ -39,6 +39,10 @@ pub enum ApiError {
     /// 409 otherwise, so the client retries.
     #[error("a concurrent request changed the same data; retry")]
     Contention,
+    /// A rate limit refused the request (`crate::limits`): 429 with
+    /// `Retry-After`.
+    #[error("too many requests; retry in {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -104,8 +108,20 @@ impl From<ladder_store::keyring::KeyringError> for ApiError {
     }
 }
 
+impl From<crate::limits::Refused> for ApiError {
+    fn from(r: crate::limits::Refused) -> Self {
+        ApiError::RateLimited {
+            retry_after_s: r.retry_after_s,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after_s } => Some(*retry_after_s),
+            _ => None,
+        };
         let (status, code, message, details) = match self {
             ApiError::Invalid {
                 status,
@@ -142,6 +158,12 @@ impl IntoResponse for ApiError {
                 e.to_string(),
                 Value::Null,
             ),
+            e @ ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                e.to_string(),
+                Value::Null,
+            ),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 (
@@ -158,6 +180,11 @@ impl IntoResponse for ApiError {
         if !details.is_null() {
             error.insert("details".into(), details);
         }
-        (status, Json(json!({ "error": error }))).into_response()
+        let mut res = (status, Json(json!({ "error": error }))).into_response();
+        if let Some(s) = retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        res
     }
 }

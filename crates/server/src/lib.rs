@@ -15,6 +15,7 @@ pub mod app;
 mod auth;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod portal;

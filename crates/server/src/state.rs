@@ -24,6 +24,8 @@ pub struct AppState {
     policies: Arc<Mutex<HashMap<String, Arc<Policy>>>>,
     /// This node's name for outbox leases.
     pub node: String,
+    /// This node's rate limits (`[limits]`).
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {
@@ -32,6 +34,7 @@ impl AppState {
             store,
             keyring,
             channels,
+            limits: Arc::new(crate::limits::Limits::new(&config.limits)),
             config: Arc::new(config),
             policies: Arc::default(),
             node: ladder_store::ids::new_id("node"),

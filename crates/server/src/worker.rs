@@ -129,6 +129,7 @@ pub async fn maintenance(state: AppState, mut stop: watch::Receiver<bool>) {
             let _ = recipients::purge_challenges(&mut conn, now().0 - 3600).await;
             let _ = ladder_store::inbox::purge_expired(&mut conn, now().0).await;
         }
+        state.limits.tidy();
         let interval = Duration::from_secs(state.config.audit.checkpoint_interval_s);
         let due_by_time = last_checkpoint.elapsed() >= interval;
         match checkpoint_all(&state, due_by_time).await {

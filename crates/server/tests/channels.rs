@@ -37,6 +37,17 @@ async fn fakes() -> Fakes {
 }
 
 async fn app_with(backend: Backend, f: &Fakes, rcs_timeout: Option<u64>) -> Option<TestApp> {
+    app_configured(backend, f, |c| {
+        c.channels.rcs_delivery_timeout_s = rcs_timeout
+    })
+    .await
+}
+
+async fn app_configured(
+    backend: Backend,
+    f: &Fakes,
+    tweak: impl FnOnce(&mut ladder_server::Config),
+) -> Option<TestApp> {
     let rcs_config = RcsConfig {
         endpoint: f.rcs.base_url(),
         token: "fake-rcs-token".into(),
@@ -68,7 +79,7 @@ async fn app_with(backend: Backend, f: &Fakes, rcs_timeout: Option<u64>) -> Opti
             c.channels.rcs = Some(rcs_config);
             c.channels.email = Some(email);
             c.channels.push = Some(push_config);
-            c.channels.rcs_delivery_timeout_s = rcs_timeout;
+            tweak(c);
         })
         .start()
         .await?;
@@ -131,6 +142,7 @@ async fn employee(app: &TestApp, ext: &str, phone: &str, seed: u8, rcs: bool) ->
 }
 
 both_backends!(
+    forged_webhooks_past_the_limit_get_429_and_are_not_audited,
     an_unreachable_number_becomes_evidence,
     a_revoked_message_is_withdrawn_from_the_provider,
     rcs_not_delivered_in_time_is_revoked_before_it_falls_back,
@@ -489,5 +501,108 @@ async fn deployment_account_receipts_find_their_tenant() {
         .await
         .unwrap();
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+/// Forged webhooks from one address are answered (and audited) one by one
+/// until they pass `[limits]`; then 429 with `Retry-After`, audited once,
+/// nothing else written — while webhooks that verify still pass — and the
+/// limit resets.
+async fn forged_webhooks_past_the_limit_get_429_and_are_not_audited(backend: Backend) {
+    let f = fakes().await;
+    f.rcs.drop_receipts(true);
+    let Some(app) = app_configured(backend, &f, |c| {
+        c.limits.webhook_rejections_per_address = ladder_server::limits::Rate {
+            burst: 2,
+            every_ms: 1500,
+        };
+    })
+    .await
+    else {
+        return;
+    };
+    let r = employee(&app, "emp-wh-limit", "+15550102077", 77, true).await;
+    let a = app.send("rl-wh-1", &r, "marketing", "sale").await;
+    let id = a.body["id"].as_str().unwrap().to_string();
+    app.wait_status(&id, "sent").await;
+    let message_id = f.rcs.received()[0].message_id.clone();
+    let url = format!("{}/v1/webhooks/rcs/acme", app.base);
+    let good = f.rcs.signed_receipt(&message_id, rcs::RcsEvent::Delivered);
+    let forge = || {
+        app.client
+            .post(&url)
+            .header("x-goog-signature", "AAAA")
+            .body(good.body.clone())
+            .send()
+    };
+    let rejected = |audit: &[Value]| {
+        audit
+            .iter()
+            .filter(|e| e["kind"] == "webhook_rejected")
+            .count()
+    };
+    for _ in 0..2 {
+        assert_eq!(forge().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let before = app.audit().await;
+    assert_eq!(rejected(&before), 2);
+    for _ in 0..3 {
+        let resp = forge().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&wait), "{wait}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    }
+    let audit = app.audit().await;
+    assert_eq!(
+        rejected(&audit),
+        2,
+        "refusals past the limit are not audited"
+    );
+    let limited: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["kind"] == "webhook_rate_limited")
+        .collect();
+    assert_eq!(limited.len(), 1, "{limited:#?}");
+    assert_eq!(limited[0]["details"]["channel"], "rcs");
+    assert_eq!(audit.len(), before.len() + 1);
+    assert!(!serde_json::to_string(&audit).unwrap().contains("127.0.0.1"));
+    let m = app.get(&format!("/v1/messages/{id}"), &app.sender).await;
+    assert_eq!(
+        m.body["status"], "sent",
+        "a refused webhook changes nothing"
+    );
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None, &[])
+        .await;
+    assert!(
+        metrics
+            .text
+            .contains("ladder_rate_limited_total{surface=\"webhook\"}"),
+        "{}",
+        metrics.text
+    );
+
+    // A webhook that verifies is never limited.
+    let ok = app
+        .client
+        .post(&url)
+        .header("x-goog-signature", &good.signature)
+        .body(good.body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    app.wait_status(&id, "delivered").await;
+
+    // The limit resets.
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    assert_eq!(forge().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(rejected(&app.audit().await), 3);
     app.stop().await;
 }

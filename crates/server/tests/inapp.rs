@@ -33,6 +33,7 @@ both_backends!(
     device_requests_must_be_fresh_and_signed_by_the_device,
     a_recipient_without_an_in_app_key_falls_back,
     the_adapter_dedupes_and_takes_no_notices,
+    forged_device_requests_past_the_limit_get_429_and_are_not_audited,
 );
 
 /// A device as its client holds it.
@@ -724,5 +725,67 @@ async fn the_adapter_dedupes_and_takes_no_notices(backend: Backend) {
             .await,
         Err(DeliveryError::Permanent { .. })
     ));
+    app.stop().await;
+}
+
+/// Forged requests for a device are answered (and audited) one by one
+/// until they pass `[limits]`; then 429, audited once, nothing else
+/// written — while the device's own signed requests still work — and the
+/// limit resets.
+async fn forged_device_requests_past_the_limit_get_429_and_are_not_audited(backend: Backend) {
+    let Some(app) = TestApp::builder(backend)
+        .config(|c| {
+            c.limits.device_rejections_per_device = ladder_server::limits::Rate {
+                burst: 2,
+                every_ms: 1500,
+            };
+        })
+        .start()
+        .await
+    else {
+        return;
+    };
+    let r = app.recipient("emp-dev-limit").await;
+    let d = enrol(&app, &r, 61).await;
+    let other = SigningKey::from_bytes(&[62; 32]);
+    let path = "/v1/device/inbox";
+    let forge = || signed_as(&app, reqwest::Method::GET, path, &d.id, &other, path, now());
+    let rejected = |audit: &[Value]| {
+        audit
+            .iter()
+            .filter(|e| e["kind"] == "device_request_rejected" && e["subject"] == d.id.as_str())
+            .count()
+    };
+    for _ in 0..2 {
+        let a = forge().await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+    }
+    let before = app.audit().await;
+    assert_eq!(rejected(&before), 2);
+    for _ in 0..3 {
+        let a = forge().await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+        assert_eq!(a.body["error"]["code"], "rate_limited", "{}", a.text);
+    }
+    let audit = app.audit().await;
+    assert_eq!(
+        rejected(&audit),
+        2,
+        "refusals past the limit are not audited"
+    );
+    let limited: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["kind"] == "device_request_rate_limited")
+        .collect();
+    assert_eq!(limited.len(), 1, "{limited:#?}");
+    assert_eq!(limited[0]["subject"], d.id.as_str());
+    assert_eq!(limited[0]["details"]["limit"], "device");
+    assert_eq!(audit.len(), before.len() + 1);
+    // The device itself is still served.
+    assert!(inbox(&app, &d).await.is_empty());
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let a = forge().await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+    assert_eq!(rejected(&app.audit().await), 3);
     app.stop().await;
 }

@@ -22,6 +22,9 @@ use serde_json::Value;
 use support::{Backend, StatusCode, TestApp};
 
 both_backends!(
+    portal_link_get_sends_no_code,
+    code_requests_are_rate_limited_per_link_and_the_limit_resets,
+    code_attempts_are_rate_limited_per_address_and_refusals_count_nothing,
     wrong_codes_lock_the_link_and_it_stays_locked,
     right_code_opens_the_message_with_its_label_until_the_view_limit,
     expired_link_shows_the_expired_page,
@@ -199,9 +202,19 @@ fn wrong(code: &str) -> &'static str {
     if code == "000000" { "111111" } else { "000000" }
 }
 
+/// Opens the link (a page with a button and no code sent), presses the
+/// button, and returns the code form (or whatever the button answered).
+async fn request_code(app: &TestApp, path: &str) -> Page {
+    let start = get(app, path, None).await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.text);
+    assert!(start.text.contains("Send me a code"), "{}", start.text);
+    assert!(!start.text.contains("name=\"code\""), "{}", start.text);
+    post(app, path, None, &[("csrf", &start.csrf())]).await
+}
+
 /// Opens the link, enters the right code, and returns the session cookie.
 async fn sign_in(app: &TestApp, message: &str, path: &str) -> String {
-    let form = get(app, path, None).await;
+    let form = request_code(app, path).await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.text);
     let (code, _) = latest_code(app, message).await;
     let done = post(
@@ -234,7 +247,7 @@ async fn wrong_codes_lock_the_link_and_it_stays_locked(backend: Backend) {
         "the notice states the link's real validity: {notice:?}"
     );
 
-    let form = get(&app, &path, None).await;
+    let form = request_code(&app, &path).await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.text);
     // The link came by e-mail: the code goes to the other factor, the phone.
     assert!(
@@ -244,8 +257,8 @@ async fn wrong_codes_lock_the_link_and_it_stays_locked(backend: Backend) {
     );
     let (code, sent) = latest_code(&app, &id).await;
     assert_eq!(sent, 1);
-    // Opening the link again at once sends no second code.
-    let again = get(&app, &path, None).await;
+    // Asking again at once sends no second code.
+    let again = request_code(&app, &path).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(latest_code(&app, &id).await.1, 1);
 
@@ -335,7 +348,7 @@ async fn right_code_opens_the_message_with_its_label_until_the_view_limit(backen
     };
     let body = "Your payslip <b>is</b> ready & \"waiting\"\nsecond line";
     let (id, path) = portal_message(&app, "emp-read", body).await;
-    let form = get(&app, &path, None).await;
+    let form = request_code(&app, &path).await;
     assert_eq!(form.status, StatusCode::OK);
     assert!(form.text.contains("autocomplete=\"one-time-code\""));
     assert!(form.text.contains("<label for=\"code\">"));
@@ -544,7 +557,7 @@ async fn https_deployments_get_a_host_only_secure_cookie(backend: Backend) {
             .iter()
             .any(|t| t.contains(&format!("https://portal.example.test{path}")))
     );
-    let form = get(&app, &path, None).await;
+    let form = request_code(&app, &path).await;
     let (code, _) = latest_code(&app, &id).await;
     let done = post(
         &app,
@@ -580,7 +593,7 @@ async fn forged_forms_and_unknown_links_change_nothing(backend: Backend) {
         assert_eq!(p.status, StatusCode::GONE, "{}", p.text);
     }
     let (id, path) = portal_message(&app, "emp-csrf", "csrf body").await;
-    let form = get(&app, &path, None).await;
+    let form = request_code(&app, &path).await;
     let (code, _) = latest_code(&app, &id).await;
     // No or a wrong CSRF token: refused, not counted as an attempt.
     for csrf in ["", "0000"] {
@@ -594,8 +607,19 @@ async fn forged_forms_and_unknown_links_change_nothing(backend: Backend) {
         assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.text);
         assert!(p.headers.get(SET_COOKIE).is_none());
     }
+    // Asking for a code without or with a wrong CSRF token: refused, no code.
+    for csrf in ["", "0000"] {
+        let p = post(&app, &path, None, &[("csrf", csrf)]).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.text);
+    }
+    assert_eq!(latest_code(&app, &id).await.1, 1);
     // A wrong method gets a portal page too.
-    let p = post(&app, &path, None, &[]).await;
+    let resp = browser()
+        .delete(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    let p = page(resp, &path).await;
     assert_eq!(p.status, StatusCode::METHOD_NOT_ALLOWED, "{}", p.text);
     // A session cookie for another link opens nothing here.
     let (id2, path2) = portal_message(&app, "emp-csrf-2", "other body").await;
@@ -671,7 +695,7 @@ async fn database_and_audit_hold_no_token_code_or_content(backend: Backend) {
     let body = "CANARY-portal-body-7731";
     let (id, path) = portal_message(&app, "emp-db", body).await;
     let token = path.trim_start_matches("/portal/").to_string();
-    let form = get(&app, &path, None).await;
+    let form = request_code(&app, &path).await;
     let (code, _) = latest_code(&app, &id).await;
     let done = post(
         &app,
@@ -733,7 +757,7 @@ async fn lockout_ends_after_its_period(backend: Backend) {
         return;
     };
     let (id, path) = portal_message(&app, "emp-unlock", "unlock body").await;
-    let form = get(&app, &path, None).await;
+    let form = request_code(&app, &path).await;
     let (code, _) = latest_code(&app, &id).await;
     let csrf = form.csrf();
     let first = post(
@@ -805,7 +829,7 @@ async fn codes_go_to_the_phone_and_are_limited(backend: Backend) {
         .find(|t| t.contains("/portal/"))
         .unwrap();
     let path = portal_path(&link);
-    let form = get(&app, &path, None).await;
+    let form = request_code(&app, &path).await;
     assert!(
         form.text.contains("text message to your phone"),
         "{}",
@@ -826,10 +850,10 @@ async fn codes_go_to_the_phone_and_are_limited(backend: Backend) {
     assert_eq!(codes[0]["channel"], "sms", "{codes:#?}");
     // A second code replaces the first; a third is refused.
     let (first, _) = latest_code(&app, &id).await;
-    assert_eq!(get(&app, &path, None).await.status, StatusCode::OK);
+    assert_eq!(request_code(&app, &path).await.status, StatusCode::OK);
     let (second, n) = latest_code(&app, &id).await;
     assert_eq!(n, 2);
-    let limited = get(&app, &path, None).await;
+    let limited = request_code(&app, &path).await;
     assert_eq!(
         limited.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -995,7 +1019,7 @@ async fn payroll_for_phone_and_email_opens_with_a_code_by_sms(backend: Backend) 
         .find(|t| t.contains("/portal/"))
         .unwrap();
     let path = portal_path(&link);
-    let form = get(&app, &path, None).await;
+    let form = request_code(&app, &path).await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.text);
     assert!(
         form.text.contains("text message to your phone"),
@@ -1023,17 +1047,20 @@ async fn payroll_for_phone_and_email_opens_with_a_code_by_sms(backend: Backend) 
 }
 
 /// `step_up = "none"` (allowed for a class whose minimum is `none`): the
-/// decision names no code channel to find, and the portal opens at once,
-/// audited, for a recipient with nothing but an e-mail address.
+/// decision names no code channel to find, and the portal's button opens
+/// the message without one, audited, for a recipient with nothing but an
+/// e-mail address.
 async fn a_portal_without_step_up_opens_without_a_code(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
         return;
     };
-    let policy = ladder_server::app::DEMO_POLICY.replacen(
-        "  { container = \"rcs\" },\n  { container = \"sms\" },",
-        "  { container = \"portal\", notifiers = [\"email_notice\"], step_up = \"none\" },",
-        1,
-    );
+    let policy = ladder_server::app::DEMO_POLICY
+        .replacen(
+            "  { container = \"rcs\" },\n  { container = \"sms\" },",
+            "  { container = \"portal\", notifiers = [\"email_notice\"], step_up = \"none\" },",
+            1,
+        )
+        .replace("revision = 4", "revision = 5");
     assert_ne!(policy, ladder_server::app::DEMO_POLICY);
     let put = app
         .client
@@ -1073,7 +1100,13 @@ async fn a_portal_without_step_up_opens_without_a_code(backend: Backend) {
         .find(|t| t.contains("/portal/"))
         .unwrap();
     let path = portal_path(&link);
-    let opened = get(&app, &path, None).await;
+    // Opening the link shows a button and opens nothing (a scanner
+    // fetching it spends no view); the button opens the message.
+    let page = get(&app, &path, None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Open the message"), "{}", page.text);
+    assert!(!page.text.contains("canteen offer"), "{}", page.text);
+    let opened = post(&app, &path, None, &[("csrf", &page.csrf())]).await;
     assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.text);
     let m = get(&app, &format!("{path}/message"), Some(&opened.cookie())).await;
     assert_eq!(m.status, StatusCode::OK, "{}", m.text);
@@ -1081,5 +1114,178 @@ async fn a_portal_without_step_up_opens_without_a_code(backend: Backend) {
     let audit = app.audit().await;
     assert_eq!(audit_of(&audit, "portal_opened_without_code").len(), 1);
     assert!(audit_of(&audit, "portal_code_issued").is_empty());
+    app.stop().await;
+}
+
+/// `(codes_sent, attempts)` of the message's portal link.
+async fn link_counters(app: &TestApp, message: &str) -> (i64, i64) {
+    sqlx::query_as("SELECT codes_sent, attempts FROM portal_links WHERE message_id = $1")
+        .bind(message)
+        .fetch_one(app.state().store.pool())
+        .await
+        .unwrap()
+}
+
+/// Regression: opening a link (`GET`/`HEAD /portal/{token}`) sent a fresh
+/// one-time code, so a mail security gateway fetching the link spent the
+/// recipient's codes (and SMS) before they ever clicked. Now only the
+/// page's POST button sends one.
+async fn portal_link_get_sends_no_code(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let (id, path) = portal_message(&app, "emp-scanner", "scanned body").await;
+    for _ in 0..3 {
+        let p = get(&app, &path, None).await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+        assert!(p.text.contains("Send me a code"), "{}", p.text);
+        assert!(p.text.contains(&format!("action=\"{path}\"")), "{}", p.text);
+        assert!(p.text.contains("method=\"post\""), "{}", p.text);
+        assert!(!p.text.contains("name=\"code\""), "{}", p.text);
+        assert!(!p.text.contains("scanned body"));
+        let head = browser()
+            .head(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), StatusCode::OK);
+        assert_eq!(
+            head.headers().get("content-security-policy").unwrap(),
+            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        );
+    }
+    let texts = notices(&app, &id).await;
+    assert!(
+        texts.iter().all(|t| !t.contains("verification code")),
+        "{texts:?}"
+    );
+    assert_eq!(link_counters(&app, &id).await, (0, 0));
+    let audit = app.audit().await;
+    assert!(audit_of(&audit, "portal_code_issued").is_empty());
+
+    // The button sends exactly one.
+    let form = request_code(&app, &path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert!(form.text.contains("name=\"code\""), "{}", form.text);
+    assert_eq!(latest_code(&app, &id).await.1, 1);
+    assert_eq!(link_counters(&app, &id).await, (1, 0));
+    app.stop().await;
+}
+
+async fn code_requests_are_rate_limited_per_link_and_the_limit_resets(backend: Backend) {
+    let Some(app) = TestApp::builder(backend)
+        .config(|c| {
+            c.portal.code_resend_s = 0;
+            c.limits.code_requests_per_link = ladder_server::limits::Rate {
+                burst: 2,
+                every_ms: 1500,
+            };
+        })
+        .start()
+        .await
+    else {
+        return;
+    };
+    let (id, path) = portal_message(&app, "emp-rl-send", "rate body").await;
+    let start = get(&app, &path, None).await;
+    let csrf = start.csrf();
+    for n in 1..=2 {
+        let p = post(&app, &path, None, &[("csrf", &csrf)]).await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+        assert_eq!(latest_code(&app, &id).await.1, n);
+    }
+    for _ in 0..2 {
+        let p = post(&app, &path, None, &[("csrf", &csrf)]).await;
+        assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS, "{}", p.text);
+        let wait: u64 = p.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=2).contains(&wait), "{wait}");
+        assert!(p.text.contains("try again in"), "{}", p.text);
+    }
+    // Refused requests sent nothing and changed nothing.
+    assert_eq!(latest_code(&app, &id).await.1, 2);
+    assert_eq!(link_counters(&app, &id).await, (2, 0));
+    let audit = app.audit().await;
+    assert_eq!(audit_of(&audit, "portal_code_issued").len(), 2);
+    let limited = audit_of(&audit, "portal_rate_limited");
+    assert_eq!(
+        limited.len(),
+        1,
+        "audited once, not per refusal: {limited:#?}"
+    );
+    assert_eq!(limited[0]["subject"], id.as_str());
+    assert_eq!(limited[0]["details"]["request"], "portal_code_request");
+    assert_eq!(limited[0]["details"]["limit"], "link");
+    let text = serde_json::to_string(&audit).unwrap();
+    assert!(!text.contains(&path[8..]), "the token is never audited");
+    assert!(!text.contains("127.0.0.1"), "the address is never audited");
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None, &[])
+        .await;
+    assert!(
+        metrics
+            .text
+            .contains("ladder_rate_limited_total{surface=\"portal_code_request\"}"),
+        "{}",
+        metrics.text
+    );
+    // The limit resets.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let p = post(&app, &path, None, &[("csrf", &csrf)]).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+    assert_eq!(latest_code(&app, &id).await.1, 3);
+    app.stop().await;
+}
+
+async fn code_attempts_are_rate_limited_per_address_and_refusals_count_nothing(backend: Backend) {
+    let Some(app) = TestApp::builder(backend)
+        .config(|c| {
+            c.limits.code_attempts_per_address = ladder_server::limits::Rate {
+                burst: 2,
+                every_ms: 1500,
+            };
+        })
+        .start()
+        .await
+    else {
+        return;
+    };
+    let (id, path) = portal_message(&app, "emp-rl-try", "attempt body").await;
+    let form = request_code(&app, &path).await;
+    let (code, _) = latest_code(&app, &id).await;
+    let csrf = form.csrf();
+    let attempt = |code: String| {
+        let (app, path, csrf) = (&app, &path, &csrf);
+        async move {
+            post(
+                app,
+                &format!("{path}/code"),
+                None,
+                &[("csrf", csrf), ("code", &code)],
+            )
+            .await
+        }
+    };
+    for _ in 0..2 {
+        let p = attempt(wrong(&code).to_string()).await;
+        assert!(p.text.contains("not correct"), "{}", p.text);
+    }
+    // Past the limit even the right code is refused, and nothing counts.
+    let p = attempt(code.clone()).await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS, "{}", p.text);
+    assert!(p.headers.get("retry-after").is_some());
+    assert!(p.headers.get(SET_COOKIE).is_none());
+    let p = attempt(wrong(&code).to_string()).await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS, "{}", p.text);
+    assert_eq!(link_counters(&app, &id).await, (1, 2));
+    let audit = app.audit().await;
+    assert_eq!(audit_of(&audit, "portal_code_failed").len(), 2);
+    let limited = audit_of(&audit, "portal_rate_limited");
+    assert_eq!(limited.len(), 1, "{limited:#?}");
+    assert_eq!(limited[0]["details"]["limit"], "address");
+    assert_eq!(limited[0]["details"]["request"], "portal_code_attempt");
+    // After the period the right code opens the message.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let done = attempt(code.clone()).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
     app.stop().await;
 }

@@ -1,5 +1,5 @@
 //! The demo's portal visit, as a recipient's browser makes it: open the
-//! one-time link, read the one-time code from the phone, post it with the
+//! one-time link, press "send me a code", read the one-time code from the phone, post it with the
 //! form's CSRF token, follow the redirect with the session cookie, and
 //! return the message page.
 
@@ -36,11 +36,24 @@ pub async fn open(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())?;
+    // Opening the link sends nothing (link scanners open links too); the
+    // page's button asks for the code.
     let first = client.get(link).send().await.map_err(|e| e.to_string())?;
     if !first.status().is_success() {
         return Err(format!("the link answered {}", first.status()));
     }
     let page = first.text().await.map_err(|e| e.to_string())?;
+    let csrf = hidden(&page, "csrf").ok_or("no \"send me a code\" button on the portal page")?;
+    let asked = client
+        .post(link)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !asked.status().is_success() {
+        return Err(format!("asking for a code answered {}", asked.status()));
+    }
+    let page = asked.text().await.map_err(|e| e.to_string())?;
     let csrf = hidden(&page, "csrf").ok_or("no code form on the portal page")?;
     // The code travels as a content-free SMS; give it a moment.
     let mut found = None;

@@ -13,12 +13,15 @@
 //! An unknown device and a bad signature get the same 401, so nobody learns
 //! which device ids exist; a revoked device gets 401 and nothing else. A
 //! forged, replayed-late or revoked device's request is audited in the
-//! device's tenant. Every error is the one JSON envelope.
+//! device's tenant, until refusals pass `[limits]` per address or device
+//! (then 429, audited once a minute). Every error is the one JSON envelope.
 //!
 //! The inbox serves ciphertext only: the server cannot open it.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -102,38 +105,114 @@ fn within_skew(at: i64, timestamp: i64) -> bool {
     at.abs_diff(timestamp) <= MAX_SKEW_S.unsigned_abs()
 }
 
-/// Checks a device-signed request; answers the device it came from.
+/// A device request refused: the device it named (if known), the audit
+/// code (for known devices) and the answer.
+struct Refusal {
+    device: Option<Device>,
+    code: &'static str,
+    answer: ApiError,
+}
+
+fn refusal(device: Option<Device>, code: &'static str, answer: ApiError) -> Refusal {
+    Refusal {
+        device,
+        code,
+        answer,
+    }
+}
+
+/// Checks a device-signed request from `peer`; answers the device it came
+/// from. A refusal is audited in the device's tenant (when the device is
+/// known) — until refusals from this address or for this device pass
+/// `[limits]`: then it answers 429 and is not audited one by one (one
+/// `device_request_rate_limited` entry a minute stands for them). Requests
+/// that verify are never limited.
 async fn authenticate(
     state: &AppState,
+    peer: IpAddr,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Device, ApiError> {
+    let Refusal {
+        device,
+        code,
+        answer,
+    } = match check(state, method, uri, headers, body).await? {
+        Ok(device) => return Ok(device),
+        Err(refused) => refused,
+    };
+    if let Err(limited) = state
+        .limits
+        .device_rejected(device.as_ref().map(|d| d.id.as_str()), peer)
+    {
+        if let Some(d) = device.filter(|d| state.limits.audit_due(limited.surface, &d.id)) {
+            let mut tx = state.store.begin().await?;
+            audit::record(
+                &mut tx,
+                state,
+                &d.tenant_id,
+                &actor(&d.id),
+                "device_request_rate_limited",
+                Some(&d.id),
+                json!({ "limit": limited.by }),
+            )
+            .await?;
+            tx.commit().await.map_err(StoreError::from)?;
+        }
+        return Err(limited.into());
+    }
+    if let Some(d) = &device {
+        reject(state, d, code).await?;
+    }
+    Err(answer)
+}
+
+/// The checks themselves, without audit: the device, or why not.
+async fn check(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Result<Device, Refusal>, ApiError> {
+    let device_id = match header(headers, DEVICE_HEADER) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(refusal(None, "malformed", e))),
+    };
     // A malformed device id is answered like an unknown one: nobody learns
     // which ids exist, and nothing unparsed reaches a query.
-    let Ok(device_id) =
-        DeviceId::parse(header(headers, DEVICE_HEADER)?, "header `x-ladder-device`")
-    else {
+    let Ok(device_id) = DeviceId::parse(device_id, "header `x-ladder-device`") else {
         counted("unknown_device");
-        return Err(not_recognised());
+        return Ok(Err(refusal(None, "unknown_device", not_recognised())));
     };
     let device_id = device_id.as_str();
-    let timestamp: i64 = header(headers, TIMESTAMP_HEADER)?.parse().map_err(|_| {
-        unauthorized(
+    let timestamp = match header(headers, TIMESTAMP_HEADER) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(refusal(None, "malformed", e))),
+    };
+    let Ok(timestamp) = timestamp.parse::<i64>() else {
+        let e = unauthorized(
             "unauthenticated",
             "header `x-ladder-timestamp` must be Unix seconds",
-        )
-    })?;
-    let signature = hex::decode(header(headers, SIGNATURE_HEADER)?)
+        );
+        return Ok(Err(refusal(None, "malformed", e)));
+    };
+    let signature = match header(headers, SIGNATURE_HEADER) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(refusal(None, "malformed", e))),
+    };
+    let Some(signature) = hex::decode(signature)
         .ok()
         .and_then(|b| Signature::from_slice(&b).ok())
-        .ok_or_else(|| {
-            unauthorized(
-                "unauthenticated",
-                "header `x-ladder-signature` must be a 64-byte Ed25519 signature, hex-encoded",
-            )
-        })?;
+    else {
+        let e = unauthorized(
+            "unauthenticated",
+            "header `x-ladder-signature` must be a 64-byte Ed25519 signature, hex-encoded",
+        );
+        return Ok(Err(refusal(None, "malformed", e)));
+    };
     let device = {
         let mut conn = state
             .store
@@ -148,32 +227,35 @@ async fn authenticate(
     };
     let Some(device) = device else {
         counted("unknown_device");
-        return Err(not_recognised());
+        return Ok(Err(refusal(None, "unknown_device", not_recognised())));
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let signed = device_request_signing_bytes(method.as_str(), path, timestamp, body);
     let verified = VerifyingKey::from_bytes(&device.identity_key)
         .is_ok_and(|k| k.verify_strict(&signed, &signature).is_ok());
     if !verified {
-        reject(state, &device, "bad_signature").await?;
-        return Err(not_recognised());
+        return Ok(Err(refusal(
+            Some(device),
+            "bad_signature",
+            not_recognised(),
+        )));
     }
     let at = now().0;
     if !within_skew(at, timestamp) {
-        reject(state, &device, "stale_timestamp").await?;
-        return Err(unauthorized(
+        let e = unauthorized(
             "stale_request",
             format!(
                 "header `x-ladder-timestamp` ({timestamp}) is more than {MAX_SKEW_S} s from the server's clock ({at})"
             ),
-        ));
+        );
+        return Ok(Err(refusal(Some(device), "stale_timestamp", e)));
     }
     if device.evidence.is_revoked() {
-        reject(state, &device, "device_revoked").await?;
-        return Err(unauthorized("device_revoked", "this device is revoked"));
+        let e = unauthorized("device_revoked", "this device is revoked");
+        return Ok(Err(refusal(Some(device), "device_revoked", e)));
     }
     counted("ok");
-    Ok(device)
+    Ok(Ok(device))
 }
 
 /// Audits a refused request of a known device, in its tenant.
@@ -197,12 +279,13 @@ async fn reject(state: &AppState, device: &Device, code: &'static str) -> Result
 /// `GET /v1/device/me`: who the device is, for its client.
 pub async fn me(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let d = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let d = authenticate(&state, peer.ip(), &method, &uri, &headers, &body).await?;
     Ok(Json(json!({
         "id": d.id,
         "tenant": d.tenant_id,
@@ -247,13 +330,14 @@ fn limit_of(uri: &Uri) -> Result<i64, ApiError> {
 /// `GET /v1/device/inbox`: this device's live ciphertexts, oldest first.
 pub async fn list(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let limit = limit_of(&uri)?;
-    let device = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let device = authenticate(&state, peer.ip(), &method, &uri, &headers, &body).await?;
     let at = now().0;
     let entries = {
         let mut conn = state
@@ -305,12 +389,13 @@ pub async fn list(
 pub async fn ack(
     State(state): State<AppState>,
     Path(message_id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let device = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let device = authenticate(&state, peer.ip(), &method, &uri, &headers, &body).await?;
     let message_id = MessageId::parse(&message_id, "path segment `message_id`")?;
     let message_id = message_id.as_str().to_string();
     let removed = {

@@ -1,11 +1,16 @@
 //! `POST /v1/webhooks/{channel}/{tenant}`: delivery receipts from providers.
 //! Each provider signs its webhooks; the channel's verifier checks the
 //! signature before anything is read. A forged or malformed webhook changes
-//! nothing, answers 401 or 400, and is audited in the tenant's log.
+//! nothing, answers 401 or 400, and is audited in the tenant's log — until
+//! its source address has sent too many (`[limits]`): then it answers 429
+//! and is not audited one by one (one `webhook_rate_limited` entry a
+//! minute stands for them). Webhooks that verify are never limited.
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, OriginalUri, Path, State};
 use axum::http::HeaderMap;
 use ladder_channels::webhook::{WebhookError, WebhookRequest};
 use ladder_core::Channel;
@@ -52,6 +57,7 @@ fn unknown_channel() -> ApiError {
 pub async fn receive(
     State(state): State<AppState>,
     Path((channel, tenant)): Path<(String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
@@ -98,6 +104,26 @@ pub async fn receive(
             ))
         }
         Err(e) => {
+            metrics::counter!("ladder_webhooks_rejected_total", "channel" => channel.to_string())
+                .increment(1);
+            if let Err(refused) = state.limits.webhook_rejected(peer.ip()) {
+                let key = format!("{}/{}", t.id, peer.ip());
+                if state.limits.audit_due(refused.surface, &key) {
+                    let mut tx = state.store.begin().await?;
+                    audit::record(
+                        &mut tx,
+                        &state,
+                        &t.id,
+                        "provider",
+                        "webhook_rate_limited",
+                        None,
+                        json!({ "channel": channel, "limit": refused.by }),
+                    )
+                    .await?;
+                    tx.commit().await.map_err(StoreError::from)?;
+                }
+                return Err(refused.into());
+            }
             let mut tx = state.store.begin().await?;
             audit::record(
                 &mut tx,
@@ -114,8 +140,6 @@ pub async fn receive(
             )
             .await?;
             tx.commit().await.map_err(StoreError::from)?;
-            metrics::counter!("ladder_webhooks_rejected_total", "channel" => channel.to_string())
-                .increment(1);
             Err(refusal(e))
         }
     }
@@ -128,6 +152,7 @@ pub async fn receive(
 pub async fn receive_deployment(
     State(state): State<AppState>,
     Path(channel): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
@@ -147,6 +172,10 @@ pub async fn receive_deployment(
     let list = verifier.receipts(&request).map_err(|e| {
         metrics::counter!("ladder_webhooks_rejected_total", "channel" => channel.to_string())
             .increment(1);
+        // No tenant to audit in; past the limit, not even a log line each.
+        if let Err(refused) = state.limits.webhook_rejected(peer.ip()) {
+            return ApiError::from(refused);
+        }
         tracing::warn!(%channel, error = %e, "deployment webhook refused");
         refusal(e)
     })?;

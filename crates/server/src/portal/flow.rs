@@ -1,5 +1,7 @@
-//! The portal's requests: open a link (send a code), enter the code, read
-//! the message, close it.
+//! The portal's requests: open a link (a page with a button), ask for a
+//! code (the button), enter the code, read the message, close it. Asking
+//! for a code and entering one are rate-limited (`crate::limits`) before
+//! anything is read.
 //!
 //! Each request runs in one transaction that first locks the link's row
 //! (PostgreSQL; SQLite has one writer), so concurrent requests on one link
@@ -8,7 +10,9 @@
 //! never while it holds the connection.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use ladder_core::{Container, SecondFactor};
@@ -205,9 +209,10 @@ pub(super) fn message_path(token: &str) -> String {
     format!("/portal/{token}/message")
 }
 
-/// `GET /portal/{token}`: sends a one-time code (unless one was sent
-/// moments ago) and shows the code form. A live session goes straight to
-/// the message.
+/// `GET /portal/{token}` (and `HEAD`): shows what opening the message
+/// takes and a button that asks for the code; sends nothing and spends
+/// nothing, because mail security gateways fetch every link in the mail
+/// they scan. A live session goes straight to the message.
 pub(super) async fn open(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -221,12 +226,9 @@ async fn open_inner(
     token: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let cfg = &state.config.portal;
     let now = now_ms();
     let mut tx = state.store.begin().await?;
-    let Usable {
-        mut link, message, ..
-    } = match usable(state, &mut tx, token, now, "open").await? {
+    let Usable { link, message, .. } = match usable(state, &mut tx, token, now, "open").await? {
         Ok(u) => u,
         Err(page) => {
             commit(tx).await?;
@@ -240,16 +242,132 @@ async fn open_inner(
         drop(tx);
         return Ok(pages::see_other(&message_path(token), None));
     }
+    let factor = second_factor(&mut tx, &link, &message).await?;
+    let csrf = secrets::link_csrf(state, &link.tenant_id, &link.id)?;
+    match factor {
+        Some(Factor::Code(to)) => {
+            drop(tx);
+            Ok(pages::start(token, &csrf, to))
+        }
+        // Opening is the button's: a GET spends no view either.
+        Some(Factor::NoCode) => {
+            drop(tx);
+            Ok(pages::start_without_code(token, &csrf))
+        }
+        None => {
+            refuse(state, &mut tx, &link, "no_second_factor", "open").await?;
+            commit(tx).await?;
+            Ok(pages::no_second_factor())
+        }
+    }
+}
+
+/// Checks `[limits]` for a code request or attempt on `token` from `peer`;
+/// a refusal is answered with the portal's 429 page, and audited in the
+/// link's tenant once a minute per link (never per refused request, which
+/// would let the limit be flooded through).
+async fn limited(
+    state: &AppState,
+    token: &str,
+    peer: std::net::IpAddr,
+    surface: crate::limits::Surface,
+) -> Result<Option<Response>, ApiError> {
+    let hash = secrets::hash_if_token(token);
+    let checked = match surface {
+        crate::limits::Surface::PortalCodeAttempt => {
+            state.limits.code_attempt(hash.as_deref(), peer)
+        }
+        _ => state.limits.code_request(hash.as_deref(), peer),
+    };
+    let Err(refused) = checked else {
+        return Ok(None);
+    };
+    if let Some(hash) = hash.filter(|h| state.limits.audit_due(surface, h)) {
+        let mut tx = state.store.begin().await?;
+        if let Some(link) =
+            portal::link_by_token_for_update(&mut tx, state.store.dialect(), &hash).await?
+        {
+            audit::record(
+                &mut tx,
+                state,
+                &link.tenant_id,
+                ACTOR,
+                "portal_rate_limited",
+                Some(&link.message_id),
+                json!({ "link": link.id, "request": surface.label(), "limit": refused.by }),
+            )
+            .await?;
+        }
+        commit(tx).await?;
+    }
+    Ok(Some(pages::rate_limited(refused.retry_after_s)))
+}
+
+/// `POST /portal/{token}` (the button on the link's page): sends a
+/// one-time code (unless one was sent moments ago) and shows the code
+/// form. A live session goes straight to the message.
+pub(super) async fn request_code(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    done(request_code_inner(&state, &token, peer.ip(), &headers, &body).await)
+}
+
+async fn request_code_inner(
+    state: &AppState,
+    token: &str,
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    if let Some(page) = limited(
+        state,
+        token,
+        peer,
+        crate::limits::Surface::PortalCodeRequest,
+    )
+    .await?
+    {
+        return Ok(page);
+    }
+    let cfg = &state.config.portal;
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    let Usable {
+        mut link, message, ..
+    } = match usable(state, &mut tx, token, now, "send_code").await? {
+        Ok(u) => u,
+        Err(page) => {
+            commit(tx).await?;
+            return Ok(page);
+        }
+    };
+    if live_session(state, &mut tx, headers, &link, now)
+        .await?
+        .is_some()
+    {
+        drop(tx);
+        return Ok(pages::see_other(&message_path(token), None));
+    }
+    let csrf = secrets::link_csrf(state, &link.tenant_id, &link.id)?;
+    let given = secrets::form_field(body, "csrf").unwrap_or_default();
+    if !secrets::same(&given, &csrf) {
+        refuse(state, &mut tx, &link, "csrf", "send_code").await?;
+        commit(tx).await?;
+        return Ok(pages::stale_form(token));
+    }
     let to = match second_factor(&mut tx, &link, &message).await? {
         Some(Factor::Code(to)) => to,
         Some(Factor::NoCode) => return open_without_code(state, tx, &link, token, now).await,
         None => {
-            refuse(state, &mut tx, &link, "no_second_factor", "open").await?;
+            refuse(state, &mut tx, &link, "no_second_factor", "send_code").await?;
             commit(tx).await?;
             return Ok(pages::no_second_factor());
         }
     };
-    let csrf = secrets::link_csrf(state, &link.tenant_id, &link.id)?;
     // A code sent moments ago is still on its way: no second one.
     if let (Some(_), Some(sent), Some(until)) =
         (link.live_code(now), link.code_sent_ms, link.code_expires_ms)
@@ -265,7 +383,7 @@ async fn open_inner(
         ));
     }
     if link.codes_sent >= i64::from(cfg.max_codes.max(1)) {
-        refuse(state, &mut tx, &link, "code_limit", "open").await?;
+        refuse(state, &mut tx, &link, "code_limit", "send_code").await?;
         commit(tx).await?;
         return Ok(pages::too_many_codes());
     }
@@ -405,16 +523,28 @@ async fn code_not_sent(
 pub(super) async fn submit_code(
     State(state): State<AppState>,
     Path(token): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
 ) -> Response {
-    done(submit_code_inner(&state, &token, &body).await)
+    done(submit_code_inner(&state, &token, peer.ip(), &body).await)
 }
 
 async fn submit_code_inner(
     state: &AppState,
     token: &str,
+    peer: std::net::IpAddr,
     body: &[u8],
 ) -> Result<Response, ApiError> {
+    if let Some(page) = limited(
+        state,
+        token,
+        peer,
+        crate::limits::Surface::PortalCodeAttempt,
+    )
+    .await?
+    {
+        return Ok(page);
+    }
     let cfg = &state.config.portal;
     let now = now_ms();
     let mut tx = state.store.begin().await?;

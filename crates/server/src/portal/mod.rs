@@ -3,10 +3,11 @@
 //!
 //! A notice carries a one-time link ([`link_for`]): a 256-bit random token,
 //! stored only as its SHA-256, valid for `link_ttl_s` (never beyond the
-//! message's own retention) and for `max_views` views. Opening it sends a
-//! one-time code to the recipient's second factor — their phone by SMS,
-//! else their e-mail address — as a content-free notice; only a keyed hash
-//! of the code is stored. `max_attempts` wrong codes lock the link for
+//! message's own retention) and for `max_views` views. Opening it shows a
+//! page with a button; only the button (a POST, which link scanners do not
+//! send) sends a one-time code to the recipient's second factor — their
+//! phone by SMS, else their e-mail address — as a content-free notice; only
+//! a keyed hash of the code is stored. `max_attempts` wrong codes lock the link for
 //! `lockout_s`. A right code opens a session (a random cookie, stored
 //! hashed) that ends after `idle_timeout_s` without use, or `session_max_s`
 //! in any case; with it the message page decrypts the payload and shows it
@@ -17,7 +18,8 @@
 //! view, code sent, wrong code, lockout and refused access is audited with
 //! link and message ids only — never a token, a code or content.
 //!
-//! Routes: `GET /portal/{token}` (send a code, show the code form),
+//! Routes: `GET /portal/{token}` (a page with a "send me a code" button),
+//! `POST /portal/{token}` (send a code, show the code form),
 //! `POST /portal/{token}/code`, `GET /portal/{token}/message`,
 //! `POST /portal/{token}/end` (close the session); `GET /portal/app` (what
 //! a notice for an in-app message links to: open the app). Anything else
@@ -62,7 +64,7 @@ pub struct PortalConfig {
     pub session_max_s: u64,
     /// How long a one-time code may be entered. Default 10 minutes.
     pub code_ttl_s: u64,
-    /// Opening the link again sends a new code only after this long. Default 60 s.
+    /// Asking again sends a new code only after this long. Default 60 s.
     pub code_resend_s: u64,
     /// Codes sent per link at most (bounds SMS sent on one link). Default 10.
     pub max_codes: u32,
@@ -116,6 +118,21 @@ impl PortalConfig {
         }
         Ok(())
     }
+}
+
+/// One field of a portal form body (`application/x-www-form-urlencoded`),
+/// decoded exactly as the portal's handlers decode it: `None` when absent
+/// or not valid (a bad escape, not UTF-8). Public so the fuzz targets
+/// (`fuzz/`) reach the decoder the portal uses; not an API of its own.
+pub fn decode_form_field(body: &[u8], name: &str) -> Option<String> {
+    secrets::form_field(body, name)
+}
+
+/// A one-time code as typed, normalised as the code form reads it
+/// (spaces and dashes dropped). Public for the fuzz targets, as
+/// [`decode_form_field`].
+pub fn normalise_code(raw: &str) -> String {
+    secrets::normalise_code(raw)
 }
 
 /// Seconds as milliseconds, saturating.
@@ -208,7 +225,9 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/{token}/{*rest}", any(pages::not_found))
         .route(
             "/portal/{token}",
-            get(flow::open).fallback(pages::method_not_allowed),
+            get(flow::open)
+                .post(flow::request_code)
+                .fallback(pages::method_not_allowed),
         )
         .route(
             "/portal/{token}/code",
@@ -223,6 +242,16 @@ pub fn routes() -> Router<AppState> {
             post(view::end_session).fallback(pages::method_not_allowed),
         )
         .layer(axum::middleware::map_response(pages::security_headers))
+}
+
+/// A short wait in words: seconds under a minute, else as
+/// [`describe_duration`].
+pub(crate) fn describe_wait(seconds: u64) -> String {
+    match seconds {
+        1 => "1 second".to_string(),
+        s if s < 60 => format!("{s} seconds"),
+        s => describe_duration(i64::try_from(s).unwrap_or(i64::MAX)),
+    }
 }
 
 /// A span of seconds in words, at most two units, rounded down — a link

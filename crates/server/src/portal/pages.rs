@@ -127,6 +127,25 @@ pub(super) fn too_many_codes() -> Response {
     )
 }
 
+/// Too many requests from this address or on this link for now: try again
+/// in `retry_after_s` seconds (also in the `Retry-After` header).
+pub(super) fn rate_limited(retry_after_s: u64) -> Response {
+    let mut res = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Please wait a moment",
+        &format!(
+            "<p>There were too many requests for this message in a short time. \
+             Please try again in {}.</p>",
+            escape(&super::describe_wait(retry_after_s))
+        ),
+    );
+    res.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from(retry_after_s),
+    );
+    res
+}
+
 pub(super) fn no_second_factor() -> Response {
     page(
         StatusCode::FORBIDDEN,
@@ -213,6 +232,50 @@ impl SentTo {
     }
 }
 
+/// The page a link opens on: what happens next, and a button that sends
+/// the code. Opening a link sends nothing: mail security gateways fetch
+/// the links in the mail they scan, and each fetch would spend a code (and
+/// an SMS) before the recipient ever clicked. Only the form's POST does.
+pub(super) fn start(token: &str, csrf: &str, to: SentTo) -> Response {
+    page(
+        StatusCode::OK,
+        "Open your secure message",
+        &format!(
+            "<p>To open this message, we send you a 6-digit verification code {}.</p>\n\
+             {}",
+            to.words(),
+            send_code_form(token, csrf, "Send me a code"),
+        ),
+    )
+}
+
+/// The link's page for a step that opens without a code (`step_up =
+/// "none"`): a button, so that a mail scanner fetching the link opens
+/// nothing and spends no view.
+pub(super) fn start_without_code(token: &str, csrf: &str) -> Response {
+    page(
+        StatusCode::OK,
+        "Open your secure message",
+        &format!(
+            "<p>This message opens without a verification code.</p>\n{}",
+            send_code_form(token, csrf, "Open the message"),
+        ),
+    )
+}
+
+/// A form that asks for a code (a new one, if one was sent before).
+fn send_code_form(token: &str, csrf: &str, button: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"/portal/{token}\">\n\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+         <p><button type=\"submit\">{button}</button></p>\n\
+         </form>",
+        token = escape(token),
+        csrf = escape(csrf),
+        button = escape(button),
+    )
+}
+
 /// What the code form says above the form.
 pub(super) enum FormNote {
     Sent { valid_for: String },
@@ -221,6 +284,7 @@ pub(super) enum FormNote {
 }
 
 pub(super) fn code_form(token: &str, csrf: &str, to: SentTo, note: &FormNote) -> Response {
+    let again = send_code_form(token, csrf, "Send a new code");
     let token = escape(token);
     let note = match note {
         FormNote::Sent { valid_for } => format!(
@@ -233,9 +297,9 @@ pub(super) fn code_form(token: &str, csrf: &str, to: SentTo, note: &FormNote) ->
              link locks.</p>",
             if *tries_left == 1 { "try" } else { "tries" }
         ),
-        FormNote::CodeExpired => format!(
-            "<p role=\"alert\">That code has expired. <a href=\"/portal/{token}\">Get a new code</a>.</p>"
-        ),
+        FormNote::CodeExpired => {
+            "<p role=\"alert\">That code has expired. Ask for a new code below.</p>".to_string()
+        }
     };
     page(
         StatusCode::OK,
@@ -250,7 +314,8 @@ pub(super) fn code_form(token: &str, csrf: &str, to: SentTo, note: &FormNote) ->
              required autofocus></p>\n\
              <p><button type=\"submit\">Open the message</button></p>\n\
              </form>\n\
-             <p>No code? <a href=\"/portal/{token}\">Send a new code</a> (possible once a minute).</p>",
+             <p>No code? You can ask for a new one once a minute.</p>\n\
+             {again}",
             csrf = escape(csrf),
         ),
     )
