@@ -122,6 +122,16 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Portal requests refused, by reason.",
     ),
     (
+        "ladder_rate_limited_total",
+        Kind::Counter,
+        "Requests refused by a rate limit, by surface (portal code requests and attempts, refused webhooks, refused device requests).",
+    ),
+    (
+        "ladder_handovers_resumed_total",
+        Kind::Counter,
+        "Hand-overs resent after a crash or lost answer with the same idempotency key and identical content, by channel.",
+    ),
+    (
         "ladder_receipts_total",
         Kind::Counter,
         "Provider receipts applied, by channel and status.",
