@@ -69,6 +69,7 @@ fn dispatch(key: &str, email: Option<&str>, content: Content) -> Dispatch {
         },
         assurance: AssuranceLevel::Transport,
         expires_at: 4_102_444_800,
+        handed_over_ms: 1_764_547_200_000,
     }
 }
 

@@ -9,10 +9,22 @@
 //! exhausted retries re-decide with the failed (step, channel) excluded.
 //!
 //! Provider calls happen outside any transaction (SQLite has one
-//! connection; nothing should wait on a provider holding it). Each carries
-//! an idempotency key fixed per (message, step, channel), so a retry after
-//! a crash between the call and the bookkeeping shows the recipient nothing
-//! new. Bookkeeping re-reads the message under a lock and changes nothing if
+//! connection; nothing should wait on a provider holding it). A node can
+//! therefore die between a provider call and its bookkeeping; the work is
+//! then claimed again and the call made again. So every side effect is
+//! fixed per (message, step, channel) before the first call: the hand-over
+//! is recorded first (`ladder_store::handovers`, its start time dates what
+//! the hand-over shows), the provider idempotency key and the e-mail
+//! Message-ID derive from (message, step, channel), the portal link is
+//! issued once per (message, step) with a token derived from the keyring
+//! ([`crate::portal::link_for`]), and the notice text is rendered from the
+//! stored link. The retry is the reconciliation: it resends the identical
+//! hand-over, and a provider that already has it — RCS (`messageId`), SMS
+//! (`Idempotency-Key`), the in-app inbox (one row per device and message)
+//! — answers with the original and shows the recipient nothing new. SMTP
+//! and push (APNs, FCM) cannot deduplicate: the recipient may get a second,
+//! byte-identical copy (an e-mail with the same Message-ID, which mail
+//! clients collapse; a content-free wake-up), never a different one. Bookkeeping re-reads the message under a lock and changes nothing if
 //! it moved meanwhile (revoked, re-decided), or if this worker's lease on
 //! the work was lost.
 
@@ -25,7 +37,7 @@ use ladder_core::decision::{Confirmation, FailedAttempt, Note, Route};
 use ladder_core::{Channel, Container, MessageMeta, Outcome, Timestamp};
 use ladder_store::messages::{self, Event, Message, Status};
 use ladder_store::outbox::{self, Kind, Work};
-use ladder_store::{StoreError, Tx, deliveries, recipients, threads};
+use ladder_store::{StoreError, Tx, deliveries, handovers, recipients, threads};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -85,11 +97,17 @@ pub(crate) async fn finish(state: &AppState, work: &Work) -> Result<(), ApiError
     Ok(())
 }
 
-fn idempotency_key(message_id: &str, route: &Route, channel: Channel) -> String {
-    let step = route
+/// The provider idempotency key of one hand-over: (message, step, channel).
+pub(crate) fn idempotency_key(message_id: &str, route: &Route, channel: Channel) -> String {
+    format!("{message_id}/{}/{channel}", step_name(route))
+}
+
+/// The route's step as it names hand-overs and portal links (`legacy` for
+/// an observe-mode legacy route).
+fn step_name(route: &Route) -> String {
+    route
         .step
-        .map_or_else(|| "legacy".to_string(), |s| s.to_string());
-    format!("{message_id}/{step}/{channel}")
+        .map_or_else(|| "legacy".to_string(), |s| s.to_string())
 }
 
 /// The confirmation a message carries, reconstructed from its decision: a
@@ -144,21 +162,26 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
         Some(p) => p,
         None => return fail_for_good(state, work, &message, "payload_shredded").await,
     };
-    let mut sends: Vec<(Channel, Content)> = Vec::new();
+    // Each hand-over is recorded before its first provider call, and what
+    // it carries is fixed from that record: a retry after a crash sends
+    // the same thing again under the same idempotency key.
+    let mut sends: Vec<(Channel, Content, i64)> = Vec::new();
     if route.container != Container::Portal {
-        sends.push((route.container.channel(), Content::Payload(payload)));
+        let channel = route.container.channel();
+        let started = begin_handover(state, &message, &route, channel).await?;
+        sends.push((channel, Content::Payload(payload), started));
     }
     if let Some(n) = route.notifier {
-        sends.push((
-            n.channel(),
-            Content::Notice(notice_text(state, &message).await?),
-        ));
+        let channel = n.channel();
+        let started = begin_handover(state, &message, &route, channel).await?;
+        let text = notice_text(state, &message, &route, started).await?;
+        sends.push((channel, Content::Notice(text), started));
     }
     let timeout = Duration::from_millis(state.config.delivery.timeout_ms);
     let tenant = tenant_name(state, &message.tenant_id).await?;
     let to = destination(state, &message).await?;
     let mut results = Vec::new();
-    for (channel, content) in sends {
+    for (channel, content, handed_over_ms) in sends {
         let dispatch = Dispatch {
             tenant_id: message.tenant_id.clone(),
             message_id: message.id.clone(),
@@ -170,6 +193,7 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
             to: to.clone(),
             assurance: route.assurance,
             expires_at: message.expires_at,
+            handed_over_ms,
         };
         let attempt = match state.channels.for_tenant(&tenant, channel) {
             None => Attempt::Failed("channel_not_configured".into()),
@@ -347,10 +371,42 @@ async fn open_payload(
     }
 }
 
+/// Records the hand-over of `route` on `channel` unless it was recorded
+/// before; returns when it was first recorded.
+async fn begin_handover(
+    state: &AppState,
+    message: &Message,
+    route: &Route,
+    channel: Channel,
+) -> Result<i64, ApiError> {
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    Ok(handovers::begin(
+        &mut conn,
+        &message.tenant_id,
+        &message.id,
+        &idempotency_key(&message.id, route, channel),
+        &channel.to_string(),
+        now_ms(),
+    )
+    .await?)
+}
+
 /// The tenant's notice with a link for the recipient. Content-free by
 /// construction: the template may name only the tenant, a link and an
-/// expiry. The link is the portal's one-time link for this message.
-async fn notice_text(state: &AppState, message: &Message) -> Result<String, ApiError> {
+/// expiry. The link is the portal's one-time link for this message and
+/// step, and the text depends only on what was fixed when the hand-over
+/// was first recorded (`handed_over_ms`): the same on every retry.
+async fn notice_text(
+    state: &AppState,
+    message: &Message,
+    route: &Route,
+    handed_over_ms: i64,
+) -> Result<String, ApiError> {
     let policy = {
         let mut conn = state
             .store
@@ -360,7 +416,8 @@ async fn notice_text(state: &AppState, message: &Message) -> Result<String, ApiE
             .map_err(StoreError::from)?;
         state.active_policy(&mut conn, &message.tenant_id).await?
     };
-    let (link, expires_in) = crate::portal::link_for(state, message).await?;
+    let (link, expires_in) =
+        crate::portal::link_for(state, message, &step_name(route), handed_over_ms).await?;
     let text = policy
         .class(&message.class)
         .and_then(|c| policy.notice_for(c))

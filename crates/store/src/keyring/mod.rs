@@ -584,6 +584,7 @@ impl<'de> Deserialize<'de> for Secret32 {
 // ---------------------------------------------------------------------------
 // The file.
 
+mod derive;
 mod file;
 use file::{create_file, read_state, write_state};
 
