@@ -108,6 +108,18 @@ async fn retry_after_crash_reuses_portal_link(backend: Backend) {
         .filter(|e| e["kind"] == "portal_link_issued")
         .count();
     assert_eq!(issued, 1, "the link is issued (and audited) once");
+    let attempts: Vec<bool> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "delivery_attempt")
+        .map(|e| e["details"]["resumed_handover"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        attempts,
+        [false, true],
+        "the second attempt is audited as a resend of the same hand-over"
+    );
 
     // The link the recipient holds works.
     let body = mails[0].body().replace("=\r\n", "");

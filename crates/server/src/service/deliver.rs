@@ -37,11 +37,12 @@ use ladder_core::decision::{Confirmation, FailedAttempt, Note, Route};
 use ladder_core::{Channel, Container, MessageMeta, Outcome, Timestamp};
 use ladder_store::messages::{self, Event, Message, Status};
 use ladder_store::outbox::{self, Kind, Work};
-use ladder_store::{StoreError, Tx, deliveries, handovers, recipients, threads};
+use ladder_store::{StoreError, Tx, deliveries, recipients, threads};
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::service::devices::open_contact;
+use crate::service::handover::{begin_handover, idempotency_key, notice_text};
 use crate::service::redecide::{Trigger, decide_after_failures, redecide};
 use crate::service::send::load_inputs;
 use crate::service::{audit, keys};
@@ -95,19 +96,6 @@ pub(crate) async fn finish(state: &AppState, work: &Work) -> Result<(), ApiError
         .map_err(StoreError::from)?;
     outbox::complete(&mut conn, &work.id, &state.node, now_ms()).await?;
     Ok(())
-}
-
-/// The provider idempotency key of one hand-over: (message, step, channel).
-pub(crate) fn idempotency_key(message_id: &str, route: &Route, channel: Channel) -> String {
-    format!("{message_id}/{}/{channel}", step_name(route))
-}
-
-/// The route's step as it names hand-overs and portal links (`legacy` for
-/// an observe-mode legacy route).
-fn step_name(route: &Route) -> String {
-    route
-        .step
-        .map_or_else(|| "legacy".to_string(), |s| s.to_string())
 }
 
 /// The confirmation a message carries, reconstructed from its decision: a
@@ -166,14 +154,15 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
     // it carries is fixed from that record: a retry after a crash sends
     // the same thing again under the same idempotency key.
     let mut sends: Vec<(Channel, Content, i64)> = Vec::new();
+    let mut resumed: Vec<Channel> = Vec::new();
     if route.container != Container::Portal {
         let channel = route.container.channel();
-        let started = begin_handover(state, &message, &route, channel).await?;
+        let started = begin_handover(state, &message, &route, channel, &mut resumed).await?;
         sends.push((channel, Content::Payload(payload), started));
     }
     if let Some(n) = route.notifier {
         let channel = n.channel();
-        let started = begin_handover(state, &message, &route, channel).await?;
+        let started = begin_handover(state, &message, &route, channel, &mut resumed).await?;
         let text = notice_text(state, &message, &route, started).await?;
         sends.push((channel, Content::Notice(text), started));
     }
@@ -221,7 +210,7 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
             break;
         }
     }
-    record_attempts(state, &message, &route, work, &results).await?;
+    record_attempts(state, &message, &route, work, &results, &resumed).await?;
     // The container took the payload and only its notifier failed: the
     // message is with the recipient (a push is a wake-up, not the message),
     // so it is not sent a second time down the ladder.
@@ -371,72 +360,13 @@ async fn open_payload(
     }
 }
 
-/// Records the hand-over of `route` on `channel` unless it was recorded
-/// before; returns when it was first recorded.
-async fn begin_handover(
-    state: &AppState,
-    message: &Message,
-    route: &Route,
-    channel: Channel,
-) -> Result<i64, ApiError> {
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
-    Ok(handovers::begin(
-        &mut conn,
-        &message.tenant_id,
-        &message.id,
-        &idempotency_key(&message.id, route, channel),
-        &channel.to_string(),
-        now_ms(),
-    )
-    .await?)
-}
-
-/// The tenant's notice with a link for the recipient. Content-free by
-/// construction: the template may name only the tenant, a link and an
-/// expiry. The link is the portal's one-time link for this message and
-/// step, and the text depends only on what was fixed when the hand-over
-/// was first recorded (`handed_over_ms`): the same on every retry.
-async fn notice_text(
-    state: &AppState,
-    message: &Message,
-    route: &Route,
-    handed_over_ms: i64,
-) -> Result<String, ApiError> {
-    let policy = {
-        let mut conn = state
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
-        state.active_policy(&mut conn, &message.tenant_id).await?
-    };
-    let (link, expires_in) =
-        crate::portal::link_for(state, message, &step_name(route), handed_over_ms).await?;
-    let text = policy
-        .class(&message.class)
-        .and_then(|c| policy.notice_for(c))
-        .map(|t| t.render(policy.display_name(), &link, &expires_in).0)
-        .unwrap_or_else(|| {
-            format!(
-                "You have a new secure message from {}. Open it here: {link}",
-                policy.display_name()
-            )
-        });
-    Ok(text)
-}
-
 async fn record_attempts(
     state: &AppState,
     message: &Message,
     route: &Route,
     work: &Work,
     results: &[(Channel, Attempt)],
+    resumed: &[Channel],
 ) -> Result<(), ApiError> {
     let mut tx = state.store.begin().await?;
     for (channel, attempt) in results {
@@ -473,6 +403,7 @@ async fn record_attempts(
             "outcome": outcome,
             "code": code,
             "provider_duplicate": duplicate,
+            "resumed_handover": resumed.contains(channel),
         });
         messages::add_event(
             &mut tx,
