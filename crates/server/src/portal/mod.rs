@@ -130,7 +130,7 @@ fn ms(seconds: u64) -> i64 {
 /// `handed_over_ms`.
 ///
 /// Idempotent per (message, step): the token is derived from the keyring
-/// ([`link_token`]), the link is stored once per (message, step), and the
+/// (`link_token`), the link is stored once per (message, step), and the
 /// validity is computed from the stored link — so a retry after a crash
 /// renders the very same notice, and the recipient never holds two links
 /// to one message. A notice for another container (a push wake-up for the

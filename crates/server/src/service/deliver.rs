@@ -11,20 +11,20 @@
 //! Provider calls happen outside any transaction (SQLite has one
 //! connection; nothing should wait on a provider holding it). A node can
 //! therefore die between a provider call and its bookkeeping; the work is
-//! then claimed again and the call made again. So every side effect is
-//! fixed per (message, step, channel) before the first call: the hand-over
-//! is recorded first (`ladder_store::handovers`, its start time dates what
-//! the hand-over shows), the provider idempotency key and the e-mail
-//! Message-ID derive from (message, step, channel), the portal link is
-//! issued once per (message, step) with a token derived from the keyring
-//! ([`crate::portal::link_for`]), and the notice text is rendered from the
-//! stored link. The retry is the reconciliation: it resends the identical
+//! then claimed again and the call made again. So everything a hand-over
+//! carries is fixed per (message, step, channel) before the first call
+//! (`service/handover.rs`): the hand-over record and its start time, the
+//! provider idempotency key (and the e-mail Message-ID derived from it),
+//! the portal link issued once per (message, step), the notice rendered
+//! from them. The retry is the reconciliation: it resends the identical
 //! hand-over, and a provider that already has it — RCS (`messageId`), SMS
 //! (`Idempotency-Key`), the in-app inbox (one row per device and message)
-//! — answers with the original and shows the recipient nothing new. SMTP
-//! and push (APNs, FCM) cannot deduplicate: the recipient may get a second,
+//! — keeps the original and shows the recipient nothing new. SMTP and push
+//! (APNs, FCM) cannot deduplicate: the recipient may get a second,
 //! byte-identical copy (an e-mail with the same Message-ID, which mail
-//! clients collapse; a content-free wake-up), never a different one. Bookkeeping re-reads the message under a lock and changes nothing if
+//! clients collapse; a content-free wake-up), never a different one.
+//!
+//! Bookkeeping re-reads the message under a lock and changes nothing if
 //! it moved meanwhile (revoked, re-decided), or if this worker's lease on
 //! the work was lost.
 
