@@ -8,9 +8,13 @@
 //!
 //! The message is plain text, `From` the configured sender, `To` the
 //! recipient, with a `Message-ID` derived from the dispatch's idempotency
-//! key and the sender's domain; that Message-ID is the `provider_ref`. SMTP
-//! has no idempotency: a retry after a lost answer may deliver twice, with
-//! the same Message-ID, which mail clients collapse.
+//! key and the sender's domain; that Message-ID is the `provider_ref`. The
+//! `Date` header is the time the hand-over was first recorded
+//! ([`Dispatch::handed_over_ms`]), and the notice text is fixed per
+//! (message, step) by the caller, so every header and the body are the
+//! same on every attempt. SMTP has no idempotency: a retry after a crash
+//! or a lost answer may deliver a second copy — byte-identical, with the
+//! same Message-ID, which mail clients collapse — never a different one.
 //!
 //! Transport security (`tls`): `starttls` (default, port 587: the upgrade is
 //! required, nothing — credentials included — is sent if the server does not
@@ -270,6 +274,7 @@ impl EmailAdapter {
             .to(Mailbox::new(None, to))
             .subject(SUBJECT)
             .message_id(Some(message_id.clone()))
+            .date(handed_over_at(d.handed_over_ms))
             .header(ContentType::TEXT_PLAIN)
             .body(notice.clone())
             .map_err(|_| DeliveryError::Permanent {
@@ -287,6 +292,13 @@ impl EmailAdapter {
             }),
         }
     }
+}
+
+/// The `Date` header: when the hand-over was first recorded (whole
+/// seconds, as the header carries), never the clock of this attempt.
+fn handed_over_at(ms: i64) -> std::time::SystemTime {
+    let secs = u64::try_from(ms.max(0) / 1000).unwrap_or(0);
+    std::time::UNIX_EPOCH + Duration::from_secs(secs)
 }
 
 fn message_id(idempotency_key: &str, domain: &str) -> String {

@@ -63,6 +63,11 @@ pub struct Dispatch {
     pub assurance: ladder_core::AssuranceLevel,
     /// When the message stops being deliverable (Unix seconds).
     pub expires_at: i64,
+    /// When this hand-over was first recorded (Unix milliseconds), fixed
+    /// before the first provider call and the same on every retry: what an
+    /// adapter would otherwise take from the clock (the e-mail `Date`
+    /// header) comes from here, so a resend is byte-identical.
+    pub handed_over_ms: i64,
 }
 
 /// A recipient's reachable endpoints, opened from their sealed contact

@@ -29,6 +29,10 @@
 //! The bearer tokens are used as configured (a provider JWT or an OAuth2
 //! access token minted elsewhere).
 //!
+//! APNs and FCM cannot deduplicate: a hand-over resent after a crash may
+//! wake a device twice, with the same `apns-id` and the same content-free
+//! body — never anything different.
+//!
 //! Outcome: accepted when at least one device accepted, `provider_ref` =
 //! the accepted ids joined by `,` (wake-ups are best effort: the others are
 //! not retried). A device the provider says is gone (APNs 410, FCM 404

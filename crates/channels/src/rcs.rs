@@ -37,7 +37,13 @@
 //! UTF-8, or the notice) with the message's expiry, using the dispatch's
 //! idempotency key as `messageId`; a retry of an accepted send answers
 //! 409 and counts as a duplicate acceptance. The `messageId` is the
-//! provider reference, which [`Adapter::revoke`] and receipts use.
+//! provider reference, which [`Adapter::revoke`] and receipts use. The API
+//! cannot look an agent message up, so after a crash the resend under the
+//! same `messageId` is the look-up: the recipient never gets two. A resend
+//! carries the same text and, by default, the same `expireTime`; with
+//! `message_ttl_s` its `ttl` is counted again from the resend, so that the
+//! provider never keeps the message past its expiry (the provider keeps
+//! the first copy anyway).
 //!
 //! Failures are codes only: a timeout (`timeout`), a refused connection
 //! (`connect`), 429 and 5xx answers are transient; other 4xx answers,

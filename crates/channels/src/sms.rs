@@ -19,7 +19,9 @@
 //! answered `201 {"sid": "SM…", "status": "queued"}`. A provider that has
 //! already seen the idempotency key answers with the original message's
 //! `sid` and the header `Idempotent-Replayed: true` (→ `duplicate: true`):
-//! the recipient is shown nothing new.
+//! the recipient is shown nothing new. The Messages API cannot find a
+//! message by our key, so after a crash the resend (same key, same body) is
+//! the look-up.
 //!
 //! Failures: no phone number → permanent `no_phone`; a payload whose
 //! dispatch is labelled above `none` → permanent `sms_payload_above_none`

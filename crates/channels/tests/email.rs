@@ -1,6 +1,7 @@
 //! The e-mail notice adapter against the SMTP sink, over real loopback
 //! sockets: only the notice under a neutral subject, SMTP replies mapped to
-//! transient or permanent failures, authentication, transport security.
+//! transient or permanent failures, authentication, transport security,
+//! and a resent hand-over that is the same e-mail byte for byte.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -69,6 +70,7 @@ fn dispatch(key: &str, email: Option<&str>, content: Content) -> Dispatch {
         },
         assurance: AssuranceLevel::Transport,
         expires_at: 4_102_444_800,
+        handed_over_ms: 1_764_547_200_000,
     }
 }
 
@@ -108,6 +110,26 @@ fn transient(code: &str) -> DeliveryError {
 
 fn permanent(code: &str) -> DeliveryError {
     DeliveryError::Permanent { code: code.into() }
+}
+
+/// A hand-over sent again (a retry after a crash) is the same e-mail byte
+/// for byte: Message-ID from the idempotency key, `Date` from when the
+/// hand-over was first recorded — not from the clock of the attempt.
+#[tokio::test]
+async fn a_resent_hand_over_is_byte_identical() {
+    let sink = sink(None).await;
+    let a = adapter(&config(&sink));
+    let d = dispatch("m-1/2/email", Some(TO), notice());
+    a.send(&d).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    a.send(&d).await.unwrap();
+    let received = sink.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0].data, received[1].data);
+    assert_eq!(
+        received[0].header("Date").as_deref(),
+        Some("Mon, 01 Dec 2025 00:00:00 +0000")
+    );
 }
 
 #[tokio::test]

@@ -97,6 +97,7 @@ fn dispatch(key: &str, devices: Vec<DeviceTarget>, content: Content) -> Dispatch
         },
         assurance: AssuranceLevel::E2ee,
         expires_at: EXPIRES,
+        handed_over_ms: 1_764_547_200_000,
     }
 }
 

@@ -89,6 +89,7 @@ fn dispatch(key: &str, phone: Option<&str>, content: Content, expires_at: i64) -
         },
         assurance: AssuranceLevel::Transport,
         expires_at,
+        handed_over_ms: 1_764_547_200_000,
     }
 }
 

@@ -74,6 +74,7 @@ fn dispatch(key: &str, phone: Option<&str>, content: Content) -> Dispatch {
         },
         assurance: AssuranceLevel::None,
         expires_at: 4_102_444_800,
+        handed_over_ms: 1_764_547_200_000,
     }
 }
 

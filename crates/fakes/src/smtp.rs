@@ -9,7 +9,8 @@
 //! Failure controls: [`FakeSmtp::fail_rcpt`] and [`FakeSmtp::fail_data`]
 //! answer the next `RCPT TO` / end of `DATA` with a chosen 4xx or 5xx code
 //! (a refused `DATA` also ends the connection);
-//! [`FakeSmtp::set_hang`] delays the greeting of new connections.
+//! [`FakeSmtp::set_hang`] delays the greeting of new connections;
+//! [`FakeSmtp::set_reply_delay`] records a message but delays its `250`.
 //!
 //! Test and demo tooling: in memory, simple, not product code.
 
@@ -85,6 +86,7 @@ struct Inner {
     fail_rcpt: Option<(u32, u16)>,
     fail_data: Option<(u32, u16)>,
     hang: Duration,
+    reply_delay: Duration,
     connections: u32,
     auth_failures: u32,
 }
@@ -193,6 +195,13 @@ impl FakeSmtp {
         self.shared.lock().hang = hang;
     }
 
+    /// Messages accepted from now on are recorded at once but answered
+    /// (`250` to the end of `DATA`) only after `delay`: the window in which
+    /// a sender that dies has handed the message over without knowing it.
+    pub fn set_reply_delay(&self, delay: Duration) {
+        self.shared.lock().reply_delay = delay;
+    }
+
     /// Stops accepting connections.
     pub async fn shutdown(mut self) {
         if let Some(task) = self.task.take() {
@@ -217,6 +226,8 @@ struct Flags {
     /// A message was refused at the end of DATA: close after the reply
     /// (mailin would otherwise stay in its DATA state).
     close_after_reply: AtomicBool,
+    /// A message was accepted: its reply waits for the reply delay.
+    accepted: AtomicBool,
 }
 
 /// One connection's session state.
@@ -280,6 +291,7 @@ impl Handler for Session {
             data: String::from_utf8_lossy(&data).into_owned(),
             auth_user: self.auth_user.clone(),
         });
+        self.flags.accepted.store(true, Ordering::SeqCst);
         mailin::response::OK
     }
 
@@ -315,6 +327,7 @@ async fn serve(
     let mut reader = BufReader::new(read);
     let flags = Arc::new(Flags::default());
     let auth_required = shared.auth.is_some();
+    let delays = shared.clone();
     let mut session = builder.build(
         peer,
         Session {
@@ -353,6 +366,12 @@ async fn serve(
             continue;
         }
         let response = session.process(&line);
+        if flags.accepted.swap(false, Ordering::SeqCst) {
+            let delay = delays.lock().reply_delay;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
         if flags.close_after_reply.load(Ordering::SeqCst) {
             out.clear();
             response.write_to(&mut out)?;

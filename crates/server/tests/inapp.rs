@@ -677,6 +677,7 @@ async fn the_adapter_dedupes_and_takes_no_notices(backend: Backend) {
         },
         assurance: AssuranceLevel::E2ee,
         expires_at: now() + 3600,
+        handed_over_ms: now() * 1000,
     };
     let target = DeviceTarget {
         id: d.id.clone(),

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod db;
 pub mod deliveries;
 pub mod error;
+pub mod handovers;
 pub mod ids;
 pub mod inbox;
 pub mod keyring;

@@ -55,6 +55,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_portal.sql"),
         postgres: include_str!("../migrations/postgres/0007_portal.sql"),
     },
+    Migration {
+        version: 8,
+        name: "hand-overs",
+        sqlite: include_str!("../migrations/sqlite/0008_handovers.sql"),
+        postgres: include_str!("../migrations/postgres/0008_handovers.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {

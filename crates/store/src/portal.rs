@@ -147,6 +147,56 @@ pub async fn insert_link(
     Ok(())
 }
 
+/// Stores the link for one (message, step) under the hash of its token,
+/// unless that step already has one; returns the link the step has now —
+/// the one just stored, or the one issued before (a retry after a crash
+/// reuses it, so the recipient never holds two links to one message) — and
+/// whether it was stored just now.
+pub async fn insert_link_once(
+    conn: &mut AnyConnection,
+    link: &Link,
+    step: &str,
+    token_hash: &str,
+) -> Result<(Link, bool), StoreError> {
+    let sql = format!(
+        "INSERT INTO portal_links ({LINK_COLUMNS}, token_hash, step) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         ON CONFLICT (tenant_id, message_id, step) DO NOTHING"
+    );
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&link.id)
+        .bind(&link.tenant_id)
+        .bind(&link.message_id)
+        .bind(&link.recipient_id)
+        .bind(link.created_ms)
+        .bind(link.expires_ms)
+        .bind(link.max_views)
+        .bind(link.views)
+        .bind(link.attempts)
+        .bind(link.locked_until_ms)
+        .bind(&link.code_hash)
+        .bind(link.code_sent_ms)
+        .bind(link.code_expires_ms)
+        .bind(link.codes_sent)
+        .bind(link.last_viewed_ms)
+        .bind(token_hash)
+        .bind(step)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0;
+    let sql = format!(
+        "SELECT {LINK_COLUMNS} FROM portal_links WHERE tenant_id = $1 AND message_id = $2 AND step = $3"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&link.tenant_id)
+        .bind(&link.message_id)
+        .bind(step)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((link_from(&row)?, inserted))
+}
+
 /// The link whose token hashes to `token_hash`, locked for the rest of the
 /// transaction on PostgreSQL (SQLite has one writer), so two requests
 /// counting wrong codes or views on one link do so in turn.

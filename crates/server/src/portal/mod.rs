@@ -1,13 +1,15 @@
 //! The recipient portal: the container for secure e-mail and SMS-notice
 //! routes, served as the server's own small HTML pages (no JavaScript).
 //!
-//! A notice carries a one-time link ([`link_for`]): a 256-bit random token,
-//! stored only as its SHA-256, valid for `link_ttl_s` (never beyond the
-//! message's own retention) and for `max_views` views. Opening it shows a
-//! page with a button; only the button (a POST, which link scanners do not
-//! send) sends a one-time code to the recipient's second factor — their
-//! phone by SMS, else their e-mail address — as a content-free notice; only
-//! a keyed hash of the code is stored. `max_attempts` wrong codes lock the link for
+//! A notice carries a one-time link ([`link_for`]): a 256-bit token derived
+//! from the tenant's keyring secret per (message, step) — issued once and
+//! reused when a hand-over is retried after a crash — stored only as its
+//! SHA-256, valid for `link_ttl_s` (never beyond the message's own
+//! retention) and for `max_views` views. Opening it shows a page with a
+//! button; only the button (a POST, which link scanners do not send) sends
+//! a one-time code to the recipient's second factor — by the channel the
+//! decision chose — as a content-free notice; only a keyed hash of the code
+//! is stored. `max_attempts` wrong codes lock the link for
 //! `lockout_s`. A right code opens a session (a random cookie, stored
 //! hashed) that ends after `idle_timeout_s` without use, or `session_max_s`
 //! in any case; with it the message page decrypts the payload and shows it
@@ -39,7 +41,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::service::audit;
-use crate::state::{AppState, now_ms};
+use crate::state::AppState;
 
 /// Who portal audit entries name: the link holder, acting on the portal.
 const ACTOR: &str = "portal";
@@ -140,10 +142,25 @@ fn ms(seconds: u64) -> i64 {
     i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
-/// A one-time link to the message on the portal, and its validity as text.
-pub async fn link_for(state: &AppState, message: &Message) -> Result<(String, String), ApiError> {
+/// A one-time link to the message on the portal, and its validity as text,
+/// for the hand-over of route step `step` that was first recorded at
+/// `handed_over_ms`.
+///
+/// Idempotent per (message, step): the token is derived from the keyring
+/// (`link_token`), the link is stored once per (message, step), and the
+/// validity is computed from the stored link — so a retry after a crash
+/// renders the very same notice, and the recipient never holds two links
+/// to one message. A notice for another container (a push wake-up for the
+/// in-app channel) links to the app instead, its validity counted from
+/// `handed_over_ms`, equally stable.
+pub async fn link_for(
+    state: &AppState,
+    message: &Message,
+    step: &str,
+    handed_over_ms: i64,
+) -> Result<(String, String), ApiError> {
     let cfg = &state.config.portal;
-    let now = now_ms();
+    let base = state.config.public_url().trim_end_matches('/').to_string();
     // A notice for another container (a push wake-up for the in-app
     // channel) gets no portal link: the portal never shows a message it
     // does not carry.
@@ -153,26 +170,20 @@ pub async fn link_for(state: &AppState, message: &Message) -> Result<(String, St
         .route()
         .is_some_and(|r| r.container == ladder_core::Container::Portal);
     if !on_portal {
-        let kept = (message.expires_at.saturating_mul(1000) - now).max(0) / 1000;
-        return Ok((
-            format!(
-                "{}/portal/app",
-                state.config.public_url().trim_end_matches('/')
-            ),
-            describe_duration(kept),
-        ));
+        let kept = (message.expires_at.saturating_mul(1000) - handed_over_ms).max(0) / 1000;
+        return Ok((format!("{base}/portal/app"), describe_duration(kept)));
     }
-    let token = portal::new_token()?;
+    let token = link_token(state, message, step)?;
     // Never valid beyond the message's retention: its payload is gone then.
-    let expires_ms = now
+    let expires_ms = handed_over_ms
         .saturating_add(ms(cfg.link_ttl_s))
         .min(message.expires_at.saturating_mul(1000));
-    let link = portal::Link {
+    let fresh = portal::Link {
         id: ladder_store::ids::new_id("pln"),
         tenant_id: message.tenant_id.clone(),
         message_id: message.id.clone(),
         recipient_id: message.recipient_id.clone(),
-        created_ms: now,
+        created_ms: handed_over_ms,
         expires_ms,
         max_views: i64::from(cfg.max_views.max(1)),
         views: 0,
@@ -185,31 +196,45 @@ pub async fn link_for(state: &AppState, message: &Message) -> Result<(String, St
         last_viewed_ms: None,
     };
     let mut tx = state.store.begin().await?;
-    portal::insert_link(&mut tx, &link, &secrets::token_hash(&token)).await?;
-    audit::record(
-        &mut tx,
-        state,
-        &link.tenant_id,
-        crate::service::deliver::ACTOR,
-        "portal_link_issued",
-        Some(&message.id),
-        json!({
-            "link": link.id,
-            "expires_at": link.expires_ms / 1000,
-            "max_views": link.max_views,
-        }),
-    )
-    .await?;
+    let (link, inserted) =
+        portal::insert_link_once(&mut tx, &fresh, step, &secrets::token_hash(&token)).await?;
+    if inserted {
+        audit::record(
+            &mut tx,
+            state,
+            &link.tenant_id,
+            crate::service::deliver::ACTOR,
+            "portal_link_issued",
+            Some(&message.id),
+            json!({
+                "link": link.id,
+                "step": step,
+                "expires_at": link.expires_ms / 1000,
+                "max_views": link.max_views,
+            }),
+        )
+        .await?;
+    }
     tx.commit().await.map_err(StoreError::from)?;
-    metrics::counter!("ladder_portal_events_total", "event" => "link_issued").increment(1);
-    let valid_for = describe_duration((expires_ms - now).max(0) / 1000);
-    Ok((
-        format!(
-            "{}/portal/{token}",
-            state.config.public_url().trim_end_matches('/')
-        ),
-        valid_for,
-    ))
+    if inserted {
+        metrics::counter!("ladder_portal_events_total", "event" => "link_issued").increment(1);
+    }
+    let valid_for = describe_duration((link.expires_ms - link.created_ms).max(0) / 1000);
+    Ok((format!("{base}/portal/{token}"), valid_for))
+}
+
+/// The token of the portal link for one (message, step): 256 bits derived
+/// with HMAC-SHA256 under the tenant's keyring secret over (message, step)
+/// — the tenant is the key's — as URL-safe base64. The same on every
+/// retry; unguessable without the keyring; stored only as its SHA-256.
+fn link_token(state: &AppState, message: &Message, step: &str) -> Result<String, ApiError> {
+    use base64::Engine;
+    let secret = state.keyring.derive(
+        &message.tenant_id,
+        "portal link",
+        &format!("{}\0{step}", message.id),
+    )?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret.as_slice()))
 }
 
 /// The portal's pages. Every response, errors included, carries the

@@ -80,6 +80,8 @@ pub(super) async fn send_code(
             _ => AssuranceLevel::Transport,
         },
         expires_at,
+        // A code notice is new each time it is asked for (a fresh code).
+        handed_over_ms: crate::state::now_ms(),
     };
     let timeout = Duration::from_millis(state.config.delivery.timeout_ms);
     let outcome = match tokio::time::timeout(timeout, adapter.send(&dispatch)).await {

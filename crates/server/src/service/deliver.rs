@@ -9,10 +9,22 @@
 //! exhausted retries re-decide with the failed (step, channel) excluded.
 //!
 //! Provider calls happen outside any transaction (SQLite has one
-//! connection; nothing should wait on a provider holding it). Each carries
-//! an idempotency key fixed per (message, step, channel), so a retry after
-//! a crash between the call and the bookkeeping shows the recipient nothing
-//! new. Bookkeeping re-reads the message under a lock and changes nothing if
+//! connection; nothing should wait on a provider holding it). A node can
+//! therefore die between a provider call and its bookkeeping; the work is
+//! then claimed again and the call made again. So everything a hand-over
+//! carries is fixed per (message, step, channel) before the first call
+//! (`service/handover.rs`): the hand-over record and its start time, the
+//! provider idempotency key (and the e-mail Message-ID derived from it),
+//! the portal link issued once per (message, step), the notice rendered
+//! from them. The retry is the reconciliation: it resends the identical
+//! hand-over, and a provider that already has it — RCS (`messageId`), SMS
+//! (`Idempotency-Key`), the in-app inbox (one row per device and message)
+//! — keeps the original and shows the recipient nothing new. SMTP and push
+//! (APNs, FCM) cannot deduplicate: the recipient may get a second,
+//! byte-identical copy (an e-mail with the same Message-ID, which mail
+//! clients collapse; a content-free wake-up), never a different one.
+//!
+//! Bookkeeping re-reads the message under a lock and changes nothing if
 //! it moved meanwhile (revoked, re-decided), or if this worker's lease on
 //! the work was lost.
 
@@ -30,6 +42,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::service::devices::open_contact;
+use crate::service::handover::{begin_handover, idempotency_key, notice_text};
 use crate::service::redecide::{Trigger, decide_after_failures, redecide};
 use crate::service::send::load_inputs;
 use crate::service::{audit, keys};
@@ -83,13 +96,6 @@ pub(crate) async fn finish(state: &AppState, work: &Work) -> Result<(), ApiError
         .map_err(StoreError::from)?;
     outbox::complete(&mut conn, &work.id, &state.node, now_ms()).await?;
     Ok(())
-}
-
-fn idempotency_key(message_id: &str, route: &Route, channel: Channel) -> String {
-    let step = route
-        .step
-        .map_or_else(|| "legacy".to_string(), |s| s.to_string());
-    format!("{message_id}/{step}/{channel}")
 }
 
 /// The confirmation a message carries, reconstructed from its decision: a
@@ -154,21 +160,27 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
         Some(p) => p,
         None => return fail_for_good(state, work, &message, "payload_shredded").await,
     };
-    let mut sends: Vec<(Channel, Content)> = Vec::new();
+    // Each hand-over is recorded before its first provider call, and what
+    // it carries is fixed from that record: a retry after a crash sends
+    // the same thing again under the same idempotency key.
+    let mut sends: Vec<(Channel, Content, i64)> = Vec::new();
+    let mut resumed: Vec<Channel> = Vec::new();
     if route.container != Container::Portal {
-        sends.push((route.container.channel(), Content::Payload(payload)));
+        let channel = route.container.channel();
+        let started = begin_handover(state, &message, &route, channel, &mut resumed).await?;
+        sends.push((channel, Content::Payload(payload), started));
     }
     if let Some(n) = route.notifier {
-        sends.push((
-            n.channel(),
-            Content::Notice(notice_text(state, &message).await?),
-        ));
+        let channel = n.channel();
+        let started = begin_handover(state, &message, &route, channel, &mut resumed).await?;
+        let text = notice_text(state, &message, &route, started).await?;
+        sends.push((channel, Content::Notice(text), started));
     }
     let timeout = Duration::from_millis(state.config.delivery.timeout_ms);
     let tenant = tenant_name(state, &message.tenant_id).await?;
     let to = destination(state, &message).await?;
     let mut results = Vec::new();
-    for (channel, content) in sends {
+    for (channel, content, handed_over_ms) in sends {
         let dispatch = Dispatch {
             tenant_id: message.tenant_id.clone(),
             message_id: message.id.clone(),
@@ -180,6 +192,7 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
             to: to.clone(),
             assurance: route.assurance,
             expires_at: message.expires_at,
+            handed_over_ms,
         };
         let attempt = match state.channels.for_tenant(&tenant, channel) {
             None => Attempt::Failed("channel_not_configured".into()),
@@ -207,7 +220,7 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
             break;
         }
     }
-    record_attempts(state, &message, &route, work, &results).await?;
+    record_attempts(state, &message, &route, work, &results, &resumed).await?;
     // The container took the payload and only its notifier failed: the
     // message is with the recipient (a push is a wake-up, not the message),
     // so it is not sent a second time down the ladder.
@@ -357,39 +370,13 @@ async fn open_payload(
     }
 }
 
-/// The tenant's notice with a link for the recipient. Content-free by
-/// construction: the template may name only the tenant, a link and an
-/// expiry. The link is the portal's one-time link for this message.
-async fn notice_text(state: &AppState, message: &Message) -> Result<String, ApiError> {
-    let policy = {
-        let mut conn = state
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
-        state.active_policy(&mut conn, &message.tenant_id).await?
-    };
-    let (link, expires_in) = crate::portal::link_for(state, message).await?;
-    let text = policy
-        .class(&message.class)
-        .and_then(|c| policy.notice_for(c))
-        .map(|t| t.render(policy.display_name(), &link, &expires_in).0)
-        .unwrap_or_else(|| {
-            format!(
-                "You have a new secure message from {}. Open it here: {link}",
-                policy.display_name()
-            )
-        });
-    Ok(text)
-}
-
 async fn record_attempts(
     state: &AppState,
     message: &Message,
     route: &Route,
     work: &Work,
     results: &[(Channel, Attempt)],
+    resumed: &[Channel],
 ) -> Result<(), ApiError> {
     let mut tx = state.store.begin().await?;
     for (channel, attempt) in results {
@@ -426,6 +413,7 @@ async fn record_attempts(
             "outcome": outcome,
             "code": code,
             "provider_duplicate": duplicate,
+            "resumed_handover": resumed.contains(channel),
         });
         messages::add_event(
             &mut tx,

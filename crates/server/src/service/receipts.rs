@@ -370,6 +370,7 @@ fn withdrawal(
             .route()
             .map_or(ladder_core::AssuranceLevel::None, |r| r.assurance),
         expires_at: message.expires_at,
+        handed_over_ms: d.created_at.saturating_mul(1000),
     }
 }
 

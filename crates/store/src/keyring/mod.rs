@@ -340,6 +340,14 @@ impl Keyring {
         change: impl FnOnce(&State) -> Result<Option<(State, T)>, KeyringError>,
     ) -> Result<Option<T>, KeyringError> {
         self.refresh();
+        // Locks in the order `refresh` takes them — stamp, then state — or
+        // a reader refreshing while this writes would wait for the state
+        // while holding the stamp this waits for (a deadlock).
+        let mut stamp = self
+            .shared
+            .stamp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut guard = self
             .shared
             .state
@@ -350,11 +358,7 @@ impl Keyring {
             Some((next, out)) => {
                 write_state(&self.shared.path, &next)?;
                 *guard = next;
-                *self
-                    .shared
-                    .stamp
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = FileStamp::of(&self.shared.path);
+                *stamp = FileStamp::of(&self.shared.path);
                 Ok(Some(out))
             }
         }
@@ -584,6 +588,7 @@ impl<'de> Deserialize<'de> for Secret32 {
 // ---------------------------------------------------------------------------
 // The file.
 
+mod derive;
 mod file;
 use file::{create_file, read_state, write_state};
 

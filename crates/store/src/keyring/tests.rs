@@ -375,3 +375,67 @@ fn a_keyring_replaced_by_another_process_is_reloaded() {
     assert_eq!(server.current_kek_id("t-new").unwrap(), new);
     assert_eq!(server.wrap("t-new", &dek).unwrap().kek_id, new);
 }
+
+/// Regression: a write (which changes the file) and a read that noticed the
+/// change took the state and file-stamp locks in opposite orders, and a
+/// node could hang for good — a delivery opening a payload while a tenant
+/// was created.
+#[test]
+fn reads_during_writes_never_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, keyring) = keyring_in(&dir);
+    keyring.ensure_tenant("acme").unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let (k, stop) = (keyring.clone(), stop.clone());
+        readers.push(std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                k.pseudonym("acme", "a@example.com").unwrap();
+            }
+        }));
+    }
+    let writer = keyring.clone();
+    std::thread::spawn(move || {
+        for i in 0..100 {
+            writer.ensure_tenant(&format!("t-{i}")).unwrap();
+        }
+        let _ = done_tx.send(());
+    });
+    let finished = done_rx.recv_timeout(std::time::Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(finished.is_ok(), "writer and readers deadlocked");
+    for r in readers {
+        r.join().unwrap();
+    }
+}
+
+#[test]
+fn derived_secrets_are_stable_per_tenant_purpose_and_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, keyring) = keyring_in(&dir);
+    keyring.ensure_tenant("acme").unwrap();
+    keyring.ensure_tenant("globex").unwrap();
+    let a = keyring.derive("acme", "portal link", "msg-1/2").unwrap();
+    assert_eq!(
+        *a,
+        *keyring.derive("acme", "portal link", "msg-1/2").unwrap()
+    );
+    assert_ne!(
+        *a,
+        *keyring.derive("acme", "portal link", "msg-1/3").unwrap()
+    );
+    assert_ne!(*a, *keyring.derive("acme", "other", "msg-1/2").unwrap());
+    assert_ne!(
+        *a,
+        *keyring.derive("globex", "portal link", "msg-1/2").unwrap()
+    );
+    // The same after a reopen: nothing but the keyring file is needed.
+    let reopened = Keyring::open_or_create(&path).unwrap();
+    assert_eq!(
+        *a,
+        *reopened.derive("acme", "portal link", "msg-1/2").unwrap()
+    );
+    assert!(reopened.derive("nobody", "portal link", "x").is_err());
+}
