@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod device;
 pub(crate) mod input;
+mod lists;
 mod messages;
 mod ops;
 mod recipients;
@@ -25,12 +26,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
     ("post", "/v1/messages"),
+    ("get", "/v1/messages"),
     ("get", "/v1/messages/{id}"),
     ("get", "/v1/messages/{id}/explain"),
     ("post", "/v1/messages/{id}/confirm"),
     ("post", "/v1/messages/{id}/confirmation-token"),
     ("post", "/v1/messages/{id}/revoke"),
     ("post", "/v1/recipients"),
+    ("get", "/v1/recipients"),
     ("get", "/v1/recipients/{id}"),
     ("post", "/v1/recipients/{id}/devices"),
     ("post", "/v1/devices/{id}/challenge"),
@@ -64,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/v1/openapi.json", get(ops::openapi))
-        .route("/v1/messages", post(messages::send))
+        .route("/v1/messages", post(messages::send).get(lists::messages))
         .route("/v1/messages/{id}", get(messages::status))
         .route("/v1/messages/{id}/explain", get(messages::explain))
         .route("/v1/messages/{id}/confirm", post(messages::confirm))
@@ -73,7 +76,10 @@ pub fn router(state: AppState) -> Router {
             post(messages::confirmation_token),
         )
         .route("/v1/messages/{id}/revoke", post(messages::revoke))
-        .route("/v1/recipients", post(recipients::register))
+        .route(
+            "/v1/recipients",
+            post(recipients::register).get(lists::recipients),
+        )
         .route("/v1/recipients/{id}", get(recipients::show))
         .route("/v1/recipients/{id}/devices", post(recipients::enrol))
         .route("/v1/devices/{id}/challenge", post(recipients::challenge))

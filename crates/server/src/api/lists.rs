@@ -1,0 +1,228 @@
+//! `GET /v1/messages` and `GET /v1/recipients`: what a support agent needs
+//! to find a message or a person without holding an id already.
+//!
+//! Lists are tenant-scoped like every read, newest first, and paged by an
+//! opaque cursor: the last id of the page, which the next page continues
+//! strictly below. Ids are time-ordered, so pages never repeat or skip a
+//! row however many are written meanwhile. `limit` is 1 to 200 (default
+//! 50). Every filter is parsed like any other input; an unknown filter is
+//! refused, never ignored.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ladder_store::ids::{MessageId, RecipientId, ThreadId};
+use ladder_store::messages::{self, MessageFilter, Status};
+use ladder_store::{StoreError, recipients};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::input::is_name;
+use crate::auth::Sender;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: u16 = 50;
+const MAX_LIMIT: u16 = 200;
+
+/// The page size asked for, 1 to [`MAX_LIMIT`].
+fn limit(given: Option<i64>) -> Result<u16, ApiError> {
+    match given.map(u16::try_from) {
+        None => Ok(DEFAULT_LIMIT),
+        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("query `limit` must be between 1 and {MAX_LIMIT}"),
+        )),
+    }
+}
+
+fn cursor_of(last_id: &str) -> String {
+    B64.encode(last_id)
+}
+
+/// The id a cursor stands for, parsed as `parse` says; a cursor that is
+/// not one ladder gave out is a 400.
+fn after<T>(
+    cursor: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    let Some(c) = cursor else { return Ok(None) };
+    B64.decode(c)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| parse(&s))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "query `cursor` is not a cursor from a previous page; start without one",
+            )
+        })
+}
+
+/// A sender's own id for a person, as a filter: text without control
+/// characters, at most 128 bytes.
+fn external_id(given: Option<String>) -> Result<Option<String>, ApiError> {
+    match given {
+        Some(e) if e.is_empty() || e.len() > 128 || e.chars().any(char::is_control) => {
+            Err(ApiError::bad_request(
+                "invalid_filter",
+                "query `recipient` must be 1-128 characters, none of them a control character",
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageQuery {
+    /// The sender's own id for the recipient (`external_id`).
+    pub recipient: Option<String>,
+    pub recipient_id: Option<String>,
+    pub class: Option<String>,
+    pub status: Option<String>,
+    pub thread: Option<String>,
+    /// Accepted at or after, Unix seconds.
+    pub since: Option<i64>,
+    /// Accepted before, Unix seconds.
+    pub until: Option<i64>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+pub async fn messages(
+    State(state): State<AppState>,
+    Sender(caller): Sender,
+    Query(q): Query<MessageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit(q.limit)?;
+    if q.class.as_deref().is_some_and(|c| !is_name(c)) {
+        return Err(ApiError::bad_request(
+            "invalid_filter",
+            "query `class` must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
+        ));
+    }
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(Status::from_name(s).ok_or_else(|| {
+            let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::bad_request(
+                "invalid_filter",
+                format!("query `status` must be one of {}", known.join(", ")),
+            )
+        })?),
+    };
+    let filter = MessageFilter {
+        recipient_id: q
+            .recipient_id
+            .as_deref()
+            .map(|r| RecipientId::parse(r, "query `recipient_id`"))
+            .transpose()?
+            .map(|r| r.as_str().to_string()),
+        external_id: external_id(q.recipient)?,
+        class: q.class,
+        status,
+        thread_id: q
+            .thread
+            .as_deref()
+            .map(|t| ThreadId::parse(t, "query `thread`"))
+            .transpose()?
+            .map(|t| t.as_str().to_string()),
+        since: q.since,
+        until: q.until,
+    };
+    let before = after(q.cursor.as_deref(), |s| MessageId::parse(s, "cursor").ok())?;
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    let mut page = messages::list(
+        &mut conn,
+        &caller.tenant_id,
+        &filter,
+        before.as_ref().map(MessageId::as_str),
+        i64::from(limit) + 1,
+    )
+    .await?;
+    let more = page.len() > usize::from(limit);
+    page.truncate(usize::from(limit));
+    let next = more
+        .then(|| page.last().map(|m| cursor_of(&m.id)))
+        .flatten();
+    Ok(Json(json!({
+        "messages": page.iter().map(|m| json!({
+            "id": m.id,
+            "status": m.status,
+            "class": m.class,
+            "recipient": m.recipient_id,
+            "thread": m.thread_id,
+            "accepted_at": m.accepted_at,
+            "updated_at": m.updated_at,
+            "mode": m.decision.mode,
+            "outcome": m.decision.outcome.code(),
+            "route": m.decision.outcome.route().map(|r| r.name()),
+        })).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientQuery {
+    /// The sender's own id for the person.
+    pub external_id: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+pub async fn recipients(
+    State(state): State<AppState>,
+    Sender(caller): Sender,
+    Query(q): Query<RecipientQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit(q.limit)?;
+    let external = external_id(q.external_id).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_filter",
+            "query `external_id` must be 1-128 characters, none of them a control character",
+        )
+    })?;
+    let before = after(q.cursor.as_deref(), |s| {
+        RecipientId::parse(s, "cursor").ok()
+    })?;
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    let mut page = recipients::list(
+        &mut conn,
+        &caller.tenant_id,
+        external.as_deref(),
+        before.as_ref().map(RecipientId::as_str),
+        i64::from(limit) + 1,
+    )
+    .await?;
+    let more = page.len() > usize::from(limit);
+    page.truncate(usize::from(limit));
+    let next = more
+        .then(|| page.last().map(|r| cursor_of(&r.id)))
+        .flatten();
+    Ok(Json(json!({
+        "recipients": page.iter().map(|r| json!({
+            "id": r.id,
+            "external_id": r.external_id,
+            "pseudonym": r.pseudonym,
+            "has_email": r.has_email,
+            "has_phone": r.has_phone,
+            "created_at": r.created_at,
+        })).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
