@@ -24,28 +24,11 @@ fn error_code(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("no envelope: {body:#}"))
 }
 
-/// Rows in the tables a request could write (the audit log aside: refusals
-/// of forged requests are audited on purpose).
-async fn written_rows(app: &TestApp) -> i64 {
-    use sqlx::Row;
-    let mut conn = app.state().store.pool().acquire().await.unwrap();
-    let row = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM messages) + (SELECT COUNT(*) FROM recipients) \
-         + (SELECT COUNT(*) FROM devices) + (SELECT COUNT(*) FROM overrides) \
-         + (SELECT COUNT(*) FROM policies) + (SELECT COUNT(*) FROM threads) \
-         + (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM payloads) AS n",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .unwrap();
-    row.try_get::<i64, _>("n").unwrap()
-}
-
 async fn nul_in_ids_and_fields_is_a_400_not_a_500(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
         return;
     };
-    let before = written_rows(&app).await;
+    let before = app.written_rows().await;
     for path in [
         "/v1/messages/msg_%00",
         "/v1/messages/msg_%00/explain",
@@ -108,7 +91,7 @@ async fn nul_in_ids_and_fields_is_a_400_not_a_500(backend: Backend) {
         "{}",
         a.text
     );
-    assert_eq!(written_rows(&app).await, before, "a refusal wrote rows");
+    assert_eq!(app.written_rows().await, before, "a refusal wrote rows");
     app.stop().await;
 }
 
@@ -153,7 +136,7 @@ async fn override_without_end_is_refused_and_renewal_is_bounded(backend: Backend
     let Some(app) = TestApp::start(backend).await else {
         return;
     };
-    let before = written_rows(&app).await;
+    let before = app.written_rows().await;
     let base = json!({"id": "rcs-ios", "channel": "rcs", "os": "ios", "effect": "distrust_e2ee", "reason": "E2EE regression"});
     let with = |k: &str, v: &str| {
         let mut b = base.clone();
@@ -169,7 +152,7 @@ async fn override_without_end_is_refused_and_renewal_is_bounded(backend: Backend
         assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
         assert_eq!(error_code(&a.body), code, "{}", a.text);
     }
-    assert_eq!(written_rows(&app).await, before, "a refusal wrote rows");
+    assert_eq!(app.written_rows().await, before, "a refusal wrote rows");
     let a = app
         .post("/v1/overrides", &app.admin, with("expires_in", "24h"))
         .await;
@@ -318,16 +301,7 @@ async fn decisions_are_counted_once_per_message(backend: Backend) {
     let policy = ladder_server::app::DEMO_POLICY
         .replace("tenant = \"acme\"", "tenant = \"counted\"")
         .replace("name = \"marketing\"", &format!("name = \"{class}\""));
-    let created = ladder_server::service::tenants::create(app.state(), "counted", &policy, "test")
-        .await
-        .unwrap();
-    let key = created
-        .keys
-        .iter()
-        .find(|k| k.scope.as_str() == "sender")
-        .unwrap()
-        .token
-        .clone();
+    let key = app.other_tenant("counted", &policy).await;
     let r = app
         .post(
             "/v1/recipients",

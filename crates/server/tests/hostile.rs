@@ -241,24 +241,6 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// Rows in the tables a request could write, the audit log aside.
-async fn written_rows(app: &TestApp) -> i64 {
-    use sqlx::Row;
-    let mut conn = app.state().store.pool().acquire().await.unwrap();
-    let row = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM messages) + (SELECT COUNT(*) FROM recipients) \
-         + (SELECT COUNT(*) FROM devices) + (SELECT COUNT(*) FROM overrides) \
-         + (SELECT COUNT(*) FROM policies) + (SELECT COUNT(*) FROM threads) \
-         + (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM payloads) \
-         + (SELECT COUNT(*) FROM challenges) + (SELECT COUNT(*) FROM events) \
-         + (SELECT COUNT(*) FROM api_keys) + (SELECT COUNT(*) FROM tenants) AS n",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .unwrap();
-    row.try_get::<i64, _>("n").unwrap()
-}
-
 async fn hostile_requests_never_reach_a_500(backend: Backend) {
     // No delivery workers: nothing changes rows behind the requests' backs.
     let Some(app) = TestApp::builder(backend)
@@ -351,7 +333,7 @@ async fn hostile_requests_never_reach_a_500(backend: Backend) {
             Body::Json(v) => req.json(v),
             Body::Raw(bytes) => req.body(bytes.clone()),
         };
-        let before = written_rows(&app).await;
+        let before = app.written_rows().await;
         let resp = req.send().await.unwrap();
         let status = resp.status();
         *statuses.entry(status.as_u16()).or_default() += 1;
@@ -362,7 +344,7 @@ async fn hostile_requests_never_reach_a_500(backend: Backend) {
             .unwrap_or_default()
             .to_string();
         let text = resp.text().await.unwrap();
-        let after = written_rows(&app).await;
+        let after = app.written_rows().await;
         let what = format!("case {n}: {method} {path} -> {status}: {text:.300}\n{case:?}");
         assert!(!status.is_server_error(), "{what}");
         if status.is_client_error() {

@@ -167,16 +167,7 @@ async fn lists_never_show_another_tenants_rows(backend: Backend) {
     app.send("iso-1", &mine, "payroll", "hello").await;
     let policy =
         ladder_server::app::DEMO_POLICY.replace("tenant = \"acme\"", "tenant = \"globex\"");
-    let created = ladder_server::service::tenants::create(app.state(), "globex", &policy, "test")
-        .await
-        .unwrap();
-    let theirs = created
-        .keys
-        .iter()
-        .find(|k| k.scope.as_str() == "sender")
-        .unwrap()
-        .token
-        .clone();
+    let theirs = app.other_tenant("globex", &policy).await;
     let a = app.get("/v1/messages", &theirs).await;
     assert_eq!(ids(&a.body, "messages").len(), 0, "{}", a.text);
     let a = app.get("/v1/recipients", &theirs).await;

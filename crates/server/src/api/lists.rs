@@ -38,8 +38,13 @@ fn limit(given: Option<i64>) -> Result<u16, ApiError> {
     }
 }
 
-fn cursor_of(last_id: &str) -> String {
-    B64.encode(last_id)
+/// Cuts a page fetched with one row more than `limit` to `limit` rows;
+/// the cursor of the next page when that extra row was there.
+fn cut<T>(page: &mut Vec<T>, limit: u16, id: impl Fn(&T) -> &str) -> Option<String> {
+    let more = page.len() > usize::from(limit);
+    page.truncate(usize::from(limit));
+    more.then(|| page.last().map(|row| B64.encode(id(row))))
+        .flatten()
 }
 
 /// The id a cursor stands for, parsed as `parse` says; a cursor that is
@@ -149,11 +154,7 @@ pub async fn messages(
         i64::from(limit) + 1,
     )
     .await?;
-    let more = page.len() > usize::from(limit);
-    page.truncate(usize::from(limit));
-    let next = more
-        .then(|| page.last().map(|m| cursor_of(&m.id)))
-        .flatten();
+    let next = cut(&mut page, limit, |m| &m.id);
     Ok(Json(json!({
         "messages": page.iter().map(|m| json!({
             "id": m.id,
@@ -209,11 +210,7 @@ pub async fn recipients(
         i64::from(limit) + 1,
     )
     .await?;
-    let more = page.len() > usize::from(limit);
-    page.truncate(usize::from(limit));
-    let next = more
-        .then(|| page.last().map(|r| cursor_of(&r.id)))
-        .flatten();
+    let next = cut(&mut page, limit, |r| &r.id);
     Ok(Json(json!({
         "recipients": page.iter().map(|r| json!({
             "id": r.id,

@@ -201,6 +201,40 @@ impl TestApp {
         Answer { status, body, text }
     }
 
+    /// Rows in the tables a request could write, the audit log aside (it
+    /// records refusals of forged requests on purpose): what a refused
+    /// request must leave unchanged.
+    pub async fn written_rows(&self) -> i64 {
+        use sqlx::Row;
+        let mut conn = self.state().store.pool().acquire().await.unwrap();
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM messages) + (SELECT COUNT(*) FROM recipients) \
+             + (SELECT COUNT(*) FROM devices) + (SELECT COUNT(*) FROM overrides) \
+             + (SELECT COUNT(*) FROM policies) + (SELECT COUNT(*) FROM threads) \
+             + (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM payloads) \
+             + (SELECT COUNT(*) FROM challenges) + (SELECT COUNT(*) FROM events) \
+             + (SELECT COUNT(*) FROM api_keys) + (SELECT COUNT(*) FROM tenants) AS n",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        row.try_get::<i64, _>("n").unwrap()
+    }
+
+    /// A second tenant from `policy`; answers its sender key.
+    pub async fn other_tenant(&self, name: &str, policy: &str) -> String {
+        let created = ladder_server::service::tenants::create(self.state(), name, policy, "test")
+            .await
+            .unwrap();
+        created
+            .keys
+            .iter()
+            .find(|k| k.scope.as_str() == "sender")
+            .unwrap()
+            .token
+            .clone()
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> Answer {
         self.request(reqwest::Method::GET, path, Some(key), None, &[])
             .await
