@@ -1,5 +1,5 @@
 //! The `ladder` binary as operators run it: the operator commands
-//! (`tenant`, `override`, `keys`, `audit`) on SQLite and, when
+//! (`tenant`, `policy publish`, `override`, `keys`, `audit`) on SQLite and, when
 //! `LADDER_TEST_POSTGRES_URL` is set, PostgreSQL.
 
 #![allow(
@@ -124,6 +124,53 @@ fn operator_commands(store: Vec<String>, tmp: &Path) {
     assert!(err.contains("explode"), "{err}");
     let (ok, out, _) = run(&["override", "list", "--tenant", "globex"], &store);
     assert!(ok && out.contains("rcs-ios"), "{out}");
+    let renew = |days: &str| {
+        run(
+            &[
+                "override",
+                "renew",
+                "--tenant",
+                "globex",
+                "rcs-ios",
+                "--expires-in",
+                days,
+            ],
+            &store,
+        )
+    };
+    let (ok, out, err) = renew("20d");
+    assert!(ok, "{err}");
+    assert!(out.contains("\"state\": \"active\""), "{out}");
+    let (ok, _, err) = renew("31d");
+    assert!(!ok, "beyond the policy's maximum lifetime");
+    assert!(err.contains("override_max_lifetime"), "{err}");
+
+    // Revisions only move forward, unless rolled back on purpose.
+    let newer = tmp.join("globex-5.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(&newer, text.replace("revision = 4", "revision = 5")).unwrap();
+    let publish = |file: &Path, rollback: bool| {
+        let mut args = vec![
+            "policy",
+            "publish",
+            "--tenant",
+            "globex",
+            file.to_str().unwrap(),
+        ];
+        if rollback {
+            args.push("--rollback");
+        }
+        run(&args, &store)
+    };
+    let (ok, out, err) = publish(&newer, false);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"revision\": 5"), "{out}");
+    let (ok, _, err) = publish(&policy, false);
+    assert!(!ok, "revision 4 over 5 without --rollback");
+    assert!(err.contains("not above the active revision 5"), "{err}");
+    let (ok, out, err) = publish(&policy, true);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"rollback\": true"), "{out}");
     let (ok, _, err) = run(
         &["override", "clear", "--tenant", "globex", "rcs-ios"],
         &store,
@@ -159,7 +206,9 @@ fn operator_commands(store: Vec<String>, tmp: &Path) {
     let text = std::fs::read_to_string(&entries).unwrap();
     assert!(
         text.contains("override_set")
+            && text.contains("override_renewed")
             && text.contains("override_cleared")
+            && text.contains("policy_rolled_back")
             && text.contains("key_rotated")
     );
     let tampered = text.replacen("E2EE regression", "nothing happened", 1);
