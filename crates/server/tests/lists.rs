@@ -112,6 +112,32 @@ async fn messages_are_listed_newest_first_in_pages_and_filtered(backend: Backend
             .iter()
             .all(|m| m["status"] == "queued")
     );
+    // What the decision said: outcome, route and mode, as lists keep them.
+    let delivered = app.get("/v1/messages?outcome=deliver", &app.sender).await;
+    let listed = delivered.body["messages"].as_array().unwrap();
+    assert!(!listed.is_empty(), "{}", delivered.text);
+    assert!(
+        listed.iter().all(|m| m["outcome"] == "deliver"),
+        "{}",
+        delivered.text
+    );
+    let route = listed[0]["route"].as_str().unwrap().to_string();
+    let by_route = app
+        // `+` is a space in a query string: it is sent as `%2B`.
+        .get(
+            &format!("/v1/messages?route={}", route.replace('+', "%2B")),
+            &app.sender,
+        )
+        .await;
+    let on_route = by_route.body["messages"].as_array().unwrap();
+    assert!(!on_route.is_empty() && on_route.iter().all(|m| m["route"] == route.as_str()));
+    let enforce = app.get("/v1/messages?mode=enforce", &app.sender).await;
+    let observe = app.get("/v1/messages?mode=observe", &app.sender).await;
+    assert_eq!(
+        ids(&enforce.body, "messages").len() + ids(&observe.body, "messages").len(),
+        7,
+        "every message is in one mode or the other"
+    );
     let nobody = app
         .get("/v1/messages?recipient=emp-nobody", &app.sender)
         .await;
@@ -138,6 +164,10 @@ async fn hostile_list_queries_are_refused_with_the_parameter_named(backend: Back
             "recipient_id=msg_0196f0c4a2b37d1e8f00112233445566",
             "`recipient_id`",
         ),
+        ("outcome=sent", "`outcome`"),
+        ("mode=loud", "`mode`"),
+        ("route=portal%2B%2Bemail", "`route`"),
+        ("route=%00", "`route`"),
     ] {
         let a = app.get(&format!("/v1/messages?{query}"), &app.sender).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{query}: {}", a.text);

@@ -156,8 +156,10 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Message, StoreError> {
 
 pub async fn insert(conn: &mut AnyConnection, m: &Message) -> Result<(), StoreError> {
     let sql = format!(
-        "INSERT INTO messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        "INSERT INTO messages ({COLUMNS}, outcome, route, mode) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     );
+    let (outcome, route, mode) = routing_facts(&m.decision);
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&m.id)
         .bind(&m.tenant_id)
@@ -175,16 +177,31 @@ pub async fn insert(conn: &mut AnyConnection, m: &Message) -> Result<(), StoreEr
         .bind(m.accepted_at)
         .bind(m.updated_at)
         .bind(m.expires_at)
+        .bind(outcome)
+        .bind(route)
+        .bind(mode)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
+/// The decision's outcome code, route name and mode: the columns lists
+/// filter by, always written together with the decision they come from.
+fn routing_facts(d: &Decision) -> (&'static str, Option<String>, &'static str) {
+    (
+        d.outcome.code(),
+        d.outcome.route().map(|r| r.name()),
+        d.mode.as_str(),
+    )
+}
+
 /// Saves what a re-decision or a delivery changed.
 pub async fn update(conn: &mut AnyConnection, m: &Message) -> Result<(), StoreError> {
+    let (outcome, route, mode) = routing_facts(&m.decision);
     sqlx::query(
         "UPDATE messages SET status = $1, decision = $2, failed = $3, response_status = $4, \
-         response_body = $5, confirmation_hash = $6, updated_at = $7 WHERE tenant_id = $8 AND id = $9",
+         response_body = $5, confirmation_hash = $6, updated_at = $7, \
+         outcome = $10, route = $11, mode = $12 WHERE tenant_id = $8 AND id = $9",
     )
     .bind(m.status.as_str())
     .bind(to_json(&m.decision, "message decision")?)
@@ -195,6 +212,9 @@ pub async fn update(conn: &mut AnyConnection, m: &Message) -> Result<(), StoreEr
     .bind(m.updated_at)
     .bind(&m.tenant_id)
     .bind(&m.id)
+    .bind(outcome)
+    .bind(route)
+    .bind(mode)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -227,6 +247,12 @@ pub struct MessageFilter {
     pub since: Option<i64>,
     /// Accepted before (Unix seconds).
     pub until: Option<i64>,
+    /// The decision's outcome code (`deliver`, `hold`…).
+    pub outcome: Option<String>,
+    /// The decided route's name (`portal+email_notice`).
+    pub route: Option<String>,
+    /// `observe` or `enforce`.
+    pub mode: Option<String>,
 }
 
 /// A tenant's messages, newest first, at most `limit`, strictly older than
@@ -248,6 +274,8 @@ pub async fn list(
          AND ($6 IS NULL OR thread_id = $6) \
          AND ($7 IS NULL OR accepted_at >= $7) AND ($8 IS NULL OR accepted_at < $8) \
          AND ($9 IS NULL OR id < $9) \
+         AND ($11 IS NULL OR outcome = $11) AND ($12 IS NULL OR route = $12) \
+         AND ($13 IS NULL OR mode = $13) \
          ORDER BY id DESC LIMIT $10"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -261,6 +289,9 @@ pub async fn list(
         .bind(filter.until)
         .bind(before)
         .bind(limit)
+        .bind(filter.outcome.as_deref())
+        .bind(filter.route.as_deref())
+        .bind(filter.mode.as_deref())
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(from_row).collect()

@@ -61,6 +61,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_handovers.sql"),
         postgres: include_str!("../migrations/postgres/0008_handovers.sql"),
     },
+    Migration {
+        version: 9,
+        name: "message lists",
+        sqlite: include_str!("../migrations/sqlite/0009_message_lists.sql"),
+        postgres: include_str!("../migrations/postgres/0009_message_lists.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {

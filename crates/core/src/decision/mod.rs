@@ -111,6 +111,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every [`Outcome::code`], for callers that filter or count by them.
+    pub const CODES: [&'static str; 5] = [
+        "deliver",
+        "confirmation_required",
+        "hold",
+        "escalate",
+        "block",
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             Outcome::Deliver { .. } => "deliver",

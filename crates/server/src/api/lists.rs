@@ -81,6 +81,18 @@ fn external_id(given: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// Whether `r` has the shape of a route name: one or two lowercase words
+/// joined by `+` (`rcs`, `portal+email_notice`).
+fn is_route_name(r: &str) -> bool {
+    let mut parts = r.split('+');
+    let word = |w: Option<&str>| {
+        w.is_some_and(|w| {
+            !w.is_empty() && w.len() <= 32 && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+    };
+    word(parts.next()) && parts.next().is_none_or(|w| word(Some(w))) && parts.next().is_none()
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageQuery {
@@ -94,8 +106,30 @@ pub struct MessageQuery {
     pub since: Option<i64>,
     /// Accepted before, Unix seconds.
     pub until: Option<i64>,
+    /// The decision's outcome: `deliver`, `confirmation_required`, `hold`,
+    /// `escalate`, `block`.
+    pub outcome: Option<String>,
+    /// The decided route, as `portal+email_notice`.
+    pub route: Option<String>,
+    /// `observe` or `enforce`.
+    pub mode: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
+}
+
+/// A filter that must be one of `known`, named in the error if not.
+fn one_of(
+    name: &'static str,
+    given: Option<String>,
+    known: &[&str],
+) -> Result<Option<String>, ApiError> {
+    match given {
+        Some(g) if !known.contains(&g.as_str()) => Err(ApiError::bad_request(
+            "invalid_filter",
+            format!("query `{name}` must be one of {}", known.join(", ")),
+        )),
+        other => Ok(other),
+    }
 }
 
 pub async fn messages(
@@ -138,6 +172,21 @@ pub async fn messages(
             .map(|t| t.as_str().to_string()),
         since: q.since,
         until: q.until,
+        outcome: one_of("outcome", q.outcome, &ladder_core::Outcome::CODES)?,
+        route: match q.route {
+            Some(r) if !is_route_name(&r) => {
+                return Err(ApiError::bad_request(
+                    "invalid_filter",
+                    "query `route` must name a route as `container` or `container+notifier`, e.g. `portal+email_notice`",
+                ));
+            }
+            other => other,
+        },
+        mode: one_of(
+            "mode",
+            q.mode,
+            &ladder_core::Mode::ALL.map(ladder_core::Mode::as_str),
+        )?,
     };
     let before = after(q.cursor.as_deref(), |s| MessageId::parse(s, "cursor").ok())?;
     let mut conn = state
