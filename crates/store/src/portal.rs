@@ -114,39 +114,6 @@ fn link_from(row: &sqlx::any::AnyRow) -> Result<Link, StoreError> {
     })
 }
 
-/// Stores a new link under the SHA-256 of its token
-/// ([`crate::ids::token_hash`]).
-pub async fn insert_link(
-    conn: &mut AnyConnection,
-    link: &Link,
-    token_hash: &str,
-) -> Result<(), StoreError> {
-    let sql = format!(
-        "INSERT INTO portal_links ({LINK_COLUMNS}, token_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&link.id)
-        .bind(&link.tenant_id)
-        .bind(&link.message_id)
-        .bind(&link.recipient_id)
-        .bind(link.created_ms)
-        .bind(link.expires_ms)
-        .bind(link.max_views)
-        .bind(link.views)
-        .bind(link.attempts)
-        .bind(link.locked_until_ms)
-        .bind(&link.code_hash)
-        .bind(link.code_sent_ms)
-        .bind(link.code_expires_ms)
-        .bind(link.codes_sent)
-        .bind(link.last_viewed_ms)
-        .bind(token_hash)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// Stores the link for one (message, step) under the hash of its token,
 /// unless that step already has one; returns the link the step has now —
 /// the one just stored, or the one issued before (a retry after a crash
@@ -186,14 +153,28 @@ pub async fn insert_link_once(
         .rows_affected()
         > 0;
     let sql = format!(
-        "SELECT {LINK_COLUMNS} FROM portal_links WHERE tenant_id = $1 AND message_id = $2 AND step = $3"
+        "SELECT {LINK_COLUMNS} FROM portal_links \
+         WHERE tenant_id = $1 AND message_id = $2 AND step = $3 AND token_hash = $4"
     );
+    // The step's link must be the one this token opens: a link stored
+    // under another token (a derivation key that changed) is an error, not
+    // a notice carrying a link that opens nothing.
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&link.tenant_id)
         .bind(&link.message_id)
         .bind(step)
-        .fetch_one(&mut *conn)
-        .await?;
+        .bind(token_hash)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| {
+            StoreError::corrupt(
+                "portal link",
+                format!(
+                    "the link of message {} step {step} is stored under another token",
+                    link.message_id
+                ),
+            )
+        })?;
     Ok((link_from(&row)?, inserted))
 }
 
