@@ -275,6 +275,54 @@ async fn revoked_message_reports_revoked_not_read(backend: Backend) {
     app.stop().await;
 }
 
+/// Review finding: revoking a held message left its re-check queued, and
+/// the re-check decided the message again (queued, escalated, a new
+/// confirmation token) although it was revoked.
+async fn a_revoked_held_message_is_never_decided_again(backend: Backend) {
+    let Some(app) = TestApp::builder(backend)
+        .config(|c| c.delivery.hold_recheck_s = 1)
+        .start()
+        .await
+    else {
+        return;
+    };
+    // E-mail only: the portal step cannot be opened, so `transactional` holds.
+    let r = app
+        .post(
+            "/v1/recipients",
+            &app.sender,
+            json!({"external_id": "emp-held", "email": "held@example.com"}),
+        )
+        .await;
+    let r = r.body["id"].as_str().unwrap().to_string();
+    let held = app.send("held-1", &r, "transactional", "Your shift").await;
+    assert_eq!(held.body["status"], "held", "{}", held.text);
+    let id = held.body["id"].as_str().unwrap().to_string();
+    let a = app
+        .post(&format!("/v1/messages/{id}/revoke"), &app.sender, json!({}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    // Past the hold's re-check (1 s): still revoked, never decided again.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let m = app.get(&format!("/v1/messages/{id}"), &app.sender).await;
+    assert_eq!(m.body["status"], "revoked", "{:#}", m.body);
+    let after_revocation: Vec<String> = app
+        .audit()
+        .await
+        .iter()
+        .filter(|e| e["subject"] == id.as_str())
+        .filter_map(|e| e["kind"].as_str().map(String::from))
+        .skip_while(|k| k != "message_revoked")
+        .collect();
+    assert!(
+        !after_revocation
+            .iter()
+            .any(|k| k == "redecided" || k == "decided"),
+        "{after_revocation:?}"
+    );
+    app.stop().await;
+}
+
 /// Counts one labelled series in the text exposition.
 fn series(metrics: &str, name: &str, label: &str) -> f64 {
     metrics
@@ -359,5 +407,6 @@ both_backends!(
     override_without_end_is_refused_and_renewal_is_bounded,
     policy_revision_cannot_go_backwards_without_rollback,
     revoked_message_reports_revoked_not_read,
+    a_revoked_held_message_is_never_decided_again,
     decisions_are_counted_once_per_message,
 );

@@ -77,6 +77,13 @@ pub async fn run(state: &AppState, work: &Work) -> Result<(), ApiError> {
     let Some(message) = message else {
         return finish(state, work).await;
     };
+    // Revoked is final: work queued before the revocation (a hold's
+    // re-check, a delivery) does nothing; only the withdrawal it queued
+    // runs. (A revocation that lands while this work runs is caught by
+    // `lock_unchanged` before anything is written.)
+    if message.status == Status::Revoked && work.kind != Kind::Withdraw {
+        return finish(state, work).await;
+    }
     match work.kind {
         Kind::Redecide => redecide(state, work, message, Trigger::Recheck).await,
         Kind::Deliver => deliver(state, work, message).await,
