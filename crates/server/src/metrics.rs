@@ -129,7 +129,7 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
     (
         "ladder_handovers_resumed_total",
         Kind::Counter,
-        "Hand-overs resent after a crash or lost answer with the same idempotency key and identical content, by channel.",
+        "Hand-overs attempted again (after a crash, a lost answer or a transient failure) with the same idempotency key and identical content, by channel.",
     ),
     (
         "ladder_receipts_total",

@@ -44,19 +44,3 @@ pub async fn begin(
     .await?;
     Ok(started)
 }
-
-/// When the hand-over named by `idempotency_key` was first recorded, if it
-/// was.
-pub async fn started(
-    conn: &mut AnyConnection,
-    tenant_id: &str,
-    idempotency_key: &str,
-) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT started_ms FROM handovers WHERE tenant_id = $1 AND idempotency_key = $2",
-    )
-    .bind(tenant_id)
-    .bind(idempotency_key)
-    .fetch_optional(&mut *conn)
-    .await?)
-}

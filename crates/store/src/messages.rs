@@ -79,20 +79,7 @@ impl Status {
     }
 
     fn parse(s: &str) -> Result<Status, StoreError> {
-        Ok(match s {
-            "queued" => Status::Queued,
-            "awaiting_confirmation" => Status::AwaitingConfirmation,
-            "held" => Status::Held,
-            "sent" => Status::Sent,
-            "delivered" => Status::Delivered,
-            "read" => Status::Read,
-            "expired" => Status::Expired,
-            "escalated" => Status::Escalated,
-            "blocked" => Status::Blocked,
-            "failed" => Status::Failed,
-            "revoked" => Status::Revoked,
-            other => return Err(StoreError::corrupt("message status", format!("`{other}`"))),
-        })
+        Status::from_name(s).ok_or_else(|| StoreError::corrupt("message status", format!("`{s}`")))
     }
 }
 
@@ -256,9 +243,10 @@ pub struct MessageFilter {
 }
 
 /// A tenant's messages, newest first, at most `limit`, strictly older than
-/// `before` (the last id of the previous page). Ids are time-ordered, so
-/// the order is stable under concurrent inserts and a page never repeats
-/// or skips a row.
+/// `before` (the last id of the previous page). Ids are time-ordered and
+/// unique, so the order is stable and a page never repeats a row; a row
+/// whose id was made before a page was read but committed after it (ids
+/// are given before commit, on several nodes) can be missed by that walk.
 pub async fn list(
     conn: &mut AnyConnection,
     tenant_id: &str,

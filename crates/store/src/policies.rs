@@ -19,7 +19,26 @@ pub struct StoredPolicy {
     pub published_by: String,
 }
 
-/// Records `source` as version `version` (if new) and makes it active.
+/// Locks the tenant's row for the rest of the transaction on PostgreSQL
+/// (SQLite has one writer), so two publications check the active revision
+/// and switch it in turn, never both against the same old one.
+pub async fn lock_tenant(
+    conn: &mut AnyConnection,
+    dialect: crate::db::Dialect,
+    tenant_id: &str,
+) -> Result<(), StoreError> {
+    let lock = dialect.for_update();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM tenants WHERE id = $1{lock}"
+    )))
+    .bind(tenant_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records `source` as version `version` (publishing it again, as a
+/// rollback does, dates it anew) and makes it active.
 pub async fn publish(
     conn: &mut AnyConnection,
     tenant_id: &str,
@@ -27,7 +46,8 @@ pub async fn publish(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO policies (tenant_id, version, revision, source, published_at, published_by) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, version) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, version) \
+         DO UPDATE SET published_at = excluded.published_at, published_by = excluded.published_by",
     )
     .bind(tenant_id)
     .bind(&policy.version)

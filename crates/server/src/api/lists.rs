@@ -3,8 +3,9 @@
 //!
 //! Lists are tenant-scoped like every read, newest first, and paged by an
 //! opaque cursor: the last id of the page, which the next page continues
-//! strictly below. Ids are time-ordered, so pages never repeat or skip a
-//! row however many are written meanwhile. `limit` is 1 to 200 (default
+//! strictly below. Ids are time-ordered and unique, so pages never repeat
+//! a row; one committed late (its id made before the page was read) can be
+//! missed by a walk already past it. `limit` is 1 to 200 (default
 //! 50). Every filter is parsed like any other input; an unknown filter is
 //! refused, never ignored.
 
@@ -70,7 +71,8 @@ fn after<T>(
 /// A sender's own id for a person, as a filter: text without control
 /// characters, at most 128 bytes.
 fn external_id(given: Option<String>) -> Result<Option<String>, ApiError> {
-    match given {
+    // Registration stores the id trimmed; so is the filter.
+    match given.map(|g| g.trim().to_string()) {
         Some(e) if e.is_empty() || e.len() > 128 || e.chars().any(char::is_control) => {
             Err(ApiError::bad_request(
                 "invalid_filter",

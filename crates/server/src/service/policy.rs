@@ -95,6 +95,7 @@ pub async fn publish(
         published_at: now().0,
         published_by: actor.to_string(),
     };
+    policies::lock_tenant(tx, state.store.dialect(), tenant_id).await?;
     let active = policies::active(tx, tenant_id).await?;
     check_direction(tx, tenant_id, active.as_ref(), &stored, direction).await?;
     policies::publish(tx, tenant_id, &stored).await?;
