@@ -36,6 +36,13 @@ impl SecondFactor {
         }
     }
 
+    /// The factor a name stands for (`sms`, `email`, `none`), if any.
+    pub fn from_name(name: &str) -> Option<SecondFactor> {
+        [SecondFactor::Sms, SecondFactor::Email, SecondFactor::None]
+            .into_iter()
+            .find(|f| f.as_str() == name)
+    }
+
     /// The channel the code leaves by; `None` when there is no code.
     pub fn channel(self) -> Option<Channel> {
         match self {

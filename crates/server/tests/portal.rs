@@ -39,6 +39,7 @@ both_backends!(
     regression_portal_nobody_could_open_was_accepted_and_marked_delivered,
     payroll_for_phone_and_email_opens_with_a_code_by_sms,
     a_portal_without_step_up_opens_without_a_code,
+    a_link_keeps_the_second_factor_of_the_route_that_sent_it,
 );
 
 /// One portal answer.
@@ -1114,6 +1115,47 @@ async fn a_portal_without_step_up_opens_without_a_code(backend: Backend) {
     let audit = app.audit().await;
     assert_eq!(audit_of(&audit, "portal_opened_without_code").len(), 1);
     assert!(audit_of(&audit, "portal_code_issued").is_empty());
+    app.stop().await;
+}
+
+/// A link keeps the second factor of the route that sent it, so a later
+/// route of the message (another notifier) never changes what opening an
+/// earlier link takes. (The server's fallback leaves a failed step
+/// altogether today; the link's own factor keeps "link and code never in
+/// one inbox" true even if that ever changes.)
+async fn a_link_keeps_the_second_factor_of_the_route_that_sent_it(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let r = app.recipient("emp-fixed").await;
+    let a = app.send("idem-fixed", &r, "payroll", "fixed payslip").await;
+    let route = &a.body["decision"]["outcome"]["route"];
+    assert_eq!(route["notifier"], "email_notice", "{}", a.text);
+    assert_eq!(route["second_factor"], "sms", "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    app.wait_status(&id, "sent").await;
+    let stored: Vec<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT second_factor, step FROM portal_links WHERE message_id = $1")
+            .bind(&id)
+            .fetch_all(app.state().store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        stored,
+        vec![(Some("sms".to_string()), Some("2/email".to_string()))],
+        "one link for (step, notifier), with its factor"
+    );
+    let link = notices(&app, &id)
+        .await
+        .into_iter()
+        .find(|t| t.contains("/portal/"))
+        .unwrap();
+    let page = get(&app, &portal_path(&link), None).await;
+    assert!(
+        page.text.contains("by text message to your phone"),
+        "{}",
+        page.text
+    );
     app.stop().await;
 }
 

@@ -35,6 +35,12 @@ pub struct Link {
     pub code_expires_ms: Option<i64>,
     pub codes_sent: i64,
     pub last_viewed_ms: Option<i64>,
+    /// Where this link's one-time code goes (`sms`, `email`, `none`), as
+    /// the route that sent the link decided: fixed with the link, so a
+    /// later route (a fallback to another notifier of the same step) never
+    /// changes what opening *this* link takes. `None` for links issued
+    /// before links recorded it.
+    pub second_factor: Option<String>,
 }
 
 impl Link {
@@ -92,7 +98,7 @@ pub fn new_code(digits: u32) -> Result<String, StoreError> {
 }
 
 const LINK_COLUMNS: &str = "id, tenant_id, message_id, recipient_id, created_ms, expires_ms, max_views, views, \
-     attempts, locked_until_ms, code_hash, code_sent_ms, code_expires_ms, codes_sent, last_viewed_ms";
+     attempts, locked_until_ms, code_hash, code_sent_ms, code_expires_ms, codes_sent, last_viewed_ms, second_factor";
 
 fn link_from(row: &sqlx::any::AnyRow) -> Result<Link, StoreError> {
     Ok(Link {
@@ -111,6 +117,7 @@ fn link_from(row: &sqlx::any::AnyRow) -> Result<Link, StoreError> {
         code_expires_ms: row.try_get("code_expires_ms")?,
         codes_sent: row.try_get("codes_sent")?,
         last_viewed_ms: row.try_get("last_viewed_ms")?,
+        second_factor: row.try_get("second_factor")?,
     })
 }
 
@@ -127,7 +134,7 @@ pub async fn insert_link_once(
 ) -> Result<(Link, bool), StoreError> {
     let sql = format!(
         "INSERT INTO portal_links ({LINK_COLUMNS}, token_hash, step) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
          ON CONFLICT (tenant_id, message_id, step) DO NOTHING"
     );
     let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -146,6 +153,7 @@ pub async fn insert_link_once(
         .bind(link.code_expires_ms)
         .bind(link.codes_sent)
         .bind(link.last_viewed_ms)
+        .bind(&link.second_factor)
         .bind(token_hash)
         .bind(step)
         .execute(&mut *conn)

@@ -169,7 +169,14 @@ async fn second_factor(
     let recipient = recipients::get(tx, &link.tenant_id, &link.recipient_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("recipient of link {} is missing", link.id)))?;
+    let fixed = match link.second_factor.as_deref() {
+        None => None,
+        Some(name) => Some(SecondFactor::from_name(name).ok_or_else(|| {
+            ApiError::Internal(format!("link {} has an unknown second factor", link.id))
+        })?),
+    };
     Ok(notify::factor_for(
+        fixed,
         message.decision.outcome.route(),
         recipient.has_phone,
         recipient.has_email,

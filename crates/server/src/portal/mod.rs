@@ -194,6 +194,12 @@ pub async fn link_for(
         code_expires_ms: None,
         codes_sent: 0,
         last_viewed_ms: None,
+        second_factor: message
+            .decision
+            .outcome
+            .route()
+            .and_then(|r| r.second_factor)
+            .map(|f| f.as_str().to_string()),
     };
     let mut tx = state.store.begin().await?;
     let (link, inserted) =

@@ -16,12 +16,14 @@ use crate::error::ApiError;
 use crate::service::deliver::{destination, tenant_name};
 use crate::state::AppState;
 
-/// The second factor a link's recipient gets: the one the decision chose
-/// for the route (so the portal asks for exactly what the decision counted
-/// on), provided its contact is still on file. A decision made before
+/// The second factor a link's recipient gets: the one fixed on the link
+/// when the route that sent it was decided (`fixed`), else the one the
+/// message's route chose (so the portal asks for exactly what the decision
+/// counted on), provided its contact is still on file. A decision made before
 /// routes recorded it gets the default rule, `other_channel`, applied to
 /// the contacts on file. `None`: there is no way to open it.
 pub(super) fn factor_for(
+    fixed: Option<SecondFactor>,
     route: Option<&Route>,
     has_phone: bool,
     has_email: bool,
@@ -30,7 +32,7 @@ pub(super) fn factor_for(
         sms: has_phone,
         email: has_email,
     };
-    let chosen = match route.and_then(|r| r.second_factor) {
+    let chosen = match fixed.or_else(|| route.and_then(|r| r.second_factor)) {
         Some(f) => Some(f),
         None => second_factor(
             StepUp::OtherChannel,
@@ -117,32 +119,44 @@ mod tests {
     fn the_code_goes_where_the_decision_said() {
         let by_mail = |f| portal(Notifier::EmailNotice, f);
         assert_eq!(
-            factor_for(Some(&by_mail(Some(SecondFactor::Sms))), true, true),
+            factor_for(None, Some(&by_mail(Some(SecondFactor::Sms))), true, true),
             Some(SecondFactor::Sms)
         );
         // `any_channel` may have chosen the notice's own inbox.
         assert_eq!(
-            factor_for(Some(&by_mail(Some(SecondFactor::Email))), true, true),
+            factor_for(None, Some(&by_mail(Some(SecondFactor::Email))), true, true),
             Some(SecondFactor::Email)
         );
         assert_eq!(
-            factor_for(Some(&by_mail(Some(SecondFactor::None))), false, false),
+            factor_for(None, Some(&by_mail(Some(SecondFactor::None))), false, false),
             Some(SecondFactor::None)
         );
         // A contact no longer on file is no way to open it.
         assert_eq!(
-            factor_for(Some(&by_mail(Some(SecondFactor::Sms))), false, true),
+            factor_for(None, Some(&by_mail(Some(SecondFactor::Sms))), false, true),
             None
         );
         // Decisions from before routes recorded it: the default rule.
         assert_eq!(
-            factor_for(Some(&by_mail(None)), true, true),
+            factor_for(None, Some(&by_mail(None)), true, true),
             Some(SecondFactor::Sms)
         );
-        assert_eq!(factor_for(Some(&by_mail(None)), false, true), None);
+        assert_eq!(factor_for(None, Some(&by_mail(None)), false, true), None);
         assert_eq!(
-            factor_for(Some(&portal(Notifier::SmsNotice, None)), true, true),
+            factor_for(None, Some(&portal(Notifier::SmsNotice, None)), true, true),
             Some(SecondFactor::Email)
+        );
+        // The factor fixed on a link wins over the message's later route:
+        // the e-mail link of a message that fell back to an SMS notice
+        // still takes its code by SMS.
+        assert_eq!(
+            factor_for(
+                Some(SecondFactor::Sms),
+                Some(&portal(Notifier::SmsNotice, Some(SecondFactor::Email))),
+                true,
+                true
+            ),
+            Some(SecondFactor::Sms)
         );
         assert_eq!(
             code_text("Acme Corp", "012345"),

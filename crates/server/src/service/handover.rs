@@ -89,8 +89,15 @@ pub(crate) async fn notice_text(
             .map_err(StoreError::from)?;
         state.active_policy(&mut conn, &message.tenant_id).await?
     };
+    // One link per (step, notifier): a fallback to another notifier of the
+    // same step sends a link of its own, whose code goes where *that*
+    // route said (the first link keeps its own factor).
+    let link_key = match route.notifier {
+        Some(n) => format!("{}/{}", step_name(route), n.channel()),
+        None => step_name(route),
+    };
     let (link, expires_in) =
-        crate::portal::link_for(state, message, &step_name(route), handed_over_ms).await?;
+        crate::portal::link_for(state, message, &link_key, handed_over_ms).await?;
     let text = policy
         .class(&message.class)
         .and_then(|c| policy.notice_for(c))

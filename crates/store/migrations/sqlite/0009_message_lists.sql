@@ -22,3 +22,7 @@ UPDATE messages SET
 -- Lists page a tenant's messages and recipients newest first by id.
 CREATE INDEX messages_tenant_id ON messages (tenant_id, id);
 CREATE INDEX recipients_tenant_id ON recipients (tenant_id, id);
+
+-- A portal link keeps the second factor of the route that sent it (see
+-- `portal::Link::second_factor`); links issued before have none.
+ALTER TABLE portal_links ADD COLUMN second_factor TEXT;
