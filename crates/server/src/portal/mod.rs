@@ -2,7 +2,7 @@
 //! routes, served as the server's own small HTML pages (no JavaScript).
 //!
 //! A notice carries a one-time link ([`link_for`]): a 256-bit token derived
-//! from the tenant's keyring secret per (message, step) — issued once and
+//! from the tenant's keyring secret per (message, step, notifier) — issued once and
 //! reused when a hand-over is retried after a crash — stored only as its
 //! SHA-256, valid for `link_ttl_s` (never beyond the message's own
 //! retention) and for `max_views` views. Opening it shows a page with a
@@ -146,11 +146,11 @@ fn ms(seconds: u64) -> i64 {
 /// for the hand-over of route step `step` that was first recorded at
 /// `handed_over_ms`.
 ///
-/// Idempotent per (message, step): the token is derived from the keyring
-/// (`link_token`), the link is stored once per (message, step), and the
+/// Idempotent per (message, step, notifier): the token is derived from the keyring
+/// (`link_token`), the link is stored once per (message, step, notifier), and the
 /// validity is computed from the stored link — so a retry after a crash
 /// renders the very same notice, and the recipient never holds two links
-/// to one message. A notice for another container (a push wake-up for the
+/// from one hand-over. A notice for another container (a push wake-up for the
 /// in-app channel) links to the app instead, its validity counted from
 /// `handed_over_ms`, equally stable.
 pub async fn link_for(
