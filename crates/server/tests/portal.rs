@@ -152,13 +152,34 @@ async fn portal_message(app: &TestApp, who: &str, body: &str) -> (String, String
         a.text
     );
     let id = a.body["id"].as_str().unwrap().to_string();
-    app.wait_status(&id, "sent").await;
-    let notice = notices(app, &id).await;
+    let path = link_of(app, &id).await;
+    (id, path)
+}
+
+/// Waits until `message` is sent and answers the portal path its notice
+/// carries.
+async fn link_of(app: &TestApp, message: &str) -> String {
+    app.wait_status(message, "sent").await;
+    let notice = notices(app, message).await;
     let link = notice
         .iter()
         .find(|t| t.contains("/portal/"))
         .unwrap_or_else(|| panic!("no portal link in {notice:?}"));
-    (id, portal_path(link))
+    portal_path(link)
+}
+
+/// The code notices the sandbox delivered for `message`.
+async fn code_notices(app: &TestApp, message: &str) -> Vec<Value> {
+    app.deliveries(message)
+        .await
+        .into_iter()
+        .filter(|d| {
+            d["notice_text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("verification code")
+        })
+        .collect()
 }
 
 /// `/portal/{token}` out of a notice text.
@@ -823,30 +844,14 @@ async fn codes_go_to_the_phone_and_are_limited(backend: Backend) {
         )
         .await;
     let id = a.body["id"].as_str().unwrap().to_string();
-    app.wait_status(&id, "sent").await;
-    let link = notices(&app, &id)
-        .await
-        .into_iter()
-        .find(|t| t.contains("/portal/"))
-        .unwrap();
-    let path = portal_path(&link);
+    let path = link_of(&app, &id).await;
     let form = request_code(&app, &path).await;
     assert!(
         form.text.contains("text message to your phone"),
         "{}",
         form.text
     );
-    let codes: Vec<Value> = app
-        .deliveries(&id)
-        .await
-        .into_iter()
-        .filter(|d| {
-            d["notice_text"]
-                .as_str()
-                .unwrap_or("")
-                .contains("verification code")
-        })
-        .collect();
+    let codes = code_notices(&app, &id).await;
     assert_eq!(codes.len(), 1);
     assert_eq!(codes[0]["channel"], "sms", "{codes:#?}");
     // A second code replaces the first; a third is refused.
@@ -1013,13 +1018,7 @@ async fn payroll_for_phone_and_email_opens_with_a_code_by_sms(backend: Backend) 
     assert_eq!(route["notifier"], "email_notice", "{}", a.text);
     assert_eq!(route["second_factor"], "sms", "{}", a.text);
     let id = a.body["id"].as_str().unwrap().to_string();
-    app.wait_status(&id, "sent").await;
-    let link = notices(&app, &id)
-        .await
-        .into_iter()
-        .find(|t| t.contains("/portal/"))
-        .unwrap();
-    let path = portal_path(&link);
+    let path = link_of(&app, &id).await;
     let form = request_code(&app, &path).await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.text);
     assert!(
@@ -1027,17 +1026,7 @@ async fn payroll_for_phone_and_email_opens_with_a_code_by_sms(backend: Backend) 
         "{}",
         form.text
     );
-    let codes: Vec<Value> = app
-        .deliveries(&id)
-        .await
-        .into_iter()
-        .filter(|d| {
-            d["notice_text"]
-                .as_str()
-                .unwrap_or("")
-                .contains("verification code")
-        })
-        .collect();
+    let codes = code_notices(&app, &id).await;
     assert_eq!(codes.len(), 1, "{codes:#?}");
     assert_eq!(codes[0]["channel"], "sms", "{codes:#?}");
     let cookie = sign_in(&app, &id, &path).await;
@@ -1094,13 +1083,7 @@ async fn a_portal_without_step_up_opens_without_a_code(backend: Backend) {
         a.text
     );
     let id = a.body["id"].as_str().unwrap().to_string();
-    app.wait_status(&id, "sent").await;
-    let link = notices(&app, &id)
-        .await
-        .into_iter()
-        .find(|t| t.contains("/portal/"))
-        .unwrap();
-    let path = portal_path(&link);
+    let path = link_of(&app, &id).await;
     // Opening the link shows a button and opens nothing (a scanner
     // fetching it spends no view); the button opens the message.
     let page = get(&app, &path, None).await;
@@ -1145,12 +1128,7 @@ async fn a_link_keeps_the_second_factor_of_the_route_that_sent_it(backend: Backe
         vec![(Some("sms".to_string()), Some("2/email".to_string()))],
         "one link for (step, notifier), with its factor"
     );
-    let link = notices(&app, &id)
-        .await
-        .into_iter()
-        .find(|t| t.contains("/portal/"))
-        .unwrap();
-    let page = get(&app, &portal_path(&link), None).await;
+    let page = get(&app, &link_of(&app, &id).await, None).await;
     assert!(
         page.text.contains("by text message to your phone"),
         "{}",
