@@ -70,13 +70,15 @@ fn after<T>(
 
 /// A sender's own id for a person, as a filter: text without control
 /// characters, at most 128 bytes.
-fn external_id(given: Option<String>) -> Result<Option<String>, ApiError> {
+fn external_id(name: &'static str, given: Option<String>) -> Result<Option<String>, ApiError> {
     // Registration stores the id trimmed; so is the filter.
     match given.map(|g| g.trim().to_string()) {
         Some(e) if e.is_empty() || e.len() > 128 || e.chars().any(char::is_control) => {
             Err(ApiError::bad_request(
                 "invalid_filter",
-                "query `recipient` must be 1-128 characters, none of them a control character",
+                format!(
+                    "query `{name}` must be 1-128 characters, none of them a control character"
+                ),
             ))
         }
         other => Ok(other),
@@ -163,7 +165,7 @@ pub async fn messages(
             .map(|r| RecipientId::parse(r, "query `recipient_id`"))
             .transpose()?
             .map(|r| r.as_str().to_string()),
-        external_id: external_id(q.recipient)?,
+        external_id: external_id("recipient", q.recipient)?,
         class: q.class,
         status,
         thread_id: q
@@ -238,12 +240,7 @@ pub async fn recipients(
     Query(q): Query<RecipientQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = limit(q.limit)?;
-    let external = external_id(q.external_id).map_err(|_| {
-        ApiError::bad_request(
-            "invalid_filter",
-            "query `external_id` must be 1-128 characters, none of them a control character",
-        )
-    })?;
+    let external = external_id("external_id", q.external_id)?;
     let before = after(q.cursor.as_deref(), |s| {
         RecipientId::parse(s, "cursor").ok()
     })?;
