@@ -78,21 +78,10 @@ pub(crate) fn refuse_control_characters(value: &Value) -> Result<(), ApiError> {
     }
 }
 
-/// Whether `raw` is a name ladder gives or accepts for a tenant, an
-/// override, a class, a thread: 1 to 128 ASCII letters, digits, `-`, `_`,
-/// `.` or `:`.
-pub(crate) fn is_name(raw: &str) -> bool {
-    !raw.is_empty()
-        && raw.len() <= 128
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
-
 /// A name from a path segment, or a 400 naming the segment (the text is
 /// not echoed).
 pub(crate) fn path_name<'a>(segment: &'static str, raw: &'a str) -> Result<&'a str, ApiError> {
-    if is_name(raw) {
+    if crate::service::send::valid_name(raw) {
         Ok(raw)
     } else {
         Err(ApiError::bad_request(

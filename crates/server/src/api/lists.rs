@@ -19,7 +19,6 @@ use ladder_store::{StoreError, recipients};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::input::is_name;
 use crate::auth::Sender;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -142,7 +141,10 @@ pub async fn messages(
     Query(q): Query<MessageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = limit(q.limit)?;
-    if q.class.as_deref().is_some_and(|c| !is_name(c)) {
+    if q.class
+        .as_deref()
+        .is_some_and(|c| !crate::service::send::valid_name(c))
+    {
         return Err(ApiError::bad_request(
             "invalid_filter",
             "query `class` must be 1-128 letters, digits, `-`, `_`, `.` or `:`",

@@ -122,6 +122,8 @@ pub fn router(state: AppState) -> Router {
 /// Parses a JSON body into `T`, naming the field and problem on failure
 /// (axum's own rejection would answer in plain text). A body any string of
 /// which holds a control character is refused first, naming the field.
+/// The typed parse reads the bytes again rather than the value: it keeps
+/// serde's refusal of duplicate fields, which a JSON value would hide.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, crate::error::ApiError> {

@@ -42,7 +42,10 @@ pub struct Answer {
     pub body: Value,
 }
 
-fn valid_name(s: &str) -> bool {
+/// Whether `s` is a name ladder gives or accepts for a class, a thread, a
+/// tenant, an override or an idempotency key: 1 to 128 ASCII letters,
+/// digits, `-`, `_`, `.` or `:`.
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.chars()
