@@ -34,6 +34,7 @@ pub struct Config {
     pub channels: ChannelsConfig,
     pub portal: crate::portal::PortalConfig,
     pub limits: crate::limits::LimitsConfig,
+    pub console: crate::console::ConsoleConfig,
 }
 
 impl Default for Config {
@@ -52,6 +53,7 @@ impl Default for Config {
             channels: ChannelsConfig::default(),
             portal: crate::portal::PortalConfig::default(),
             limits: crate::limits::LimitsConfig::default(),
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 }
@@ -285,7 +287,7 @@ impl Config {
         let d = &self.delivery;
         let p = &self.portal;
         let as_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
-        let ranges: [(&'static str, u64, u64, u64); 17] = [
+        let ranges: [(&'static str, u64, u64, u64); 19] = [
             ("delivery.workers", d.workers as u64, 0, 256),
             ("delivery.max_attempts", as_u64(d.max_attempts), 1, 100),
             ("delivery.backoff_base_ms", d.backoff_base_ms, 1, HOUR_MS),
@@ -323,6 +325,18 @@ impl Config {
             ("portal.session_max_s", p.session_max_s, 1, 7 * DAY_S),
             ("portal.code_ttl_s", p.code_ttl_s, 1, DAY_S),
             ("portal.code_resend_s", p.code_resend_s, 0, DAY_S),
+            (
+                "console.idle_timeout_s",
+                self.console.idle_timeout_s,
+                60,
+                DAY_S,
+            ),
+            (
+                "console.session_max_s",
+                self.console.session_max_s,
+                60,
+                7 * DAY_S,
+            ),
         ];
         for (key, value, min, max) in ranges {
             if value < min || value > max {

@@ -116,9 +116,21 @@ impl From<crate::limits::Refused> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let retry_after = match &self {
+/// What an error answers with, whichever way it is shown (the JSON
+/// envelope here, the console's HTML page): a 500's detail is logged and
+/// replaced by a generic message on the way in.
+#[derive(Debug)]
+pub struct Envelope {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+    pub retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    pub fn envelope(self) -> Envelope {
+        let retry_after_s = match &self {
             ApiError::RateLimited { retry_after_s } => Some(*retry_after_s),
             _ => None,
         };
@@ -174,6 +186,25 @@ impl IntoResponse for ApiError {
                 )
             }
         };
+        Envelope {
+            status,
+            code,
+            message,
+            details,
+            retry_after_s,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let Envelope {
+            status,
+            code,
+            message,
+            details,
+            retry_after_s,
+        } = self.envelope();
         let mut error = serde_json::Map::new();
         error.insert("code".into(), Value::String(code.into()));
         error.insert("message".into(), Value::String(message));
@@ -181,7 +212,7 @@ impl IntoResponse for ApiError {
             error.insert("details".into(), details);
         }
         let mut res = (status, Json(json!({ "error": error }))).into_response();
-        if let Some(s) = retry_after {
+        if let Some(s) = retry_after_s {
             res.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, s.into());
         }

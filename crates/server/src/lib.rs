@@ -3,7 +3,8 @@
 //! The service around the pure core: an HTTP JSON API under `/v1`
 //! ([`api`]), the operations it runs ([`service`]: accept a message, run a
 //! handshake, set an override…), the background [`worker`]s that drain the
-//! outbox through the channel adapters, and start-up and shutdown ([`app`]).
+//! outbox through the channel adapters, the operators' [`console`], and
+//! start-up and shutdown ([`app`]).
 //!
 //! Follow a message: `api::messages::send` → `service::send::accept`
 //! (decide with `ladder_core::decide`, store message + sealed payload +
@@ -14,6 +15,7 @@ pub mod api;
 pub mod app;
 mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod limits;
 pub mod metrics;

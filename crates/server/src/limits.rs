@@ -73,6 +73,9 @@ pub struct LimitsConfig {
     pub device_rejections_per_device: Rate,
     /// The same per source address. Default 20, then one per 3 s.
     pub device_rejections_per_address: Rate,
+    /// Console sign-ins refused (no such admin key) per source address.
+    /// Default 10, then one per 6 s.
+    pub console_sign_in_failures_per_address: Rate,
 }
 
 impl Default for LimitsConfig {
@@ -85,12 +88,13 @@ impl Default for LimitsConfig {
             webhook_rejections_per_address: Rate::new(20, 3_000),
             device_rejections_per_device: Rate::new(10, 6_000),
             device_rejections_per_address: Rate::new(20, 3_000),
+            console_sign_in_failures_per_address: Rate::new(10, 6_000),
         }
     }
 }
 
 impl LimitsConfig {
-    fn all(&self) -> [(&'static str, Rate); 7] {
+    fn all(&self) -> [(&'static str, Rate); 8] {
         [
             ("limits.code_requests_per_link", self.code_requests_per_link),
             (
@@ -113,6 +117,10 @@ impl LimitsConfig {
             (
                 "limits.device_rejections_per_address",
                 self.device_rejections_per_address,
+            ),
+            (
+                "limits.console_sign_in_failures_per_address",
+                self.console_sign_in_failures_per_address,
             ),
         ]
     }
@@ -147,6 +155,7 @@ pub enum Surface {
     PortalCodeAttempt,
     Webhook,
     Device,
+    ConsoleSignIn,
 }
 
 impl Surface {
@@ -156,6 +165,7 @@ impl Surface {
             Surface::PortalCodeAttempt => "portal_code_attempt",
             Surface::Webhook => "webhook",
             Surface::Device => "device",
+            Surface::ConsoleSignIn => "console_sign_in",
         }
     }
 }
@@ -213,6 +223,7 @@ pub struct Limits {
     webhook_rejections_per_address: Limiter<IpAddr>,
     device_rejections_per_device: Limiter<String>,
     device_rejections_per_address: Limiter<IpAddr>,
+    console_sign_in_failures_per_address: Limiter<IpAddr>,
     /// One audit entry per surface and key a minute for a limit that bites.
     audited: Limiter<(Surface, String)>,
 }
@@ -233,6 +244,9 @@ impl Limits {
             webhook_rejections_per_address: Limiter::new(cfg.webhook_rejections_per_address),
             device_rejections_per_device: Limiter::new(cfg.device_rejections_per_device),
             device_rejections_per_address: Limiter::new(cfg.device_rejections_per_address),
+            console_sign_in_failures_per_address: Limiter::new(
+                cfg.console_sign_in_failures_per_address,
+            ),
             audited: Limiter::new(Rate::new(1, 60_000)),
         }
     }
@@ -283,6 +297,13 @@ impl Limits {
         )
     }
 
+    /// A console sign-in from `addr` failed: may it still try again now?
+    pub fn sign_in_failed(&self, addr: IpAddr) -> Result<(), Refused> {
+        self.console_sign_in_failures_per_address
+            .take(&addr)
+            .map_err(|s| refused(Surface::ConsoleSignIn, "address", s))
+    }
+
     /// Whether this refusal is the first for `key` on `surface` this
     /// minute, and so the one to audit.
     pub fn audit_due(&self, surface: Surface, key: &str) -> bool {
@@ -298,6 +319,9 @@ impl Limits {
         self.code_attempts_per_address.inner.retain_recent();
         self.webhook_rejections_per_address.inner.retain_recent();
         self.device_rejections_per_device.inner.retain_recent();
+        self.console_sign_in_failures_per_address
+            .inner
+            .retain_recent();
         self.device_rejections_per_address.inner.retain_recent();
         self.audited.inner.retain_recent();
     }

@@ -15,6 +15,7 @@
 //! as keyed pseudonyms.
 
 pub mod audit;
+pub mod console;
 pub mod db;
 pub mod deliveries;
 pub mod error;

@@ -67,6 +67,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_message_lists.sql"),
         postgres: include_str!("../migrations/postgres/0009_message_lists.sql"),
     },
+    Migration {
+        version: 13,
+        name: "console sessions",
+        sqlite: include_str!("../migrations/sqlite/0013_console.sql"),
+        postgres: include_str!("../migrations/postgres/0013_console.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {

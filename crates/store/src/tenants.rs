@@ -35,7 +35,7 @@ impl Scope {
         }
     }
 
-    fn parse(s: &str) -> Result<Scope, StoreError> {
+    pub(crate) fn parse(s: &str) -> Result<Scope, StoreError> {
         match s {
             "sender" => Ok(Scope::Sender),
             "admin" => Ok(Scope::Admin),

@@ -120,6 +120,22 @@ pub struct MessageQuery {
     pub limit: Option<i64>,
 }
 
+impl MessageQuery {
+    /// Whether any filter narrows the search (paging aside).
+    pub fn has_filter(&self) -> bool {
+        self.recipient.is_some()
+            || self.recipient_id.is_some()
+            || self.class.is_some()
+            || self.status.is_some()
+            || self.thread.is_some()
+            || self.since.is_some()
+            || self.until.is_some()
+            || self.outcome.is_some()
+            || self.route.is_some()
+            || self.mode.is_some()
+    }
+}
+
 /// A filter that must be one of `known`, named in the error if not.
 fn one_of(
     name: &'static str,
@@ -135,11 +151,46 @@ fn one_of(
     }
 }
 
+/// One page of a message search, newest first.
+#[derive(Debug)]
+pub(crate) struct MessagePage {
+    pub messages: Vec<ladder_store::messages::Message>,
+    pub next_cursor: Option<String>,
+}
+
 pub async fn messages(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<MessageQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let MessagePage {
+        messages: page,
+        next_cursor: next,
+    } = find_messages(&state, &caller.tenant_id, q).await?;
+    Ok(Json(json!({
+        "messages": page.iter().map(|m| json!({
+            "id": m.id,
+            "status": m.status,
+            "class": m.class,
+            "recipient": m.recipient_id,
+            "thread": m.thread_id,
+            "accepted_at": m.accepted_at,
+            "updated_at": m.updated_at,
+            "mode": m.decision.mode,
+            "outcome": m.decision.outcome.code(),
+            "route": m.decision.outcome.route().map(|r| r.name()),
+        })).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+/// The search behind `GET /v1/messages`, for the API and the console
+/// alike: every filter parsed as the API documents it.
+pub(crate) async fn find_messages(
+    state: &AppState,
+    tenant_id: &str,
+    q: MessageQuery,
+) -> Result<MessagePage, ApiError> {
     let limit = limit(q.limit)?;
     if q.class
         .as_deref()
@@ -203,28 +254,17 @@ pub async fn messages(
         .map_err(StoreError::from)?;
     let mut page = messages::list(
         &mut conn,
-        &caller.tenant_id,
+        tenant_id,
         &filter,
         before.as_ref().map(MessageId::as_str),
         i64::from(limit) + 1,
     )
     .await?;
-    let next = cut(&mut page, limit, |m| &m.id);
-    Ok(Json(json!({
-        "messages": page.iter().map(|m| json!({
-            "id": m.id,
-            "status": m.status,
-            "class": m.class,
-            "recipient": m.recipient_id,
-            "thread": m.thread_id,
-            "accepted_at": m.accepted_at,
-            "updated_at": m.updated_at,
-            "mode": m.decision.mode,
-            "outcome": m.decision.outcome.code(),
-            "route": m.decision.outcome.route().map(|r| r.name()),
-        })).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    let next_cursor = cut(&mut page, limit, |m| &m.id);
+    Ok(MessagePage {
+        messages: page,
+        next_cursor,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,6 +281,26 @@ pub async fn recipients(
     Sender(caller): Sender,
     Query(q): Query<RecipientQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let (page, next) = find_recipients(&state, &caller.tenant_id, q).await?;
+    Ok(Json(json!({
+        "recipients": page.iter().map(|r| json!({
+            "id": r.id,
+            "external_id": r.external_id,
+            "pseudonym": r.pseudonym,
+            "has_email": r.has_email,
+            "has_phone": r.has_phone,
+            "created_at": r.created_at,
+        })).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+/// The search behind `GET /v1/recipients`: one page and the next cursor.
+pub(crate) async fn find_recipients(
+    state: &AppState,
+    tenant_id: &str,
+    q: RecipientQuery,
+) -> Result<(Vec<recipients::Recipient>, Option<String>), ApiError> {
     let limit = limit(q.limit)?;
     let external = external_id("external_id", q.external_id)?;
     let before = after(q.cursor.as_deref(), |s| {
@@ -254,22 +314,12 @@ pub async fn recipients(
         .map_err(StoreError::from)?;
     let mut page = recipients::list(
         &mut conn,
-        &caller.tenant_id,
+        tenant_id,
         external.as_deref(),
         before.as_ref().map(RecipientId::as_str),
         i64::from(limit) + 1,
     )
     .await?;
     let next = cut(&mut page, limit, |r| &r.id);
-    Ok(Json(json!({
-        "recipients": page.iter().map(|r| json!({
-            "id": r.id,
-            "external_id": r.external_id,
-            "pseudonym": r.pseudonym,
-            "has_email": r.has_email,
-            "has_phone": r.has_phone,
-            "created_at": r.created_at,
-        })).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok((page, next))
 }

@@ -6,7 +6,7 @@ mod admin;
 mod audit;
 mod device;
 pub(crate) mod input;
-mod lists;
+pub(crate) mod lists;
 mod messages;
 mod ops;
 mod recipients;
@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks/{channel}", post(webhooks::receive_deployment))
         .merge(device::routes())
         .merge(crate::portal::routes())
+        .merge(crate::console::routes())
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(256 * 1024))
         .layer(axum::middleware::from_fn(ops::observe))
