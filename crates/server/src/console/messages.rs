@@ -204,6 +204,24 @@ struct MessagePageView {
     proofs: Vec<ProofCheck>,
 }
 
+/// An event's detail as `key value · key value`, nulls left out: read by
+/// people, not parsed.
+fn facts(detail: &serde_json::Value) -> String {
+    match detail {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k} {s}"),
+                other => format!("{k} {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" · "),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
 /// `GET /console/messages/{id}`.
 pub async fn show(
     State(state): State<AppState>,
@@ -261,11 +279,7 @@ pub async fn show(
             .map(|e| EventRow {
                 at: when(e.at),
                 kind: e.kind,
-                detail: if e.detail.is_null() {
-                    String::new()
-                } else {
-                    e.detail.to_string()
-                },
+                detail: facts(&e.detail),
             })
             .collect(),
         deliveries: handed
