@@ -479,8 +479,7 @@ async fn a_recipient_reads_a_portal_message(backend: Backend) {
         .await
         .iter()
         .filter_map(|d| d["notice_text"].as_str().map(str::to_string))
-        .filter(|t| t.contains("verification code is"))
-        .last()
+        .rfind(|t| t.contains("verification code is"))
         .map(|t| t.rsplit(' ').next().unwrap().to_string())
         .expect("a code notice");
     b.fill("input[name=code]", &code).await;
