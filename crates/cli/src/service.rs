@@ -179,6 +179,7 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, CliError> {
                 data_dir.display()
             ),
         }
+        out!("  console: {base}/console (sign in with an admin key)");
         out!("  docs: {base}/v1/openapi.json · metrics: {base}/metrics · stop with Ctrl-C");
         shutdown_signal().await;
         out!("shutting down: finishing in-flight requests and claimed deliveries");

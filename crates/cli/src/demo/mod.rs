@@ -461,7 +461,9 @@ from = "Acme Secure Messages <secure@acme.example>"
             .unwrap_or("-")
     );
 
-    out!("\nOpen: {base}/v1/openapi.json · {base}/metrics · the portal link above");
+    out!(
+        "\nOpen: {base}/console (sign in with the admin key) · {base}/v1/openapi.json · {base}/metrics · the portal link above"
+    );
     let code = if t.failures == 0 {
         out!("demo: every step behaved as the story says");
         ExitCode::SUCCESS
