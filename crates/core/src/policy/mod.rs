@@ -9,6 +9,7 @@
 mod diagnostic;
 mod notice;
 pub(crate) mod raw;
+pub mod rollout;
 mod validate;
 
 use std::collections::BTreeMap;
