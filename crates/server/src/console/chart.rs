@@ -198,6 +198,14 @@ mod tests {
     }
 
     #[test]
+    fn the_stylesheet_legend_classes_match_the_palette() {
+        let css = include_str!("../../assets/console.css");
+        for (i, c) in PALETTE.iter().enumerate() {
+            assert!(css.contains(&format!(".c{i} {{ color: {c}; }}")), "{c}");
+        }
+    }
+
+    #[test]
     fn tenant_names_are_escaped() {
         let svg = share_bars("rates", &[("<script>\"x\"".into(), 150.0)]);
         assert!(!svg.contains("<script>"));
