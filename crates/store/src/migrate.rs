@@ -67,6 +67,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_message_lists.sql"),
         postgres: include_str!("../migrations/postgres/0009_message_lists.sql"),
     },
+    Migration {
+        version: 10,
+        name: "stats",
+        sqlite: include_str!("../migrations/sqlite/0010_stats.sql"),
+        postgres: include_str!("../migrations/postgres/0010_stats.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
