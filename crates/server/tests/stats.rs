@@ -223,6 +223,21 @@ async fn bare_recipient(app: &TestApp, external_id: &str) -> String {
     a.body["id"].as_str().unwrap().to_string()
 }
 
+/// A recipient with no way to reach them (returned), sent one payroll
+/// notice (escalated) and one HR case (blocked).
+async fn escalate_and_block(app: &TestApp, external_id: &str) -> String {
+    let bare = bare_recipient(app, external_id).await;
+    let e = app
+        .send(&format!("{external_id}-e"), &bare, "payroll", "x")
+        .await;
+    assert_eq!(e.body["outcome"], "escalate", "{}", e.text);
+    let b = app
+        .send(&format!("{external_id}-b"), &bare, "hr_case", "x")
+        .await;
+    assert_eq!(b.body["outcome"], "block", "{}", b.text);
+    bare
+}
+
 async fn figures_equal_what_the_audit_log_says_happened(backend: Backend) {
     let Some(mut app) = TestApp::start(backend).await else {
         return;
@@ -246,11 +261,7 @@ async fn figures_equal_what_the_audit_log_says_happened(backend: Backend) {
         app.wait_status(p.body["id"].as_str().unwrap(), "sent")
             .await;
     }
-    let bare = bare_recipient(&app, "emp-bare").await;
-    let e = app.send("e-1", &bare, "payroll", "salary").await;
-    assert_eq!(e.body["outcome"], "escalate", "{}", e.text);
-    let b = app.send("b-1", &bare, "hr_case", "case").await;
-    assert_eq!(b.body["outcome"], "block", "{}", b.text);
+    escalate_and_block(&app, "emp-bare").await;
     // Observed on another recipient: its legacy route must not lower the
     // label of the thread the payroll confirmations below depend on.
     let watched = app.recipient("emp-watched").await;
@@ -498,9 +509,7 @@ async fn another_tenant_sees_none_of_the_figures(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
         return;
     };
-    let bare = bare_recipient(&app, "emp-iso").await;
-    app.send("i-1", &bare, "payroll", "x").await;
-    app.send("i-2", &bare, "hr_case", "x").await;
+    escalate_and_block(&app, "emp-iso").await;
     let mut tx = app.state().store.begin().await.unwrap();
     stats::bump(
         &mut tx,
@@ -597,9 +606,7 @@ async fn one_answer_has_the_documented_shape(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
         return;
     };
-    let bare = bare_recipient(&app, "emp-shape").await;
-    app.send("sh-1", &bare, "payroll", "x").await;
-    app.send("sh-2", &bare, "hr_case", "x").await;
+    let bare = escalate_and_block(&app, "emp-shape").await;
     app.send("sh-3", &bare, "support_escalation", "x").await;
     // By day: three sends never straddle a bucket (but at midnight).
     let n = now();
