@@ -18,7 +18,7 @@ mod support;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, SET_COOKIE};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::{Backend, StatusCode, TestApp};
 
 both_backends!(
@@ -361,6 +361,11 @@ async fn wrong_codes_lock_the_link_and_it_stays_locked(backend: Backend) {
     let cookie = sign_in(&app, &id2, &path2).await;
     let m = get(&app, &format!("{path2}/message"), Some(&cookie)).await;
     assert_eq!(m.status, StatusCode::OK, "{}", m.text);
+    // The dashboard (its default window, the last 24 hours) counts the
+    // lockout and the one session opened.
+    let s = app.get("/v1/stats", &app.sender).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+    assert_eq!(s.body["portal"], json!({ "opens": 1, "lockouts": 1 }));
     app.stop().await;
 }
 

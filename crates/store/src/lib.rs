@@ -32,6 +32,7 @@ pub mod portal;
 pub mod recipients;
 pub mod sandbox;
 pub mod sealed;
+pub mod stats;
 pub mod tenants;
 pub mod threads;
 

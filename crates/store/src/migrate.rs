@@ -68,6 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0009_message_lists.sql"),
     },
     Migration {
+        version: 10,
+        name: "stats",
+        sqlite: include_str!("../migrations/sqlite/0010_stats.sql"),
+        postgres: include_str!("../migrations/postgres/0010_stats.sql"),
+    },
+    Migration {
         version: 13,
         name: "console sessions",
         sqlite: include_str!("../migrations/sqlite/0013_console.sql"),

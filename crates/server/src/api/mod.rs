@@ -10,6 +10,7 @@ pub(crate) mod lists;
 mod messages;
 mod ops;
 mod recipients;
+mod stats;
 mod webhooks;
 
 use axum::Router;
@@ -54,6 +55,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit/proof/inclusion"),
     ("get", "/v1/audit/proof/consistency"),
     ("get", "/v1/sandbox/deliveries"),
+    ("get", "/v1/stats"),
+    ("get", "/v1/stats/classes/{class}"),
     ("post", "/v1/webhooks/{channel}/{tenant}"),
     ("post", "/v1/webhooks/{channel}"),
     ("get", "/v1/device/me"),
@@ -103,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/proof/inclusion", get(audit::inclusion))
         .route("/v1/audit/proof/consistency", get(audit::consistency))
         .route("/v1/sandbox/deliveries", get(ops::sandbox))
+        .route("/v1/stats", get(stats::all))
+        .route("/v1/stats/classes/{class}", get(stats::class))
         .route("/v1/webhooks/{channel}/{tenant}", post(webhooks::receive))
         .route("/v1/webhooks/{channel}", post(webhooks::receive_deployment))
         .merge(device::routes())

@@ -15,6 +15,7 @@
 mod audit;
 pub mod chart;
 mod messages;
+mod overview;
 mod overrides;
 mod recipients;
 mod session;
@@ -62,7 +63,7 @@ const STYLESHEET: &str = include_str!("../../assets/console.css");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/console", get(overview))
+        .route("/console", get(overview::show))
         .route("/console/", get(|| async { Redirect::to("/console") }))
         .route("/console/login", get(session::form).post(session::sign_in))
         .route("/console/logout", post(session::sign_out))
@@ -285,17 +286,6 @@ pub fn ok(t: &impl Template) -> Response {
 
 async fn not_found() -> ConsoleError {
     ConsoleError::Api(ApiError::not_found("console page", "this address"))
-}
-
-async fn overview(op: Operator) -> Result<Response, ConsoleError> {
-    #[derive(Template)]
-    #[template(path = "console/overview.html")]
-    struct OverviewPage {
-        frame: Frame,
-    }
-    Ok(ok(&OverviewPage {
-        frame: Frame::new(&op, Section::Overview, "Overview"),
-    }))
 }
 
 /// Unix seconds as `2026-12-04 18:24 UTC`.

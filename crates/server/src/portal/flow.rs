@@ -18,13 +18,14 @@ use axum::response::Response;
 use ladder_core::{Container, SecondFactor};
 use ladder_store::messages::{self, Message, Status, StoredPayload};
 use ladder_store::portal::{self, Link, Session};
+use ladder_store::stats::Metric;
 use ladder_store::{StoreError, Tx, recipients, tenants};
 use serde_json::json;
 
 use super::pages::{self, FormNote, SentTo};
 use super::{ACTOR, describe_duration, ms, notify, secrets};
 use crate::error::ApiError;
-use crate::service::audit;
+use crate::service::{audit, stats};
 use crate::state::{AppState, now_ms};
 
 pub(super) fn done(result: Result<Response, ApiError>) -> Response {
@@ -368,7 +369,9 @@ async fn request_code_inner(
     }
     let to = match second_factor(&mut tx, &link, &message).await? {
         Some(Factor::Code(to)) => to,
-        Some(Factor::NoCode) => return open_without_code(state, tx, &link, token, now).await,
+        Some(Factor::NoCode) => {
+            return open_without_code(state, tx, &link, &message.class, token, now).await;
+        }
         None => {
             refuse(state, &mut tx, &link, "no_second_factor", "send_code").await?;
             commit(tx).await?;
@@ -448,10 +451,12 @@ async fn open_without_code(
     state: &AppState,
     mut tx: Tx,
     link: &Link,
+    class: &str,
     token: &str,
     now: i64,
 ) -> Result<Response, ApiError> {
     let session_token = new_session(state, &mut tx, link, now).await?;
+    stats::record(&mut tx, &link.tenant_id, Metric::PortalOpen, class).await?;
     audit::record(
         &mut tx,
         state,
@@ -595,6 +600,7 @@ async fn submit_code_inner(
         link.attempts = 0;
         portal::update_code_state(&mut tx, &link).await?;
         let session_token = new_session(state, &mut tx, &link, now).await?;
+        stats::record(&mut tx, &link.tenant_id, Metric::PortalOpen, &message.class).await?;
         audit::record(
             &mut tx,
             state,
@@ -634,6 +640,13 @@ async fn submit_code_inner(
         link.code_expires_ms = None;
         portal::update_code_state(&mut tx, &link).await?;
         let ended = portal::end_sessions_of(&mut tx, &link.tenant_id, &link.id, now).await?;
+        stats::record(
+            &mut tx,
+            &link.tenant_id,
+            Metric::PortalLockout,
+            &message.class,
+        )
+        .await?;
         audit::record(
             &mut tx,
             state,

@@ -7,12 +7,13 @@ use ladder_core::decision::Confirmation;
 use ladder_core::{MessageMeta, Outcome};
 use ladder_store::messages::{self, Status};
 use ladder_store::outbox;
+use ladder_store::stats::Metric;
 use ladder_store::{StoreError, ids, threads};
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::service::send::{Answer, audit_decision, floor_after, load_inputs, settle};
-use crate::service::{audit, keys};
+use crate::service::{audit, keys, stats};
 use crate::state::{AppState, now};
 
 /// `POST /v1/messages/{id}/confirm`: the sender accepts the downgrade it
@@ -109,6 +110,14 @@ pub async fn confirm(
     )
     .await?;
     metrics::counter!("ladder_confirmations_accepted_total").increment(1);
+    stats::record(
+        &mut tx,
+        tenant_id,
+        Metric::ConfirmationGiven,
+        &message.class,
+    )
+    .await?;
+    stats::record_decision(&mut tx, tenant_id, &decision).await?;
     let audit_index = audit_decision(
         &mut tx,
         state,

@@ -45,7 +45,7 @@ use crate::service::devices::open_contact;
 use crate::service::handover::{begin_handover, idempotency_key, notice_text};
 use crate::service::redecide::{Trigger, decide_after_failures, redecide};
 use crate::service::send::load_inputs;
-use crate::service::{audit, keys};
+use crate::service::{audit, keys, stats};
 use crate::state::{AppState, now, now_ms};
 
 pub(crate) const ACTOR: &str = "worker";
@@ -409,8 +409,28 @@ async fn record_attempts(
                 .await?;
                 ("accepted", None, *duplicate)
             }
-            Attempt::Transient(c) => ("transient_failure", Some(c.as_str()), false),
-            Attempt::Failed(c) => ("permanent_failure", Some(c.as_str()), false),
+            Attempt::Transient(c) => {
+                stats::record_provider_failure(
+                    &mut tx,
+                    &message.tenant_id,
+                    &message.class,
+                    *channel,
+                    Some(c),
+                )
+                .await?;
+                ("transient_failure", Some(c.as_str()), false)
+            }
+            Attempt::Failed(c) => {
+                stats::record_provider_failure(
+                    &mut tx,
+                    &message.tenant_id,
+                    &message.class,
+                    *channel,
+                    None,
+                )
+                .await?;
+                ("permanent_failure", Some(c.as_str()), false)
+            }
         };
         let detail = json!({
             "route": route.name(),

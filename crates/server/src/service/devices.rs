@@ -14,13 +14,14 @@ use ladder_core::handshake::{self, Challenge, SignedReport};
 use ladder_core::thread::assess;
 use ladder_store::keyring::WrappedKey;
 use ladder_store::recipients::{self, Device, Recipient, StoredChallenge};
+use ladder_store::stats::Metric;
 use ladder_store::{StoreError, ids, sealed, threads};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::service::send::load_inputs;
-use crate::service::{audit, contact_aad, load_recipient};
+use crate::service::{audit, contact_aad, load_recipient, stats};
 use crate::state::{AppState, now};
 
 #[derive(Debug, Deserialize)]
@@ -349,6 +350,7 @@ pub async fn revoke(
             )
             .await?;
             metrics::counter!("ladder_downgrades_total", "class" => "-").increment(1);
+            stats::record(&mut tx, tenant_id, Metric::ThreadDowngrade, "").await?;
         }
     }
     tx.commit().await.map_err(StoreError::from)?;
@@ -525,6 +527,7 @@ async fn elevate_threads(
                 detail.clone(),
             )
             .await?;
+            stats::record(tx, tenant_id, Metric::ThreadElevation, "").await?;
             out.push(detail);
         }
     }

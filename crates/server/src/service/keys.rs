@@ -98,6 +98,15 @@ pub async fn revoke_message(
     .await?;
     // Revoked is final whatever the message had reached: a read receipt
     // arriving after revocation must not make it look read.
+    if message.status == Status::AwaitingConfirmation {
+        crate::service::stats::record(
+            &mut tx,
+            tenant_id,
+            ladder_store::stats::Metric::ConfirmationAbandoned,
+            &message.class,
+        )
+        .await?;
+    }
     if message.status != Status::Revoked {
         message.status = Status::Revoked;
         message.confirmation_hash = None;

@@ -13,6 +13,7 @@ pub mod policy;
 pub mod receipts;
 pub mod redecide;
 pub mod send;
+pub mod stats;
 pub mod tenants;
 
 use ladder_core::evidence::{ContactEvidence, RecipientEvidence};

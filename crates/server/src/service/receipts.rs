@@ -13,11 +13,11 @@ use ladder_store::{StoreError, deliveries};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::service::audit;
 use crate::service::deliver::{
     complete_and_commit, destination, finish, lock_unchanged, tenant_name,
 };
 use crate::service::redecide::{Trigger, redecide};
+use crate::service::{audit, stats};
 use crate::state::{AppState, now, now_ms};
 
 fn label(status: ReceiptStatus) -> &'static str {
@@ -102,6 +102,10 @@ pub async fn apply(
             .route()
             .and_then(|route| route.notifier)
             .is_some_and(|n| n.channel() == channel);
+        if matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired) {
+            stats::record_provider_failure(&mut tx, tenant_id, &message.class, channel, None)
+                .await?;
+        }
         if matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired)
             && (on_route || notice_of_route)
             && message.status == Status::Sent

@@ -24,7 +24,7 @@ use crate::service::deliver::{
 use crate::service::send::{
     Inputs, audit_decision, count_decision, floor_after, load_inputs, run_decision, settle,
 };
-use crate::service::{audit, keys};
+use crate::service::{audit, keys, stats};
 use crate::state::{AppState, now};
 
 /// Why a message is decided again.
@@ -211,6 +211,10 @@ pub async fn redecide(
         &decision,
     )
     .await?;
+    stats::record_decision(&mut tx, &message.tenant_id, &decision).await?;
+    if let Trigger::Failure(f, code) = &trigger {
+        stats::record_fallback(&mut tx, &message.tenant_id, f.channel, code, &decision).await?;
+    }
     let mut updated = thread.clone();
     updated.floor = floor_after(&thread, &decision);
     updated.updated_at = now().0;

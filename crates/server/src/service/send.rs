@@ -459,6 +459,7 @@ async fn accept_once(
         &decision,
     )
     .await?;
+    crate::service::stats::record_decision(&mut tx, tenant_id, &decision).await?;
     if let Some(obj) = settled.answer.body.as_object_mut() {
         obj.insert("audit_index".into(), json!(audit_index));
     }

@@ -1,0 +1,88 @@
+//! `GET /v1/stats` and `GET /v1/stats/classes/{class}`: the dashboard's
+//! figures over a window, from the counters the service keeps as it writes
+//! (`service::stats`). Parsing only: the window's limits are the service's
+//! ([`StatsQuery::check`]), shared with the console that calls
+//! [`crate::service::stats::dashboard`] directly.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+
+use crate::auth::Sender;
+use crate::error::ApiError;
+use crate::service::stats::{self, Bucket, Dashboard, StatsQuery};
+use crate::state::AppState;
+
+/// The query as given: numbers are parsed here so a bad one is refused
+/// naming its parameter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsParams {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub bucket: Option<String>,
+    pub class: Option<String>,
+}
+
+fn seconds(name: &'static str, given: Option<&str>) -> Result<Option<i64>, ApiError> {
+    given
+        .map(|s| {
+            s.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_window",
+                    format!("query `{name}` must be Unix seconds, an integer"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The window asked for; what is left out defaults to the last 24 hours
+/// up to `until` (or now), by hour.
+fn query(p: StatsParams, class: Option<String>) -> Result<StatsQuery, ApiError> {
+    let default = StatsQuery::last_day();
+    let until = seconds("until", p.until.as_deref())?.unwrap_or(default.until);
+    let since = seconds("since", p.since.as_deref())?.unwrap_or(until.saturating_sub(86_400));
+    let bucket = match p.bucket.as_deref() {
+        None => default.bucket,
+        Some(b) => Bucket::from_name(b).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_window",
+                format!("query `bucket` must be one of {}", Bucket::NAMES.join(", ")),
+            )
+        })?,
+    };
+    let q = StatsQuery {
+        since,
+        until,
+        bucket,
+        class: class.or(p.class),
+    };
+    q.check()?;
+    Ok(q)
+}
+
+pub async fn all(
+    State(state): State<AppState>,
+    Sender(caller): Sender,
+    Query(p): Query<StatsParams>,
+) -> Result<Json<Dashboard>, ApiError> {
+    let q = query(p, None)?;
+    Ok(Json(stats::dashboard(&state, &caller.tenant_id, &q).await?))
+}
+
+pub async fn class(
+    State(state): State<AppState>,
+    Sender(caller): Sender,
+    Path(class): Path<String>,
+    Query(p): Query<StatsParams>,
+) -> Result<Json<Dashboard>, ApiError> {
+    if p.class.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_window",
+            "query `class` is not taken here: the class is in the path",
+        ));
+    }
+    let q = query(p, Some(class))?;
+    Ok(Json(stats::dashboard(&state, &caller.tenant_id, &q).await?))
+}
