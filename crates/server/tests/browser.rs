@@ -400,6 +400,7 @@ async fn an_operator_works_through_the_console(backend: Backend) {
     let during = route(&app.send("b-ks-1", &rid, "payroll", "x").await);
     assert_ne!(during, before, "the override changed the next decision");
     b.click("#clear-switch-off").await;
+    b.wait_path("/console/overrides/switch-off/clear").await;
     assert!(b.text(".flash").await.contains("cleared"));
     // The thread stays at the lower floor it dropped to until a fresh
     // handshake shows the device again; then the route returns.

@@ -191,6 +191,16 @@ async fn an_admin_reads_every_view(backend: Backend) {
         assert!(!html.contains("payslip"), "content on {path}");
     }
 
+    // The dashboard counts the decision (from the stats the service keeps).
+    let (_, home) = c.get("/console?window=1h").await;
+    assert!(
+        home.contains("<div class=\"figure\">1</div><div class=\"figure-label\">decisions</div>"),
+        "{home}"
+    );
+    assert!(home.contains("<svg"), "charts are drawn server-side");
+    let (status, _) = c.get("/console?window=1y").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
     // Find the message by the person's own id, then read why.
     let (_, found) = c.get("/console/messages?recipient=emp-4711").await;
     assert!(found.contains(&mid), "{found}");

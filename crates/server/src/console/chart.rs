@@ -42,8 +42,11 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const WIDTH: u32 = 720;
+const WIDTH: u32 = 960;
 const HEIGHT: u32 = 220;
+/// Share bars sit in half-width cards: a narrower canvas keeps their text
+/// readable.
+const BARS_WIDTH: u32 = 520;
 const LEFT: u32 = 44;
 const BOTTOM: u32 = 24;
 
@@ -122,12 +125,12 @@ pub fn stacked_bars(title: &str, labels: &[String], series: &[Series]) -> String
 pub fn share_bars(title: &str, rows: &[(String, f64)]) -> String {
     let row_h = 26u32;
     let height = row_h * u32::try_from(rows.len()).unwrap_or(0).max(1) + 4;
-    let label_w = 200u32;
-    let plot_w = WIDTH - label_w - 60;
+    let label_w = 150u32;
+    let plot_w = BARS_WIDTH - label_w - 60;
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
+        r#"<svg viewBox="0 0 {BARS_WIDTH} {height}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
         escape(title)
     );
     let mut y = 4u32;

@@ -15,8 +15,8 @@
 mod audit;
 pub mod chart;
 mod messages;
-mod overview;
 mod overrides;
+mod overview;
 mod recipients;
 mod session;
 

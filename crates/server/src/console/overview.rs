@@ -184,10 +184,7 @@ pub fn panels(d: &Dashboard) -> Panels {
                 label: "fallbacks after a failure",
             },
             Figure {
-                value: format!(
-                    "{} / {}",
-                    d.threads.downgrades, d.threads.elevations
-                ),
+                value: format!("{} / {}", d.threads.downgrades, d.threads.elevations),
                 label: "thread downgrades / elevations",
             },
             Figure {
@@ -258,9 +255,7 @@ pub async fn show(
         .acquire()
         .await
         .map_err(ladder_store::StoreError::from)?;
-    let policy = state
-        .active_policy(&mut conn, &op.caller.tenant_id)
-        .await?;
+    let policy = state.active_policy(&mut conn, &op.caller.tenant_id).await?;
     drop(conn);
     Ok(ok(&OverviewPage {
         frame: Frame::new(&op, Section::Overview, "Overview"),
