@@ -13,6 +13,7 @@ use ladder_store::{StoreError, policies};
 use serde::Deserialize;
 
 use super::overview::{Panels, WINDOWS, WindowForm, panels, window};
+use super::policy::{DiffLine, marked};
 use super::{ConsoleError, Frame, Operator, Section, ok};
 use crate::error::ApiError;
 use crate::service::policy::{self as publication, Direction};
@@ -50,7 +51,7 @@ struct ClassPage {
     panels: Panels,
     would_have: Vec<WouldHave>,
     /// The unified diff that enforces the class, when it observes.
-    diff: Option<String>,
+    diff: Option<Vec<DiffLine>>,
     revision: u32,
 }
 
@@ -108,10 +109,10 @@ pub async fn show(
     let d = dashboard(&state, tenant, &q).await?;
     let diff = if class.mode == ladder_core::Mode::Observe {
         let (source, enforced) = proposal(&state, tenant, &name).await?;
-        Some(publication::diff(
+        Some(marked(&publication::diff(
             &source,
             &enforced.map_err(|e| ApiError::Internal(e.to_string()))?,
-        ))
+        )))
     } else {
         None
     };
