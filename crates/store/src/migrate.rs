@@ -67,6 +67,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_message_lists.sql"),
         postgres: include_str!("../migrations/postgres/0009_message_lists.sql"),
     },
+    Migration {
+        version: 12,
+        name: "request ids",
+        sqlite: include_str!("../migrations/sqlite/0012_request_ids.sql"),
+        postgres: include_str!("../migrations/postgres/0012_request_ids.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
