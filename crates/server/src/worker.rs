@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use ladder_store::audit::{merkle, signed};
-use ladder_store::ids::RequestId;
 use ladder_store::{StoreError, audit, outbox, recipients, tenants};
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -50,9 +49,13 @@ pub async fn delivery(state: AppState, mut stop: watch::Receiver<bool>) {
             // item would otherwise wait out its lease.
             let span = tracing::info_span!(
                 "work",
-                request_id = item.request_id.as_ref().map(RequestId::as_str),
-                kind = item.kind.as_str(),
+                request_id = tracing::field::Empty,
+                kind = %item.kind.as_str(),
             );
+            // Recorded as the request's span records it, so both read alike.
+            if let Some(id) = &item.request_id {
+                span.record("request_id", tracing::field::display(id));
+            }
             outbox::for_request(item.request_id.clone(), run_one(&state, &item))
                 .instrument(span)
                 .await;

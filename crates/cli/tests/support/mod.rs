@@ -30,12 +30,29 @@ pub struct Served {
 /// Starts `ladder serve` on a free loopback port with `store` (e.g.
 /// `--data-dir DIR`), debug JSON logs to `log`, and reads its banner.
 pub fn serve(store: &[String], log: &Path) -> Served {
+    serve_with(
+        store,
+        log,
+        &[
+            ("LADDER_LOG", Some("debug")),
+            ("LADDER_LOG_FORMAT", Some("json")),
+        ],
+    )
+}
+
+/// [`serve`] with the environment `env` sets (`None` removes a variable).
+pub fn serve_with(store: &[String], log: &Path, env: &[(&str, Option<&str>)]) -> Served {
     let stderr = std::fs::File::create(log).unwrap();
-    let mut child = ladder()
+    let mut command = ladder();
+    for (name, value) in env {
+        match value {
+            Some(v) => command.env(name, v),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(store)
-        .env("LADDER_LOG", "debug")
-        .env("LADDER_LOG_FORMAT", "json")
         .env_remove("LADDER_DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(stderr)
