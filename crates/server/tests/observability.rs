@@ -3,7 +3,7 @@
 //! hold ids or a portal link token), the request id answered equals the one
 //! logged, a sane caller id is kept and an insane one replaced, and the
 //! delivery work a `POST /v1/messages` causes is stored and logged with the
-//! id of that request.
+//! id of that request, on every attempt and in the work that follows.
 //!
 //! Logs are captured by one process-wide JSON subscriber (the server's
 //! workers run on other threads than the test), so each test finds its own
@@ -21,6 +21,10 @@ mod support;
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
+use ladder_channels::sandbox::Failure;
+use ladder_core::Channel;
+use ladder_store::ids::RequestId;
+use ladder_store::outbox;
 use serde_json::{Value, json};
 use support::{Backend, StatusCode, TestApp};
 
@@ -340,7 +344,96 @@ async fn delivery_work_carries_the_request_id_of_the_post(backend: Backend) {
     app.stop().await;
 }
 
+/// Every attempt of a retried delivery logs the POST's request id, and
+/// work queued while running work (a fallback, a delivery check) keeps the
+/// id of the work it follows from, as the worker runs it.
+async fn retries_and_follow_up_work_keep_the_request_id(backend: Backend) {
+    capture_logs();
+    let Some(app) = TestApp::builder(backend)
+        .config(|c| {
+            c.channels
+                .sandbox
+                .fail
+                .insert(Channel::Email, Failure::Transient { times: 2 });
+        })
+        .start()
+        .await
+    else {
+        return;
+    };
+    let t = tag(backend);
+    let recipient = app.recipient(&format!("emp-retry-{t}")).await;
+    let request_id = format!("obs-retry-{t}-{}", std::process::id());
+    let answer = app
+        .client
+        .post(format!("{}/v1/messages", app.base))
+        .header("authorization", format!("Bearer {}", app.sender))
+        .header("idempotency-key", format!("retry-{t}"))
+        .header("x-request-id", &request_id)
+        .json(&json!({ "recipient": recipient, "class": "transactional", "body": "retry me" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let sent: Value = answer.json().await.unwrap();
+    let message = sent["id"].as_str().unwrap().to_string();
+    app.wait_status(&message, "sent").await;
+    let mut attempts = Vec::new();
+    for _ in 0..100 {
+        attempts = in_request(&request_id)
+            .into_iter()
+            .filter(|l| l["fields"]["message"] == "delivery work ran")
+            .map(|l| l["fields"]["attempt"].as_i64().unwrap())
+            .collect();
+        if attempts.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(attempts, [1, 2, 3], "every attempt carries the request id");
+
+    // Follow-up work queued inside the scope the worker runs an item in
+    // inherits that item's request id; work queued outside any has none.
+    let far = 4_000_000_000_000_i64;
+    let follow = RequestId::parse(&format!("obs-follow-{t}")).unwrap();
+    let enqueue = || async {
+        let mut conn = app.state().store.pool().acquire().await.unwrap();
+        outbox::enqueue(
+            &mut conn,
+            &app.tenant,
+            &message,
+            outbox::Kind::Redecide,
+            far,
+        )
+        .await
+        .unwrap()
+    };
+    let claim = || async {
+        let work = outbox::claim(&app.state().store, "obs-test", far, 1000, 10)
+            .await
+            .unwrap();
+        assert_eq!(work.len(), 1, "{work:?}");
+        let mut conn = app.state().store.pool().acquire().await.unwrap();
+        let item = work.into_iter().next().unwrap();
+        assert!(
+            outbox::complete(&mut conn, &item.id, "obs-test", far)
+                .await
+                .unwrap()
+        );
+        item
+    };
+    outbox::for_request(Some(follow.clone()), enqueue()).await;
+    let first = claim().await;
+    assert_eq!(first.request_id.as_ref(), Some(&follow));
+    outbox::for_request(first.request_id.clone(), enqueue()).await;
+    assert_eq!(claim().await.request_id, Some(follow));
+    enqueue().await;
+    assert_eq!(claim().await.request_id, None);
+    app.stop().await;
+}
+
 both_backends!(
     access_lines_name_templates_and_the_request_id,
     delivery_work_carries_the_request_id_of_the_post,
+    retries_and_follow_up_work_keep_the_request_id,
 );
