@@ -18,7 +18,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
@@ -290,16 +289,7 @@ fn canary(store: &[String], tmp: &Path, data: &Path, pg: Option<(&str, &str)>) {
     assert_eq!(st, 202, "{g}");
 
     // Graceful shutdown on SIGTERM: exits 0 after finishing in-flight work.
-    let pid = s.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = s.child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    s.terminate();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut s.stdout, &mut rest).unwrap();
     assert!(rest.contains("shutting down"), "{rest}");

@@ -15,11 +15,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Served, call, serve_with, tls};
+use support::{Served, call, serve_with, tls, wait_status};
 
 /// Sends a message to a new recipient with `X-Request-Id: request_id`,
 /// waits until it is sent, and stops the server; answers its stderr.
@@ -58,31 +56,8 @@ fn send_and_stop(mut s: Served, request_id: &str) -> String {
         (returned, body["id"].as_str().unwrap().to_string())
     });
     assert_eq!(returned, request_id);
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        let (_, m) = call(
-            "GET",
-            &format!("{}/v1/messages/{id}", s.base),
-            &s.sender,
-            None,
-            None,
-        );
-        status = m["status"].clone();
-        if status == "sent" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(status, "sent");
-    let pid = s.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(s.child.wait().unwrap().success());
+    wait_status(&s, &id, "sent");
+    s.terminate();
     std::fs::read_to_string(&s.stderr_path).unwrap()
 }
 

@@ -92,6 +92,42 @@ pub fn serve_with(store: &[String], log: &Path, env: &[(&str, Option<&str>)]) ->
     }
 }
 
+impl Served {
+    /// Sends SIGTERM and waits: the server must exit 0 (graceful shutdown).
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+/// Polls message `id` until its status is `want` (or fails after ~10 s).
+pub fn wait_status(s: &Served, id: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (_, m) = call(
+            "GET",
+            &format!("{}/v1/messages/{id}", s.base),
+            &s.sender,
+            None,
+            None,
+        );
+        if m["status"] == want {
+            return m;
+        }
+        last = m;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("message {id} never reached `{want}`: {last:#}");
+}
+
 pub fn call(
     method: &str,
     url: &str,
