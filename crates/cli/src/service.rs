@@ -2,12 +2,14 @@
 //! database directly (`tenant`, `override`, `keys`, `audit`). They open the
 //! same store and keyring a server would, from the same configuration.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use ladder_server::Config;
 use ladder_server::app::offline_state;
+use ladder_server::config::LogFormat;
 use ladder_server::service::{keys, overrides, policy, tenants as tenant_service};
 use ladder_store::tenants;
 use serde_json::json;
@@ -153,7 +155,7 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, CliError> {
     if let Some(l) = args.listen {
         config.listen = l;
     }
-    init_logging();
+    init_logging(config.log_format);
     runtime()?.block_on(async move {
         let data_dir = config.data_dir.clone();
         let running = ladder_server::start(config).await.map_err(run_err)?;
@@ -211,17 +213,25 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr in the configured format. Text is coloured only on a
+/// terminal: escape codes in a file or a log collector are noise that
+/// breaks `grep`. JSON is one object per line, each event with its span
+/// fields (the request id among them).
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LADDER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let json = std::env::var("LADDER_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
 }
 

@@ -2,7 +2,9 @@
 //! appear in plaintext anywhere but in the recipient's hands. Sent through
 //! the real `ladder serve` on SQLite and PostgreSQL, then searched for in
 //! the database (files, or every row of every table), the keyring, the
-//! debug-level JSON log, the audit export and API, and `/metrics`. Also:
+//! debug-level JSON log (with the access lines of paths that hold the
+//! canary and a portal link token), the audit export and API, and
+//! `/metrics`. Also:
 //! graceful shutdown on SIGTERM, and a tenant created by the CLI while the
 //! server runs is served without a restart.
 
@@ -16,7 +18,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
@@ -211,6 +212,39 @@ fn canary(store: &[String], tmp: &Path, data: &Path, pg: Option<(&str, &str)>) {
     );
     assert!(audit["entries"].as_array().unwrap().len() > 10);
 
+    // Paths that carry secrets: a real portal link token, and the canary in
+    // a path and a query string. The access log names route templates only.
+    let (_, mailbox) = call(
+        "GET",
+        &format!("{}/v1/sandbox/deliveries", s.base),
+        &s.sender,
+        None,
+        None,
+    );
+    let notice = mailbox["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["notice_text"].as_str())
+        .find(|t| t.contains("/portal/"))
+        .unwrap_or_else(|| panic!("no portal link was sent: {mailbox:#}"))
+        .to_string();
+    let at = notice.find("/portal/").unwrap() + "/portal/".len();
+    let link_token: String = notice[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    assert_eq!(link_token.len(), 43, "{notice}");
+    for path in [
+        format!("/portal/{link_token}"),
+        format!("/portal/{canary}"),
+        format!("/v1/messages/{canary}?q={canary}"),
+        format!("/no/such/{canary}"),
+    ] {
+        let (st, _) = call("GET", &format!("{}{path}", s.base), &s.sender, None, None);
+        assert!([200, 400, 404, 410].contains(&st), "{path}: {st}");
+    }
+
     // A tenant created by the CLI while the server runs is served at once:
     // the server picks up the keyring the CLI changed.
     let policy = tmp.join("globex.toml");
@@ -255,16 +289,7 @@ fn canary(store: &[String], tmp: &Path, data: &Path, pg: Option<(&str, &str)>) {
     assert_eq!(st, 202, "{g}");
 
     // Graceful shutdown on SIGTERM: exits 0 after finishing in-flight work.
-    let pid = s.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = s.child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    s.terminate();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut s.stdout, &mut rest).unwrap();
     assert!(rest.contains("shutting down"), "{rest}");
@@ -320,6 +345,14 @@ fn canary(store: &[String], tmp: &Path, data: &Path, pg: Option<(&str, &str)>) {
     scanned.push(("audit API".into(), audit.to_string().into_bytes()));
     let log = &scanned.iter().find(|(n, _)| n == "server log").unwrap().1;
     assert!(contains(log, "ladder is serving"), "the log was captured");
+    assert!(
+        contains(log, "\"route\":\"/portal/{token}\""),
+        "the access log was captured"
+    );
+    assert!(
+        !contains(log, &link_token),
+        "a portal link token is in the server log"
+    );
     for (name, bytes) in &scanned {
         assert!(
             !contains(bytes, &canary),

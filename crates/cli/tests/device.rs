@@ -14,11 +14,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Output;
 
 use serde_json::{Value, json};
-use support::{Served, call, contains, files, ladder, pg_exec, pg_rows, pg_schema, serve};
+use support::{
+    Served, call, contains, files, ladder, pg_exec, pg_rows, pg_schema, serve, wait_status,
+};
 
 #[test]
 fn device_client_on_sqlite() {
@@ -61,25 +62,6 @@ fn run(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn wait_status(s: &Served, id: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..200 {
-        let (_, m) = call(
-            "GET",
-            &format!("{}/v1/messages/{id}", s.base),
-            &s.sender,
-            None,
-            None,
-        );
-        if m["status"] == want {
-            return m;
-        }
-        last = m;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("message {id} never reached `{want}`: {last:#}");
 }
 
 fn send(s: &Served, idem: &str, r: &str, class: &str, thread: &str, body: &str) -> String {
@@ -310,15 +292,7 @@ fn device_client(store: &[String], tmp: &Path, db: &str) {
         text(&out.stdout)
     );
 
-    let pid = s.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(s.child.wait().unwrap().success());
+    s.terminate();
     // The debug log never saw the body either.
     let log = std::fs::read(tmp.join("server.log")).unwrap();
     assert!(!contains(&log, "payslip-canary"));

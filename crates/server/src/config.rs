@@ -28,6 +28,8 @@ pub struct Config {
     /// Load a demo tenant from the example policy when the database has no
     /// tenant yet.
     pub demo_tenant: bool,
+    /// How `ladder serve` writes its logs to stderr (`LADDER_LOG_FORMAT`).
+    pub log_format: LogFormat,
     pub delivery: DeliveryConfig,
     pub handshake: HandshakeConfig,
     pub audit: AuditConfig,
@@ -47,6 +49,7 @@ impl Default for Config {
             public_url: None,
             metrics_token: None,
             demo_tenant: true,
+            log_format: LogFormat::Text,
             delivery: DeliveryConfig::default(),
             handshake: HandshakeConfig::default(),
             audit: AuditConfig::default(),
@@ -54,6 +57,27 @@ impl Default for Config {
             portal: crate::portal::PortalConfig::default(),
             limits: crate::limits::LimitsConfig::default(),
             console: crate::console::ConsoleConfig::default(),
+        }
+    }
+}
+
+/// The shape of log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event, with its spans' fields (the
+    /// request id among them); ANSI colour only when stderr is a terminal.
+    Text,
+    /// One JSON object per line, with the current span and the span list.
+    Json,
+}
+
+impl LogFormat {
+    fn parse(raw: &str) -> Option<LogFormat> {
+        match raw {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
         }
     }
 }
@@ -208,7 +232,8 @@ impl Config {
     }
 
     /// Overlays `LADDER_LISTEN`, `LADDER_DATABASE_URL`, `LADDER_DATA_DIR`,
-    /// `LADDER_KEYRING` and `LADDER_WORKERS`.
+    /// `LADDER_KEYRING`, `LADDER_METRICS_TOKEN`, `LADDER_PUBLIC_URL`,
+    /// `LADDER_WORKERS` and `LADDER_LOG_FORMAT`.
     pub fn apply_env(
         &mut self,
         get: impl Fn(&'static str) -> Option<String>,
@@ -240,6 +265,13 @@ impl Config {
                 name: "LADDER_WORKERS",
                 value: v.clone(),
                 expected: "a number of workers",
+            })?;
+        }
+        if let Some(v) = get("LADDER_LOG_FORMAT") {
+            self.log_format = LogFormat::parse(&v).ok_or_else(|| ConfigError::Env {
+                name: "LADDER_LOG_FORMAT",
+                value: v.clone(),
+                expected: "`text` or `json`",
             })?;
         }
         Ok(())
@@ -390,6 +422,27 @@ mod tests {
         let err = c.check().unwrap_err().to_string();
         assert!(err.contains("portal.link_ttl_s"), "{err}");
         assert!(Config::default().check().is_ok());
+    }
+
+    #[test]
+    fn log_format_comes_from_the_file_and_the_environment_overrides_it() {
+        assert_eq!(Config::default().log_format, LogFormat::Text);
+        let mut c: Config = toml::from_str("log_format = \"json\"\n").unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        c.apply_env(|n| (n == "LADDER_LOG_FORMAT").then(|| "text".to_string()))
+            .unwrap();
+        assert_eq!(c.log_format, LogFormat::Text);
+        let err = c
+            .apply_env(|n| (n == "LADDER_LOG_FORMAT").then(|| "xml".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("LADDER_LOG_FORMAT"), "{err}");
+        assert_eq!(
+            c.log_format,
+            LogFormat::Text,
+            "a refused value changes nothing"
+        );
+        let err = toml::from_str::<Config>("log_format = \"yaml\"\n").unwrap_err();
+        assert!(err.to_string().contains("yaml"), "{err}");
     }
 
     #[test]

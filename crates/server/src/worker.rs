@@ -4,12 +4,17 @@
 //!
 //! Both stop at shutdown after finishing the item in hand; work not yet
 //! claimed stays in the outbox for the next start or another node.
+//!
+//! A delivery worker runs each item in a `work` span carrying the id of the
+//! request that caused it, so `grep <request id>` over the logs finds the
+//! request and every delivery attempt it led to.
 
 use std::time::Duration;
 
 use ladder_store::audit::{merkle, signed};
 use ladder_store::{StoreError, audit, outbox, recipients, tenants};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::service::{deliver, keys, overrides};
 use crate::state::{AppState, now, now_ms};
@@ -42,9 +47,18 @@ pub async fn delivery(state: AppState, mut stop: watch::Receiver<bool>) {
         for item in work {
             // Finish what was claimed even when asked to stop: a half-run
             // item would otherwise wait out its lease.
-            if let Err(e) = deliver::run(&state, &item).await {
-                give_up_or_retry(&state, &item, &e).await;
+            let span = tracing::info_span!(
+                "work",
+                request_id = tracing::field::Empty,
+                kind = %item.kind.as_str(),
+            );
+            // Recorded as the request's span records it, so both read alike.
+            if let Some(id) = &item.request_id {
+                span.record("request_id", tracing::field::display(id));
             }
+            outbox::for_request(item.request_id.clone(), run_one(&state, &item))
+                .instrument(span)
+                .await;
         }
         if idle {
             tokio::select! {
@@ -52,6 +66,21 @@ pub async fn delivery(state: AppState, mut stop: watch::Receiver<bool>) {
                 _ = stop.changed() => {}
             }
         }
+    }
+}
+
+/// Runs one claimed item inside the span and request scope of the request
+/// that caused it, so its log lines carry that request's id and the work it
+/// queues keeps it.
+async fn run_one(state: &AppState, item: &outbox::Work) {
+    match deliver::run(state, item).await {
+        Ok(()) => tracing::info!(
+            work = %item.id,
+            message_id = %item.message_id,
+            attempt = item.attempts + 1,
+            "delivery work ran"
+        ),
+        Err(e) => give_up_or_retry(state, item, &e).await,
     }
 }
 

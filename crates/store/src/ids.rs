@@ -96,6 +96,45 @@ row_ids! {
     ThreadId => ("thr", "thread");
 }
 
+/// The id of the HTTP request that caused some work: taken from the
+/// caller's `X-Request-Id` when it is sane, else generated (`req_…`). It is
+/// logged, returned to the caller and stored with the delivery work the
+/// request caused, so it must never be able to carry a secret's shape or a
+/// line break: 1–64 characters of `A-Z a-z 0-9 - _ . :` only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// The longest request id kept; a longer one is replaced.
+    pub const MAX_LEN: usize = 64;
+
+    /// A caller's request id, or `None` when it is empty, too long, or has
+    /// any character outside the safe set (such an id is replaced, never
+    /// echoed).
+    pub fn parse(raw: &str) -> Option<RequestId> {
+        let sane = (1..=Self::MAX_LEN).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        sane.then(|| RequestId(raw.to_string()))
+    }
+
+    /// A new request id, `req_` and a UUIDv7 (time-ordered, unique).
+    pub fn generate() -> RequestId {
+        RequestId(new_id("req"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The hex SHA-256 under which a token is stored and looked up.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -104,6 +143,30 @@ pub fn token_hash(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_keep_the_safe_and_refuse_the_rest() {
+        for ok in ["a", "req_0196f0c4", "client-42.retry:1", &"x".repeat(64)] {
+            assert_eq!(RequestId::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            &"x".repeat(65),
+            "has space",
+            "line\nbreak",
+            "nul\0",
+            "esc\u{1b}[31m",
+            "semi;colon",
+            "slash/path",
+            "quote\"",
+            "ünïcode",
+        ] {
+            assert!(RequestId::parse(bad).is_none(), "{bad:?} was kept");
+        }
+        let g = RequestId::generate();
+        assert!(g.as_str().starts_with("req_"));
+        assert_eq!(RequestId::parse(g.as_str()), Some(g));
+    }
 
     #[test]
     fn ids_carry_their_prefix_and_differ() {

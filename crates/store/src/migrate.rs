@@ -74,6 +74,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0010_stats.sql"),
     },
     Migration {
+        version: 12,
+        name: "request ids",
+        sqlite: include_str!("../migrations/sqlite/0012_request_ids.sql"),
+        postgres: include_str!("../migrations/postgres/0012_request_ids.sql"),
+    },
+    Migration {
         version: 13,
         name: "console sessions",
         sqlite: include_str!("../migrations/sqlite/0013_console.sql"),

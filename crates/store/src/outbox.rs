@@ -5,13 +5,39 @@
 //!
 //! PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so concurrent claimers
 //! get disjoint rows; SQLite has one writer, and the claim is one statement.
+//!
+//! Each row remembers the HTTP request that caused it ([`RequestId`]): work
+//! queued inside [`for_request`] — the API's request middleware wraps every
+//! request in it, a worker wraps the work it runs in the id that work
+//! carries — is stamped with that id, so follow-up work (a fallback, a
+//! delivery check) keeps the id of the request that started the chain.
 
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
 use crate::db::{Dialect, Store};
 use crate::error::StoreError;
-use crate::ids::new_id;
+use crate::ids::{RequestId, new_id};
+
+tokio::task_local! {
+    /// The request the current task serves, set by [`for_request`].
+    static REQUEST: RequestId;
+}
+
+/// Runs `work` as serving `request`: every row [`enqueue`] writes inside it
+/// carries that id. With `None`, rows carry none (work from a maintenance
+/// sweep, or from before request ids were stored).
+pub async fn for_request<F: std::future::Future>(request: Option<RequestId>, work: F) -> F::Output {
+    match request {
+        Some(id) => REQUEST.scope(id, work).await,
+        None => work.await,
+    }
+}
+
+/// The request the current task serves, if any (see [`for_request`]).
+pub fn current_request() -> Option<RequestId> {
+    REQUEST.try_with(RequestId::clone).ok()
+}
 
 /// What the work is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,6 +89,8 @@ pub struct Work {
     pub kind: Kind,
     /// Attempts made before this claim.
     pub attempts: i64,
+    /// The request that caused this work (or the work it follows from).
+    pub request_id: Option<RequestId>,
 }
 
 pub async fn enqueue(
@@ -73,14 +101,17 @@ pub async fn enqueue(
     due_ms: i64,
 ) -> Result<String, StoreError> {
     let id = new_id("out");
+    let request = current_request();
     sqlx::query(
-        "INSERT INTO outbox (id, tenant_id, message_id, kind, attempts, next_at_ms) VALUES ($1, $2, $3, $4, 0, $5)",
+        "INSERT INTO outbox (id, tenant_id, message_id, kind, attempts, next_at_ms, request_id) \
+         VALUES ($1, $2, $3, $4, 0, $5, $6)",
     )
     .bind(&id)
     .bind(tenant_id)
     .bind(message_id)
     .bind(kind.as_str())
     .bind(due_ms)
+    .bind(request.as_ref().map(RequestId::as_str))
     .execute(&mut *conn)
     .await?;
     Ok(id)
@@ -102,7 +133,7 @@ pub async fn claim(
         "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (\
            SELECT id FROM outbox WHERE done_at IS NULL AND next_at_ms <= $3 \
            AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_at_ms LIMIT $4{lock}) \
-         RETURNING id, tenant_id, message_id, kind, attempts"
+         RETURNING id, tenant_id, message_id, kind, attempts, request_id"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(owner)
@@ -114,12 +145,21 @@ pub async fn claim(
     rows.iter()
         .map(|r| {
             let kind: String = r.try_get("kind")?;
+            let request: Option<String> = r.try_get("request_id")?;
+            // Only `enqueue` writes the column, from a parsed id.
+            let request_id = request
+                .map(|raw| {
+                    RequestId::parse(&raw)
+                        .ok_or_else(|| StoreError::corrupt("outbox request id", "not a request id"))
+                })
+                .transpose()?;
             Ok(Work {
                 id: r.try_get("id")?,
                 tenant_id: r.try_get("tenant_id")?,
                 message_id: r.try_get("message_id")?,
                 kind: Kind::parse(&kind)?,
                 attempts: r.try_get("attempts")?,
+                request_id,
             })
         })
         .collect()

@@ -30,12 +30,29 @@ pub struct Served {
 /// Starts `ladder serve` on a free loopback port with `store` (e.g.
 /// `--data-dir DIR`), debug JSON logs to `log`, and reads its banner.
 pub fn serve(store: &[String], log: &Path) -> Served {
+    serve_with(
+        store,
+        log,
+        &[
+            ("LADDER_LOG", Some("debug")),
+            ("LADDER_LOG_FORMAT", Some("json")),
+        ],
+    )
+}
+
+/// [`serve`] with the environment `env` sets (`None` removes a variable).
+pub fn serve_with(store: &[String], log: &Path, env: &[(&str, Option<&str>)]) -> Served {
     let stderr = std::fs::File::create(log).unwrap();
-    let mut child = ladder()
+    let mut command = ladder();
+    for (name, value) in env {
+        match value {
+            Some(v) => command.env(name, v),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(store)
-        .env("LADDER_LOG", "debug")
-        .env("LADDER_LOG_FORMAT", "json")
         .env_remove("LADDER_DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -73,6 +90,42 @@ pub fn serve(store: &[String], log: &Path) -> Served {
         stdout,
         stderr_path: log.to_path_buf(),
     }
+}
+
+impl Served {
+    /// Sends SIGTERM and waits: the server must exit 0 (graceful shutdown).
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+/// Polls message `id` until its status is `want` (or fails after ~10 s).
+pub fn wait_status(s: &Served, id: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (_, m) = call(
+            "GET",
+            &format!("{}/v1/messages/{id}", s.base),
+            &s.sender,
+            None,
+            None,
+        );
+        if m["status"] == want {
+            return m;
+        }
+        last = m;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("message {id} never reached `{want}`: {last:#}");
 }
 
 pub fn call(

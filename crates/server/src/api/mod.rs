@@ -65,7 +65,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -113,16 +113,23 @@ pub fn router(state: AppState) -> Router {
         .merge(device::routes())
         .merge(crate::portal::routes())
         .merge(crate::console::routes())
-        .fallback(ops::not_found)
+        .fallback(ops::not_found);
+    layered(routes).with_state(state)
+}
+
+/// The layers every route sits in, innermost first.
+fn layered<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    routes
         .layer(DefaultBodyLimit::max(256 * 1024))
-        .layer(axum::middleware::from_fn(ops::observe))
         // A panic is an internal bug: it leaves as the generic 500
         // envelope, its payload (which could hold anything) logged only by
         // its type, never echoed.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             ops::panicked,
         ))
-        .with_state(state)
+        // Outermost, so every answer (a caught panic's too) gets a request
+        // id and exactly one access log line.
+        .layer(axum::middleware::from_fn(ops::observe))
 }
 
 /// Parses a JSON body into `T`, naming the field and problem on failure
@@ -173,6 +180,36 @@ fn redact_values(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::redact_values;
+
+    /// A handler that panics still answers with a request id: the id layer
+    /// sits outside the panic catcher (it used to sit inside, and a panic
+    /// skipped the request metrics).
+    #[tokio::test]
+    async fn a_panicking_handler_still_answers_with_a_request_id() {
+        let routes = axum::Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("boom");
+                }
+            }),
+        );
+        let app = super::layered(routes);
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let answer = reqwest::Client::new()
+            .get(format!("http://{addr}/boom"))
+            .header("x-request-id", "panic-probe-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 500);
+        assert_eq!(answer.headers()["x-request-id"], "panic-probe-1");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "internal", "{body}");
+    }
 
     #[test]
     fn quoted_values_never_reach_an_error_message() {

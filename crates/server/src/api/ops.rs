@@ -1,16 +1,19 @@
 //! Operations: health, readiness, metrics, the OpenAPI document, the
-//! sandbox mailbox, and the request-observing middleware.
+//! sandbox mailbox, and the request-observing middleware (request ids, the
+//! access log, request metrics).
 
 use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{MatchedPath, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ladder_store::{StoreError, sandbox};
+use ladder_store::ids::RequestId;
+use ladder_store::{StoreError, outbox, sandbox};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::auth::Sender;
 use crate::error::ApiError;
@@ -96,25 +99,61 @@ pub async fn sandbox(
 
 /// The answer to a handler that panicked: the one 500 envelope. The panic
 /// message is not logged (a panic can format anything it was handed); the
-/// route is, by the request metrics.
+/// route is, by the access log and the request metrics ([`observe`] runs
+/// outside the panic catcher, so it sees this answer).
 pub fn panicked(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal("handler panicked".into()).into_response()
 }
 
-/// Counts and times every request by matched route (never by raw path,
-/// which would carry ids).
+/// The route label of a request no route matched: the raw path could hold
+/// anything (ids, tokens, a pasted body), so it is never a label or logged.
+pub const UNMATCHED: &str = "<unmatched>";
+
+/// The header a request id is accepted from and returned in.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Every request, whatever answers it (a handler, a rejection, the 404
+/// fallback, a caught panic): gives it a request id — the caller's when
+/// sane, else a new one — returned in `X-Request-Id`, held by the span all
+/// its log lines carry and stamped on the delivery work it queues; counts
+/// and times it by matched route; and writes its one access log line
+/// (target `ladder::access`). Routes are templates, never raw paths, which
+/// would carry ids and portal link tokens; the query string is never read.
 pub async fn observe(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+        .map_or_else(|| UNMATCHED.to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(RequestId::parse)
+        .unwrap_or_else(RequestId::generate);
+    let span = tracing::info_span!("request", request_id = %request_id);
     let started = Instant::now();
-    let response = envelope(next.run(req).await).await;
-    let status = response.status().as_u16().to_string();
+    let answered = outbox::for_request(Some(request_id.clone()), next.run(req)).instrument(span);
+    let mut response = envelope(answered.await).await;
+    let elapsed = started.elapsed();
+    // INVARIANT: a `RequestId` holds only visible ASCII from a safe set,
+    // always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = response.status().as_u16();
+    tracing::info!(
+        target: "ladder::access",
+        method = %method,
+        route = %route,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        request_id = %request_id,
+        "request"
+    );
     metrics::histogram!("ladder_request_seconds", "route" => route.clone(), "method" => method.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("ladder_requests_total", "route" => route, "method" => method, "status" => status)
+        .record(elapsed.as_secs_f64());
+    metrics::counter!("ladder_requests_total", "route" => route, "method" => method, "status" => status.to_string())
         .increment(1);
     response
 }

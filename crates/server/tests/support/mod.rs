@@ -172,6 +172,20 @@ impl TestApp {
         Self::builder(backend).start().await
     }
 
+    /// An app whose sandbox `channel` fails as `failure` says.
+    pub async fn failing(
+        backend: Backend,
+        channel: ladder_core::Channel,
+        failure: ladder_channels::sandbox::Failure,
+    ) -> Option<TestApp> {
+        Self::builder(backend)
+            .config(|c| {
+                c.channels.sandbox.fail.insert(channel, failure);
+            })
+            .start()
+            .await
+    }
+
     pub fn state(&self) -> &ladder_server::state::AppState {
         &self.running.as_ref().unwrap().state
     }
