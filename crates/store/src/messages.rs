@@ -247,6 +247,14 @@ pub struct MessageFilter {
 /// unique, so the order is stable and a page never repeats a row; a row
 /// whose id was made before a page was read but committed after it (ids
 /// are given before commit, on several nodes) can be missed by that walk.
+///
+/// The statement names only the filters that are set (each still a bound
+/// parameter): a `($n IS NULL OR column = $n)` form hides the condition
+/// from both planners, which then walk the tenant's id index until a page
+/// fills (53 ms for one recipient's page at only 20 000 messages on SQLite,
+/// growing with the table; see `benches/console.rs`). The recipient's external id
+/// is resolved by a scalar subquery (it is unique per tenant), which
+/// SQLite can seek with `messages_recipient` where `IN (…)` it would not.
 pub async fn list(
     conn: &mut AnyConnection,
     tenant_id: &str,
@@ -254,34 +262,53 @@ pub async fn list(
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Message>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE tenant_id = $1 \
-         AND ($2 IS NULL OR recipient_id = $2) \
-         AND ($3 IS NULL OR recipient_id IN (SELECT id FROM recipients WHERE tenant_id = $1 AND external_id = $3)) \
-         AND ($4 IS NULL OR class = $4) AND ($5 IS NULL OR status = $5) \
-         AND ($6 IS NULL OR thread_id = $6) \
-         AND ($7 IS NULL OR accepted_at >= $7) AND ($8 IS NULL OR accepted_at < $8) \
-         AND ($9 IS NULL OR id < $9) \
-         AND ($11 IS NULL OR outcome = $11) AND ($12 IS NULL OR route = $12) \
-         AND ($13 IS NULL OR mode = $13) \
-         ORDER BY id DESC LIMIT $10"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(tenant_id)
-        .bind(filter.recipient_id.as_deref())
-        .bind(filter.external_id.as_deref())
-        .bind(filter.class.as_deref())
-        .bind(filter.status.map(Status::as_str))
-        .bind(filter.thread_id.as_deref())
-        .bind(filter.since)
-        .bind(filter.until)
-        .bind(before)
-        .bind(limit)
-        .bind(filter.outcome.as_deref())
-        .bind(filter.route.as_deref())
-        .bind(filter.mode.as_deref())
-        .fetch_all(&mut *conn)
-        .await?;
+    enum Arg<'a> {
+        Text(&'a str),
+        Int(i64),
+    }
+    let mut sql = format!("SELECT {COLUMNS} FROM messages WHERE tenant_id = $1");
+    let mut args: Vec<Arg<'_>> = vec![Arg::Text(tenant_id)];
+    // Each condition with `?` where its parameter goes.
+    let text = [
+        ("recipient_id = ?", filter.recipient_id.as_deref()),
+        (
+            "recipient_id = (SELECT id FROM recipients WHERE tenant_id = $1 AND external_id = ?)",
+            filter.external_id.as_deref(),
+        ),
+        ("class = ?", filter.class.as_deref()),
+        ("status = ?", filter.status.map(Status::as_str)),
+        ("thread_id = ?", filter.thread_id.as_deref()),
+        ("id < ?", before),
+        ("outcome = ?", filter.outcome.as_deref()),
+        ("route = ?", filter.route.as_deref()),
+        ("mode = ?", filter.mode.as_deref()),
+    ];
+    let ints = [
+        ("accepted_at >= ?", filter.since),
+        ("accepted_at < ?", filter.until),
+    ];
+    let set = text
+        .into_iter()
+        .filter_map(|(c, v)| v.map(|v| (c, Arg::Text(v))))
+        .chain(
+            ints.into_iter()
+                .filter_map(|(c, v)| v.map(|v| (c, Arg::Int(v)))),
+        );
+    for (condition, arg) in set {
+        args.push(arg);
+        sql.push_str(" AND ");
+        sql.push_str(&condition.replace('?', &format!("${}", args.len())));
+    }
+    args.push(Arg::Int(limit));
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len()));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in args {
+        query = match a {
+            Arg::Text(t) => query.bind(t),
+            Arg::Int(n) => query.bind(n),
+        };
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -422,6 +422,9 @@ fn summarise(q: &StatsQuery, counters: &[Counter]) -> Dashboard {
                     "escalate" => d.rates.escalated += n,
                     "hold" => d.rates.held += n,
                     "confirmation_required" => d.rates.confirmation_required += n,
+                    // INVARIANT: `record_decision` writes `Outcome::code()`
+                    // here, and every code is matched above; a row that says
+                    // otherwise still counts in `total` and in `decisions`.
                     _ => {}
                 }
                 d.decisions.push(DecisionCount {
@@ -495,8 +498,9 @@ fn summarise(q: &StatsQuery, counters: &[Counter]) -> Dashboard {
             class,
             total,
             differ,
-            // INVARIANT: a class is in `shares` only with a count, and
-            // counters only ever grow from 1, so `total` is at least 1.
+            // A class is in `shares` only with an observe counter, which the
+            // service bumps by 1 at a time; `max(1)` only keeps a counter a
+            // hand edited to 0 from making the share NaN.
             #[allow(clippy::cast_precision_loss)]
             share: differ as f64 / total.max(1) as f64,
         })
