@@ -28,6 +28,7 @@ pub mod outbox;
 pub mod overrides;
 pub mod policies;
 pub mod portal;
+pub mod queue;
 pub mod recipients;
 pub mod sandbox;
 pub mod sealed;

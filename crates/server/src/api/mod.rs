@@ -9,6 +9,7 @@ pub(crate) mod input;
 mod lists;
 mod messages;
 mod ops;
+mod queue;
 mod recipients;
 mod webhooks;
 
@@ -54,6 +55,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit/proof/inclusion"),
     ("get", "/v1/audit/proof/consistency"),
     ("get", "/v1/sandbox/deliveries"),
+    ("get", "/v1/escalations"),
+    ("post", "/v1/escalations/{message_id}/send"),
+    ("post", "/v1/escalations/{message_id}/block"),
+    ("post", "/v1/escalations/{message_id}/extend"),
     ("post", "/v1/webhooks/{channel}/{tenant}"),
     ("post", "/v1/webhooks/{channel}"),
     ("get", "/v1/device/me"),
@@ -103,6 +108,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/proof/inclusion", get(audit::inclusion))
         .route("/v1/audit/proof/consistency", get(audit::consistency))
         .route("/v1/sandbox/deliveries", get(ops::sandbox))
+        .route("/v1/escalations", get(queue::list))
+        .route("/v1/escalations/{message_id}/send", post(queue::send))
+        .route("/v1/escalations/{message_id}/block", post(queue::block))
+        .route("/v1/escalations/{message_id}/extend", post(queue::extend))
         .route("/v1/webhooks/{channel}/{tenant}", post(webhooks::receive))
         .route("/v1/webhooks/{channel}", post(webhooks::receive_deployment))
         .merge(device::routes())
