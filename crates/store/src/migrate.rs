@@ -67,6 +67,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_message_lists.sql"),
         postgres: include_str!("../migrations/postgres/0009_message_lists.sql"),
     },
+    Migration {
+        version: 11,
+        name: "operator lists",
+        sqlite: include_str!("../migrations/sqlite/0011_operator_lists.sql"),
+        postgres: include_str!("../migrations/postgres/0011_operator_lists.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {

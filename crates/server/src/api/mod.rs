@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod device;
+mod history;
 pub(crate) mod input;
 mod lists;
 mod messages;
@@ -59,6 +60,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/escalations/{message_id}/send"),
     ("post", "/v1/escalations/{message_id}/block"),
     ("post", "/v1/escalations/{message_id}/extend"),
+    ("get", "/v1/threads"),
+    ("get", "/v1/policy/versions"),
+    ("get", "/v1/policy/versions/{revision}"),
+    ("get", "/v1/policy/diff"),
     ("post", "/v1/webhooks/{channel}/{tenant}"),
     ("post", "/v1/webhooks/{channel}"),
     ("get", "/v1/device/me"),
@@ -112,6 +117,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/escalations/{message_id}/send", post(queue::send))
         .route("/v1/escalations/{message_id}/block", post(queue::block))
         .route("/v1/escalations/{message_id}/extend", post(queue::extend))
+        .route("/v1/threads", get(history::threads))
+        .route("/v1/policy/versions", get(history::versions))
+        .route("/v1/policy/versions/{revision}", get(history::version))
+        .route("/v1/policy/diff", get(history::diff))
         .route("/v1/webhooks/{channel}/{tenant}", post(webhooks::receive))
         .route("/v1/webhooks/{channel}", post(webhooks::receive_deployment))
         .merge(device::routes())
