@@ -1,10 +1,12 @@
 //! The console and the portal in a real browser: headless Chromium driven
 //! over WebDriver (chromedriver), on both databases.
 //!
-//! An operator signs in, finds a message by the person's own id, reads
-//! why it went the way it did, switches a channel off and sees the next
-//! decision change, clears it, reads the audit log and signs out; another
-//! tenant's admin sees none of it. A recipient opens a portal link, asks
+//! An operator signs in, reads the dashboard, finds a message by the
+//! person's own id, reads why it went the way it did, blocks an escalated
+//! message, reads a class's rollout panel and the policy versions,
+//! switches a channel off and sees the next decision change, clears it,
+//! reads the audit log and signs out; another tenant's admin sees none of
+//! it. A recipient opens a portal link, asks
 //! for a code and reads the message. Every view is saved as a screenshot
 //! at desktop width and at 390 px (`target/browser-screenshots/`), and
 //! every page must load without a console error or a failed request.
@@ -333,7 +335,15 @@ async fn an_operator_works_through_the_console(backend: Backend) {
     app.handshake(&device, &key).await;
     let first = app.send("b-1", &rid, "payroll", "payslip").await;
     let mid = first.body["id"].as_str().unwrap().to_string();
-    for (i, class) in ["transactional", "marketing", "payroll"].iter().enumerate() {
+    for (i, class) in [
+        "transactional",
+        "marketing",
+        "payroll",
+        "support_escalation",
+    ]
+    .iter()
+    .enumerate()
+    {
         app.send(&format!("b-more-{i}"), &rid, class, "more").await;
     }
     app.post("/v1/audit/checkpoints", &app.admin, json!({}))
@@ -369,6 +379,43 @@ async fn an_operator_works_through_the_console(backend: Backend) {
     b.wait_path(&format!("/console/recipients/{rid}")).await;
     assert!(b.text("main").await.contains(&device));
     b.view("recipient").await;
+
+    // The escalation queue: an e-mail-only colleague's payslip waits for a
+    // human, who blocks it with a reason.
+    let lone = register(&app, "emp-mail-only", true, false).await;
+    let waiting = app.send("b-esc", &lone, "payroll", "payslip").await;
+    assert_eq!(waiting.body["outcome"], "escalate", "{}", waiting.text);
+    let waiting = waiting.body["id"].as_str().unwrap().to_string();
+    b.click("nav a[href='/console/escalations']").await;
+    b.wait_path("/console/escalations").await;
+    assert!(
+        b.text(&format!("#item-{waiting} pre"))
+            .await
+            .contains("escalate")
+    );
+    b.view("escalations").await;
+    b.fill(
+        &format!("#item-{waiting} form[action$='/block'] input[name=reason]"),
+        "sent to the wrong person",
+    )
+    .await;
+    b.click(&format!("#item-{waiting} button.block")).await;
+    b.wait_path(&format!("/console/escalations/{waiting}/block"))
+        .await;
+    assert!(b.text(".flash").await.contains("blocked"));
+    app.wait_status(&waiting, "blocked").await;
+
+    // The rollout panel of the class still observing, and policy versions.
+    b.goto("/console").await;
+    b.click("a[href='/console/classes/support_escalation']")
+        .await;
+    b.wait_path("/console/classes/support_escalation").await;
+    assert!(b.text("#diff").await.contains("+mode = \"enforce\""));
+    b.view("class-rollout").await;
+    b.click("nav a[href='/console/policy']").await;
+    b.wait_path("/console/policy").await;
+    assert!(b.text("#versions").await.contains("active"));
+    b.view("policy").await;
 
     // The kill switch: the channel the last payroll message used is
     // switched off, the next decision goes elsewhere; cleared, it returns.

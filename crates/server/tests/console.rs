@@ -365,6 +365,168 @@ async fn signing_out_ends_the_session(backend: Backend) {
     assert!(audit.iter().any(|e| e["kind"] == "console_signed_out"));
 }
 
+/// An e-mail-only person: payroll escalates (no channel for the portal's
+/// code). Answers the recipient and the escalated message.
+async fn escalated_payroll(app: &TestApp, external: &str, idem: &str) -> (String, String) {
+    let a = app
+        .post(
+            "/v1/recipients",
+            &app.sender,
+            json!({ "external_id": external, "email": "e@example.com" }),
+        )
+        .await;
+    let rid = a.body["id"].as_str().unwrap().to_string();
+    let sent = app.send(idem, &rid, "payroll", "payslip").await;
+    assert_eq!(sent.body["outcome"], "escalate", "{}", sent.text);
+    (rid, sent.body["id"].as_str().unwrap().to_string())
+}
+
+async fn the_escalation_queue_is_worked_from_the_console(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let (rid, stuck) = escalated_payroll(&app, "emp-q1", "q-1").await;
+    let (_, doomed) = escalated_payroll(&app, "emp-q2", "q-2").await;
+    let mut c = Console::new(&app);
+    c.sign_in(&app.admin).await;
+    let csrf = c.csrf().await;
+    let (status, queue) = c.get("/console/escalations").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(queue.contains(&stuck) && queue.contains(&doomed));
+    assert!(
+        queue.contains("no_step_up_channel"),
+        "the explanation is shown"
+    );
+
+    // Nothing qualifies yet: the core refuses the operator's route, and
+    // nothing changes.
+    let (status, page) = c
+        .post(
+            &format!("/console/escalations/{stuck}/send"),
+            &[
+                ("csrf", &csrf),
+                ("route", "in_app+push_notice"),
+                ("reason", "urgent"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    // A reason is required.
+    let (status, _) = c
+        .post(
+            &format!("/console/escalations/{doomed}/block"),
+            &[("csrf", &csrf), ("reason", "")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The person's app proves itself (strictly after the thread's floor
+    // was set, at the clock's one-second resolution): now in-app is
+    // permitted.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (device, key) = app.enrol(&rid, 3).await;
+    app.handshake(&device, &key).await;
+    let (status, page) = c
+        .post(
+            &format!("/console/escalations/{stuck}/send"),
+            &[
+                ("csrf", &csrf),
+                ("route", "in_app+push_notice"),
+                ("reason", "payroll deadline"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("queued for delivery by in_app+push_notice"),
+        "{page}"
+    );
+    app.wait_status(&stuck, "sent").await;
+
+    let (status, page) = c
+        .post(
+            &format!("/console/escalations/{doomed}/block"),
+            &[("csrf", &csrf), ("reason", "wrong person")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("blocked"));
+    let (_, queue) = c.get("/console/escalations").await;
+    assert!(!queue.contains(&stuck) && !queue.contains(&doomed));
+    let audit = app.audit().await;
+    for kind in ["escalation_sent", "escalation_blocked"] {
+        let e = audit.iter().find(|e| e["kind"] == kind).expect(kind);
+        assert!(e["actor"].as_str().unwrap().starts_with("api-key:"), "{e}");
+        assert_eq!(e["details"]["reason"].as_str().is_some(), true, "{e}");
+    }
+}
+
+async fn the_rollout_panel_publishes_enforcement(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let mut c = Console::new(&app);
+    c.sign_in(&app.admin).await;
+    let csrf = c.csrf().await;
+    let (status, page) = c.get("/console/classes/support_escalation").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"rollout\""), "{page}");
+    assert!(page.contains("-mode = &#34;observe&#34;"), "{page}");
+    assert!(page.contains("+mode = &#34;enforce&#34;"), "{page}");
+    // An enforced class has no rollout panel; an unknown one is a 404.
+    let (_, payroll) = c.get("/console/classes/payroll").await;
+    assert!(!payroll.contains("id=\"rollout\""));
+    assert_eq!(
+        c.get("/console/classes/nope").await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // A diff reviewed against an older revision publishes nothing.
+    let before = app.written_rows().await;
+    let (status, _) = c
+        .post(
+            "/console/classes/support_escalation/enforce",
+            &[("csrf", &csrf), ("revision", "3")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(app.written_rows().await, before);
+
+    let (status, _) = c
+        .post(
+            "/console/classes/support_escalation/enforce",
+            &[("csrf", &csrf), ("revision", "4")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let policy = app.get("/v1/policy", &app.sender).await;
+    assert_eq!(policy.body["revision"], 5);
+    assert!(
+        policy.body["source"]
+            .as_str()
+            .unwrap()
+            .contains("name = \"support_escalation\"\nminimum = \"transport\"\nmode = \"enforce\"")
+    );
+    let (_, page) = c.get("/console/classes/support_escalation").await;
+    assert!(!page.contains("id=\"rollout\""));
+    let audit = app.audit().await;
+    let published = audit
+        .iter()
+        .rfind(|e| e["kind"] == "policy_published")
+        .unwrap();
+    assert!(published["actor"].as_str().unwrap().ends_with("(console)"));
+
+    // The versions page shows both revisions and what changed.
+    let (status, versions) = c.get("/console/policy").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        versions.contains("<span class=\"add\">+mode = &#34;enforce&#34;</span>"),
+        "{versions}"
+    );
+    let (status, _) = c.get("/console/policy?from=99&to=5").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
 both_backends!(
     signed_out_pages_lead_to_sign_in,
     an_admin_reads_every_view,
@@ -372,4 +534,6 @@ both_backends!(
     the_kill_switch_changes_the_next_decision,
     another_tenants_admin_sees_nothing,
     signing_out_ends_the_session,
+    the_escalation_queue_is_worked_from_the_console,
+    the_rollout_panel_publishes_enforcement,
 );

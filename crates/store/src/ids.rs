@@ -94,6 +94,8 @@ row_ids! {
     DeviceId => ("dev", "device");
     /// A thread: `thr_…`.
     ThreadId => ("thr", "thread");
+    /// One time an override was set (its history row): `ovr_…`.
+    OverrideRowId => ("ovr", "override row");
 }
 
 /// The id of the HTTP request that caused some work: taken from the

@@ -29,6 +29,7 @@ pub mod outbox;
 pub mod overrides;
 pub mod policies;
 pub mod portal;
+pub mod queue;
 pub mod recipients;
 pub mod sandbox;
 pub mod sealed;

@@ -105,7 +105,7 @@ pub struct Message {
     pub expires_at: i64,
 }
 
-const COLUMNS: &str = "id, tenant_id, idempotency_key, request_hash, recipient_id, thread_id, class, status, \
+pub(crate) const COLUMNS: &str = "id, tenant_id, idempotency_key, request_hash, recipient_id, thread_id, class, status, \
      decision, failed, response_status, response_body, confirmation_hash, accepted_at, updated_at, expires_at";
 
 fn json<T: serde::de::DeserializeOwned>(s: &str, what: &'static str) -> Result<T, StoreError> {
@@ -116,7 +116,7 @@ fn to_json<T: Serialize>(v: &T, what: &'static str) -> Result<String, StoreError
     serde_json::to_string(v).map_err(|e| StoreError::corrupt(what, e))
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<Message, StoreError> {
+pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<Message, StoreError> {
     let status: String = row.try_get("status")?;
     let decision: String = row.try_get("decision")?;
     let failed: String = row.try_get("failed")?;

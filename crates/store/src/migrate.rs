@@ -74,6 +74,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0010_stats.sql"),
     },
     Migration {
+        version: 11,
+        name: "operator lists",
+        sqlite: include_str!("../migrations/sqlite/0011_operator_lists.sql"),
+        postgres: include_str!("../migrations/postgres/0011_operator_lists.sql"),
+    },
+    Migration {
         version: 12,
         name: "request ids",
         sqlite: include_str!("../migrations/sqlite/0012_request_ids.sql"),

@@ -174,3 +174,51 @@ pub async fn mark_expiry_audited(
     .await?;
     Ok(r.rows_affected() == 1)
 }
+
+/// One time an override was set, as the history shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub stored: StoredOverride,
+    /// When it was last renewed (Unix seconds), from the audit log.
+    pub renewed_at: Option<i64>,
+}
+
+/// A tenant's overrides, one row per time one was set, newest first, at
+/// most `limit`, strictly older than row `before`; with `active_at`, only
+/// those in force then (not cleared, not expired).
+pub async fn history(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    active_at: Option<i64>,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<HistoryRow>, StoreError> {
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("o.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {columns}, (SELECT MAX(a.at) FROM audit_entries a WHERE a.tenant_id = o.tenant_id \
+           AND a.subject = o.rule_id AND a.kind = 'override_renewed' AND a.at >= o.created_at \
+           AND a.at <= o.expires_at AND (o.cleared_at IS NULL OR a.at <= o.cleared_at)) AS renewed_at \
+         FROM overrides o WHERE o.tenant_id = $1 \
+         AND ($2 IS NULL OR (o.cleared_at IS NULL AND o.expires_at > $2)) \
+         AND ($3 IS NULL OR o.id < $3) ORDER BY o.id DESC LIMIT $4"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(active_at)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(HistoryRow {
+                stored: from_row(r)?,
+                renewed_at: r.try_get("renewed_at")?,
+            })
+        })
+        .collect()
+}

@@ -101,3 +101,71 @@ pub async fn was_published(
         .await?;
     Ok(row.is_some())
 }
+
+/// A published version as the version list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub policy: StoredPolicy,
+    /// Whether decisions use it now.
+    pub active: bool,
+}
+
+const PUBLISHED: &str = "SELECT p.version, p.revision, p.source, p.published_at, p.published_by, \
+     t.active_policy AS active_version \
+     FROM policies p JOIN tenants t ON t.id = p.tenant_id WHERE p.tenant_id = $1";
+
+fn published_from(row: &sqlx::any::AnyRow) -> Result<Published, StoreError> {
+    let active: Option<String> = row.try_get("active_version")?;
+    let version: String = row.try_get("version")?;
+    Ok(Published {
+        active: active.as_deref() == Some(version.as_str()),
+        policy: StoredPolicy {
+            version,
+            revision: row.try_get("revision")?,
+            source: row.try_get("source")?,
+            published_at: row.try_get("published_at")?,
+            published_by: row.try_get("published_by")?,
+        },
+    })
+}
+
+/// A tenant's published versions, most recently published first (a
+/// rollback dates its version anew), at most `limit`, strictly after the
+/// `(published_at, version)` of the previous page's last row.
+pub async fn list(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    before: Option<(i64, &str)>,
+    limit: i64,
+) -> Result<Vec<Published>, StoreError> {
+    let sql = format!(
+        "{PUBLISHED} AND ($2 IS NULL OR p.published_at < $2 OR (p.published_at = $2 AND p.version < $3)) \
+         ORDER BY p.published_at DESC, p.version DESC LIMIT $4"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(before.map(|b| b.0))
+        .bind(before.map(|b| b.1))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(published_from).collect()
+}
+
+/// The version published under `revision` — the latest published if a
+/// rollback and a later publication made two share it.
+pub async fn by_revision(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    revision: i64,
+) -> Result<Option<Published>, StoreError> {
+    let sql = format!(
+        "{PUBLISHED} AND p.revision = $2 ORDER BY p.published_at DESC, p.version DESC LIMIT 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(revision)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(published_from).transpose()
+}

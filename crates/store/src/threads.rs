@@ -2,7 +2,7 @@
 //! A thread belongs to one recipient; the sender names it (`payroll-2026`)
 //! or uses `default`.
 
-use ladder_core::ThreadFloor;
+use ladder_core::{AssuranceLevel, ThreadFloor};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
@@ -119,7 +119,8 @@ fn floor_json(t: &Thread) -> Result<String, StoreError> {
 
 pub async fn insert(conn: &mut AnyConnection, t: &Thread) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO threads (id, tenant_id, recipient_id, name, floor, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO threads (id, tenant_id, recipient_id, name, floor, updated_at, floor_level, label_level) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&t.id)
     .bind(&t.tenant_id)
@@ -127,18 +128,88 @@ pub async fn insert(conn: &mut AnyConnection, t: &Thread) -> Result<(), StoreErr
     .bind(&t.name)
     .bind(floor_json(t)?)
     .bind(t.updated_at)
+    .bind(t.floor.floor.as_str())
+    .bind(t.floor.label.map(|l| l.as_str()))
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
 pub async fn update(conn: &mut AnyConnection, t: &Thread) -> Result<(), StoreError> {
-    sqlx::query("UPDATE threads SET floor = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
-        .bind(floor_json(t)?)
-        .bind(t.updated_at)
-        .bind(&t.tenant_id)
-        .bind(&t.id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE threads SET floor = $1, updated_at = $2, floor_level = $5, label_level = $6 \
+         WHERE tenant_id = $3 AND id = $4",
+    )
+    .bind(floor_json(t)?)
+    .bind(t.updated_at)
+    .bind(&t.tenant_id)
+    .bind(&t.id)
+    .bind(t.floor.floor.as_str())
+    .bind(t.floor.label.map(|l| l.as_str()))
+    .execute(&mut *conn)
+    .await?;
     Ok(())
+}
+
+/// A thread as the thread list shows it: with when and why its floor last
+/// came down, from the audit entry that recorded the drop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub thread: Thread,
+    /// When the floor last dropped (Unix seconds), if it ever did.
+    pub dropped_at: Option<i64>,
+    /// That drop's audit details: from, to, causes.
+    pub drop: Option<serde_json::Value>,
+}
+
+/// A tenant's threads, newest first, at most `limit`, strictly older than
+/// id `before`; only those at floor `floor` and label `label` when given.
+pub async fn list(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    floor: Option<AssuranceLevel>,
+    label: Option<AssuranceLevel>,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Listed>, StoreError> {
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let last_drop = |what: &str| {
+        format!(
+            "(SELECT a.{what} FROM audit_entries a WHERE a.tenant_id = t.tenant_id AND a.subject = t.id \
+             AND a.kind = 'thread_downgraded' ORDER BY a.seq DESC LIMIT 1)"
+        )
+    };
+    let sql = format!(
+        "SELECT {columns}, {} AS dropped_at, {} AS drop_details FROM threads t \
+         WHERE t.tenant_id = $1 AND ($2 IS NULL OR t.floor_level = $2) \
+         AND ($3 IS NULL OR t.label_level = $3) AND ($4 IS NULL OR t.id < $4) \
+         ORDER BY t.id DESC LIMIT $5",
+        last_drop("at"),
+        last_drop("details"),
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(floor.map(AssuranceLevel::as_str))
+        .bind(label.map(AssuranceLevel::as_str))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let details: Option<String> = r.try_get("drop_details")?;
+            Ok(Listed {
+                thread: from_row(r)?,
+                dropped_at: r.try_get("dropped_at")?,
+                drop: details
+                    .map(|d| serde_json::from_str(&d))
+                    .transpose()
+                    .map_err(|e| StoreError::corrupt("audit details", e))?,
+            })
+        })
+        .collect()
 }

@@ -158,6 +158,10 @@ pub fn explain(d: &Decision) -> String {
                     "  - override `{override_id}` forces {container}, which this class's ladder does not contain; the class only avoids the override's channel"
                 ),
                 Note::HoldExpired { since } => writeln!(s, "  - the hold expired at {since}"),
+                Note::OperatorChoseRoute { step } => writeln!(
+                    s,
+                    "  - an operator sent it from the escalation queue by ladder step {step}, which the policy permitted at that moment"
+                ),
             };
         }
     }

@@ -11,6 +11,7 @@
 //! enforcement would have done.
 
 mod explain;
+mod permit;
 mod steps;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,7 @@ use crate::thread::{FloorDrop, ThreadFloor, assess};
 use crate::time::Timestamp;
 
 pub use explain::explain;
+pub use permit::{Refusal, permitted};
 use steps::Context;
 
 /// The sender's confirmation of a downgrade, bound to one message, the
@@ -203,6 +205,12 @@ pub enum Note {
     HoldExpired {
         since: Timestamp,
     },
+    /// An operator chose this route for an escalated or held message
+    /// ([`permitted`] allowed it): it stands while that step still
+    /// qualifies, even when a step above it would too.
+    OperatorChoseRoute {
+        step: usize,
+    },
 }
 
 /// A decision with its reasons. Serialises to the JSON the API returns and
@@ -235,22 +243,12 @@ pub struct UnknownClass {
 
 /// Decides one message. Pure and deterministic.
 pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, UnknownClass> {
-    let class = policy
-        .class(&input.message.class)
-        .ok_or_else(|| UnknownClass {
-            class: input.message.class.clone(),
-            version: policy.version().clone(),
-        })?;
+    let class = class_of(policy, input)?;
     let overrides: Vec<&Override> = policy.overrides().iter().chain(input.overrides).collect();
     let now = input.now;
 
     // The ratchet first: a floor that drops now caps every step below.
-    let assessment = assess(policy.evidence(), input.recipient, &overrides, now);
-    let drop = input.thread.observe(&assessment, input.recipient, now);
-    let mut after = input.thread.clone();
-    if let Some(d) = &drop {
-        after.apply_drop(d);
-    }
+    let (mut after, drop) = ratchet(policy, input, &overrides);
 
     let ctx = Context {
         policy,
@@ -262,44 +260,20 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
     };
     let mut notes = Vec::new();
     let steering = steering(&ctx, class, &mut notes);
-    // A re-decision after a failure only moves down the ladder.
-    let lowest_failed = input.failed.iter().filter_map(|f| f.step).max();
+    let judge = Judge {
+        ctx: &ctx,
+        steering: &steering,
+        class,
+        lowest_failed: lowest_failed(input),
+    };
 
     let mut steps = Vec::new();
     let mut chosen: Option<Route> = None;
     for (index, step) in class.ladder.iter().enumerate() {
-        let required = class.required(step);
-        let mut eval = ctx.evaluate(Some(index), step, required);
-        if let Some(reason) = steering.skip(class, index, step.container) {
-            eval.reasons.insert(0, reason);
-        }
-        if let Some(failed) = lowest_failed
-            && index < failed
-        {
-            eval.reasons.insert(
-                0,
-                SkipReason::AboveFailedStep {
-                    failed_step: failed,
-                },
-            );
-        }
-        steps.push(StepVerdict {
-            index,
-            route: step.route_name(),
-            required,
-            assurance: eval.assurance,
-            skipped: eval.reasons.clone(),
-        });
-        if eval.reasons.is_empty()
-            && let Some(assurance) = eval.assurance
-        {
-            chosen = Some(Route {
-                step: Some(index),
-                container: step.container,
-                notifier: eval.notifier,
-                assurance,
-                second_factor: eval.second_factor,
-            });
+        let (verdict, route) = judge.step(index, step);
+        steps.push(verdict);
+        if route.is_some() {
+            chosen = route;
             break;
         }
     }
@@ -386,6 +360,88 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
         downgrade,
         notes,
     })
+}
+
+/// The class a message names, or the caller's mistake.
+fn class_of<'p>(policy: &'p Policy, input: &DecisionInput<'_>) -> Result<&'p Class, UnknownClass> {
+    policy
+        .class(&input.message.class)
+        .ok_or_else(|| UnknownClass {
+            class: input.message.class.clone(),
+            version: policy.version().clone(),
+        })
+}
+
+/// The thread's floor once what the devices verifiably support now is
+/// observed, and the drop that caused, if any.
+fn ratchet(
+    policy: &Policy,
+    input: &DecisionInput<'_>,
+    overrides: &[&Override],
+) -> (ThreadFloor, Option<FloorDrop>) {
+    let assessment = assess(policy.evidence(), input.recipient, overrides, input.now);
+    let drop = input
+        .thread
+        .observe(&assessment, input.recipient, input.now);
+    let mut after = input.thread.clone();
+    if let Some(d) = &drop {
+        after.apply_drop(d);
+    }
+    (after, drop)
+}
+
+/// The highest step index that failed: a re-decision after a failure only
+/// moves down the ladder, below it.
+fn lowest_failed(input: &DecisionInput<'_>) -> Option<usize> {
+    input.failed.iter().filter_map(|f| f.step).max()
+}
+
+/// Judges ladder steps of one class under one decision's context.
+struct Judge<'a> {
+    ctx: &'a Context<'a>,
+    steering: &'a Steering,
+    class: &'a Class,
+    lowest_failed: Option<usize>,
+}
+
+impl Judge<'_> {
+    /// The verdict on step `index`, and the route it gives when it
+    /// qualifies (no reason against it, and a level to carry the payload).
+    fn step(&self, index: usize, step: &crate::policy::Step) -> (StepVerdict, Option<Route>) {
+        let required = self.class.required(step);
+        let mut eval = self.ctx.evaluate(Some(index), step, required);
+        if let Some(reason) = self.steering.skip(self.class, index, step.container) {
+            eval.reasons.insert(0, reason);
+        }
+        if let Some(failed) = self.lowest_failed
+            && index < failed
+        {
+            eval.reasons.insert(
+                0,
+                SkipReason::AboveFailedStep {
+                    failed_step: failed,
+                },
+            );
+        }
+        let route = match (eval.reasons.is_empty(), eval.assurance) {
+            (true, Some(assurance)) => Some(Route {
+                step: Some(index),
+                container: step.container,
+                notifier: eval.notifier,
+                assurance,
+                second_factor: eval.second_factor,
+            }),
+            _ => None,
+        };
+        let verdict = StepVerdict {
+            index,
+            route: step.route_name(),
+            required,
+            assurance: eval.assurance,
+            skipped: eval.reasons,
+        };
+        (verdict, route)
+    }
 }
 
 /// What the active force overrides do to one class: payload never travels

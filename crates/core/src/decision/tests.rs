@@ -785,4 +785,5 @@ fn a_failed_legacy_route_rules_its_channel_out_of_enforcement() {
     assert_ne!(d.outcome.route().map(|r| r.container), Some(Container::Rcs));
 }
 
+mod permit;
 mod step_up;

@@ -80,13 +80,55 @@ pub async fn publish(
     })))
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideQuery {
+    /// `active` (in force now) or `all` (the history).
+    pub state: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /v1/overrides`: without parameters, every override as it always
+/// answered; with `state`, `cursor` or `limit`, a page of the history
+/// (`crate::service::overrides::history`).
 pub async fn overrides(
     State(state): State<AppState>,
     Sender(caller): Sender,
+    Query(q): Query<OverrideQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({ "overrides": overrides::list(&state.store, &caller.tenant_id).await? }),
-    ))
+    if q.state.is_none() && q.cursor.is_none() && q.limit.is_none() {
+        return Ok(Json(
+            json!({ "overrides": overrides::list(&state.store, &caller.tenant_id).await? }),
+        ));
+    }
+    let limit = crate::api::lists::limit(q.limit)?;
+    let active_only = match q.state.as_deref() {
+        None | Some("all") => false,
+        Some("active") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_filter",
+                "query `state` must be one of active, all",
+            ));
+        }
+    };
+    let before = crate::api::lists::after(q.cursor.as_deref(), |s| {
+        ladder_store::ids::OverrideRowId::parse(s, "cursor").ok()
+    })?;
+    let mut page = overrides::history(
+        &state.store,
+        &caller.tenant_id,
+        active_only,
+        before
+            .as_ref()
+            .map(ladder_store::ids::OverrideRowId::as_str),
+        i64::from(limit) + 1,
+    )
+    .await?;
+    let next = crate::api::lists::cut(&mut page, limit, |(id, _)| id);
+    let page: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
+    Ok(Json(json!({ "overrides": page, "next_cursor": next })))
 }
 
 /// `POST /v1/overrides` with the fields of a policy file's override as a

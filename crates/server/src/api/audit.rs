@@ -21,6 +21,12 @@ pub struct Page {
     pub after: i64,
     #[serde(default = "default_limit")]
     pub limit: i64,
+    /// `next_cursor` of the previous page (instead of `after`).
+    pub cursor: Option<String>,
+    /// Only entries of this kind (`decision`, `escalation_sent`…).
+    pub kind: Option<String>,
+    /// Only entries about this message.
+    pub message: Option<String>,
 }
 
 fn default_limit() -> i64 {
@@ -33,15 +39,64 @@ pub async fn entries(
     Admin(caller): Admin,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    if !(1..=1000).contains(&page.limit) || page.after < 0 {
+    let limit = match u16::try_from(page.limit) {
+        Ok(l) if (1..=1000).contains(&l) && page.after >= 0 => l,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_page",
+                "query `limit` must be 1-1000 and `after` a sequence number (0 for the start)",
+            ));
+        }
+    };
+    let cursor = crate::api::lists::after(page.cursor.as_deref(), |s| {
+        s.parse::<i64>().ok().filter(|n| *n >= 0)
+    })?;
+    let after = match (cursor, page.after) {
+        (Some(_), a) if a != 0 => {
+            return Err(ApiError::bad_request(
+                "invalid_page",
+                "give query `cursor` or `after`, not both",
+            ));
+        }
+        (Some(c), _) => c,
+        (None, a) => a,
+    };
+    let kind = page.kind.as_deref();
+    if kind.is_some_and(|k| {
+        k.is_empty() || k.len() > 64 || !k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    }) {
         return Err(ApiError::bad_request(
-            "invalid_page",
-            "query `limit` must be 1-1000 and `after` a sequence number (0 for the start)",
+            "invalid_filter",
+            "query `kind` must be an audit entry kind: lowercase letters and `_`",
         ));
     }
-    let entries = audit::page(&state.store, &caller.tenant_id, page.after, page.limit).await?;
+    let message = page
+        .message
+        .as_deref()
+        .map(|m| ladder_store::ids::MessageId::parse(m, "query `message`"))
+        .transpose()?;
+    let filter = audit::Filter {
+        kind,
+        subject: message.as_ref().map(ladder_store::ids::MessageId::as_str),
+    };
+    let entries = audit::page_filtered(
+        &state.store,
+        &caller.tenant_id,
+        after,
+        &filter,
+        i64::from(limit) + 1,
+    )
+    .await?;
+    let mut keyed: Vec<(String, audit::AuditEntry)> = entries
+        .into_iter()
+        .map(|e| (e.seq.to_string(), e))
+        .collect();
+    let next_cursor = crate::api::lists::cut(&mut keyed, limit, |(seq, _)| seq);
+    let entries: Vec<audit::AuditEntry> = keyed.into_iter().map(|(_, e)| e).collect();
     let next = entries.last().map(|e| e.seq);
-    Ok(Json(json!({ "entries": entries, "next_after": next })))
+    Ok(Json(
+        json!({ "entries": entries, "next_after": next, "next_cursor": next_cursor }),
+    ))
 }
 
 /// The chain checkpoints (Ed25519 over the chain head).

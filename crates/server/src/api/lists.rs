@@ -27,7 +27,7 @@ const DEFAULT_LIMIT: u16 = 50;
 const MAX_LIMIT: u16 = 200;
 
 /// The page size asked for, 1 to [`MAX_LIMIT`].
-fn limit(given: Option<i64>) -> Result<u16, ApiError> {
+pub(super) fn limit(given: Option<i64>) -> Result<u16, ApiError> {
     match given.map(u16::try_from) {
         None => Ok(DEFAULT_LIMIT),
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
@@ -40,7 +40,7 @@ fn limit(given: Option<i64>) -> Result<u16, ApiError> {
 
 /// Cuts a page fetched with one row more than `limit` to `limit` rows;
 /// the cursor of the next page when that extra row was there.
-fn cut<T>(page: &mut Vec<T>, limit: u16, id: impl Fn(&T) -> &str) -> Option<String> {
+pub(super) fn cut<T>(page: &mut Vec<T>, limit: u16, id: impl Fn(&T) -> &str) -> Option<String> {
     let more = page.len() > usize::from(limit);
     page.truncate(usize::from(limit));
     more.then(|| page.last().map(|row| B64.encode(id(row))))
@@ -49,7 +49,7 @@ fn cut<T>(page: &mut Vec<T>, limit: u16, id: impl Fn(&T) -> &str) -> Option<Stri
 
 /// The id a cursor stands for, parsed as `parse` says; a cursor that is
 /// not one ladder gave out is a 400.
-fn after<T>(
+pub(super) fn after<T>(
     cursor: Option<&str>,
     parse: impl Fn(&str) -> Option<T>,
 ) -> Result<Option<T>, ApiError> {

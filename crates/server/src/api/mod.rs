@@ -5,10 +5,12 @@
 mod admin;
 mod audit;
 mod device;
+mod history;
 pub(crate) mod input;
 pub(crate) mod lists;
 mod messages;
 mod ops;
+mod queue;
 mod recipients;
 mod stats;
 mod webhooks;
@@ -57,6 +59,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/sandbox/deliveries"),
     ("get", "/v1/stats"),
     ("get", "/v1/stats/classes/{class}"),
+    ("get", "/v1/escalations"),
+    ("post", "/v1/escalations/{message_id}/send"),
+    ("post", "/v1/escalations/{message_id}/block"),
+    ("post", "/v1/escalations/{message_id}/extend"),
+    ("get", "/v1/threads"),
+    ("get", "/v1/policy/versions"),
+    ("get", "/v1/policy/versions/{revision}"),
+    ("get", "/v1/policy/diff"),
     ("post", "/v1/webhooks/{channel}/{tenant}"),
     ("post", "/v1/webhooks/{channel}"),
     ("get", "/v1/device/me"),
@@ -108,6 +118,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sandbox/deliveries", get(ops::sandbox))
         .route("/v1/stats", get(stats::all))
         .route("/v1/stats/classes/{class}", get(stats::class))
+        .route("/v1/escalations", get(queue::list))
+        .route("/v1/escalations/{message_id}/send", post(queue::send))
+        .route("/v1/escalations/{message_id}/block", post(queue::block))
+        .route("/v1/escalations/{message_id}/extend", post(queue::extend))
+        .route("/v1/threads", get(history::threads))
+        .route("/v1/policy/versions", get(history::versions))
+        .route("/v1/policy/versions/{revision}", get(history::version))
+        .route("/v1/policy/diff", get(history::diff))
         .route("/v1/webhooks/{channel}/{tenant}", post(webhooks::receive))
         .route("/v1/webhooks/{channel}", post(webhooks::receive_deployment))
         .merge(device::routes())

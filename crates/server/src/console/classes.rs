@@ -22,7 +22,6 @@ use crate::state::AppState;
 
 #[derive(Debug)]
 struct StepRow {
-    number: usize,
     route: String,
     require: String,
 }
@@ -105,7 +104,14 @@ pub async fn show(
     let class = policy
         .class(&name)
         .ok_or_else(|| ApiError::not_found("class", name.clone()))?;
-    let (label, q) = window(if form.window.is_empty() { "7d" } else { &form.window }, Some(&name))?;
+    let (label, q) = window(
+        if form.window.is_empty() {
+            "7d"
+        } else {
+            &form.window
+        },
+        Some(&name),
+    )?;
     let d = dashboard(&state, tenant, &q).await?;
     let diff = if class.mode == ladder_core::Mode::Observe {
         let (source, enforced) = proposal(&state, tenant, &name).await?;
@@ -131,14 +137,11 @@ pub async fn show(
         steps: class
             .ladder
             .iter()
-            .enumerate()
-            .map(|(i, s)| StepRow {
-                number: i + 1,
+            .map(|s| StepRow {
                 route: step_name(s),
-                require: s.require.map_or_else(
-                    || class.minimum.to_string(),
-                    |r| r.to_string(),
-                ),
+                require: s
+                    .require
+                    .map_or_else(|| class.minimum.to_string(), |r| r.to_string()),
             })
             .collect(),
         window: label,
@@ -176,7 +179,10 @@ pub async fn enforce(
     form: Result<Form<EnforceForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
     let Form(f) = form.map_err(|e| {
-        ApiError::bad_request("invalid_form", format!("the rollout form is incomplete: {e}"))
+        ApiError::bad_request(
+            "invalid_form",
+            format!("the rollout form is incomplete: {e}"),
+        )
     })?;
     op.check_csrf(&f.csrf)?;
     valid_class(&name)?;

@@ -67,7 +67,10 @@ async fn render(
     let filter = match kind {
         "" => None,
         k => Some(QueueKind::from_name(k).ok_or_else(|| {
-            ApiError::bad_request("invalid_filter", "query `kind` must be `escalated` or `held`")
+            ApiError::bad_request(
+                "invalid_filter",
+                "query `kind` must be `escalated` or `held`",
+            )
         })?),
     };
     let items = escalations::queue(state, tenant, filter, None, 100).await?;
@@ -139,7 +142,10 @@ pub async fn act(
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
     let Form(f) = form.map_err(|e| {
-        ApiError::bad_request("invalid_form", format!("the action form is incomplete: {e}"))
+        ApiError::bad_request(
+            "invalid_form",
+            format!("the action form is incomplete: {e}"),
+        )
     })?;
     op.check_csrf(&f.csrf)?;
     let id = MessageId::parse(&id, "the message id in the address")?;
@@ -148,8 +154,7 @@ pub async fn act(
         "block" => escalations::block(&state, &op.caller, &id, &f.reason).await?,
         "extend" => {
             let hours = i64::from(f.hours.unwrap_or(24));
-            escalations::extend(&state, &op.caller, &id, now().0 + hours * 3600, &f.reason)
-                .await?
+            escalations::extend(&state, &op.caller, &id, now().0 + hours * 3600, &f.reason).await?
         }
         _ => {
             return Err(ApiError::not_found("queue action", action).into());

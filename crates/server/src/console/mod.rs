@@ -14,9 +14,12 @@
 
 mod audit;
 pub mod chart;
+mod classes;
+mod escalations;
 mod messages;
 mod overrides;
 mod overview;
+mod policy;
 mod recipients;
 mod session;
 
@@ -64,6 +67,11 @@ const STYLESHEET: &str = include_str!("../../assets/console.css");
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/console", get(overview::show))
+        .route("/console/classes/{name}", get(classes::show))
+        .route("/console/classes/{name}/enforce", post(classes::enforce))
+        .route("/console/escalations", get(escalations::list))
+        .route("/console/escalations/{id}/{action}", post(escalations::act))
+        .route("/console/policy", get(policy::show))
         .route("/console/", get(|| async { Redirect::to("/console") }))
         .route("/console/login", get(session::form).post(session::sign_in))
         .route("/console/logout", post(session::sign_out))

@@ -75,13 +75,21 @@ pub async fn show(
         .await
         .map_err(StoreError::from)?;
     let versions = policies::list(&mut conn, tenant, None, 50).await?;
-    // Default: the latest publication against the one before it.
-    let to = form
-        .to
-        .or_else(|| versions.first().map(|v| v.policy.revision));
-    let from = form
-        .from
-        .or_else(|| versions.get(1).map(|v| v.policy.revision));
+    // Default: the active revision against the highest one below it
+    // (publications in the same second cannot be told apart by time).
+    let to = form.to.or_else(|| {
+        versions
+            .iter()
+            .find(|v| v.active)
+            .map(|v| v.policy.revision)
+    });
+    let from = form.from.or_else(|| {
+        versions
+            .iter()
+            .map(|v| v.policy.revision)
+            .filter(|r| to.is_some_and(|t| *r < t))
+            .max()
+    });
     let source = async |conn: &mut sqlx::AnyConnection, rev: i64, name: &'static str| {
         policies::by_revision(conn, tenant, rev)
             .await?

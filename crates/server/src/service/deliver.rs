@@ -138,6 +138,23 @@ async fn still_qualifies(
         accepted_at: Timestamp(message.accepted_at),
         confirmation: confirmation_of(message),
     };
+    // A route an operator chose from the escalation queue stands while the
+    // core still permits it, though a step above it may qualify too.
+    if message
+        .decision
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::OperatorChoseRoute { .. }))
+    {
+        let now_permitted = super::escalations::permit(
+            &inputs,
+            &meta,
+            &thread.floor,
+            &message.failed,
+            &route.name(),
+        )?;
+        return Ok(now_permitted.is_ok_and(|r| r == *route));
+    }
     let fresh = decide_after_failures(&inputs, &meta, &thread.floor, &message.failed)?;
     // A route stored before routes named their second factor is the same
     // route whatever factor today's decision names for it.

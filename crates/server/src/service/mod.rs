@@ -6,6 +6,7 @@ pub mod audit;
 pub mod confirm;
 pub mod deliver;
 pub mod devices;
+pub mod escalations;
 mod handover;
 pub mod keys;
 pub mod overrides;

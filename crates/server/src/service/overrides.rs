@@ -195,18 +195,54 @@ pub async fn list(store: &Store, tenant_id: &str) -> Result<Vec<Value>, ApiError
     let at = now();
     Ok(stored::list(&mut conn, tenant_id)
         .await?
-        .into_iter()
-        .map(|o| {
-            let state = if o.cleared_at.is_some() {
-                "cleared"
-            } else if o.rule.is_active(at) {
-                "active"
-            } else {
-                "expired"
-            };
-            json!({ "override": o.rule, "state": state, "created_at": o.created_at, "cleared_at": o.cleared_at, "cleared_by": o.cleared_by })
-        })
+        .iter()
+        .map(|o| entry(o, at))
         .collect())
+}
+
+/// One override as the lists show it, with its state at `at`.
+fn entry(o: &stored::StoredOverride, at: ladder_core::Timestamp) -> Value {
+    let state = if o.cleared_at.is_some() {
+        "cleared"
+    } else if o.rule.is_active(at) {
+        "active"
+    } else {
+        "expired"
+    };
+    json!({ "override": o.rule, "state": state, "created_at": o.created_at, "cleared_at": o.cleared_at, "cleared_by": o.cleared_by })
+}
+
+/// A tenant's override history — one entry per time an override was set
+/// (its row id beside it), with its state now and when it was last renewed
+/// — newest first, at most `limit`, strictly older than row `before`; only
+/// those in force now with `active_only`.
+pub async fn history(
+    store: &Store,
+    tenant_id: &str,
+    active_only: bool,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(String, Value)>, ApiError> {
+    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+    let at = now();
+    Ok(stored::history(
+        &mut conn,
+        tenant_id,
+        active_only.then_some(at.0),
+        before,
+        limit,
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        let mut v = entry(&r.stored, at);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("id".into(), json!(r.stored.row_id));
+            obj.insert("renewed_at".into(), json!(r.renewed_at));
+        }
+        (r.stored.row_id.clone(), v)
+    })
+    .collect())
 }
 
 /// Audits overrides that expired since the last sweep, once each (across

@@ -29,6 +29,16 @@ pub fn diagnostics(errors: &PolicyErrors) -> Value {
     )
 }
 
+/// A unified line diff from `old` to `new` (hunks with three lines of
+/// context, no file header; empty when they are equal): what the console
+/// and `GET /v1/policy/diff` show before an observe → enforce switch.
+pub fn diff(old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .to_string()
+}
+
 /// Which way a publication may move the tenant's revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -170,5 +180,24 @@ async fn check_direction(
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diff;
+
+    #[test]
+    fn a_diff_shows_changed_lines_with_context_and_nothing_for_equal_texts() {
+        let old = "a = 1\nmode = \"observe\"\nb = 2\n";
+        let new = "a = 1\nmode = \"enforce\"\nb = 2\n";
+        let d = diff(old, new);
+        assert!(d.starts_with("@@ -1,3 +1,3 @@\n"), "{d}");
+        assert!(
+            d.contains("-mode = \"observe\"\n+mode = \"enforce\"\n"),
+            "{d}"
+        );
+        assert!(d.contains(" a = 1\n") && d.contains(" b = 2\n"), "{d}");
+        assert_eq!(diff(old, old), "");
     }
 }

@@ -210,12 +210,34 @@ pub async fn page(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<AuditEntry>, StoreError> {
+    page_filtered(store, tenant_id, after_seq, &Filter::default(), limit).await
+}
+
+/// What a page of entries may be narrowed to; unset fields do not narrow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    /// The entry's kind (`decision`, `escalation_sent`…).
+    pub kind: Option<&'a str>,
+    /// What the entry is about: a message, thread, device or override id.
+    pub subject: Option<&'a str>,
+}
+
+/// Like [`page`], only entries `filter` lets through (the page is at most
+/// `limit` of those, in order).
+pub async fn page_filtered(
+    store: &Store,
+    tenant_id: &str,
+    after_seq: i64,
+    filter: &Filter<'_>,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, StoreError> {
     let mut conn = store.pool().acquire().await?;
-    rows::page(
+    rows::page_of(
         &mut conn,
         tenant_id,
         after_seq,
         i64::MAX,
+        filter,
         limit.min(MAX_PAGE),
     )
     .await?

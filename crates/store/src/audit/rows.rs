@@ -106,18 +106,41 @@ pub(super) async fn page(
     up_to: i64,
     limit: i64,
 ) -> Result<Vec<Row>, StoreError> {
+    page_of(
+        conn,
+        tenant_id,
+        after,
+        up_to,
+        &super::Filter::default(),
+        limit,
+    )
+    .await
+}
+
+/// Like [`page`], only entries `filter` lets through.
+pub(super) async fn page_of(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    after: i64,
+    up_to: i64,
+    filter: &super::Filter<'_>,
+    limit: i64,
+) -> Result<Vec<Row>, StoreError> {
     if limit < 1 {
         return Ok(Vec::new());
     }
     let rows: Vec<RowTuple> = sqlx::query_as(
         "SELECT tenant_id, seq, at, kind, actor, subject, details, prev_hash, hash \
          FROM audit_entries WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 \
+         AND ($5 IS NULL OR kind = $5) AND ($6 IS NULL OR subject = $6) \
          ORDER BY seq LIMIT $4",
     )
     .bind(tenant_id)
     .bind(after)
     .bind(up_to)
     .bind(limit)
+    .bind(filter.kind)
+    .bind(filter.subject)
     .fetch_all(conn)
     .await?;
     Ok(rows

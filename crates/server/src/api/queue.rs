@@ -1,0 +1,121 @@
+//! `/v1/escalations`: the escalation queue and an operator's actions on it
+//! (send by a permitted route, block, extend a hold). Listing is sender
+//! scope; acting is admin scope, each action with a reason and audited
+//! with the operator's identity (`crate::service::escalations`). The list
+//! pages like `GET /v1/messages` (`super::lists`): newest first, opaque
+//! cursor, `limit` 1 to 200, unknown parameters refused.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use ladder_store::ids::MessageId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::input::PATH_ID;
+use crate::api::lists::{after, cut, limit};
+use crate::auth::{Admin, Sender};
+use crate::error::ApiError;
+use crate::service::escalations::{self, ActionOutcome, QueueKind};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueQuery {
+    /// `escalated` or `held`; both when absent.
+    pub kind: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Sender(caller): Sender,
+    Query(q): Query<QueueQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit(q.limit)?;
+    let kind = q
+        .kind
+        .as_deref()
+        .map(|k| {
+            QueueKind::from_name(k).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_filter",
+                    "query `kind` must be one of escalated, held",
+                )
+            })
+        })
+        .transpose()?;
+    let before = after(q.cursor.as_deref(), |s| MessageId::parse(s, "cursor").ok())?;
+    let mut page = escalations::queue(
+        &state,
+        &caller.tenant_id,
+        kind,
+        before.as_ref().map(MessageId::as_str),
+        i64::from(limit) + 1,
+    )
+    .await?;
+    let next = cut(&mut page, limit, |i| &i.id);
+    Ok(Json(json!({ "escalations": page, "next_cursor": next })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// The route to send by, as `portal+email_notice`.
+    pub route: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendRequest {
+    /// The next look, Unix seconds.
+    pub until: i64,
+    pub reason: String,
+}
+
+pub async fn send(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ActionOutcome>, ApiError> {
+    let id = MessageId::parse(&id, PATH_ID)?;
+    let req: SendRequest = crate::api::parse_json(&body)?;
+    Ok(Json(
+        escalations::send_by(&state, &caller, &id, &req.route, &req.reason).await?,
+    ))
+}
+
+pub async fn block(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ActionOutcome>, ApiError> {
+    let id = MessageId::parse(&id, PATH_ID)?;
+    let req: BlockRequest = crate::api::parse_json(&body)?;
+    Ok(Json(
+        escalations::block(&state, &caller, &id, &req.reason).await?,
+    ))
+}
+
+pub async fn extend(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ActionOutcome>, ApiError> {
+    let id = MessageId::parse(&id, PATH_ID)?;
+    let req: ExtendRequest = crate::api::parse_json(&body)?;
+    Ok(Json(
+        escalations::extend(&state, &caller, &id, req.until, &req.reason).await?,
+    ))
+}
