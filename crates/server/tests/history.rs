@@ -54,18 +54,7 @@ async fn bad_requests(app: &TestApp, auth: &str, paths: &[String]) {
 /// Tenant B with the demo policy; answers its sender and admin keys.
 async fn tenant_b(app: &TestApp) -> (String, String) {
     let policy = ACME.replace("tenant = \"acme\"", "tenant = \"globex\"");
-    let b = ladder_server::service::tenants::create(app.state(), "globex", &policy, "test")
-        .await
-        .unwrap();
-    let key = |scope: &str| {
-        b.keys
-            .iter()
-            .find(|k| k.scope.as_str() == scope)
-            .unwrap()
-            .token
-            .clone()
-    };
-    (key("sender"), key("admin"))
+    app.other_tenant_keys("globex", &policy).await
 }
 
 async fn threads_are_listed_with_their_floor_and_last_drop(backend: Backend) {
@@ -250,15 +239,7 @@ async fn override_history_pages_and_the_default_answer_is_unchanged(backend: Bac
             .status,
         StatusCode::CREATED
     );
-    let cleared = app
-        .request(
-            reqwest::Method::DELETE,
-            "/v1/overrides/old",
-            Some(&app.admin),
-            None,
-            &[],
-        )
-        .await;
+    let cleared = app.delete("/v1/overrides/old", &app.admin).await;
     assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text);
     assert_eq!(
         app.post("/v1/overrides", &app.admin, set("new"))

@@ -198,11 +198,7 @@ pub async fn history(
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<HistoryRow>, StoreError> {
-    let columns = COLUMNS
-        .split(", ")
-        .map(|c| format!("o.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = crate::db::qualified(COLUMNS, "o");
     // A renewal closes one row and opens the next of the same rule at the
     // same instant, and audits `override_renewed` then.
     let renewal = |this: &str, other: &str, order: &str| {
