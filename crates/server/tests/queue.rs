@@ -34,15 +34,7 @@ async fn sms_off(app: &TestApp) {
 }
 
 async fn sms_on(app: &TestApp) {
-    let del = app
-        .request(
-            reqwest::Method::DELETE,
-            "/v1/overrides/sms-off",
-            Some(&app.admin),
-            None,
-            &[],
-        )
-        .await;
+    let del = app.delete("/v1/overrides/sms-off", &app.admin).await;
     assert_eq!(del.status, StatusCode::OK, "{}", del.text);
 }
 
@@ -363,18 +355,7 @@ async fn another_tenant_sees_and_touches_none_of_the_queue(backend: Backend) {
     let id = queued(&app, "iso-1", &r, "payroll", "escalate").await;
     let policy = include_str!("../../../examples/policies/acme.toml")
         .replace("tenant = \"acme\"", "tenant = \"globex\"");
-    let b = ladder_server::service::tenants::create(app.state(), "globex", &policy, "test")
-        .await
-        .unwrap();
-    let key = |scope: &str| {
-        b.keys
-            .iter()
-            .find(|k| k.scope.as_str() == scope)
-            .unwrap()
-            .token
-            .clone()
-    };
-    let (b_sender, b_admin) = (key("sender"), key("admin"));
+    let (b_sender, b_admin) = app.other_tenant_keys("globex", &policy).await;
     let list = app.get("/v1/escalations", &b_sender).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.text);
     assert!(ids(&list.body).is_empty(), "{}", list.text);

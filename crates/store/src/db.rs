@@ -37,6 +37,17 @@ impl Dialect {
     }
 }
 
+/// A column list (`id, tenant_id, …`) with every column qualified by a
+/// table alias (`t.id, t.tenant_id, …`), for queries that join or
+/// correlate another table.
+pub(crate) fn qualified(columns: &str, alias: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// An open, migrated database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {

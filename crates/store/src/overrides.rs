@@ -175,17 +175,22 @@ pub async fn mark_expiry_audited(
     Ok(r.rows_affected() == 1)
 }
 
-/// One time an override was set, as the history shows it.
+/// One time an override was set, as the history shows it. A renewal
+/// closes the override's row and opens a new one with the new expiry (see
+/// the service's `renew`); the audit entry it writes tells the two apart
+/// from a plain set and a plain clear.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRow {
     pub stored: StoredOverride,
-    /// When it was last renewed (Unix seconds), from the audit log.
-    pub renewed_at: Option<i64>,
+    /// This row was opened by a renewal, not by setting the override.
+    pub opened_by_renewal: bool,
+    /// This row was closed by a renewal, not cleared.
+    pub closed_by_renewal: bool,
 }
 
-/// A tenant's overrides, one row per time one was set, newest first, at
-/// most `limit`, strictly older than row `before`; with `active_at`, only
-/// those in force then (not cleared, not expired).
+/// A tenant's overrides, one row per time one was set or renewed, newest
+/// first, at most `limit`, strictly older than row `before`; with
+/// `active_at`, only those in force then (not cleared, not expired).
 pub async fn history(
     conn: &mut AnyConnection,
     tenant_id: &str,
@@ -193,18 +198,24 @@ pub async fn history(
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<HistoryRow>, StoreError> {
-    let columns = COLUMNS
-        .split(", ")
-        .map(|c| format!("o.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = crate::db::qualified(COLUMNS, "o");
+    // A renewal closes one row and opens the next of the same rule at the
+    // same instant, and audits `override_renewed` then.
+    let renewal = |this: &str, other: &str, order: &str| {
+        format!(
+            "(SELECT COUNT(*) FROM overrides r WHERE r.tenant_id = o.tenant_id AND r.rule_id = o.rule_id \
+               AND r.id {order} o.id AND r.{other} = o.{this} \
+               AND EXISTS (SELECT 1 FROM audit_entries a WHERE a.tenant_id = o.tenant_id \
+                 AND a.subject = o.rule_id AND a.kind = 'override_renewed' AND a.at = o.{this}))"
+        )
+    };
     let sql = format!(
-        "SELECT {columns}, (SELECT MAX(a.at) FROM audit_entries a WHERE a.tenant_id = o.tenant_id \
-           AND a.subject = o.rule_id AND a.kind = 'override_renewed' AND a.at >= o.created_at \
-           AND a.at <= o.expires_at AND (o.cleared_at IS NULL OR a.at <= o.cleared_at)) AS renewed_at \
+        "SELECT {columns}, {} AS opened_by_renewal, {} AS closed_by_renewal \
          FROM overrides o WHERE o.tenant_id = $1 \
          AND ($2 IS NULL OR (o.cleared_at IS NULL AND o.expires_at > $2)) \
-         AND ($3 IS NULL OR o.id < $3) ORDER BY o.id DESC LIMIT $4"
+         AND ($3 IS NULL OR o.id < $3) ORDER BY o.id DESC LIMIT $4",
+        renewal("created_at", "cleared_at", "<"),
+        renewal("cleared_at", "created_at", ">"),
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant_id)
@@ -215,9 +226,12 @@ pub async fn history(
         .await?;
     rows.iter()
         .map(|r| {
+            let opened: i64 = r.try_get("opened_by_renewal")?;
+            let closed: i64 = r.try_get("closed_by_renewal")?;
             Ok(HistoryRow {
                 stored: from_row(r)?,
-                renewed_at: r.try_get("renewed_at")?,
+                opened_by_renewal: opened > 0,
+                closed_by_renewal: closed > 0,
             })
         })
         .collect()

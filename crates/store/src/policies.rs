@@ -129,23 +129,33 @@ fn published_from(row: &sqlx::any::AnyRow) -> Result<Published, StoreError> {
     })
 }
 
+/// Where a page of versions continues: the previous page's last row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionKey {
+    pub published_at: i64,
+    pub revision: i64,
+    pub version: String,
+}
+
 /// A tenant's published versions, most recently published first (a
-/// rollback dates its version anew), at most `limit`, strictly after the
-/// `(published_at, version)` of the previous page's last row.
+/// rollback dates its version anew; within one second, the higher
+/// revision first), at most `limit`, strictly after `before`.
 pub async fn list(
     conn: &mut AnyConnection,
     tenant_id: &str,
-    before: Option<(i64, &str)>,
+    before: Option<&VersionKey>,
     limit: i64,
 ) -> Result<Vec<Published>, StoreError> {
     let sql = format!(
-        "{PUBLISHED} AND ($2 IS NULL OR p.published_at < $2 OR (p.published_at = $2 AND p.version < $3)) \
-         ORDER BY p.published_at DESC, p.version DESC LIMIT $4"
+        "{PUBLISHED} AND ($2 IS NULL OR p.published_at < $2 OR (p.published_at = $2 \
+           AND (p.revision < $3 OR (p.revision = $3 AND p.version < $4)))) \
+         ORDER BY p.published_at DESC, p.revision DESC, p.version DESC LIMIT $5"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant_id)
-        .bind(before.map(|b| b.0))
-        .bind(before.map(|b| b.1))
+        .bind(before.map(|b| b.published_at))
+        .bind(before.map(|b| b.revision))
+        .bind(before.map(|b| b.version.as_str()))
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;

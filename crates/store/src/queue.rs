@@ -35,11 +35,7 @@ pub async fn list(
         Some(s) => (s, s),
         None => (Status::Escalated, Status::Held),
     };
-    let columns = COLUMNS
-        .split(", ")
-        .map(|c| format!("m.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = crate::db::qualified(COLUMNS, "m");
     let sql = format!(
         "SELECT {columns}, (SELECT MIN(o.next_at_ms) FROM outbox o WHERE o.tenant_id = m.tenant_id \
            AND o.message_id = m.id AND o.kind = 'redecide' AND o.done_at IS NULL) AS next_look_ms \

@@ -172,11 +172,7 @@ pub async fn list(
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Listed>, StoreError> {
-    let columns = COLUMNS
-        .split(", ")
-        .map(|c| format!("t.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = crate::db::qualified(COLUMNS, "t");
     let last_drop = |what: &str| {
         format!(
             "(SELECT a.{what} FROM audit_entries a WHERE a.tenant_id = t.tenant_id AND a.subject = t.id \

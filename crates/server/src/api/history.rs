@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use ladder_core::AssuranceLevel;
 use ladder_store::ids::ThreadId;
-use ladder_store::policies::{self, Published};
+use ladder_store::policies::{self, Published, VersionKey};
 use ladder_store::{StoreError, threads};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -107,15 +107,20 @@ fn version_row(p: &Published) -> Value {
     })
 }
 
-/// A version list cursor: `published_at:version` of the last row.
-fn version_key(raw: &str) -> Option<(i64, String)> {
-    let (at, version) = raw.split_once(':')?;
-    let hex = version.len() == 64
-        && version
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    hex.then(|| at.parse().ok().map(|at| (at, version.to_string())))
-        .flatten()
+/// A version list cursor: `published_at:revision:version` of the last row.
+fn version_key(raw: &str) -> Option<VersionKey> {
+    let mut parts = raw.splitn(3, ':');
+    let published_at = parts.next()?.parse().ok()?;
+    let revision = parts.next()?.parse().ok()?;
+    let version = parts.next()?;
+    // Versions are `sha256:` and 64 hex digits.
+    let hex = version.strip_prefix("sha256:")?;
+    let shaped = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    shaped.then(|| VersionKey {
+        published_at,
+        revision,
+        version: version.to_string(),
+    })
 }
 
 pub async fn versions(
@@ -134,13 +139,19 @@ pub async fn versions(
     let page = policies::list(
         &mut conn,
         &caller.tenant_id,
-        before.as_ref().map(|(at, v)| (*at, v.as_str())),
+        before.as_ref(),
         i64::from(limit) + 1,
     )
     .await?;
     let mut keyed: Vec<(String, &Published)> = page
         .iter()
-        .map(|p| (format!("{}:{}", p.policy.published_at, p.policy.version), p))
+        .map(|p| {
+            let key = format!(
+                "{}:{}:{}",
+                p.policy.published_at, p.policy.revision, p.policy.version
+            );
+            (key, p)
+        })
         .collect();
     let next = cut(&mut keyed, limit, |(k, _)| k);
     Ok(Json(json!({

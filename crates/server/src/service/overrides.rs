@@ -213,8 +213,9 @@ fn entry(o: &stored::StoredOverride, at: ladder_core::Timestamp) -> Value {
 }
 
 /// A tenant's override history — one entry per time an override was set
-/// (its row id beside it), with its state now and when it was last renewed
-/// — newest first, at most `limit`, strictly older than row `before`; only
+/// or renewed (its row id beside it), with its state now (`renewed` for a
+/// row a renewal closed) and what opened it (`set` or `renewal`) — newest
+/// first, at most `limit`, strictly older than row `before`; only
 /// those in force now with `active_only`.
 pub async fn history(
     store: &Store,
@@ -238,7 +239,15 @@ pub async fn history(
         let mut v = entry(&r.stored, at);
         if let Some(obj) = v.as_object_mut() {
             obj.insert("id".into(), json!(r.stored.row_id));
-            obj.insert("renewed_at".into(), json!(r.renewed_at));
+            let opened_by = if r.opened_by_renewal {
+                "renewal"
+            } else {
+                "set"
+            };
+            obj.insert("opened_by".into(), json!(opened_by));
+            if r.closed_by_renewal {
+                obj.insert("state".into(), json!("renewed"));
+            }
         }
         (r.stored.row_id.clone(), v)
     })

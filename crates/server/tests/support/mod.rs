@@ -249,6 +249,28 @@ impl TestApp {
             .clone()
     }
 
+    /// A second tenant from `policy`; answers its sender and admin keys.
+    pub async fn other_tenant_keys(&self, name: &str, policy: &str) -> (String, String) {
+        let created = ladder_server::service::tenants::create(self.state(), name, policy, "test")
+            .await
+            .unwrap();
+        let key = |scope: &str| {
+            created
+                .keys
+                .iter()
+                .find(|k| k.scope.as_str() == scope)
+                .unwrap()
+                .token
+                .clone()
+        };
+        (key("sender"), key("admin"))
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Answer {
+        self.request(reqwest::Method::DELETE, path, Some(key), None, &[])
+            .await
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> Answer {
         self.request(reqwest::Method::GET, path, Some(key), None, &[])
             .await
