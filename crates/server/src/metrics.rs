@@ -124,7 +124,12 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
     (
         "ladder_rate_limited_total",
         Kind::Counter,
-        "Requests refused by a rate limit, by surface (portal code requests and attempts, refused webhooks, refused device requests).",
+        "Requests refused by a rate limit, by surface (portal code requests and attempts, refused webhooks, refused device requests, failed console sign-ins).",
+    ),
+    (
+        "ladder_console_sign_ins_total",
+        Kind::Counter,
+        "Console sign-ins, by result (accepted, refused).",
     ),
     (
         "ladder_handovers_resumed_total",
