@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::overview::{Panels, WINDOWS, WindowForm, panels, window};
 use super::policy::{DiffLine, marked};
-use super::{ConsoleError, Frame, Operator, Section, ok};
+use super::{ConsoleError, Frame, Operator, Section, fields, name_in_path, ok};
 use crate::error::ApiError;
 use crate::service::policy::{self as publication, Direction};
 use crate::service::stats::dashboard;
@@ -54,17 +54,6 @@ struct ClassPage {
     revision: u32,
 }
 
-fn valid_class(name: &str) -> Result<(), ApiError> {
-    if crate::service::send::valid_name(name) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_class",
-            "the class in the address must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
-        ))
-    }
-}
-
 /// The active policy's text and its enforced rewrite for `class`.
 async fn proposal(
     state: &AppState,
@@ -91,7 +80,7 @@ pub async fn show(
     Path(name): Path<String>,
     Query(form): Query<WindowForm>,
 ) -> Result<Response, ConsoleError> {
-    valid_class(&name)?;
+    name_in_path(&name, "class")?;
     let tenant = &op.caller.tenant_id;
     let mut conn = state
         .store
@@ -178,14 +167,9 @@ pub async fn enforce(
     Path(name): Path<String>,
     form: Result<Form<EnforceForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
-    let Form(f) = form.map_err(|e| {
-        ApiError::bad_request(
-            "invalid_form",
-            format!("the rollout form is incomplete: {e}"),
-        )
-    })?;
+    let f = fields(form, "rollout")?;
     op.check_csrf(&f.csrf)?;
-    valid_class(&name)?;
+    name_in_path(&name, "class")?;
     let tenant = &op.caller.tenant_id;
     let (_, enforced) = proposal(&state, tenant, &name).await?;
     let text = enforced.map_err(|e| ApiError::conflict("rollout_refused", e.to_string()))?;

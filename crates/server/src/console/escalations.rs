@@ -14,7 +14,7 @@ use ladder_store::StoreError;
 use ladder_store::ids::MessageId;
 use serde::Deserialize;
 
-use super::{ConsoleError, Frame, Operator, Section, ok, when};
+use super::{ConsoleError, Frame, Operator, Section, fields, ok, when};
 use crate::error::ApiError;
 use crate::service::escalations::{self, Action, QueueKind};
 use crate::state::{AppState, now};
@@ -141,12 +141,7 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
-    let Form(f) = form.map_err(|e| {
-        ApiError::bad_request(
-            "invalid_form",
-            format!("the action form is incomplete: {e}"),
-        )
-    })?;
+    let f = fields(form, "action")?;
     op.check_csrf(&f.csrf)?;
     let id = MessageId::parse(&id, "the message id in the address")?;
     let done = match action.as_str() {

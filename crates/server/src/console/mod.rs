@@ -296,6 +296,34 @@ async fn not_found() -> ConsoleError {
     ConsoleError::Api(ApiError::not_found("console page", "this address"))
 }
 
+/// A form's fields, or a 400 naming which form was incomplete and why
+/// (axum's own rejection would answer in plain text).
+pub fn fields<T>(
+    form: Result<axum::extract::Form<T>, axum::extract::rejection::FormRejection>,
+    which: &str,
+) -> Result<T, ApiError> {
+    form.map(|axum::extract::Form(f)| f).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_form",
+            format!("the {which} form is incomplete: {e}"),
+        )
+    })
+}
+
+/// A class or override name in the address: the API's own name check.
+pub fn name_in_path(name: &str, what: &str) -> Result<(), ApiError> {
+    if crate::service::send::valid_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_name",
+            format!(
+                "the {what} in the address must be 1-128 letters, digits, `-`, `_`, `.` or `:`"
+            ),
+        ))
+    }
+}
+
 /// Unix seconds as `2026-12-04 18:24 UTC`.
 pub fn when(unix_s: i64) -> String {
     let t = ladder_core::Timestamp(unix_s).to_string();

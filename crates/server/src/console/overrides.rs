@@ -14,8 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::session::Csrf;
-use super::{ConsoleError, Frame, Operator, Section, ok, when};
-use crate::error::ApiError;
+use super::{ConsoleError, Frame, Operator, Section, fields, name_in_path, ok, when};
 use crate::service::overrides;
 use crate::state::{AppState, now};
 
@@ -166,12 +165,7 @@ pub async fn set(
     op: Operator,
     form: Result<Form<SetForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
-    let Form(f) = form.map_err(|e| {
-        ApiError::bad_request(
-            "invalid_form",
-            format!("the override form is incomplete: {e}"),
-        )
-    })?;
+    let f = fields(form, "override")?;
     op.check_csrf(&f.csrf)?;
     let hours = i64::from(f.expires_in_hours.clamp(1, 24 * 365));
     let expires = Timestamp(now().0.saturating_add(hours * 3600));
@@ -215,7 +209,7 @@ pub async fn clear(
     Form(f): Form<Csrf>,
 ) -> Result<Response, ConsoleError> {
     op.check_csrf(&f.csrf)?;
-    override_id(&id)?;
+    name_in_path(&id, "override id")?;
     overrides::clear(&state, &op.caller.tenant_id, &op.actor(), &id).await?;
     render(&state, &op, Some(format!("Override `{id}` is cleared."))).await
 }
@@ -234,7 +228,7 @@ pub async fn renew(
     Form(f): Form<RenewForm>,
 ) -> Result<Response, ConsoleError> {
     op.check_csrf(&f.csrf)?;
-    override_id(&id)?;
+    name_in_path(&id, "override id")?;
     let hours = i64::from(f.expires_in_hours.clamp(1, 24 * 365));
     let expires = Timestamp(now().0.saturating_add(hours * 3600));
     let o = overrides::renew(&state, &op.caller.tenant_id, &op.actor(), &id, expires).await?;
@@ -247,16 +241,4 @@ pub async fn renew(
         )),
     )
     .await
-}
-
-/// Override ids are names: the API's own check.
-fn override_id(id: &str) -> Result<(), ApiError> {
-    if crate::service::send::valid_name(id) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_id",
-            "the override id in the address must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
-        ))
-    }
 }
