@@ -289,6 +289,14 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
+    /// Whether people reach this node over HTTPS: what decides whether its
+    /// cookies (portal and console) may be `Secure` and `__Host-`.
+    pub fn public_url_is_https(&self) -> bool {
+        self.public_url()
+            .to_ascii_lowercase()
+            .starts_with("https://")
+    }
+
     /// Refuses settings that cannot work together, and durations and counts
     /// outside what they can sensibly mean.
     pub fn check(&self) -> Result<(), ConfigError> {

@@ -29,6 +29,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A token keyed under the tenant's pseudonym key over `what` (its
+    /// HMAC, hex): CSRF tokens bound to a link or session, needing no
+    /// storage and meaning nothing for another tenant.
+    pub fn keyed_token(&self, tenant_id: &str, what: &str) -> Result<String, ApiError> {
+        let p = self.keyring.pseudonym(tenant_id, what)?;
+        Ok(p.trim_start_matches("p:").to_string())
+    }
+
     pub fn new(store: Store, keyring: Keyring, channels: Channels, config: Config) -> AppState {
         AppState {
             store,

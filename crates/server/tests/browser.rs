@@ -449,6 +449,14 @@ async fn an_operator_works_through_the_console(backend: Backend) {
     b.click("#clear-switch-off").await;
     b.wait_path("/console/overrides/switch-off/clear").await;
     assert!(b.text(".flash").await.contains("cleared"));
+    // The recipient page names the drop the override caused.
+    b.goto(&format!("/console/recipients/{rid}")).await;
+    let person = b.text("main").await;
+    assert!(
+        person.contains("e2ee → none") && person.contains("override_disabled"),
+        "{person}"
+    );
+
     // The thread stays at the lower floor it dropped to until a fresh
     // handshake shows the device again; then the route returns.
     let after = route(&app.send("b-ks-2", &rid, "payroll", "x").await);

@@ -181,29 +181,39 @@ pub async fn show(
     let threads =
         threads::list_for_recipient(&mut conn, state.store.dialect(), false, tenant, id.as_str())
             .await?;
+    let filter = MessageFilter {
+        recipient_id: Some(id.as_str().to_string()),
+        ..MessageFilter::default()
+    };
+    let recent = ladder_store::messages::list(&mut conn, tenant, &filter, None, 10).await?;
+    drop(conn);
+    // The audit reads below take their own connection (one, on SQLite).
     let mut thread_rows = Vec::with_capacity(threads.len());
     for t in &threads {
-        let about = audit::signed::indexes_about(&mut conn, tenant, &t.id).await?;
+        // The thread's recorded drops, oldest first; the page shows the last three.
+        let recorded = audit::page_filtered(
+            &state.store,
+            tenant,
+            0,
+            &audit::Filter {
+                kind: Some("thread_downgraded"),
+                subject: Some(&t.id),
+            },
+            1000,
+        )
+        .await?;
         let mut drops = Vec::new();
-        for (index, _) in about
-            .iter()
-            .rev()
-            .filter(|(_, k)| k == "thread_downgraded")
-            .take(3)
-        {
-            let seq = i64::try_from(*index).unwrap_or(i64::MAX);
-            if let Some(e) = audit::page(&state.store, tenant, seq, 1).await?.first() {
-                let d: DropDetails = serde_json::from_value(e.details.clone()).map_err(|err| {
-                    ApiError::Internal(format!("audit entry {seq} is not a thread drop: {err}"))
-                })?;
-                drops.push(format!(
-                    "{}: {} → {} ({})",
-                    when(e.at),
-                    d.from,
-                    d.to,
-                    serde_json::Value::from(d.causes)
-                ));
-            }
+        for e in recorded.iter().rev().take(3) {
+            let d: DropDetails = serde_json::from_value(e.details.clone()).map_err(|err| {
+                ApiError::Internal(format!("audit entry {} is not a thread drop: {err}", e.seq))
+            })?;
+            drops.push(format!(
+                "{}: {} → {} ({})",
+                when(e.at),
+                d.from,
+                d.to,
+                serde_json::Value::from(d.causes)
+            ));
         }
         thread_rows.push(ThreadRow {
             id: t.id.clone(),
@@ -217,12 +227,6 @@ pub async fn show(
             drops,
         });
     }
-    let filter = MessageFilter {
-        recipient_id: Some(id.as_str().to_string()),
-        ..MessageFilter::default()
-    };
-    let recent = ladder_store::messages::list(&mut conn, tenant, &filter, None, 10).await?;
-    drop(conn);
     let devices = r
         .devices
         .iter()

@@ -58,18 +58,10 @@ impl Operator {
     }
 }
 
-fn is_https(state: &AppState) -> bool {
-    state
-        .config
-        .public_url()
-        .to_ascii_lowercase()
-        .starts_with("https://")
-}
-
 /// `__Host-` binds the cookie to this exact origin and needs `Secure`,
 /// which browsers accept only over HTTPS.
 fn cookie_name(state: &AppState) -> &'static str {
-    if is_https(state) {
+    if state.config.public_url_is_https() {
         "__Host-ladder_console"
     } else {
         "ladder_console"
@@ -96,11 +88,10 @@ fn lifetime(state: &AppState) -> Lifetime {
 }
 
 fn csrf_for(state: &AppState, tenant_id: &str, token: &str) -> Result<String, ApiError> {
-    let p = state.keyring.pseudonym(
+    state.keyed_token(
         tenant_id,
         &format!("console csrf\0{}", ids::token_hash(token)),
-    )?;
-    Ok(p.trim_start_matches("p:").to_string())
+    )
 }
 
 impl FromRequestParts<AppState> for Operator {
@@ -216,7 +207,7 @@ pub async fn sign_in(
     let cookie = Cookie::build((cookie_name(&state), token))
         .path("/")
         .http_only(true)
-        .secure(is_https(&state))
+        .secure(state.config.public_url_is_https())
         .same_site(SameSite::Strict)
         .build();
     Ok((jar.add(cookie), Redirect::to("/console")).into_response())

@@ -15,24 +15,20 @@ use crate::state::AppState;
 /// behind a plain-HTTP `public_url` (development) it is `ladder_portal`,
 /// without `Secure`.
 pub(super) fn cookie_name(state: &AppState) -> &'static str {
-    if is_https(state) {
+    if state.config.public_url_is_https() {
         "__Host-ladder_portal"
     } else {
         "ladder_portal"
     }
 }
 
-fn is_https(state: &AppState) -> bool {
-    state
-        .config
-        .public_url()
-        .to_ascii_lowercase()
-        .starts_with("https://")
-}
-
 /// The `Set-Cookie` value that starts a session.
 pub(super) fn session_cookie(state: &AppState, token: &str) -> String {
-    let secure = if is_https(state) { "; Secure" } else { "" };
+    let secure = if state.config.public_url_is_https() {
+        "; Secure"
+    } else {
+        ""
+    };
     format!(
         "{}={token}; Path=/; HttpOnly; SameSite=Strict{secure}",
         cookie_name(state)
@@ -41,7 +37,11 @@ pub(super) fn session_cookie(state: &AppState, token: &str) -> String {
 
 /// The `Set-Cookie` value that removes the session cookie.
 pub(super) fn clear_cookie(state: &AppState) -> String {
-    let secure = if is_https(state) { "; Secure" } else { "" };
+    let secure = if state.config.public_url_is_https() {
+        "; Secure"
+    } else {
+        ""
+    };
     format!(
         "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
         cookie_name(state)
@@ -94,7 +94,7 @@ pub(super) fn link_csrf(
     tenant_id: &str,
     link_id: &str,
 ) -> Result<String, ApiError> {
-    keyed(state, tenant_id, &format!("portal csrf link\0{link_id}"))
+    state.keyed_token(tenant_id, &format!("portal csrf link\0{link_id}"))
 }
 
 /// The close-session form's CSRF token: bound to the session.
@@ -103,16 +103,7 @@ pub(super) fn session_csrf(
     tenant_id: &str,
     session_hash: &str,
 ) -> Result<String, ApiError> {
-    keyed(
-        state,
-        tenant_id,
-        &format!("portal csrf session\0{session_hash}"),
-    )
-}
-
-fn keyed(state: &AppState, tenant_id: &str, what: &str) -> Result<String, ApiError> {
-    let p = state.keyring.pseudonym(tenant_id, what)?;
-    Ok(p.trim_start_matches("p:").to_string())
+    state.keyed_token(tenant_id, &format!("portal csrf session\0{session_hash}"))
 }
 
 /// Equality that takes as long for every pair of equal-length inputs.
