@@ -128,6 +128,28 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Captured>>>) {
     (format!("http://{addr}"), seen)
 }
 
+/// The fake's record of its callbacks and their answers, once `n` of them
+/// are answered (bounded wait).
+async fn fake_callbacks_answered(fake: &FakeSms, n: usize) -> Vec<(SmsStatus, Option<u16>)> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got: Vec<_> = fake
+            .callbacks()
+            .iter()
+            .map(|c| (c.status, c.answered))
+            .collect();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fake recorded only {} callbacks",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn wait_for(seen: &Arc<Mutex<Vec<Captured>>>, n: usize) -> Vec<Captured> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -395,11 +417,9 @@ async fn signed_status_callbacks_verify_and_become_receipts() {
             status: ReceiptStatus::Delivered,
         }])
     );
-    let sent: Vec<_> = fake
-        .callbacks()
-        .iter()
-        .map(|c| (c.status, c.answered))
-        .collect();
+    // The fake records a callback once it has read the answer, which can be
+    // after our receiver has seen the request.
+    let sent = fake_callbacks_answered(&fake, 2).await;
     assert_eq!(
         sent,
         vec![
