@@ -30,6 +30,7 @@ pub struct Config {
     pub demo_tenant: bool,
     /// How `ladder serve` writes its logs to stderr (`LADDER_LOG_FORMAT`).
     pub log_format: LogFormat,
+    pub api: ApiConfig,
     pub delivery: DeliveryConfig,
     pub handshake: HandshakeConfig,
     pub audit: AuditConfig,
@@ -50,6 +51,7 @@ impl Default for Config {
             metrics_token: None,
             demo_tenant: true,
             log_format: LogFormat::Text,
+            api: ApiConfig::default(),
             delivery: DeliveryConfig::default(),
             handshake: HandshakeConfig::default(),
             audit: AuditConfig::default(),
@@ -78,6 +80,24 @@ impl LogFormat {
             "text" => Some(LogFormat::Text),
             "json" => Some(LogFormat::Json),
             _ => None,
+        }
+    }
+}
+
+/// `[api]`: how the HTTP API treats its callers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Seconds an `Idempotency-Key` of `POST /v1/messages` is remembered:
+    /// within it a retry gets the stored answer, after it the same key
+    /// sends a new message.
+    pub idempotency_window_s: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            idempotency_window_s: 86_400,
         }
     }
 }
@@ -327,7 +347,13 @@ impl Config {
         let d = &self.delivery;
         let p = &self.portal;
         let as_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
-        let ranges: [(&'static str, u64, u64, u64); 19] = [
+        let ranges: [(&'static str, u64, u64, u64); 20] = [
+            (
+                "api.idempotency_window_s",
+                self.api.idempotency_window_s,
+                1,
+                30 * DAY_S,
+            ),
             ("delivery.workers", d.workers as u64, 0, 256),
             ("delivery.max_attempts", as_u64(d.max_attempts), 1, 100),
             ("delivery.backoff_base_ms", d.backoff_base_ms, 1, HOUR_MS),
@@ -429,6 +455,9 @@ mod tests {
         let c: Config = toml::from_str("[portal]\nlink_ttl_s = 3153600000\n").unwrap();
         let err = c.check().unwrap_err().to_string();
         assert!(err.contains("portal.link_ttl_s"), "{err}");
+        let c: Config = toml::from_str("[api]\nidempotency_window_s = 0\n").unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("api.idempotency_window_s"), "{err}");
         assert!(Config::default().check().is_ok());
     }
 

@@ -1,21 +1,201 @@
 //! The OpenAPI 3.1 document of the HTTP API, served at `/v1/openapi.json`.
 //!
-//! It is the contract integrators read and generate clients from: every
-//! route with its parameters, bodies and answers, the decision answers of
-//! `POST /v1/messages` (202 decision, 409 `confirmation_required` with a
-//! one-time token, 422 blocked with reasons), the one error envelope, and
-//! which routes need which API-key scope. The document is hand-written JSON
-//! (`openapi.json`, next to this file) and compiled in, so the server serves
-//! exactly what was reviewed.
+//! It is the contract integrators read and generate clients from, and it is
+//! generated from the handlers' own types: each handler carries its
+//! `#[utoipa::path]` (parameters, body, every answer), each answer and
+//! request body derives `ToSchema`, and [`Api`] lists the handlers. An
+//! answer is serialised from the type the document describes, so a field
+//! added to it is in the document; the server tests validate every answer
+//! they see against it (`tests/support/mod.rs`), and `tests/contract.rs`
+//! calls every route.
 //!
-//! A hand-written document drifts unless something holds it in place: the
-//! tests below fail when its paths and methods differ from
-//! [`crate::api::ROUTES`] (the list the router is built beside), when a
-//! `$ref` points nowhere, or when an operation that needs an API key does
-//! not say so.
+//! What every operation shares is added here once, after generation: the
+//! error answers that come from the layers rather than the handler (401 and
+//! 403 by the operation's scope, 413 for a body, 500 everywhere), each with
+//! the one error envelope. The tests below fail when the documented
+//! operations differ from [`crate::api::ROUTES`], when a `$ref` points
+//! nowhere, or when an operation that needs an API key does not say so.
 
-/// The document, as served.
-pub const DOCUMENT: &str = include_str!("openapi.json");
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+
+use crate::api::{
+    admin, audit, device, history, lists, messages, ops, queue, recipients, stats, webhooks, wire,
+};
+
+/// The human introduction at the top of the document.
+const INTRO: &str = "\
+ladder routes sensitive messages over a secure fallback ladder and answers each send with the \
+decision it took.
+
+**Authentication.** Most operations take an API key: `Authorization: Bearer <key>`. A key has a \
+scope, `sender` (send and follow messages, register recipients and devices) or `admin` (also \
+policy, overrides, the audit log, statistics and the escalation queue); the scope an operation \
+needs is named in its security requirement. A missing or unknown key answers 401, a key without \
+the scope 403. Public operations need no key: operations endpoints, this document, provider \
+webhooks (checked by the provider's signature) and the device inbox (checked by the device key's \
+signature over the request).
+
+**Errors.** Every failure answers with one JSON envelope, `{\"error\": {\"code\", \"message\", \
+\"details\"?}}`: `code` is stable and machine-readable, `message` names the field or header at \
+fault, `details` carries more where the code has it. Bad input changes nothing. A 500 answers a \
+generic message; the server log has the detail.
+
+**Decisions.** `POST /v1/messages`, `POST /v1/messages/{id}/confirm` and \
+`GET /v1/messages/{id}` carry a typed `outcome` (an error never does): `deliver`, `hold` and \
+`escalate` answer 202; `confirmation_required` answers 409 with a one-time `confirmation_token` \
+(confirm the downgrade with it, or let the message wait); `block` answers 422. A 409 or 422 with \
+`outcome` is a decision, one with `error` is a request error.
+
+**Idempotency.** `POST /v1/messages` requires `Idempotency-Key`. A retry with the same key and \
+request within the idempotency window (24 hours by default, `[api] idempotency_window_s`) gets \
+the stored answer again, marked `Idempotent-Replayed: true`, and sends nothing twice; the same \
+key with a different request answers 409 `idempotency_key_reused`. After the window the key is \
+free: the same key sends a new message, and the old one keeps existing.";
+
+/// The generated part of the document: every handler of
+/// [`crate::api::ROUTES`], in its order.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ladder", description = "", license(name = "Apache-2.0")),
+    paths(
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
+        ops::openapi,
+        messages::send,
+        lists::messages,
+        messages::status,
+        messages::explain,
+        messages::confirm,
+        messages::confirmation_token,
+        messages::revoke,
+        recipients::register,
+        lists::recipients,
+        recipients::show,
+        recipients::enrol,
+        recipients::challenge,
+        recipients::handshake,
+        recipients::revoke,
+        recipients::thread,
+        admin::policy,
+        admin::publish,
+        admin::overrides,
+        admin::set_override,
+        admin::clear_override,
+        admin::renew_override,
+        audit::entries,
+        audit::chain_checkpoints,
+        audit::checkpoint_now,
+        audit::log,
+        audit::checkpoint_note,
+        audit::inclusion,
+        audit::consistency,
+        ops::sandbox,
+        stats::all,
+        stats::class,
+        queue::list,
+        queue::send,
+        queue::block,
+        queue::extend,
+        history::threads,
+        history::versions,
+        history::version,
+        history::diff,
+        webhooks::receive,
+        webhooks::receive_deployment,
+        device::me,
+        device::list,
+        device::ack,
+    ),
+    components(schemas(wire::ErrorEnvelope, wire::ErrorBody, wire::DecisionOutcome))
+)]
+#[derive(Debug)]
+pub struct Api;
+
+/// The document as a JSON value, built once.
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(build)
+}
+
+/// The document as served.
+pub fn json() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| document().to_string())
+}
+
+/// The JSON of one error answer, pointing at the envelope.
+fn error_answer(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } }
+    })
+}
+
+fn build() -> Value {
+    let mut doc = serde_json::to_value(Api::openapi()).unwrap_or(Value::Null);
+    if let Some(info) = doc.get_mut("info").and_then(Value::as_object_mut) {
+        info.insert("description".into(), Value::String(INTRO.into()));
+        info.insert("version".into(), Value::String(env!("CARGO_PKG_VERSION").into()));
+    }
+    if let Some(components) = doc.get_mut("components").and_then(Value::as_object_mut) {
+        components.insert(
+            "securitySchemes".into(),
+            json!({ "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key. Its scope (`sender` or `admin`) is named in each operation's requirement; `admin` allows everything `sender` does."
+            }}),
+        );
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return doc;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            add_layer_answers(op);
+        }
+    }
+    doc
+}
+
+/// The error answers of the layers every operation sits in.
+fn add_layer_answers(op: &mut Value) {
+    let scopes: Vec<String> = op
+        .get("security")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("bearer").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect();
+    let has_body = op.get("requestBody").is_some();
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut add = |status: &str, description: &str| {
+        responses
+            .entry(status)
+            .or_insert_with(|| error_answer(description));
+    };
+    if !scopes.is_empty() {
+        add("401", "Missing or unknown API key (`unauthenticated`).");
+    }
+    if scopes.iter().any(|s| s == "admin") {
+        add("403", "The key's scope is not `admin` (`forbidden`).");
+    }
+    if has_body {
+        add("413", "The body is larger than 256 KiB (`payload_too_large`).");
+    }
+    add("500", "Internal error; the server log has the detail (`internal`).");
+}
 
 #[cfg(test)]
 mod tests {
@@ -23,7 +203,6 @@ mod tests {
 
     use serde_json::Value;
 
-    use super::DOCUMENT;
 
     /// The operations called without an API key: operations endpoints,
     /// provider webhooks (authenticated by the provider's signature) and the
@@ -46,7 +225,9 @@ mod tests {
     ];
 
     fn document() -> Value {
-        serde_json::from_str(DOCUMENT).expect("openapi.json is not valid JSON")
+        let doc = super::document().clone();
+        assert!(doc.is_object(), "the document did not build");
+        doc
     }
 
     /// Every operation as `(method, path, operation)`.
@@ -153,7 +334,7 @@ mod tests {
         let unrouted = documented.difference(&routes).collect();
         assert!(
             routes == documented,
-            "openapi.json and api::ROUTES disagree.\n  routes missing from openapi.json: {}\n  operations in openapi.json missing from api::ROUTES: {}",
+            "the document and api::ROUTES disagree.\n  routes missing from the document (add the handler to `Api`'s paths): {}\n  operations in the document missing from api::ROUTES: {}",
             show(undocumented),
             show(unrouted),
         );
@@ -169,29 +350,97 @@ mod tests {
         let mut problems = Vec::new();
         for (method, path, op) in operations(&doc) {
             let name = format!("{} {path}", method.to_uppercase());
-            let bearer = op["security"].as_array().is_some_and(|reqs| {
-                reqs.iter()
-                    .any(|r| r.as_object().is_some_and(|o| o.contains_key("bearer")))
-            });
+            let scopes: Vec<&str> = op["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["bearer"].as_array())
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             let responses = &op["responses"];
+            if responses.get("500").is_none() {
+                problems.push(format!("{name} does not document 500"));
+            }
             if PUBLIC.contains(&(method.as_str(), path.as_str())) {
-                if bearer {
+                if !scopes.is_empty() {
                     problems.push(format!("{name} is public but declares bearer security"));
                 }
                 continue;
             }
-            if !bearer {
-                problems.push(format!("{name} does not declare bearer security"));
+            if scopes.is_empty() {
+                problems.push(format!("{name} does not declare bearer security with a scope"));
+            }
+            if scopes.iter().any(|s| !matches!(*s, "sender" | "admin")) {
+                problems.push(format!("{name} names a scope that is not `sender` or `admin`"));
             }
             if responses.get("401").is_none() {
                 problems.push(format!("{name} does not document 401"));
             }
-            if op["x-ladder-scope"] == "admin" && responses.get("403").is_none() {
+            if scopes.contains(&"admin") && responses.get("403").is_none() {
                 problems.push(format!(
                     "{name} needs admin scope but does not document 403"
                 ));
             }
         }
         assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    /// Every answer of every operation is described by a schema (JSON) or
+    /// a content type (text), and every error answer is the one envelope.
+    #[test]
+    fn every_answer_has_content_and_errors_are_the_envelope() {
+        let doc = document();
+        let mut problems = Vec::new();
+        for (method, path, op) in operations(&doc) {
+            let name = format!("{} {path}", method.to_uppercase());
+            let Some(responses) = op["responses"].as_object() else {
+                problems.push(format!("{name} has no responses"));
+                continue;
+            };
+            for (status, answer) in responses {
+                let Some(content) = answer["content"].as_object() else {
+                    problems.push(format!("{name} {status} has no content"));
+                    continue;
+                };
+                let error = status.starts_with('4') || status.starts_with('5');
+                let schema = &content
+                    .get("application/json")
+                    .map_or(&Value::Null, |c| &c["schema"]);
+                // One level of `$ref` followed: a union names the envelope
+                // in its component.
+                let target = schema["$ref"]
+                    .as_str()
+                    .and_then(|r| r.strip_prefix('#'))
+                    .and_then(|p| doc.pointer(p))
+                    .unwrap_or(schema);
+                let text = format!("{schema}{target}");
+                if error && !text.contains("#/components/schemas/ErrorEnvelope") && status != "503" {
+                    problems.push(format!("{name} {status} is not the error envelope"));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    /// The introduction says how auth, errors, decisions and idempotency
+    /// work, and the decision outcome is a typed enum.
+    #[test]
+    fn the_document_introduces_itself_and_types_the_outcome() {
+        let doc = document();
+        let intro = doc["info"]["description"].as_str().unwrap_or_default();
+        for word in ["Bearer", "envelope", "outcome", "Idempotent-Replayed"] {
+            assert!(intro.contains(word), "the intro does not mention `{word}`");
+        }
+        let outcome = &doc["components"]["schemas"]["DecisionOutcome"]["enum"];
+        assert_eq!(
+            outcome,
+            &serde_json::json!(["deliver", "confirmation_required", "hold", "escalate", "block"])
+        );
+        let send = &doc["paths"]["/v1/messages"]["post"]["responses"]["202"];
+        assert!(
+            send["headers"]["Idempotent-Replayed"].is_object(),
+            "the replay header is not documented: {send}"
+        );
     }
 }

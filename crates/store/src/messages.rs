@@ -346,6 +346,23 @@ pub async fn by_idempotency_key(
     row.as_ref().map(from_row).transpose()
 }
 
+/// Retires an idempotency key whose window has passed: the message keeps
+/// existing under the key `expired:{id}` (unique, as the message id is),
+/// and the caller's key is free for a new request in the same transaction.
+pub async fn expire_idempotency_key(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE messages SET idempotency_key = $1 WHERE tenant_id = $2 AND id = $3")
+        .bind(format!("expired:{id}"))
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// A payload at rest: ciphertext and its wrapped data key, or neither once
 /// shredded.
 #[derive(Debug, Clone, PartialEq, Eq)]

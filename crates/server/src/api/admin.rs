@@ -6,17 +6,40 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use ladder_store::{StoreError, policies, tenants};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
+use crate::api::wire::ErrorEnvelope;
 use crate::auth::{Admin, Sender, actor};
 use crate::error::ApiError;
 use crate::service::{overrides, policy};
 use crate::state::AppState;
 
+/// The active policy.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivePolicy {
+    /// The SHA-256 of the policy's canonical model.
+    pub version: String,
+    pub revision: i64,
+    pub published_at: i64,
+    pub published_by: String,
+    /// The policy file (TOML).
+    pub source: String,
+}
+
+/// The active policy, with its source.
+#[utoipa::path(get, path = "/v1/policy", tag = "policy",
+    security(("bearer" = ["sender"])),
+    responses(
+        (status = 200, description = "The active policy.", body = ActivePolicy),
+        (status = 404, description = "No policy published yet.", body = ErrorEnvelope),
+    ))]
 pub async fn policy(
     State(state): State<AppState>,
     Sender(caller): Sender,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ActivePolicy>, ApiError> {
     let mut conn = state
         .store
         .pool()
@@ -26,17 +49,18 @@ pub async fn policy(
     let p = policies::active(&mut conn, &caller.tenant_id)
         .await?
         .ok_or_else(|| ApiError::not_found("policy", "active"))?;
-    Ok(Json(json!({
-        "version": p.version,
-        "revision": p.revision,
-        "published_at": p.published_at,
-        "published_by": p.published_by,
-        "source": p.source,
-    })))
+    Ok(Json(ActivePolicy {
+        version: p.version,
+        revision: p.revision,
+        published_at: p.published_at,
+        published_by: p.published_by,
+        source: p.source,
+    }))
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PublishQuery {
     /// Return to an earlier, once-published version on purpose.
     #[serde(default)]
@@ -45,12 +69,22 @@ pub struct PublishQuery {
 
 /// `PUT /v1/policy` with the policy file as the body (TOML);
 /// `?rollback=true` to return to an earlier revision on purpose.
+#[utoipa::path(put, path = "/v1/policy", tag = "policy",
+    security(("bearer" = ["admin"])),
+    params(PublishQuery),
+    request_body(content = String, content_type = "application/toml", description = "The policy file."),
+    responses(
+        (status = 200, description = "Published (or already active).", body = PublishedPolicy),
+        (status = 400, description = "Not UTF-8, or a malformed query.", body = ErrorEnvelope),
+        (status = 409, description = "A rollback without `rollback=true`, or a concurrent publication.", body = ErrorEnvelope),
+        (status = 422, description = "The policy does not validate: every error with line and column in `details`.", body = ErrorEnvelope),
+    ))]
 pub async fn publish(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Query(q): Query<PublishQuery>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PublishedPolicy>, ApiError> {
     let direction = if q.rollback {
         policy::Direction::Rollback
     } else {
@@ -73,15 +107,50 @@ pub async fn publish(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(Json(json!({
-        "version": stored.version,
-        "revision": stored.revision,
-        "published_at": stored.published_at,
-    })))
+    Ok(Json(PublishedPolicy {
+        version: stored.version,
+        revision: stored.revision,
+        published_at: stored.published_at,
+    }))
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// A publication.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct PublishedPolicy {
+    pub version: String,
+    pub revision: i64,
+    pub published_at: i64,
+}
+
+/// Overrides: every one, or a page of the history.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    #[schema(value_type = Vec<Object>)]
+    pub overrides: Vec<Value>,
+    /// With a page: the cursor of the next one, `null` on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub next_cursor: Option<Option<String>>,
+}
+
+/// An override and where it stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideState {
+    #[serde(rename = "override")]
+    #[schema(value_type = Object)]
+    pub rule: ladder_core::overrides::Override,
+    /// `active` or `cleared`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleared_at: Option<i64>,
+}
+
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OverrideQuery {
     /// `active` (in force now) or `all` (the history).
     pub state: Option<String>,
@@ -92,15 +161,23 @@ pub struct OverrideQuery {
 /// `GET /v1/overrides`: without parameters, every override as it always
 /// answered; with `state`, `cursor` or `limit`, a page of the history
 /// (`crate::service::overrides::history`).
+#[utoipa::path(get, path = "/v1/overrides", tag = "policy",
+    security(("bearer" = ["sender"])),
+    params(OverrideQuery),
+    responses(
+        (status = 200, description = "The overrides.", body = Overrides),
+        (status = 400, description = "A malformed filter, cursor or limit.", body = ErrorEnvelope),
+    ))]
 pub async fn overrides(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<OverrideQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Overrides>, ApiError> {
     if q.state.is_none() && q.cursor.is_none() && q.limit.is_none() {
-        return Ok(Json(
-            json!({ "overrides": overrides::list(&state.store, &caller.tenant_id).await? }),
-        ));
+        return Ok(Json(Overrides {
+            overrides: overrides::list(&state.store, &caller.tenant_id).await?,
+            next_cursor: None,
+        }));
     }
     let limit = crate::api::lists::limit(q.limit)?;
     let active_only = match q.state.as_deref() {
@@ -128,16 +205,28 @@ pub async fn overrides(
     .await?;
     let next = crate::api::lists::cut(&mut page, limit, |(id, _)| id);
     let page: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
-    Ok(Json(json!({ "overrides": page, "next_cursor": next })))
+    Ok(Json(Overrides {
+        overrides: page,
+        next_cursor: Some(next),
+    }))
 }
 
 /// `POST /v1/overrides` with the fields of a policy file's override as a
 /// JSON object of strings (`expires_in = "4h"` or `expires` RFC 3339).
+#[utoipa::path(post, path = "/v1/overrides", tag = "policy",
+    security(("bearer" = ["admin"])),
+    request_body(content = Object, description = "The fields of a policy file's override, as strings."),
+    responses(
+        (status = 201, description = "In force.", body = OverrideState),
+        (status = 400, description = "Malformed JSON.", body = ErrorEnvelope),
+        (status = 409, description = "An override with that id is in force.", body = ErrorEnvelope),
+        (status = 422, description = "The override does not validate.", body = ErrorEnvelope),
+    ))]
 pub async fn set_override(
     State(state): State<AppState>,
     Admin(caller): Admin,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<OverrideState>), ApiError> {
     let mut value: Value = crate::api::parse_json(&body)?;
     if let Some(obj) = value.as_object_mut() {
         obj.entry("author")
@@ -147,23 +236,39 @@ pub async fn set_override(
     let o = overrides::set(&state, &caller.tenant_id, &actor(&caller), &text).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "override": o.rule, "state": "active" })),
+        Json(OverrideState {
+            rule: o.rule,
+            state: "active".into(),
+            cleared_at: None,
+        }),
     ))
 }
 
+/// Clears an override: it stops applying now.
+#[utoipa::path(delete, path = "/v1/overrides/{id}", tag = "policy",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "override id")),
+    responses(
+        (status = 200, description = "Cleared.", body = OverrideState),
+        (status = 400, description = "Malformed id.", body = ErrorEnvelope),
+        (status = 404, description = "No such override in force.", body = ErrorEnvelope),
+    ))]
 pub async fn clear_override(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OverrideState>, ApiError> {
     let id = crate::api::input::path_name("id", &id)?;
     let o = overrides::clear(&state, &caller.tenant_id, &actor(&caller), id).await?;
-    Ok(Json(
-        json!({ "override": o.rule, "state": "cleared", "cleared_at": o.cleared_at }),
-    ))
+    Ok(Json(OverrideState {
+        rule: o.rule,
+        state: "cleared".into(),
+        cleared_at: o.cleared_at,
+    }))
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// `POST /v1/overrides/{id}/renew`: exactly one of the two.
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenewRequest {
     /// How long from now, e.g. `24h`.
@@ -176,12 +281,22 @@ pub struct RenewRequest {
 
 /// `POST /v1/overrides/{id}/renew`: the emergency lasts longer; the
 /// override gets a new expiry within the policy's maximum lifetime.
+#[utoipa::path(post, path = "/v1/overrides/{id}/renew", tag = "policy",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "override id")),
+    request_body = RenewRequest,
+    responses(
+        (status = 200, description = "Renewed.", body = OverrideState),
+        (status = 400, description = "Malformed id or JSON.", body = ErrorEnvelope),
+        (status = 404, description = "No such override in force.", body = ErrorEnvelope),
+        (status = 422, description = "A bad expiry, or beyond the policy's maximum lifetime.", body = ErrorEnvelope),
+    ))]
 pub async fn renew_override(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OverrideState>, ApiError> {
     let id = crate::api::input::path_name("id", &id)?;
     let req: RenewRequest = crate::api::parse_json(&body)?;
     let at = crate::state::now();
@@ -202,5 +317,9 @@ pub async fn renew_override(
         }
     };
     let o = overrides::renew(&state, &caller.tenant_id, &actor(&caller), id, expires).await?;
-    Ok(Json(json!({ "override": o.rule, "state": "active" })))
+    Ok(Json(OverrideState {
+        rule: o.rule,
+        state: "active".into(),
+        cleared_at: None,
+    }))
 }

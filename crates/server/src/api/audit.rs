@@ -7,15 +7,18 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ladder_store::audit::{self, merkle, signed};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
+use crate::api::wire::ErrorEnvelope;
 use crate::auth::{Admin, Sender};
 use crate::error::ApiError;
 use crate::state::{AppState, now};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     #[serde(default)]
     pub after: i64,
@@ -33,12 +36,30 @@ fn default_limit() -> i64 {
     100
 }
 
+/// A page of audit entries.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Entries {
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<audit::AuditEntry>,
+    /// The last entry's sequence number, for `after`.
+    pub next_after: Option<i64>,
+    pub next_cursor: Option<String>,
+}
+
 /// Entries in order, `after` a sequence number (index + 1).
+#[utoipa::path(get, path = "/v1/audit", tag = "audit",
+    security(("bearer" = ["admin"])),
+    params(Page),
+    responses(
+        (status = 200, description = "A page of entries.", body = Entries),
+        (status = 400, description = "A malformed page or filter.", body = ErrorEnvelope),
+    ))]
 pub async fn entries(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Entries>, ApiError> {
     let limit = match u16::try_from(page.limit) {
         Ok(l) if (1..=1000).contains(&l) && page.after >= 0 => l,
         _ => {
@@ -94,28 +115,68 @@ pub async fn entries(
     let next_cursor = crate::api::lists::cut(&mut keyed, limit, |(seq, _)| seq);
     let entries: Vec<audit::AuditEntry> = keyed.into_iter().map(|(_, e)| e).collect();
     let next = entries.last().map(|e| e.seq);
-    Ok(Json(
-        json!({ "entries": entries, "next_after": next, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(Entries {
+        entries,
+        next_after: next,
+        next_cursor,
+    }))
+}
+
+/// Every checkpoint of the chain and of the tree.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoints {
+    #[schema(value_type = Vec<Object>)]
+    pub checkpoints: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub tree_checkpoints: Vec<Value>,
+}
+
+/// The latest checkpoints of the chain and of the tree.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatestCheckpoints {
+    #[schema(value_type = Option<Object>)]
+    pub checkpoint: Value,
+    #[schema(value_type = Option<Object>)]
+    pub tree_checkpoint: Value,
+}
+
+fn value<T: Serialize>(v: T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn values<T: Serialize>(v: Vec<T>) -> Result<Vec<Value>, ApiError> {
+    v.into_iter().map(value).collect()
 }
 
 /// The chain checkpoints (Ed25519 over the chain head).
+#[utoipa::path(get, path = "/v1/audit/checkpoints", tag = "audit",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "Every checkpoint.", body = Checkpoints)))]
 pub async fn chain_checkpoints(
     State(state): State<AppState>,
     Admin(caller): Admin,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Checkpoints>, ApiError> {
     let cps = audit::checkpoints(&state.store, &caller.tenant_id).await?;
     let tree = signed::all(&state.store, &caller.tenant_id).await?;
-    Ok(Json(
-        json!({ "checkpoints": cps, "tree_checkpoints": tree }),
-    ))
+    Ok(Json(Checkpoints {
+        checkpoints: values(cps)?,
+        tree_checkpoints: values(tree)?,
+    }))
 }
 
 /// Signs checkpoints of the chain and of the tree now (on demand).
+#[utoipa::path(post, path = "/v1/audit/checkpoints", tag = "audit",
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 201, description = "Signed new checkpoints.", body = LatestCheckpoints),
+        (status = 200, description = "Nothing new to sign: the latest ones.", body = LatestCheckpoints),
+    ))]
 pub async fn checkpoint_now(
     State(state): State<AppState>,
     Admin(caller): Admin,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<LatestCheckpoints>), ApiError> {
     let (key_id, key) = state.keyring.checkpoint_signer(&caller.tenant_id)?;
     let chain = audit::checkpoint(&state.store, &caller.tenant_id, now().0, &key_id, &key).await?;
     let origin = signed::origin(&state.config.audit.deployment, &caller.tenant_id);
@@ -136,30 +197,67 @@ pub async fn checkpoint_now(
     };
     Ok((
         status,
-        Json(json!({ "checkpoint": chain, "tree_checkpoint": tree })),
+        Json(LatestCheckpoints {
+            checkpoint: value(chain)?,
+            tree_checkpoint: value(tree)?,
+        }),
     ))
 }
 
 /// The log's identity: origin, verifier key, current tree head and the
 /// latest signed checkpoint.
+#[utoipa::path(get, path = "/v1/audit/log", tag = "audit",
+    security(("bearer" = ["sender"])),
+    responses((status = 200, description = "The log.", body = Log)))]
 pub async fn log(
     State(state): State<AppState>,
     Sender(caller): Sender,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Log>, ApiError> {
     let origin = signed::origin(&state.config.audit.deployment, &caller.tenant_id);
     let (key_id, key) = state.keyring.checkpoint_signer(&caller.tenant_id)?;
     let head = merkle::head(&state.store, &caller.tenant_id).await?;
     let latest = signed::latest(&state.store, &caller.tenant_id).await?;
-    Ok(Json(json!({
-        "origin": origin,
-        "verifier_key": signed::verifier_key(&origin, &key),
-        "key_id": key_id,
-        "tree": { "size": head.size, "root": hex::encode(head.root) },
-        "checkpoint": latest,
-    })))
+    Ok(Json(Log {
+        verifier_key: signed::verifier_key(&origin, &key),
+        origin,
+        key_id,
+        tree: TreeHead {
+            size: head.size,
+            root: hex::encode(head.root),
+        },
+        checkpoint: value(latest)?,
+    }))
+}
+
+/// The tenant log's identity.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub origin: String,
+    /// The C2SP verifier key of the log's checkpoints.
+    pub verifier_key: String,
+    pub key_id: String,
+    pub tree: TreeHead,
+    /// The latest signed checkpoint, if any.
+    #[schema(value_type = Option<Object>)]
+    pub checkpoint: Value,
+}
+
+/// The tree's current size and root (hex).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TreeHead {
+    pub size: u64,
+    pub root: String,
 }
 
 /// The latest signed checkpoint as the C2SP note text witnesses consume.
+#[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit",
+    security(("bearer" = ["sender"])),
+    responses(
+        (status = 200, description = "The note.", body = String, content_type = "text/plain"),
+        (status = 404, description = "No checkpoint signed yet.", body = ErrorEnvelope),
+    ))]
 pub async fn checkpoint_note(
     State(state): State<AppState>,
     Sender(caller): Sender,
@@ -174,8 +272,9 @@ pub async fn checkpoint_note(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
     pub index: u64,
     /// Tree size to prove against; default the latest signed checkpoint's.
@@ -190,11 +289,45 @@ fn proof_error(e: merkle::ProofError) -> ApiError {
     }
 }
 
+/// An inclusion proof of one entry.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub size: u64,
+    pub leaf_hash: String,
+    pub root: String,
+    pub proof: Vec<String>,
+    #[schema(value_type = Object)]
+    pub entry: audit::AuditEntry,
+}
+
+/// A consistency proof between two tree sizes.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    pub from_root: String,
+    pub to_root: String,
+    pub proof: Vec<String>,
+}
+
+/// Proves an entry is in the tree of a size (RFC 9162).
+#[utoipa::path(get, path = "/v1/audit/proof/inclusion", tag = "audit",
+    security(("bearer" = ["sender"])),
+    params(InclusionQuery),
+    responses(
+        (status = 200, description = "The proof.", body = InclusionProof),
+        (status = 400, description = "A malformed query.", body = ErrorEnvelope),
+        (status = 404, description = "No checkpoint signed yet.", body = ErrorEnvelope),
+        (status = 422, description = "`proof_out_of_range`.", body = ErrorEnvelope),
+    ))]
 pub async fn inclusion(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<InclusionQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InclusionProof>, ApiError> {
     let size = match q.size {
         Some(s) => s,
         None => {
@@ -217,28 +350,38 @@ pub async fn inclusion(
         .next()
         .ok_or_else(|| ApiError::Internal(format!("entry {} is missing", q.index)))?;
     let leaf = merkle::leaf_hash(&audit::canonical_bytes(&entry));
-    Ok(Json(json!({
-        "index": q.index,
-        "size": size,
-        "leaf_hash": hex::encode(leaf),
-        "root": hex::encode(root),
-        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
-        "entry": entry,
-    })))
+    Ok(Json(InclusionProof {
+        index: q.index,
+        size,
+        leaf_hash: hex::encode(leaf),
+        root: hex::encode(root),
+        proof: proof.iter().map(hex::encode).collect(),
+        entry,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     pub from: u64,
     pub to: u64,
 }
 
+/// Proves the tree of size `to` extends the one of size `from`.
+#[utoipa::path(get, path = "/v1/audit/proof/consistency", tag = "audit",
+    security(("bearer" = ["sender"])),
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "The proof.", body = ConsistencyProof),
+        (status = 400, description = "A malformed query.", body = ErrorEnvelope),
+        (status = 422, description = "`proof_out_of_range`.", body = ErrorEnvelope),
+    ))]
 pub async fn consistency(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<ConsistencyQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConsistencyProof>, ApiError> {
     if q.from > q.to {
         return Err(ApiError::invalid(
             "proof_out_of_range",
@@ -254,11 +397,11 @@ pub async fn consistency(
     let to_root = merkle::root_at(&state.store, &caller.tenant_id, q.to)
         .await
         .map_err(proof_error)?;
-    Ok(Json(json!({
-        "from": q.from,
-        "to": q.to,
-        "from_root": hex::encode(from_root),
-        "to_root": hex::encode(to_root),
-        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
-    })))
+    Ok(Json(ConsistencyProof {
+        from: q.from,
+        to: q.to,
+        from_root: hex::encode(from_root),
+        to_root: hex::encode(to_root),
+        proof: proof.iter().map(hex::encode).collect(),
+    }))
 }

@@ -34,8 +34,11 @@ use ladder_core::{AssuranceLevel, Channel};
 use ladder_store::ids::{DeviceId, MessageId};
 use ladder_store::recipients::{self, Device};
 use ladder_store::{StoreError, inbox};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
+use crate::api::wire::ErrorEnvelope;
 use crate::error::ApiError;
 use crate::service::{audit, receipts};
 use crate::state::{AppState, now};
@@ -276,7 +279,69 @@ async fn reject(state: &AppState, device: &Device, code: &'static str) -> Result
     Ok(())
 }
 
-/// `GET /v1/device/me`: who the device is, for its client.
+/// Who the device is, for its client.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceMe {
+    pub id: String,
+    pub tenant: String,
+    pub recipient: String,
+    #[schema(value_type = Object)]
+    pub labels: Value,
+    pub enrolled_at: i64,
+    /// The X25519 key in-app messages are sealed to (hex), if enrolled.
+    pub agreement_key: Option<String>,
+    /// The HPKE suite of the inbox's ciphertexts.
+    pub suite: String,
+}
+
+/// One live ciphertext in a device's inbox.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboxEntry {
+    pub message_id: String,
+    pub thread_id: String,
+    pub assurance: String,
+    pub label: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub fetched_at: Option<i64>,
+    /// The HPKE encapsulated key, base64.
+    pub enc: String,
+    /// The sealed message, base64.
+    pub ciphertext: String,
+}
+
+/// A device's inbox, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inbox {
+    pub device: String,
+    pub suite: String,
+    pub entries: Vec<InboxEntry>,
+}
+
+/// An acknowledged inbox entry.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledged {
+    pub message_id: String,
+    pub acknowledged: bool,
+}
+
+/// `GET /v1/device/me`: who the device is, for its client. Public: the
+/// device key's signature authenticates.
+#[utoipa::path(get, path = "/v1/device/me", tag = "device",
+    params(
+        ("X-Ladder-Device" = String, Header, description = "the device id"),
+        ("X-Ladder-Timestamp" = String, Header, description = "Unix seconds, within 60 s of the server's clock"),
+        ("X-Ladder-Signature" = String, Header, description = "hex Ed25519 signature of `ladder device request v1\\n{METHOD}\\n{path}\\n{timestamp}\\n{hex sha256(body)}` by the device's identity key"),
+    ),
+    responses(
+        (status = 200, description = "The device.", body = DeviceMe),
+        (status = 401, description = "Unknown device, bad or stale signature, or a revoked device (`unauthenticated`).", body = ErrorEnvelope),
+        (status = 429, description = "Too many refused requests from this address or for this device (`rate_limited`).", body = ErrorEnvelope),
+    ))]
 pub async fn me(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -284,17 +349,18 @@ pub async fn me(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeviceMe>, ApiError> {
     let d = authenticate(&state, peer.ip(), &method, &uri, &headers, &body).await?;
-    Ok(Json(json!({
-        "id": d.id,
-        "tenant": d.tenant_id,
-        "recipient": d.recipient_id,
-        "labels": d.evidence.labels,
-        "enrolled_at": d.evidence.enrolled_at,
-        "agreement_key": d.agreement_key.map(hex::encode),
-        "suite": HPKE_SUITE,
-    })))
+    Ok(Json(DeviceMe {
+        labels: serde_json::to_value(&d.evidence.labels)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        enrolled_at: d.evidence.enrolled_at.0,
+        agreement_key: d.agreement_key.map(hex::encode),
+        id: d.id,
+        tenant: d.tenant_id,
+        recipient: d.recipient_id,
+        suite: HPKE_SUITE.to_string(),
+    }))
 }
 
 fn limit_of(uri: &Uri) -> Result<i64, ApiError> {
@@ -328,6 +394,20 @@ fn limit_of(uri: &Uri) -> Result<i64, ApiError> {
 }
 
 /// `GET /v1/device/inbox`: this device's live ciphertexts, oldest first.
+/// Public: the device key's signature authenticates.
+#[utoipa::path(get, path = "/v1/device/inbox", tag = "device",
+    params(
+        ("X-Ladder-Device" = String, Header, description = "the device id"),
+        ("X-Ladder-Timestamp" = String, Header, description = "Unix seconds, within 60 s of the server's clock"),
+        ("X-Ladder-Signature" = String, Header, description = "hex Ed25519 signature of `ladder device request v1\\n{METHOD}\\n{path}\\n{timestamp}\\n{hex sha256(body)}` by the device's identity key"),
+        ("limit" = Option<i64>, Query, description = "1-500, default 100"),
+    ),
+    responses(
+        (status = 200, description = "The inbox.", body = Inbox),
+        (status = 400, description = "A bad `limit` or an unknown parameter.", body = ErrorEnvelope),
+        (status = 401, description = "Unknown device, bad or stale signature, or a revoked device (`unauthenticated`).", body = ErrorEnvelope),
+        (status = 429, description = "Too many refused requests from this address or for this device (`rate_limited`).", body = ErrorEnvelope),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -335,7 +415,7 @@ pub async fn list(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Inbox>, ApiError> {
     let limit = limit_of(&uri)?;
     let device = authenticate(&state, peer.ip(), &method, &uri, &headers, &body).await?;
     let at = now().0;
@@ -356,36 +436,50 @@ pub async fn list(
         inbox::mark_fetched(&mut conn, &device.tenant_id, &device.id, &fresh, at).await?;
         entries
     };
-    let shown: Vec<Value> = entries
+    let shown: Vec<InboxEntry> = entries
         .iter()
         .map(|e| {
             let label = e
                 .assurance
                 .parse::<AssuranceLevel>()
                 .map_or("unknown", AssuranceLevel::label);
-            json!({
-                "message_id": e.message_id,
-                "thread_id": e.thread_id,
-                "assurance": e.assurance,
-                "label": label,
-                "expires_at": e.expires_at,
-                "created_at": e.created_at,
-                "fetched_at": e.fetched_at,
-                "enc": B64.encode(&e.enc),
-                "ciphertext": B64.encode(&e.ciphertext),
-            })
+            InboxEntry {
+                message_id: e.message_id.clone(),
+                thread_id: e.thread_id.clone(),
+                assurance: e.assurance.clone(),
+                label: label.to_string(),
+                expires_at: e.expires_at,
+                created_at: e.created_at,
+                fetched_at: e.fetched_at,
+                enc: B64.encode(&e.enc),
+                ciphertext: B64.encode(&e.ciphertext),
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "device": device.id,
-        "suite": HPKE_SUITE,
-        "entries": shown,
-    })))
+    Ok(Json(Inbox {
+        device: device.id,
+        suite: HPKE_SUITE.to_string(),
+        entries: shown,
+    }))
 }
 
 /// `POST /v1/device/inbox/{message_id}/ack`: the device holds the message;
 /// the server forgets its ciphertext for this device, and the message
-/// counts as delivered.
+/// counts as delivered. Public: the device key's signature authenticates.
+#[utoipa::path(post, path = "/v1/device/inbox/{message_id}/ack", tag = "device",
+    params(
+        ("X-Ladder-Device" = String, Header, description = "the device id"),
+        ("X-Ladder-Timestamp" = String, Header, description = "Unix seconds, within 60 s of the server's clock"),
+        ("X-Ladder-Signature" = String, Header, description = "hex Ed25519 signature of `ladder device request v1\\n{METHOD}\\n{path}\\n{timestamp}\\n{hex sha256(body)}` by the device's identity key"),
+        ("message_id" = String, Path, description = "message id"),
+    ),
+    responses(
+        (status = 200, description = "Acknowledged.", body = Acknowledged),
+        (status = 400, description = "Malformed id.", body = ErrorEnvelope),
+        (status = 404, description = "No such inbox entry.", body = ErrorEnvelope),
+        (status = 401, description = "Unknown device, bad or stale signature, or a revoked device (`unauthenticated`).", body = ErrorEnvelope),
+        (status = 429, description = "Too many refused requests from this address or for this device (`rate_limited`).", body = ErrorEnvelope),
+    ))]
 pub async fn ack(
     State(state): State<AppState>,
     Path(message_id): Path<String>,
@@ -394,7 +488,7 @@ pub async fn ack(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Acknowledged>, ApiError> {
     let device = authenticate(&state, peer.ip(), &method, &uri, &headers, &body).await?;
     let message_id = MessageId::parse(&message_id, "path segment `message_id`")?;
     let message_id = message_id.as_str().to_string();
@@ -420,9 +514,10 @@ pub async fn ack(
         }],
     )
     .await?;
-    Ok(Json(
-        json!({ "message_id": message_id, "acknowledged": true }),
-    ))
+    Ok(Json(Acknowledged {
+        message_id,
+        acknowledged: true,
+    }))
 }
 
 #[cfg(test)]

@@ -11,10 +11,12 @@ use ladder_core::AssuranceLevel;
 use ladder_store::ids::ThreadId;
 use ladder_store::policies::{self, Published, VersionKey};
 use ladder_store::{StoreError, threads};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::api::lists::{after, cut, limit};
+use crate::api::wire::ErrorEnvelope;
 use crate::auth::Sender;
 use crate::error::ApiError;
 use crate::service::devices::thread_view;
@@ -40,8 +42,9 @@ fn level(name: &'static str, given: Option<&str>) -> Result<Option<AssuranceLeve
         .transpose()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ThreadQuery {
     /// Only threads whose floor is this level.
     pub floor: Option<String>,
@@ -51,11 +54,29 @@ pub struct ThreadQuery {
     pub limit: Option<i64>,
 }
 
+/// A page of threads, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Threads {
+    /// Each thread's floor and label, with `dropped_at` and `last_drop`.
+    #[schema(value_type = Vec<Object>)]
+    pub threads: Vec<Value>,
+    pub next_cursor: Option<String>,
+}
+
+/// Threads with their floors and their last drop.
+#[utoipa::path(get, path = "/v1/threads", tag = "history",
+    security(("bearer" = ["sender"])),
+    params(ThreadQuery),
+    responses(
+        (status = 200, description = "A page.", body = Threads),
+        (status = 400, description = "A malformed filter, cursor or limit.", body = ErrorEnvelope),
+    ))]
 pub async fn threads(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<ThreadQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Threads>, ApiError> {
     let limit = limit(q.limit)?;
     let floor = level("floor", q.floor.as_deref())?;
     let label = level("label", q.label.as_deref())?;
@@ -87,24 +108,61 @@ pub async fn threads(
             view
         })
         .collect();
-    Ok(Json(json!({ "threads": rows, "next_cursor": next })))
+    Ok(Json(Threads {
+        threads: rows,
+        next_cursor: next,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct VersionQuery {
     pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
 
-fn version_row(p: &Published) -> Value {
-    json!({
-        "revision": p.policy.revision,
-        "version": p.policy.version,
-        "published_at": p.policy.published_at,
-        "published_by": p.policy.published_by,
-        "active": p.active,
-    })
+/// One published policy version.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    pub revision: i64,
+    pub version: String,
+    pub published_at: i64,
+    pub published_by: String,
+    /// Whether decisions use it now.
+    pub active: bool,
+    /// The policy file, on `GET /v1/policy/versions/{revision}` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// A page of versions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Versions {
+    pub versions: Vec<Version>,
+    pub next_cursor: Option<String>,
+}
+
+/// Two versions and the unified diff of their sources.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Diff {
+    pub from: Version,
+    pub to: Version,
+    pub diff: String,
+}
+
+fn version_row(p: &Published) -> Version {
+    Version {
+        revision: p.policy.revision,
+        version: p.policy.version.clone(),
+        published_at: p.policy.published_at,
+        published_by: p.policy.published_by.clone(),
+        active: p.active,
+        source: None,
+    }
 }
 
 /// A version list cursor: `published_at:revision:version` of the last row.
@@ -123,11 +181,19 @@ fn version_key(raw: &str) -> Option<VersionKey> {
     })
 }
 
+/// Published policy versions, newest first.
+#[utoipa::path(get, path = "/v1/policy/versions", tag = "history",
+    security(("bearer" = ["sender"])),
+    params(VersionQuery),
+    responses(
+        (status = 200, description = "A page.", body = Versions),
+        (status = 400, description = "A malformed cursor or limit.", body = ErrorEnvelope),
+    ))]
 pub async fn versions(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<VersionQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Versions>, ApiError> {
     let limit = limit(q.limit)?;
     let before = after(q.cursor.as_deref(), version_key)?;
     let mut conn = state
@@ -154,10 +220,10 @@ pub async fn versions(
         })
         .collect();
     let next = cut(&mut keyed, limit, |(k, _)| k);
-    Ok(Json(json!({
-        "versions": keyed.iter().map(|(_, p)| version_row(p)).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(Versions {
+        versions: keyed.iter().map(|(_, p)| version_row(p)).collect(),
+        next_cursor: next,
+    }))
 }
 
 /// A revision named by the caller, as `name` (a path segment or a query
@@ -183,32 +249,49 @@ async fn published(state: &AppState, tenant_id: &str, rev: i64) -> Result<Publis
         .ok_or_else(|| ApiError::not_found("policy revision", rev.to_string()))
 }
 
+/// One published version with its source.
+#[utoipa::path(get, path = "/v1/policy/versions/{revision}", tag = "history",
+    security(("bearer" = ["sender"])),
+    params(("revision" = String, Path, description = "a policy revision, a whole number")),
+    responses(
+        (status = 200, description = "The version.", body = Version),
+        (status = 400, description = "Not a revision number.", body = ErrorEnvelope),
+        (status = 404, description = "No such revision.", body = ErrorEnvelope),
+    ))]
 pub async fn version(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(rev): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Version>, ApiError> {
     let rev = revision("path segment `revision`", &rev)?;
     let p = published(&state, &caller.tenant_id, rev).await?;
     let mut row = version_row(&p);
-    if let Some(obj) = row.as_object_mut() {
-        obj.insert("source".into(), json!(p.policy.source));
-    }
+    row.source = Some(p.policy.source);
     Ok(Json(row))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DiffQuery {
     pub from: Option<String>,
     pub to: Option<String>,
 }
 
+/// The unified diff between two versions' sources.
+#[utoipa::path(get, path = "/v1/policy/diff", tag = "history",
+    security(("bearer" = ["sender"])),
+    params(DiffQuery),
+    responses(
+        (status = 200, description = "The diff.", body = Diff),
+        (status = 400, description = "`from` or `to` missing or not a revision.", body = ErrorEnvelope),
+        (status = 404, description = "No such revision.", body = ErrorEnvelope),
+    ))]
 pub async fn diff(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<DiffQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Diff>, ApiError> {
     let (Some(from), Some(to)) = (q.from.as_deref(), q.to.as_deref()) else {
         return Err(ApiError::bad_request(
             "invalid_revision",
@@ -217,9 +300,9 @@ pub async fn diff(
     };
     let from = published(&state, &caller.tenant_id, revision("query `from`", from)?).await?;
     let to = published(&state, &caller.tenant_id, revision("query `to`", to)?).await?;
-    Ok(Json(json!({
-        "from": version_row(&from),
-        "to": version_row(&to),
-        "diff": crate::service::policy::diff(&from.policy.source, &to.policy.source),
-    })))
+    Ok(Json(Diff {
+        diff: crate::service::policy::diff(&from.policy.source, &to.policy.source),
+        from: version_row(&from),
+        to: version_row(&to),
+    }))
 }

@@ -16,9 +16,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ladder_store::ids::{MessageId, RecipientId, ThreadId};
 use ladder_store::messages::{self, MessageFilter, Status};
 use ladder_store::{StoreError, recipients};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use crate::api::wire::{DecisionOutcome, ErrorEnvelope};
 use crate::auth::Sender;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -96,8 +97,9 @@ fn is_route_name(r: &str) -> bool {
     word(parts.next()) && parts.next().is_none_or(|w| word(Some(w))) && parts.next().is_none()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MessageQuery {
     /// The sender's own id for the recipient (`external_id`).
     pub recipient: Option<String>,
@@ -158,30 +160,71 @@ pub(crate) struct MessagePage {
     pub next_cursor: Option<String>,
 }
 
+/// One message in a search: what it is and where it stands, no content.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRow {
+    pub id: String,
+    #[schema(value_type = String)]
+    pub status: Status,
+    pub class: String,
+    /// The recipient id.
+    pub recipient: String,
+    /// The thread id.
+    pub thread: String,
+    pub accepted_at: i64,
+    pub updated_at: i64,
+    /// `observe` or `enforce`.
+    #[schema(value_type = String)]
+    pub mode: ladder_core::Mode,
+    pub outcome: DecisionOutcome,
+    /// The decided route, as `portal+email_notice`.
+    pub route: Option<String>,
+}
+
+/// A page of messages, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Messages {
+    pub messages: Vec<MessageRow>,
+    pub next_cursor: Option<String>,
+}
+
+/// Searches the tenant's messages, newest first.
+#[utoipa::path(get, path = "/v1/messages", tag = "messages",
+    security(("bearer" = ["sender"])),
+    params(MessageQuery),
+    responses(
+        (status = 200, description = "A page.", body = Messages),
+        (status = 400, description = "A malformed filter, cursor or limit, named.", body = ErrorEnvelope),
+    ))]
 pub async fn messages(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<MessageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Messages>, ApiError> {
     let MessagePage {
         messages: page,
         next_cursor: next,
     } = find_messages(&state, &caller.tenant_id, q).await?;
-    Ok(Json(json!({
-        "messages": page.iter().map(|m| json!({
-            "id": m.id,
-            "status": m.status,
-            "class": m.class,
-            "recipient": m.recipient_id,
-            "thread": m.thread_id,
-            "accepted_at": m.accepted_at,
-            "updated_at": m.updated_at,
-            "mode": m.decision.mode,
-            "outcome": m.decision.outcome.code(),
-            "route": m.decision.outcome.route().map(|r| r.name()),
-        })).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(Messages {
+        messages: page
+            .into_iter()
+            .map(|m| MessageRow {
+                outcome: DecisionOutcome::of(&m.decision.outcome),
+                route: m.decision.outcome.route().map(|r| r.name()),
+                mode: m.decision.mode,
+                id: m.id,
+                status: m.status,
+                class: m.class,
+                recipient: m.recipient_id,
+                thread: m.thread_id,
+                accepted_at: m.accepted_at,
+                updated_at: m.updated_at,
+            })
+            .collect(),
+        next_cursor: next,
+    }))
 }
 
 /// The search behind `GET /v1/messages`, for the API and the console
@@ -267,8 +310,9 @@ pub(crate) async fn find_messages(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RecipientQuery {
     /// The sender's own id for the person.
     pub external_id: Option<String>,
@@ -276,23 +320,54 @@ pub struct RecipientQuery {
     pub limit: Option<i64>,
 }
 
+/// One recipient in a search: contact points on file, never addresses.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientRow {
+    pub id: String,
+    pub external_id: String,
+    pub pseudonym: String,
+    pub has_email: bool,
+    pub has_phone: bool,
+    pub created_at: i64,
+}
+
+/// A page of recipients, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recipients {
+    pub recipients: Vec<RecipientRow>,
+    pub next_cursor: Option<String>,
+}
+
+/// Searches the tenant's recipients, newest first.
+#[utoipa::path(get, path = "/v1/recipients", tag = "recipients",
+    security(("bearer" = ["sender"])),
+    params(RecipientQuery),
+    responses(
+        (status = 200, description = "A page.", body = Recipients),
+        (status = 400, description = "A malformed filter, cursor or limit, named.", body = ErrorEnvelope),
+    ))]
 pub async fn recipients(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<RecipientQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Recipients>, ApiError> {
     let (page, next) = find_recipients(&state, &caller.tenant_id, q).await?;
-    Ok(Json(json!({
-        "recipients": page.iter().map(|r| json!({
-            "id": r.id,
-            "external_id": r.external_id,
-            "pseudonym": r.pseudonym,
-            "has_email": r.has_email,
-            "has_phone": r.has_phone,
-            "created_at": r.created_at,
-        })).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(Recipients {
+        recipients: page
+            .into_iter()
+            .map(|r| RecipientRow {
+                id: r.id,
+                external_id: r.external_id,
+                pseudonym: r.pseudonym,
+                has_email: r.has_email,
+                has_phone: r.has_phone,
+                created_at: r.created_at,
+            })
+            .collect(),
+        next_cursor: next,
+    }))
 }
 
 /// The search behind `GET /v1/recipients`: one page and the next cursor.

@@ -2,18 +2,19 @@
 //! request, call the service, and shape the answer. Every error leaves
 //! through [`crate::error::ApiError`].
 
-mod admin;
-mod audit;
-mod device;
-mod history;
+pub(crate) mod admin;
+pub(crate) mod audit;
+pub(crate) mod device;
+pub(crate) mod history;
 pub(crate) mod input;
 pub(crate) mod lists;
-mod messages;
-mod ops;
-mod queue;
-mod recipients;
-mod stats;
-mod webhooks;
+pub(crate) mod messages;
+pub(crate) mod ops;
+pub(crate) mod queue;
+pub(crate) mod recipients;
+pub(crate) mod stats;
+pub(crate) mod webhooks;
+pub(crate) mod wire;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -11,32 +11,71 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ladder_store::ids::RequestId;
 use ladder_store::{StoreError, outbox, sandbox};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::Instrument;
+use utoipa::ToSchema;
 
+use crate::api::wire::ErrorEnvelope;
 use crate::auth::Sender;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// A liveness or readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// `ok` (live), `ready`, or `unavailable`.
+    pub status: String,
+    /// `unreachable` when the database does not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive.", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        database: None,
+    })
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready.", body = Health),
+        (status = 503, description = "The database does not answer.", body = Health),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(()) => Json(Health {
+            status: "ready".into(),
+            database: None,
+        })
+        .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "database not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "database": "unreachable" })),
+                Json(Health {
+                    status: "unavailable".into(),
+                    database: Some("unreachable".into()),
+                }),
             )
                 .into_response()
         }
     }
 }
 
+/// Prometheus metrics; with `metrics_token` configured, only for
+/// `Authorization: Bearer <metrics_token>` (not an API key).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain"),
+        (status = 401, description = "`metrics_token` is set and was not given.", body = ErrorEnvelope),
+    ))]
 pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     if let Some(token) = &state.config.metrics_token {
         let given = headers
@@ -55,10 +94,13 @@ pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderM
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document.", body = Object)))]
 pub async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::DOCUMENT,
+        crate::openapi::json(),
     )
         .into_response()
 }
@@ -72,21 +114,38 @@ pub async fn not_found() -> ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MailboxQuery {
+    /// Only this message's deliveries.
     #[serde(default)]
     pub message: Option<String>,
+}
+
+/// What the sandbox channels delivered.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deliveries {
+    #[schema(value_type = Vec<Object>)]
+    pub deliveries: Vec<sandbox::Delivery>,
 }
 
 /// What the sandbox channels delivered for this tenant. A payload delivery
 /// is listed without its content: the sandbox stands for the recipient's
 /// device, and the body stays sealed here.
+#[utoipa::path(get, path = "/v1/sandbox/deliveries", tag = "operations",
+    security(("bearer" = ["sender"])),
+    params(MailboxQuery),
+    responses(
+        (status = 200, description = "The deliveries, newest last.", body = Deliveries),
+        (status = 400, description = "A malformed query.", body = ErrorEnvelope),
+    ))]
 pub async fn sandbox(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<MailboxQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Deliveries>, ApiError> {
     let mut conn = state
         .store
         .pool()
@@ -94,7 +153,7 @@ pub async fn sandbox(
         .await
         .map_err(StoreError::from)?;
     let list = sandbox::list(&mut conn, &caller.tenant_id, q.message.as_deref(), 1000).await?;
-    Ok(Json(json!({ "deliveries": list })))
+    Ok(Json(Deliveries { deliveries: list }))
 }
 
 /// The answer to a handler that panicked: the one 500 envelope. The panic

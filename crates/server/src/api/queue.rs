@@ -9,18 +9,20 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use ladder_store::ids::MessageId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::api::input::PATH_ID;
+use crate::api::wire::ErrorEnvelope;
 use crate::api::lists::{after, cut, limit};
 use crate::auth::{Admin, Sender};
 use crate::error::ApiError;
-use crate::service::escalations::{self, ActionOutcome, QueueKind};
+use crate::service::escalations::{self, ActionOutcome, QueueItem, QueueKind};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct QueueQuery {
     /// `escalated` or `held`; both when absent.
     pub kind: Option<String>,
@@ -28,11 +30,27 @@ pub struct QueueQuery {
     pub limit: Option<i64>,
 }
 
+/// A page of the queue, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Escalations {
+    pub escalations: Vec<QueueItem>,
+    pub next_cursor: Option<String>,
+}
+
+/// Escalated and held messages.
+#[utoipa::path(get, path = "/v1/escalations", tag = "escalations",
+    security(("bearer" = ["sender"])),
+    params(QueueQuery),
+    responses(
+        (status = 200, description = "A page.", body = Escalations),
+        (status = 400, description = "A malformed filter, cursor or limit.", body = ErrorEnvelope),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<QueueQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Escalations>, ApiError> {
     let limit = limit(q.limit)?;
     let kind = q
         .kind
@@ -56,10 +74,13 @@ pub async fn list(
     )
     .await?;
     let next = cut(&mut page, limit, |i| &i.id);
-    Ok(Json(json!({ "escalations": page, "next_cursor": next })))
+    Ok(Json(Escalations {
+        escalations: page,
+        next_cursor: next,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     /// The route to send by, as `portal+email_notice`.
@@ -67,13 +88,13 @@ pub struct SendRequest {
     pub reason: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockRequest {
     pub reason: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendRequest {
     /// The next look, Unix seconds.
@@ -81,6 +102,18 @@ pub struct ExtendRequest {
     pub reason: String,
 }
 
+/// Sends an escalated or held message by a route the decision permits now.
+#[utoipa::path(post, path = "/v1/escalations/{message_id}/send", tag = "escalations",
+    security(("bearer" = ["admin"])),
+    params(("message_id" = String, Path, description = "message id")),
+    request_body = SendRequest,
+    responses(
+        (status = 200, description = "Queued on the route.", body = ActionOutcome),
+        (status = 400, description = "Malformed id or JSON.", body = ErrorEnvelope),
+        (status = 404, description = "No such message.", body = ErrorEnvelope),
+        (status = 409, description = "The message is not in the queue (`not_in_queue`), or a concurrent action.", body = ErrorEnvelope),
+        (status = 422, description = "An invalid field, named.", body = ErrorEnvelope),
+    ))]
 pub async fn send(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -94,6 +127,18 @@ pub async fn send(
     ))
 }
 
+/// Blocks an escalated or held message; its payload is destroyed.
+#[utoipa::path(post, path = "/v1/escalations/{message_id}/block", tag = "escalations",
+    security(("bearer" = ["admin"])),
+    params(("message_id" = String, Path, description = "message id")),
+    request_body = BlockRequest,
+    responses(
+        (status = 200, description = "Blocked.", body = ActionOutcome),
+        (status = 400, description = "Malformed id or JSON.", body = ErrorEnvelope),
+        (status = 404, description = "No such message.", body = ErrorEnvelope),
+        (status = 409, description = "The message is not in the queue (`not_in_queue`), or a concurrent action.", body = ErrorEnvelope),
+        (status = 422, description = "An invalid field, named.", body = ErrorEnvelope),
+    ))]
 pub async fn block(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -107,6 +152,18 @@ pub async fn block(
     ))
 }
 
+/// Extends a held message's next look.
+#[utoipa::path(post, path = "/v1/escalations/{message_id}/extend", tag = "escalations",
+    security(("bearer" = ["admin"])),
+    params(("message_id" = String, Path, description = "message id")),
+    request_body = ExtendRequest,
+    responses(
+        (status = 200, description = "Extended.", body = ActionOutcome),
+        (status = 400, description = "Malformed id or JSON.", body = ErrorEnvelope),
+        (status = 404, description = "No such message.", body = ErrorEnvelope),
+        (status = 409, description = "The message is not in the queue (`not_in_queue`), or a concurrent action.", body = ErrorEnvelope),
+        (status = 422, description = "An invalid field, named.", body = ErrorEnvelope),
+    ))]
 pub async fn extend(
     State(state): State<AppState>,
     Admin(caller): Admin,

@@ -8,34 +8,70 @@ use axum::http::StatusCode;
 use ladder_core::handshake::SignedReport;
 use ladder_store::ids::{DeviceId, RecipientId, ThreadId};
 use ladder_store::{StoreError, threads};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::api::input::PATH_ID;
 use crate::api::parse_json;
+use crate::api::wire::ErrorEnvelope;
 use crate::auth::{Sender, actor};
 use crate::error::ApiError;
-use crate::service::devices::{self, NewDevice, NewRecipient};
+use crate::service::devices::{self, HandshakeResult, NewDevice, NewRecipient};
 use crate::state::AppState;
 
+/// A registered recipient: whether contact points are on file, never the
+/// addresses.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Registered {
+    pub id: String,
+    pub external_id: String,
+    pub pseudonym: String,
+    pub has_email: bool,
+    pub has_phone: bool,
+}
+
+/// Registers a recipient (or answers the one registered under that
+/// `external_id`).
+#[utoipa::path(post, path = "/v1/recipients", tag = "recipients",
+    security(("bearer" = ["sender"])),
+    request_body = NewRecipient,
+    responses(
+        (status = 201, description = "Registered.", body = Registered),
+        (status = 200, description = "Already registered with these contact points.", body = Registered),
+        (status = 400, description = "Malformed JSON.", body = ErrorEnvelope),
+        (status = 409, description = "Registered with other contact points.", body = ErrorEnvelope),
+        (status = 422, description = "An invalid field, named.", body = ErrorEnvelope),
+    ))]
 pub async fn register(
     State(state): State<AppState>,
     Sender(caller): Sender,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Registered>), ApiError> {
     let req: NewRecipient = parse_json(&body)?;
     let (status, r) = devices::register(&state, &caller.tenant_id, &actor(&caller), req).await?;
     Ok((
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        Json(json!({
-            "id": r.id,
-            "external_id": r.external_id,
-            "pseudonym": r.pseudonym,
-            "has_email": r.has_email,
-            "has_phone": r.has_phone,
-        })),
+        Json(Registered {
+            id: r.id,
+            external_id: r.external_id,
+            pseudonym: r.pseudonym,
+            has_email: r.has_email,
+            has_phone: r.has_phone,
+        }),
     ))
 }
 
+/// A recipient with its devices and their evidence, and its threads.
+#[utoipa::path(get, path = "/v1/recipients/{id}", tag = "recipients",
+    security(("bearer" = ["sender"])),
+    params(("id" = String, Path, description = "recipient id")),
+    responses(
+        (status = 200, description = "The recipient.", body = Object),
+        (status = 400, description = "Malformed id.", body = ErrorEnvelope),
+        (status = 404, description = "No such recipient.", body = ErrorEnvelope),
+    ))]
 pub async fn show(
     State(state): State<AppState>,
     Sender(caller): Sender,
@@ -48,6 +84,17 @@ pub async fn show(
     ))
 }
 
+/// Enrols a device with its identity key.
+#[utoipa::path(post, path = "/v1/recipients/{id}/devices", tag = "recipients",
+    security(("bearer" = ["sender"])),
+    params(("id" = String, Path, description = "recipient id")),
+    request_body = NewDevice,
+    responses(
+        (status = 201, description = "Enrolled.", body = Object),
+        (status = 400, description = "Malformed id or JSON.", body = ErrorEnvelope),
+        (status = 404, description = "No such recipient.", body = ErrorEnvelope),
+        (status = 422, description = "An invalid key or label, named.", body = ErrorEnvelope),
+    ))]
 pub async fn enrol(
     State(state): State<AppState>,
     Sender(caller): Sender,
@@ -61,6 +108,16 @@ pub async fn enrol(
     Ok((StatusCode::CREATED, Json(devices::device_view(&d))))
 }
 
+/// A one-time challenge for the device to sign in its handshake.
+#[utoipa::path(post, path = "/v1/devices/{id}/challenge", tag = "recipients",
+    security(("bearer" = ["sender"])),
+    params(("id" = String, Path, description = "device id")),
+    responses(
+        (status = 201, description = "The challenge.", body = Object),
+        (status = 400, description = "Malformed id.", body = ErrorEnvelope),
+        (status = 404, description = "No such device.", body = ErrorEnvelope),
+        (status = 409, description = "The device is revoked.", body = ErrorEnvelope),
+    ))]
 pub async fn challenge(
     State(state): State<AppState>,
     Sender(caller): Sender,
@@ -69,22 +126,44 @@ pub async fn challenge(
     let id = DeviceId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let c = devices::challenge(&state, &caller.tenant_id, id).await?;
-    Ok((StatusCode::CREATED, Json(json!(c))))
+    let c = serde_json::to_value(c).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((StatusCode::CREATED, Json(c)))
 }
 
+/// The device's signed report of its capabilities, over the challenge.
+#[utoipa::path(post, path = "/v1/devices/{id}/handshake", tag = "recipients",
+    security(("bearer" = ["sender"])),
+    params(("id" = String, Path, description = "device id")),
+    request_body(content = Object, description = "The signed report: `report` and its Ed25519 `signature`."),
+    responses(
+        (status = 200, description = "Verified; evidence recorded.", body = HandshakeResult),
+        (status = 400, description = "Malformed id or JSON.", body = ErrorEnvelope),
+        (status = 404, description = "No such device.", body = ErrorEnvelope),
+        (status = 409, description = "The device is revoked.", body = ErrorEnvelope),
+        (status = 422, description = "Rejected: a bad signature, a stale or spent challenge.", body = ErrorEnvelope),
+    ))]
 pub async fn handshake(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HandshakeResult>, ApiError> {
     let id = DeviceId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let signed: SignedReport = parse_json(&body)?;
     let r = devices::handshake(&state, &caller.tenant_id, &actor(&caller), id, signed).await?;
-    Ok(Json(json!(r)))
+    Ok(Json(r))
 }
 
+/// Revokes a device: its evidence stops counting at once.
+#[utoipa::path(post, path = "/v1/devices/{id}/revoke", tag = "recipients",
+    security(("bearer" = ["sender"])),
+    params(("id" = String, Path, description = "device id")),
+    responses(
+        (status = 200, description = "Revoked.", body = Object),
+        (status = 400, description = "Malformed id.", body = ErrorEnvelope),
+        (status = 404, description = "No such device.", body = ErrorEnvelope),
+    ))]
 pub async fn revoke(
     State(state): State<AppState>,
     Sender(caller): Sender,
@@ -96,6 +175,15 @@ pub async fn revoke(
     Ok(Json(devices::device_view(&d)))
 }
 
+/// A thread's floor and label.
+#[utoipa::path(get, path = "/v1/threads/{id}", tag = "recipients",
+    security(("bearer" = ["sender"])),
+    params(("id" = String, Path, description = "thread id")),
+    responses(
+        (status = 200, description = "The thread.", body = Object),
+        (status = 400, description = "Malformed id.", body = ErrorEnvelope),
+        (status = 404, description = "No such thread.", body = ErrorEnvelope),
+    ))]
 pub async fn thread(
     State(state): State<AppState>,
     Sender(caller): Sender,

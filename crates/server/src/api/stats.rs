@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
+use crate::api::wire::ErrorEnvelope;
 use crate::auth::Sender;
 use crate::error::ApiError;
 use crate::service::stats::{self, Bucket, Dashboard, StatsQuery};
@@ -15,8 +16,9 @@ use crate::state::AppState;
 
 /// The query as given: numbers are parsed here so a bad one is refused
 /// naming its parameter.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsParams {
     pub since: Option<String>,
     pub until: Option<String>,
@@ -62,6 +64,14 @@ fn query(p: StatsParams, class: Option<String>) -> Result<StatsQuery, ApiError> 
     Ok(q)
 }
 
+/// The tenant's figures over a window (default: the last 24 hours, by hour).
+#[utoipa::path(get, path = "/v1/stats", tag = "stats",
+    security(("bearer" = ["sender"])),
+    params(StatsParams),
+    responses(
+        (status = 200, description = "The figures.", body = Dashboard),
+        (status = 400, description = "A malformed or too wide window.", body = ErrorEnvelope),
+    ))]
 pub async fn all(
     State(state): State<AppState>,
     Sender(caller): Sender,
@@ -71,6 +81,14 @@ pub async fn all(
     Ok(Json(stats::dashboard(&state, &caller.tenant_id, &q).await?))
 }
 
+/// One class's figures over a window.
+#[utoipa::path(get, path = "/v1/stats/classes/{class}", tag = "stats",
+    security(("bearer" = ["sender"])),
+    params(("class" = String, Path, description = "a class of the policy"), StatsParams),
+    responses(
+        (status = 200, description = "The figures.", body = Dashboard),
+        (status = 400, description = "A malformed or too wide window, or a malformed class.", body = ErrorEnvelope),
+    ))]
 pub async fn class(
     State(state): State<AppState>,
     Sender(caller): Sender,

@@ -15,9 +15,12 @@ use axum::http::HeaderMap;
 use ladder_channels::webhook::{WebhookError, WebhookRequest};
 use ladder_core::Channel;
 use ladder_store::{StoreError, tenants};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::api::input::path_name;
+use crate::api::wire::ErrorEnvelope;
 use crate::error::ApiError;
 use crate::service::{audit, receipts};
 use crate::state::AppState;
@@ -54,6 +57,28 @@ fn unknown_channel() -> ApiError {
     }
 }
 
+/// What a webhook carried and what of it was applied.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Received {
+    pub received: usize,
+    pub applied: usize,
+}
+
+/// Delivery receipts for a tenant's own provider account. Public: the
+/// provider's signature, checked by the channel's verifier, authenticates.
+#[utoipa::path(post, path = "/v1/webhooks/{channel}/{tenant}", tag = "webhooks",
+    params(("channel" = String, Path, description = "the channel: `rcs`, `sms`, `email`, `push`"),
+        ("tenant" = String, Path, description = "the tenant's name")),
+    request_body(content = String, content_type = "application/json", description = "The provider's own webhook body, signed as that provider signs."),
+    responses(
+        (status = 200, description = "Applied.", body = Received),
+        (status = 400, description = "A malformed webhook (`invalid_webhook`) or path.", body = ErrorEnvelope),
+        (status = 401, description = "The provider's signature is missing or does not verify (`bad_signature`).", body = ErrorEnvelope),
+        (status = 404, description = "No such channel, tenant or webhook.", body = ErrorEnvelope),
+        (status = 409, description = "A receipt names a hand-over not recorded yet (`unknown_reference`): the provider retries.", body = ErrorEnvelope),
+        (status = 429, description = "Too many refused webhooks from this address (`rate_limited`, `Retry-After`).", body = ErrorEnvelope),
+    ))]
 pub async fn receive(
     State(state): State<AppState>,
     Path((channel, tenant)): Path<(String, String)>,
@@ -61,7 +86,7 @@ pub async fn receive(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Received>, ApiError> {
     let tenant = path_name("tenant", &tenant)?;
     let channel: Channel = channel.parse().map_err(|_| unknown_channel())?;
     let t = {
@@ -99,9 +124,10 @@ pub async fn receive(
                     ),
                 ));
             }
-            Ok(Json(
-                json!({ "received": list.len(), "applied": done.applied }),
-            ))
+            Ok(Json(Received {
+                received: list.len(),
+                applied: done.applied,
+            }))
         }
         Err(e) => {
             metrics::counter!("ladder_webhooks_rejected_total", "channel" => channel.to_string())
@@ -149,6 +175,19 @@ pub async fn receive(
 /// account, which serves every tenant without one of its own. Each receipt
 /// finds its tenant through the hand-over it names; a reference no tenant
 /// (or more than one) recorded is answered 409 so the provider retries.
+/// Delivery receipts for the deployment's own provider account. Public:
+/// the provider's signature authenticates.
+#[utoipa::path(post, path = "/v1/webhooks/{channel}", tag = "webhooks",
+    params(("channel" = String, Path, description = "the channel: `rcs`, `sms`, `email`, `push`")),
+    request_body(content = String, content_type = "application/json", description = "The provider's own webhook body, signed as that provider signs."),
+    responses(
+        (status = 200, description = "Applied.", body = Received),
+        (status = 400, description = "A malformed webhook (`invalid_webhook`) or path.", body = ErrorEnvelope),
+        (status = 401, description = "The provider's signature is missing or does not verify (`bad_signature`).", body = ErrorEnvelope),
+        (status = 404, description = "No such channel, tenant or webhook.", body = ErrorEnvelope),
+        (status = 409, description = "A receipt names a hand-over not recorded yet (`unknown_reference`): the provider retries.", body = ErrorEnvelope),
+        (status = 429, description = "Too many refused webhooks from this address (`rate_limited`, `Retry-After`).", body = ErrorEnvelope),
+    ))]
 pub async fn receive_deployment(
     State(state): State<AppState>,
     Path(channel): Path<String>,
@@ -156,7 +195,7 @@ pub async fn receive_deployment(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Received>, ApiError> {
     let channel: Channel = channel.parse().map_err(|_| unknown_channel())?;
     let verifier = state
         .channels
@@ -212,5 +251,8 @@ pub async fn receive_deployment(
             format!("{unknown} receipt(s) name a message not recorded (yet); retry"),
         ));
     }
-    Ok(Json(json!({ "received": list.len(), "applied": applied })))
+    Ok(Json(Received {
+        received: list.len(),
+        applied,
+    }))
 }

@@ -128,9 +128,7 @@ pub async fn confirm(
         &decision,
     )
     .await?;
-    if let Some(obj) = settled.answer.body.as_object_mut() {
-        obj.insert("audit_index".into(), serde_json::json!(audit_index));
-    }
+    settled.answer.body.audit_index = Some(audit_index);
     let mut updated = thread.clone();
     updated.floor = floor_after(&thread, &decision);
     updated.updated_at = now().0;

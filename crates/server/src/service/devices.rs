@@ -24,7 +24,8 @@ use crate::service::send::load_inputs;
 use crate::service::{audit, contact_aad, load_recipient, stats};
 use crate::state::{AppState, now};
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/recipients`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRecipient {
     /// The sender's own id for this person.
@@ -190,7 +191,8 @@ pub fn unwrap_contact(
     Ok((key, c))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/recipients/{id}/devices`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDevice {
     /// Ed25519 public key, 32 bytes hex.
@@ -198,10 +200,13 @@ pub struct NewDevice {
     /// X25519 public key, 32 bytes hex, for in-app sealing.
     #[serde(default)]
     pub agreement_key: Option<String>,
+    /// Platform labels (`os`, `client`, versions), for overrides.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub labels: PlatformLabels,
-    /// Where the device takes content-free wake-ups.
+    /// Where the device takes content-free wake-ups: `platform` and `token`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub push: Option<NewPush>,
 }
 
@@ -389,10 +394,13 @@ pub async fn challenge(
     })
 }
 
-#[derive(Debug, Serialize)]
+/// A verified handshake, with the threads it elevated.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HandshakeResult {
     pub device: String,
     pub accepted: bool,
+    #[schema(value_type = Vec<Object>)]
     pub elevations: Vec<serde_json::Value>,
 }
 

@@ -77,9 +77,12 @@ impl QueueKind {
 
 /// One message in the queue, as the list and the console show it: no
 /// content, no address.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct QueueItem {
     pub id: String,
+    /// `escalated` or `held`.
+    #[schema(value_type = String)]
     pub kind: QueueKind,
     pub class: String,
     pub recipient: String,
@@ -95,11 +98,12 @@ pub struct QueueItem {
     /// The decision explained for people, as `GET /v1/messages/{id}/explain`.
     pub explanation: String,
     /// Every step's skip reasons, machine-readable.
+    #[schema(value_type = Object)]
     pub decision: ladder_core::Decision,
 }
 
 /// What an operator did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Sent,
@@ -119,11 +123,13 @@ impl Action {
 }
 
 /// The answer to an operator's action.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ActionOutcome {
     pub id: String,
     pub action: Action,
     /// The message's status afterwards.
+    #[schema(value_type = String)]
     pub status: Status,
     /// For `sent`: the route it is queued on.
     pub route: Option<String>,

@@ -17,6 +17,7 @@ use ladder_store::{StoreError, Tx, ids, overrides as stored_overrides, sealed};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::api::wire::{DecisionAnswer, DecisionOutcome};
 use crate::error::ApiError;
 use crate::service::{RecipientState, audit, load_recipient, payload_aad};
 use crate::state::{AppState, now, now_ms};
@@ -25,21 +26,27 @@ use crate::state::{AppState, now, now_ms};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// `POST /v1/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
+    /// The recipient id (`rcp_…`).
     pub recipient: String,
+    /// A class of the tenant's policy.
     pub class: String,
+    /// The thread's name; `default` when absent.
     #[serde(default)]
     pub thread: Option<String>,
+    /// The content, 1 to 65,536 bytes; sealed at rest, never logged.
     pub body: String,
 }
 
-/// The answer: an HTTP status and a JSON body, stored with the message.
+/// The answer: an HTTP status and its body, stored with the message, and
+/// whether it is a replay of a stored one (`Idempotent-Replayed: true`).
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
-    pub body: Value,
+    pub body: DecisionAnswer,
+    pub replayed: bool,
 }
 
 /// Whether `s` is a name ladder gives or accepts for a class, a thread, a
@@ -234,25 +241,14 @@ pub fn settle(
     thread: &Thread,
     decision: &Decision,
 ) -> Result<Settled, ApiError> {
-    let mut body = serde_json::Map::new();
-    body.insert("id".into(), json!(message_id));
-    body.insert("thread".into(), json!(thread.id));
-    body.insert("decision".into(), json!(decision));
-    body.insert(
-        "explanation".into(),
-        json!(ladder_core::decision::explain(decision)),
-    );
+    let mut token = None;
     let (status, http, confirmation_hash, work) = match &decision.outcome {
         Outcome::Deliver { .. } => (Status::Queued, 202, None, Some((Kind::Deliver, now_ms()))),
         Outcome::ConfirmationRequired { .. } => {
-            let token = ids::new_token("ldr_confirm")?;
-            body.insert("confirmation_token".into(), Value::String(token.clone()));
-            (
-                Status::AwaitingConfirmation,
-                409,
-                Some(ids::token_hash(&token)),
-                None,
-            )
+            let issued = ids::new_token("ldr_confirm")?;
+            let hash = ids::token_hash(&issued);
+            token = Some(issued);
+            (Status::AwaitingConfirmation, 409, Some(hash), None)
         }
         Outcome::Hold { until } => {
             let recheck = (now().0 + state.config.delivery.hold_recheck_s).min(until.0);
@@ -266,12 +262,24 @@ pub fn settle(
         Outcome::Escalate => (Status::Escalated, 202, None, None),
         Outcome::Block => (Status::Blocked, 422, None, None),
     };
-    body.insert("status".into(), json!(status));
-    body.insert("outcome".into(), json!(decision.outcome.code()));
-    let body = Value::Object(body);
+    let body = DecisionAnswer {
+        id: message_id.to_string(),
+        thread: thread.id.clone(),
+        outcome: DecisionOutcome::of(&decision.outcome),
+        status: status.as_str().to_string(),
+        decision: decision.clone(),
+        explanation: ladder_core::decision::explain(decision),
+        confirmation_token: token,
+        confirmation_token_issued: None,
+        audit_index: None,
+    };
     Ok(Settled {
         status,
-        answer: Answer { status: http, body },
+        answer: Answer {
+            status: http,
+            body,
+            replayed: false,
+        },
         confirmation_hash,
         work,
     })
@@ -373,10 +381,10 @@ async fn accept_once(
     idempotency_key: &str,
     request: &SendRequest,
 ) -> Result<Answer, ApiError> {
-    if !valid_name(idempotency_key) {
+    if !valid_name(idempotency_key) || idempotency_key.starts_with("expired:") {
         return Err(ApiError::bad_request(
             "invalid_idempotency_key",
-            "header `Idempotency-Key` must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
+            "header `Idempotency-Key` must be 1-128 letters, digits, `-`, `_`, `.` or `:`, not starting with `expired:`",
         ));
     }
     let recipient_id =
@@ -415,7 +423,13 @@ async fn accept_once(
     if let Some(existing) =
         messages::by_idempotency_key(&mut tx, tenant_id, idempotency_key).await?
     {
-        return replay(existing, &fingerprint);
+        let window = i64::try_from(state.config.api.idempotency_window_s).unwrap_or(i64::MAX);
+        if now().0.saturating_sub(existing.accepted_at) < window {
+            return replay(existing, &fingerprint);
+        }
+        // The key's window has passed: the old message keeps existing under
+        // a retired key, and this request is a new one.
+        messages::expire_idempotency_key(&mut tx, tenant_id, &existing.id).await?;
     }
     let inputs = load_inputs(&mut tx, state, tenant_id, recipient_id.as_str()).await?;
     if inputs.policy.class(&request.class).is_none() {
@@ -460,9 +474,7 @@ async fn accept_once(
     )
     .await?;
     crate::service::stats::record_decision(&mut tx, tenant_id, &decision).await?;
-    if let Some(obj) = settled.answer.body.as_object_mut() {
-        obj.insert("audit_index".into(), json!(audit_index));
-    }
+    settled.answer.body.audit_index = Some(audit_index);
     let retention = inputs
         .policy
         .class(&request.class)
@@ -479,7 +491,7 @@ async fn accept_once(
         decision: decision.clone(),
         failed: Vec::new(),
         response_status: i64::from(settled.answer.status),
-        response_body: storable(&settled.answer.body),
+        response_body: storable(&settled.answer.body)?,
         confirmation_hash: settled.confirmation_hash.clone(),
         accepted_at: accepted_at.0,
         updated_at: accepted_at.0,
@@ -568,26 +580,24 @@ fn replay(existing: Message, fingerprint: &str) -> Result<Answer, ApiError> {
     }
     metrics::counter!("ladder_idempotent_replays_total").increment(1);
     let status = u16::try_from(existing.response_status).unwrap_or(500);
+    let body = serde_json::from_value(existing.response_body)
+        .map_err(|e| ApiError::Internal(format!("stored answer of {}: {e}", existing.id)))?;
     Ok(Answer {
         status,
-        body: existing.response_body,
+        body,
+        replayed: true,
     })
 }
 
 /// The answer as stored for replays: without the one-time token, which
 /// exists only in the first answer and as a hash.
-fn storable(body: &Value) -> Value {
+fn storable(body: &DecisionAnswer) -> Result<Value, ApiError> {
     let mut body = body.clone();
-    if let Some(obj) = body.as_object_mut()
-        && obj.remove("confirmation_token").is_some()
-    {
-        obj.insert(
-            "confirmation_token_issued".into(),
-            Value::String(
-                "in the first answer only; POST /v1/messages/{id}/confirmation-token for a new one"
-                    .into(),
-            ),
+    if body.confirmation_token.take().is_some() {
+        body.confirmation_token_issued = Some(
+            "in the first answer only; POST /v1/messages/{id}/confirmation-token for a new one"
+                .into(),
         );
     }
-    body
+    serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.to_string()))
 }

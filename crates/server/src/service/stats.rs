@@ -342,20 +342,33 @@ pub struct ObserveShare {
 }
 
 /// The dashboard's figures over one window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Dashboard {
     pub since: i64,
     pub until: i64,
+    /// `hour` or `day`.
+    #[schema(value_type = String)]
     pub bucket: Bucket,
+    #[schema(value_type = Vec<Object>)]
     pub decisions: Vec<DecisionCount>,
+    #[schema(value_type = Vec<Object>)]
     pub fallbacks: Vec<FallbackCount>,
+    #[schema(value_type = Vec<Object>)]
     pub retries: Vec<RetryCount>,
+    #[schema(value_type = Vec<Object>)]
     pub provider_failures: Vec<FailureCount>,
+    #[schema(value_type = Object)]
     pub rates: Rates,
+    #[schema(value_type = Object)]
     pub confirmations: Confirmations,
+    #[schema(value_type = Object)]
     pub threads: Threads,
+    #[schema(value_type = Object)]
     pub portal: Portal,
+    #[schema(value_type = Vec<Object>)]
     pub observe: Vec<ObserveCount>,
+    #[schema(value_type = Vec<Object>)]
     pub observe_share: Vec<ObserveShare>,
 }
 

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod contract;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -64,6 +66,12 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// The window within which an `Idempotency-Key` replays its answer.
+    pub fn idempotency_window_s(mut self, seconds: u64) -> Builder {
+        self.config.api.idempotency_window_s = seconds;
+        self
+    }
+
     pub fn config(mut self, f: impl FnOnce(&mut Config)) -> Builder {
         f(&mut self.config);
         self
@@ -157,6 +165,7 @@ pub struct Answer {
     pub status: StatusCode,
     pub body: Value,
     pub text: String,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl TestApp {
@@ -198,6 +207,7 @@ impl TestApp {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        let req_method = method.clone();
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(k) = key {
             req = req.header("authorization", format!("Bearer {k}"));
@@ -208,11 +218,23 @@ impl TestApp {
         if let Some(b) = body {
             req = req.json(&b);
         }
+        let method = req_method;
         let resp = req.send().await.unwrap();
         let status = resp.status();
+        let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
+        let content_type = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        contract::check(method.as_str(), path, status.as_u16(), content_type, &text);
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, body, text }
+        Answer {
+            status,
+            body,
+            text,
+            headers,
+        }
     }
 
     /// Rows in the tables a request could write, the audit log aside (it
