@@ -139,7 +139,10 @@ fn build() -> Value {
     let mut doc = serde_json::to_value(Api::openapi()).unwrap_or(Value::Null);
     if let Some(info) = doc.get_mut("info").and_then(Value::as_object_mut) {
         info.insert("description".into(), Value::String(INTRO.into()));
-        info.insert("version".into(), Value::String(env!("CARGO_PKG_VERSION").into()));
+        info.insert(
+            "version".into(),
+            Value::String(env!("CARGO_PKG_VERSION").into()),
+        );
     }
     if let Some(components) = doc.get_mut("components").and_then(Value::as_object_mut) {
         components.insert(
@@ -192,9 +195,15 @@ fn add_layer_answers(op: &mut Value) {
         add("403", "The key's scope is not `admin` (`forbidden`).");
     }
     if has_body {
-        add("413", "The body is larger than 256 KiB (`payload_too_large`).");
+        add(
+            "413",
+            "The body is larger than 256 KiB (`payload_too_large`).",
+        );
     }
-    add("500", "Internal error; the server log has the detail (`internal`).");
+    add(
+        "500",
+        "Internal error; the server log has the detail (`internal`).",
+    );
 }
 
 #[cfg(test)]
@@ -202,7 +211,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use serde_json::Value;
-
 
     /// The operations called without an API key: operations endpoints,
     /// provider webhooks (authenticated by the provider's signature) and the
@@ -369,10 +377,14 @@ mod tests {
                 continue;
             }
             if scopes.is_empty() {
-                problems.push(format!("{name} does not declare bearer security with a scope"));
+                problems.push(format!(
+                    "{name} does not declare bearer security with a scope"
+                ));
             }
             if scopes.iter().any(|s| !matches!(*s, "sender" | "admin")) {
-                problems.push(format!("{name} names a scope that is not `sender` or `admin`"));
+                problems.push(format!(
+                    "{name} names a scope that is not `sender` or `admin`"
+                ));
             }
             if responses.get("401").is_none() {
                 problems.push(format!("{name} does not document 401"));
@@ -415,7 +427,8 @@ mod tests {
                     .and_then(|p| doc.pointer(p))
                     .unwrap_or(schema);
                 let text = format!("{schema}{target}");
-                if error && !text.contains("#/components/schemas/ErrorEnvelope") && status != "503" {
+                if error && !text.contains("#/components/schemas/ErrorEnvelope") && status != "503"
+                {
                     problems.push(format!("{name} {status} is not the error envelope"));
                 }
             }
@@ -435,7 +448,13 @@ mod tests {
         let outcome = &doc["components"]["schemas"]["DecisionOutcome"]["enum"];
         assert_eq!(
             outcome,
-            &serde_json::json!(["deliver", "confirmation_required", "hold", "escalate", "block"])
+            &serde_json::json!([
+                "deliver",
+                "confirmation_required",
+                "hold",
+                "escalate",
+                "block"
+            ])
         );
         let send = &doc["paths"]["/v1/messages"]["post"]["responses"]["202"];
         assert!(

@@ -100,7 +100,7 @@ pub struct MessageStatus {
     pub class: String,
     /// The recipient id.
     pub recipient: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub thread: Option<serde_json::Value>,
     pub accepted_at: i64,
     pub updated_at: i64,

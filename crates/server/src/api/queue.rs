@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::input::PATH_ID;
-use crate::api::wire::ErrorEnvelope;
 use crate::api::lists::{after, cut, limit};
+use crate::api::wire::ErrorEnvelope;
 use crate::auth::{Admin, Sender};
 use crate::error::ApiError;
 use crate::service::escalations::{self, ActionOutcome, QueueItem, QueueKind};

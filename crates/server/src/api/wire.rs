@@ -31,7 +31,7 @@ pub struct ErrorBody {
     /// More about the error where the code has it (e.g. the JSON pointer of
     /// the offending field, every policy error with its line).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub details: Option<serde_json::Value>,
 }
 
@@ -103,7 +103,10 @@ pub struct DecisionAnswer {
 /// Documents the union; each arm is serialised from its own type.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-#[expect(dead_code, reason = "documents the union; each arm is answered as its own type")]
+#[expect(
+    dead_code,
+    reason = "documents the union; each arm is answered as its own type"
+)]
 pub enum DecisionOrError {
     Decision(DecisionAnswer),
     Error(ErrorEnvelope),

@@ -25,7 +25,10 @@ fn document() -> &'static Value {
 pub fn template(method: &str, path: &str) -> Option<String> {
     let path = path.split('?').next().unwrap_or(path);
     let paths = document()["paths"].as_object()?;
-    if paths.get(path).is_some_and(|item| item.get(method).is_some()) {
+    if paths
+        .get(path)
+        .is_some_and(|item| item.get(method).is_some())
+    {
         return Some(path.to_string());
     }
     let given: Vec<&str> = path.split('/').collect();
@@ -77,7 +80,8 @@ fn escape(s: &str) -> String {
 pub fn check(method: &str, path: &str, status: u16, content_type: &str, text: &str) {
     let method = method.to_ascii_lowercase();
     let bare = path.split('?').next().unwrap_or(path);
-    let documented = bare.starts_with("/v1/") || ["/healthz", "/readyz", "/metrics"].contains(&bare);
+    let documented =
+        bare.starts_with("/v1/") || ["/healthz", "/readyz", "/metrics"].contains(&bare);
     let Some(template) = template(&method, path) else {
         if !documented {
             return; // the portal's and the console's pages: HTML, not the API
@@ -90,7 +94,10 @@ pub fn check(method: &str, path: &str, status: u16, content_type: &str, text: &s
         );
         let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         if let Err(e) = validator("/components/schemas/ErrorEnvelope").validate(&body) {
-            panic!("{} {bare} {status}: not the error envelope: {e}\n{text}", method.to_uppercase());
+            panic!(
+                "{} {bare} {status}: not the error envelope: {e}\n{text}",
+                method.to_uppercase()
+            );
         }
         return;
     };
@@ -98,10 +105,7 @@ pub fn check(method: &str, path: &str, status: u16, content_type: &str, text: &s
         .lock()
         .unwrap()
         .insert((method.clone(), template.clone(), status));
-    let at = format!(
-        "/paths/{}/{method}/responses/{status}",
-        escape(&template)
-    );
+    let at = format!("/paths/{}/{method}/responses/{status}", escape(&template));
     let Some(answer) = document().pointer(&at) else {
         panic!(
             "{} {template} answered {status}, which the OpenAPI document does not list:\n{text}",
@@ -117,10 +121,16 @@ pub fn check(method: &str, path: &str, status: u16, content_type: &str, text: &s
             answer["content"]
         );
         let body: Value = serde_json::from_str(text).unwrap_or_else(|e| {
-            panic!("{} {template} {status}: the body is not JSON ({e})", method.to_uppercase())
+            panic!(
+                "{} {template} {status}: the body is not JSON ({e})",
+                method.to_uppercase()
+            )
         });
         let v = validator(&format!("{at}/content/application~1json/schema"));
-        let errors: Vec<String> = v.iter_errors(&body).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        let errors: Vec<String> = v
+            .iter_errors(&body)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
         assert!(
             errors.is_empty(),
             "{} {template} {status} does not match its documented schema:\n  {}\nbody: {text}",
