@@ -108,6 +108,6 @@ pub struct DecisionAnswer {
     reason = "documents the union; each arm is answered as its own type"
 )]
 pub enum DecisionOrError {
-    Decision(DecisionAnswer),
+    Decision(Box<DecisionAnswer>),
     Error(ErrorEnvelope),
 }
