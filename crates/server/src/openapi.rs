@@ -462,4 +462,39 @@ mod tests {
             "the replay header is not documented: {send}"
         );
     }
+
+    /// The contract at a glance: every operation with its scope and the
+    /// statuses it answers. A change to it shows in review as a snapshot
+    /// diff.
+    #[test]
+    fn the_contract_at_a_glance() {
+        let doc = document();
+        let mut lines = Vec::new();
+        for (method, path, op) in operations(&doc) {
+            let scope: Vec<&str> = op["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["bearer"].as_array())
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let scope = if scope.is_empty() {
+                "public".to_string()
+            } else {
+                scope.join(",")
+            };
+            let statuses: Vec<&String> = op["responses"]
+                .as_object()
+                .map(|r| r.keys().collect())
+                .unwrap_or_default();
+            let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+            lines.push(format!(
+                "{:6} {path} [{scope}] {}",
+                method.to_uppercase(),
+                statuses.join(" ")
+            ));
+        }
+        insta::assert_snapshot!(lines.join("\n"));
+    }
 }

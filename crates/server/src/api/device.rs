@@ -287,7 +287,7 @@ pub struct DeviceMe {
     pub tenant: String,
     pub recipient: String,
     #[schema(value_type = Object)]
-    pub labels: Value,
+    pub labels: ladder_core::evidence::PlatformLabels,
     pub enrolled_at: i64,
     /// The X25519 key in-app messages are sealed to (hex), if enrolled.
     pub agreement_key: Option<String>,
@@ -352,8 +352,7 @@ pub async fn me(
 ) -> Result<Json<DeviceMe>, ApiError> {
     let d = authenticate(&state, peer.ip(), &method, &uri, &headers, &body).await?;
     Ok(Json(DeviceMe {
-        labels: serde_json::to_value(&d.evidence.labels)
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        labels: d.evidence.labels,
         enrolled_at: d.evidence.enrolled_at.0,
         agreement_key: d.agreement_key.map(hex::encode),
         id: d.id,

@@ -12,14 +12,14 @@ use ladder_store::ids::ThreadId;
 use ladder_store::policies::{self, Published, VersionKey};
 use ladder_store::{StoreError, threads};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::lists::{after, cut, limit};
+use crate::api::views::ThreadView;
 use crate::api::wire::ErrorEnvelope;
 use crate::auth::Sender;
 use crate::error::ApiError;
-use crate::service::devices::thread_view;
 use crate::state::AppState;
 
 /// An assurance level named by query parameter `name`.
@@ -58,10 +58,20 @@ pub struct ThreadQuery {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Threads {
-    /// Each thread's floor and label, with `dropped_at` and `last_drop`.
-    #[schema(value_type = Vec<Object>)]
-    pub threads: Vec<Value>,
+    pub threads: Vec<ListedThread>,
     pub next_cursor: Option<String>,
+}
+
+/// A thread with when and why its floor last dropped.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListedThread {
+    #[serde(flatten)]
+    pub thread: ThreadView,
+    /// When the floor last dropped (Unix seconds), if it ever did.
+    pub dropped_at: Option<i64>,
+    /// That drop's audit details: from, to, causes.
+    #[schema(value_type = Option<Object>)]
+    pub last_drop: Option<Value>,
 }
 
 /// Threads with their floors and their last drop.
@@ -97,15 +107,12 @@ pub async fn threads(
     )
     .await?;
     let next = cut(&mut page, limit, |t| &t.thread.id);
-    let rows: Vec<Value> = page
-        .iter()
-        .map(|t| {
-            let mut view = thread_view(&t.thread);
-            if let Some(obj) = view.as_object_mut() {
-                obj.insert("dropped_at".into(), json!(t.dropped_at));
-                obj.insert("last_drop".into(), json!(t.drop));
-            }
-            view
+    let rows: Vec<ListedThread> = page
+        .into_iter()
+        .map(|t| ListedThread {
+            thread: ThreadView::of(&t.thread),
+            dropped_at: t.dropped_at,
+            last_drop: t.drop,
         })
         .collect();
     Ok(Json(Threads {

@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 
 use crate::api::input::{PATH_ID, header_text};
 use crate::api::parse_json;
+use crate::api::views::ThreadView;
 use crate::api::wire::{DecisionAnswer, DecisionOrError, DecisionOutcome, ErrorEnvelope};
 use crate::auth::{Sender, actor};
 use crate::error::ApiError;
-use crate::service::devices::thread_view;
 use crate::service::{keys, send};
 use crate::state::AppState;
 
@@ -100,8 +100,7 @@ pub struct MessageStatus {
     pub class: String,
     /// The recipient id.
     pub recipient: String,
-    #[schema(value_type = Option<Object>)]
-    pub thread: Option<serde_json::Value>,
+    pub thread: Option<ThreadView>,
     pub accepted_at: i64,
     pub updated_at: i64,
     pub expires_at: i64,
@@ -163,7 +162,7 @@ pub async fn status(
         id: m.id,
         class: m.class,
         recipient: m.recipient_id,
-        thread: thread.as_ref().map(thread_view),
+        thread: thread.as_ref().map(ThreadView::of),
         accepted_at: m.accepted_at,
         updated_at: m.updated_at,
         expires_at: m.expires_at,

@@ -13,6 +13,7 @@ pub(crate) mod ops;
 pub(crate) mod queue;
 pub(crate) mod recipients;
 pub(crate) mod stats;
+pub(crate) mod views;
 pub(crate) mod webhooks;
 pub(crate) mod wire;
 

@@ -9,11 +9,11 @@ use ladder_core::handshake::SignedReport;
 use ladder_store::ids::{DeviceId, RecipientId, ThreadId};
 use ladder_store::{StoreError, threads};
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::api::input::PATH_ID;
 use crate::api::parse_json;
+use crate::api::views::{ChallengeView, DeviceView, RecipientView, ThreadView};
 use crate::api::wire::ErrorEnvelope;
 use crate::auth::{Sender, actor};
 use crate::error::ApiError;
@@ -68,7 +68,7 @@ pub async fn register(
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "recipient id")),
     responses(
-        (status = 200, description = "The recipient.", body = Object),
+        (status = 200, description = "The recipient.", body = RecipientView),
         (status = 400, description = "Malformed id.", body = ErrorEnvelope),
         (status = 404, description = "No such recipient.", body = ErrorEnvelope),
     ))]
@@ -76,7 +76,7 @@ pub async fn show(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RecipientView>, ApiError> {
     let id = RecipientId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     Ok(Json(
@@ -90,7 +90,7 @@ pub async fn show(
     params(("id" = String, Path, description = "recipient id")),
     request_body = NewDevice,
     responses(
-        (status = 201, description = "Enrolled.", body = Object),
+        (status = 201, description = "Enrolled.", body = DeviceView),
         (status = 400, description = "Malformed id or JSON.", body = ErrorEnvelope),
         (status = 404, description = "No such recipient.", body = ErrorEnvelope),
         (status = 422, description = "An invalid key or label, named.", body = ErrorEnvelope),
@@ -100,12 +100,12 @@ pub async fn enrol(
     Sender(caller): Sender,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
     let id = RecipientId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let req: NewDevice = parse_json(&body)?;
     let d = devices::enrol(&state, &caller.tenant_id, &actor(&caller), id, req).await?;
-    Ok((StatusCode::CREATED, Json(devices::device_view(&d))))
+    Ok((StatusCode::CREATED, Json(DeviceView::of(&d))))
 }
 
 /// A one-time challenge for the device to sign in its handshake.
@@ -113,7 +113,7 @@ pub async fn enrol(
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "device id")),
     responses(
-        (status = 201, description = "The challenge.", body = Object),
+        (status = 201, description = "The challenge.", body = ChallengeView),
         (status = 400, description = "Malformed id.", body = ErrorEnvelope),
         (status = 404, description = "No such device.", body = ErrorEnvelope),
         (status = 409, description = "The device is revoked.", body = ErrorEnvelope),
@@ -122,12 +122,11 @@ pub async fn challenge(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ChallengeView>), ApiError> {
     let id = DeviceId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let c = devices::challenge(&state, &caller.tenant_id, id).await?;
-    let c = serde_json::to_value(c).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((StatusCode::CREATED, Json(c)))
+    Ok((StatusCode::CREATED, Json(ChallengeView::from(c))))
 }
 
 /// The device's signed report of its capabilities, over the challenge.
@@ -160,7 +159,7 @@ pub async fn handshake(
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "device id")),
     responses(
-        (status = 200, description = "Revoked.", body = Object),
+        (status = 200, description = "Revoked.", body = DeviceView),
         (status = 400, description = "Malformed id.", body = ErrorEnvelope),
         (status = 404, description = "No such device.", body = ErrorEnvelope),
     ))]
@@ -168,11 +167,11 @@ pub async fn revoke(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeviceView>, ApiError> {
     let id = DeviceId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let d = devices::revoke(&state, &caller.tenant_id, &actor(&caller), id).await?;
-    Ok(Json(devices::device_view(&d)))
+    Ok(Json(DeviceView::of(&d)))
 }
 
 /// A thread's floor and label.
@@ -180,7 +179,7 @@ pub async fn revoke(
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "thread id")),
     responses(
-        (status = 200, description = "The thread.", body = Object),
+        (status = 200, description = "The thread.", body = ThreadView),
         (status = 400, description = "Malformed id.", body = ErrorEnvelope),
         (status = 404, description = "No such thread.", body = ErrorEnvelope),
     ))]
@@ -188,7 +187,7 @@ pub async fn thread(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ThreadView>, ApiError> {
     let id = ThreadId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let mut conn = state
@@ -200,5 +199,5 @@ pub async fn thread(
     let t = threads::get(&mut conn, &caller.tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("thread", id))?;
-    Ok(Json(devices::thread_view(&t)))
+    Ok(Json(ThreadView::of(&t)))
 }

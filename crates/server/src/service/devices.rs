@@ -19,6 +19,7 @@ use ladder_store::{StoreError, ids, sealed, threads};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::api::views::{DeviceView, RecipientView, ThreadView};
 use crate::error::ApiError;
 use crate::service::send::load_inputs;
 use crate::service::{audit, contact_aad, load_recipient, stats};
@@ -544,26 +545,12 @@ async fn elevate_threads(
 
 /// What the API shows of a device: never its evidence's raw internals
 /// beyond what a support agent needs.
-pub fn device_view(d: &Device) -> serde_json::Value {
-    json!({
-        "id": d.id,
-        "recipient": d.recipient_id,
-        "identity_key": hex::encode(d.identity_key),
-        "agreement_key": d.agreement_key.map(hex::encode),
-        "labels": d.evidence.labels,
-        "enrolled_at": d.evidence.enrolled_at,
-        "revoked_at": d.evidence.revoked_at,
-        "client": d.evidence.client,
-        "transports": d.evidence.transports,
-    })
-}
-
 /// Why a recipient's threads sit where they do (for the recipient view).
 pub async fn recipient_view(
     state: &AppState,
     tenant_id: &str,
     recipient_id: &str,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<RecipientView, ApiError> {
     let mut conn = state
         .store
         .pool()
@@ -579,28 +566,14 @@ pub async fn recipient_view(
         recipient_id,
     )
     .await?;
-    Ok(json!({
-        "id": r.recipient.id,
-        "external_id": r.recipient.external_id,
-        "pseudonym": r.recipient.pseudonym,
-        "has_email": r.recipient.has_email,
-        "has_phone": r.recipient.has_phone,
-        "created_at": r.recipient.created_at,
-        "devices": r.devices.iter().map(device_view).collect::<Vec<_>>(),
-        "threads": threads.iter().map(thread_view).collect::<Vec<_>>(),
-    }))
-}
-
-pub fn thread_view(t: &threads::Thread) -> serde_json::Value {
-    let shown = t.floor.floor;
-    json!({
-        "id": t.id,
-        "recipient": t.recipient_id,
-        "name": t.name,
-        "floor": t.floor.floor,
-        "floor_since": t.floor.since,
-        "last_delivered_assurance": t.floor.label,
-        "label": shown.label(),
-        "updated_at": t.updated_at,
+    Ok(RecipientView {
+        id: r.recipient.id,
+        external_id: r.recipient.external_id,
+        pseudonym: r.recipient.pseudonym,
+        has_email: r.recipient.has_email,
+        has_phone: r.recipient.has_phone,
+        created_at: r.recipient.created_at,
+        devices: r.devices.iter().map(DeviceView::of).collect(),
+        threads: threads.iter().map(ThreadView::of).collect(),
     })
 }
