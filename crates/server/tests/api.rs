@@ -548,8 +548,8 @@ async fn policy_publication_is_validated_and_audited(backend: Backend) {
                 .send()
                 .await
                 .unwrap();
-            let status = r.status();
-            (status, r.json::<Value>().await.unwrap())
+            let a = support::checked("PUT", "/v1/policy", r).await;
+            (a.status, a.body)
         }
     };
     let (status, body) = put(broken, app.admin.clone()).await;

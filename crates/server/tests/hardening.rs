@@ -221,8 +221,8 @@ async fn policy_revision_cannot_go_backwards_without_rollback(backend: Backend) 
                 .send()
                 .await
                 .unwrap();
-            let status = r.status();
-            (status, r.json::<Value>().await.unwrap())
+            let a = support::checked("PUT", &format!("/v1/policy{query}"), r).await;
+            (a.status, a.body)
         }
     };
     let v4 = ladder_server::app::DEMO_POLICY.to_string();

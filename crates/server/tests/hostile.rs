@@ -346,6 +346,17 @@ async fn hostile_requests_never_reach_a_500(backend: Backend) {
         let text = resp.text().await.unwrap();
         let after = app.written_rows().await;
         let what = format!("case {n}: {method} {path} -> {status}: {text:.300}\n{case:?}");
+        // Whatever the input, the answer is one the document describes.
+        let checked = std::panic::catch_unwind(|| {
+            support::contract::check(
+                method.as_str(),
+                &path,
+                status.as_u16(),
+                &content_type,
+                &text,
+            )
+        });
+        assert!(checked.is_ok(), "{what}");
         assert!(!status.is_server_error(), "{what}");
         if status.is_client_error() {
             refused += 1;

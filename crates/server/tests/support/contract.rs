@@ -21,7 +21,9 @@ fn document() -> &'static Value {
 }
 
 /// The documented path template `path` (without its query) matches: a
-/// literal path first, else the one whose `{parameters}` match.
+/// literal path first, else the one whose `{parameters}` match (an empty
+/// segment too, but for the last: the router takes those, and the handler
+/// refuses them).
 pub fn template(method: &str, path: &str) -> Option<String> {
     let path = path.split('?').next().unwrap_or(path);
     let paths = document()["paths"].as_object()?;
@@ -38,9 +40,11 @@ pub fn template(method: &str, path: &str) -> Option<String> {
         .map(|(t, _)| t)
         .find(|t| {
             let parts: Vec<&str> = t.split('/').collect();
+            let last = given.len().saturating_sub(1);
             parts.len() == given.len()
-                && parts.iter().zip(&given).all(|(p, g)| {
-                    (p.starts_with('{') && p.ends_with('}') && !g.is_empty()) || p == g
+                && parts.iter().zip(&given).enumerate().all(|(i, (p, g))| {
+                    (p.starts_with('{') && p.ends_with('}') && (i < last || !g.is_empty()))
+                        || p == g
                 })
         })
         .cloned()

@@ -159,6 +159,26 @@ async fn fresh_schema(url: &str) -> String {
     schema
 }
 
+/// Reads an answer to `method path` (sent any way a test likes), checked
+/// against the OpenAPI document ([`contract::check`]).
+pub async fn checked(method: &str, path: &str, resp: reqwest::Response) -> Answer {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    contract::check(method, path, status.as_u16(), content_type, &text);
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer {
+        status,
+        body,
+        text,
+        headers,
+    }
+}
+
 /// One HTTP answer.
 #[derive(Debug)]
 pub struct Answer {
@@ -218,23 +238,7 @@ impl TestApp {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let method = req_method;
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        let content_type = headers
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        contract::check(method.as_str(), path, status.as_u16(), content_type, &text);
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer {
-            status,
-            body,
-            text,
-            headers,
-        }
+        checked(req_method.as_str(), path, req.send().await.unwrap()).await
     }
 
     /// Rows in the tables a request could write, the audit log aside (it
