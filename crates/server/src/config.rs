@@ -88,18 +88,28 @@ impl LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// Seconds an `Idempotency-Key` of `POST /v1/messages` is remembered:
-    /// within it a retry gets the stored answer, after it the same key
-    /// sends a new message.
-    pub idempotency_window_s: u64,
+    /// How long an `Idempotency-Key` of `POST /v1/messages` is remembered,
+    /// written like a policy's durations (`24h`, `90m`, `7d`): within it a
+    /// retry gets the stored answer, after it the same key sends a new
+    /// message.
+    #[serde(deserialize_with = "duration_text")]
+    pub idempotency_window: ladder_core::Duration,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            idempotency_window_s: 86_400,
+            idempotency_window: ladder_core::Duration::hours(24),
         }
     }
+}
+
+/// A duration written as text (`24h`), parsed as policies parse theirs.
+fn duration_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<ladder_core::Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -349,8 +359,8 @@ impl Config {
         let as_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
         let ranges: [(&'static str, u64, u64, u64); 20] = [
             (
-                "api.idempotency_window_s",
-                self.api.idempotency_window_s,
+                "api.idempotency_window",
+                self.api.idempotency_window.0,
                 1,
                 30 * DAY_S,
             ),
@@ -455,9 +465,14 @@ mod tests {
         let c: Config = toml::from_str("[portal]\nlink_ttl_s = 3153600000\n").unwrap();
         let err = c.check().unwrap_err().to_string();
         assert!(err.contains("portal.link_ttl_s"), "{err}");
-        let c: Config = toml::from_str("[api]\nidempotency_window_s = 0\n").unwrap();
+        let c: Config = toml::from_str("[api]\nidempotency_window = \"31d\"\n").unwrap();
         let err = c.check().unwrap_err().to_string();
-        assert!(err.contains("api.idempotency_window_s"), "{err}");
+        assert!(err.contains("api.idempotency_window"), "{err}");
+        let c: Config = toml::from_str("[api]\nidempotency_window = \"90m\"\n").unwrap();
+        assert_eq!(c.api.idempotency_window.0, 5400);
+        assert_eq!(Config::default().api.idempotency_window.0, 86_400);
+        let err = toml::from_str::<Config>("[api]\nidempotency_window = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("soon"), "{err}");
         assert!(Config::default().check().is_ok());
     }
 

@@ -50,7 +50,7 @@ generic message; the server log has the detail.
 `outcome` is a decision, one with `error` is a request error.
 
 **Idempotency.** `POST /v1/messages` requires `Idempotency-Key`. A retry with the same key and \
-request within the idempotency window (24 hours by default, `[api] idempotency_window_s`) gets \
+request within the idempotency window (24 hours by default, `[api] idempotency_window`) gets \
 the stored answer again, marked `Idempotent-Replayed: true`, and sends nothing twice; the same \
 key with a different request answers 409 `idempotency_key_reused`. After the window the key is \
 free: the same key sends a new message, and the old one keeps existing.";

@@ -423,7 +423,7 @@ async fn accept_once(
     if let Some(existing) =
         messages::by_idempotency_key(&mut tx, tenant_id, idempotency_key).await?
     {
-        let window = i64::try_from(state.config.api.idempotency_window_s).unwrap_or(i64::MAX);
+        let window = i64::try_from(state.config.api.idempotency_window.0).unwrap_or(i64::MAX);
         if now().0.saturating_sub(existing.accepted_at) < window {
             return replay(existing, &fingerprint);
         }

@@ -68,7 +68,7 @@ pub struct Builder {
 impl Builder {
     /// The window within which an `Idempotency-Key` replays its answer.
     pub fn idempotency_window_s(mut self, seconds: u64) -> Builder {
-        self.config.api.idempotency_window_s = seconds;
+        self.config.api.idempotency_window = ladder_core::Duration::seconds(seconds);
         self
     }
 
