@@ -168,17 +168,22 @@ fn build() -> Value {
     doc
 }
 
-/// The error answers of the layers every operation sits in.
-fn add_layer_answers(op: &mut Value) {
-    let scopes: Vec<String> = op
-        .get("security")
+/// The API-key scopes an operation's security requirement names; none for
+/// a public one.
+pub fn scopes(op: &Value) -> Vec<&str> {
+    op.get("security")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|r| r.get("bearer").and_then(Value::as_array))
         .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect();
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// The error answers of the layers every operation sits in.
+fn add_layer_answers(op: &mut Value) {
+    let scopes: Vec<String> = scopes(op).into_iter().map(str::to_string).collect();
     let has_body = op.get("requestBody").is_some();
     let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
         return;
@@ -211,6 +216,8 @@ mod tests {
     use std::collections::BTreeSet;
 
     use serde_json::Value;
+
+    use super::scopes;
 
     /// The operations called without an API key: operations endpoints,
     /// provider webhooks (authenticated by the provider's signature) and the
@@ -358,14 +365,7 @@ mod tests {
         let mut problems = Vec::new();
         for (method, path, op) in operations(&doc) {
             let name = format!("{} {path}", method.to_uppercase());
-            let scopes: Vec<&str> = op["security"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r["bearer"].as_array())
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let scopes = scopes(op);
             let responses = &op["responses"];
             if responses.get("500").is_none() {
                 problems.push(format!("{name} does not document 500"));
@@ -471,14 +471,7 @@ mod tests {
         let doc = document();
         let mut lines = Vec::new();
         for (method, path, op) in operations(&doc) {
-            let scope: Vec<&str> = op["security"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r["bearer"].as_array())
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let scope = scopes(op);
             let scope = if scope.is_empty() {
                 "public".to_string()
             } else {

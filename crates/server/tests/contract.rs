@@ -13,11 +13,9 @@
 
 mod support;
 
-use ed25519_dalek::Signer;
-use ladder_channels::inapp::device_request_signing_bytes;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Answer, Backend, StatusCode, TestApp, hex};
+use support::{Answer, Backend, StatusCode, TestApp, now_s};
 
 both_backends!(every_route_answers_as_documented);
 
@@ -37,16 +35,6 @@ const NEVER_FAIL: [(&str, &str); 4] = [
     ("get", "/v1/openapi.json"),
 ];
 
-fn now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
 async fn call(
     app: &TestApp,
     method: Method,
@@ -64,27 +52,8 @@ async fn signed(
     device: &str,
     key: &ed25519_dalek::SigningKey,
 ) -> Answer {
-    let ts = now();
-    let sig = key.sign(&device_request_signing_bytes(
-        method.as_str(),
-        path,
-        ts,
-        b"",
-    ));
-    let ts = ts.to_string();
-    let sig = hex(&sig.to_bytes());
-    app.request(
-        method,
-        path,
-        None,
-        None,
-        &[
-            ("x-ladder-device", device),
-            ("x-ladder-timestamp", &ts),
-            ("x-ladder-signature", &sig),
-        ],
-    )
-    .await
+    app.device_request(method, path, device, key, path, now_s())
+        .await
 }
 
 fn ok(a: &Answer) {
@@ -226,7 +195,7 @@ async fn every_route_answers_as_documented(backend: Backend) {
         Method::POST,
         &format!("/v1/escalations/{held}/extend"),
         adm,
-        Some(json!({ "until": now() + 3600, "reason": "waiting" })),
+        Some(json!({ "until": now_s() + 3600, "reason": "waiting" })),
     )
     .await);
     ok(&call(

@@ -15,16 +15,15 @@ mod support;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signer as _, SigningKey};
+use ed25519_dalek::SigningKey;
 use ladder_channels::inapp::{
-    AgreementKey, Binding, Hpke, Sealed, Sealer as _, device_request_signing_bytes,
-    generate_agreement_key,
+    AgreementKey, Binding, Hpke, Sealed, Sealer as _, generate_agreement_key,
 };
 use ladder_channels::{Content, DeliveryError, Destination, DeviceTarget, Dispatch};
 use ladder_core::{AssuranceLevel, Channel};
 use serde_json::{Value, json};
 use sqlx::Row as _;
-use support::{Answer, Backend, StatusCode, TestApp, hex};
+use support::{Answer, Backend, StatusCode, TestApp, hex, now_s as now};
 
 both_backends!(
     sealed_to_every_device_and_the_database_holds_no_plaintext,
@@ -69,13 +68,6 @@ async fn enrol(app: &TestApp, recipient: &str, seed: u8) -> Device {
     d
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// A device-signed request: `sign_path` and `timestamp` let tests forge.
 async fn signed_as(
     app: &TestApp,
@@ -86,26 +78,8 @@ async fn signed_as(
     sign_path: &str,
     timestamp: i64,
 ) -> Answer {
-    let sig = key.sign(&device_request_signing_bytes(
-        method.as_str(),
-        sign_path,
-        timestamp,
-        b"",
-    ));
-    let ts = timestamp.to_string();
-    let sig = hex(&sig.to_bytes());
-    app.request(
-        method,
-        path,
-        None,
-        None,
-        &[
-            ("x-ladder-device", device_id),
-            ("x-ladder-timestamp", &ts),
-            ("x-ladder-signature", &sig),
-        ],
-    )
-    .await
+    app.device_request(method, path, device_id, key, sign_path, timestamp)
+        .await
 }
 
 async fn signed(app: &TestApp, method: reqwest::Method, path: &str, d: &Device) -> Answer {

@@ -20,7 +20,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Backend, StatusCode, TestApp};
+use support::{Backend, StatusCode, TestApp, now_s};
 
 async fn sms_off(app: &TestApp) {
     let o = app
@@ -44,16 +44,6 @@ async fn queued(app: &TestApp, idem: &str, r: &str, class: &str, outcome: &str) 
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
     assert_eq!(a.body["outcome"], outcome, "{}", a.text);
     a.body["id"].as_str().unwrap().to_string()
-}
-
-fn now_s() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
 }
 
 fn ids(body: &Value) -> Vec<String> {

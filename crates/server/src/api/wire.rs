@@ -15,12 +15,14 @@ use utoipa::ToSchema;
 /// The one error envelope every failure answers with. A request error never
 /// carries an `outcome`: that field is reserved for decisions.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
 /// What went wrong, in a stable `code` and a human `message`.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     /// A stable machine-readable code, e.g. `invalid_json`, `not_found`,
     /// `unauthenticated`, `idempotency_key_reused`.
@@ -69,6 +71,7 @@ impl DecisionOutcome {
 /// The answer to `POST /v1/messages` and `POST /v1/messages/{id}/confirm`:
 /// the decision taken, as stored for replays under the idempotency key.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DecisionAnswer {
     /// The message id.
     pub id: String,

@@ -241,6 +241,40 @@ impl TestApp {
         checked(req_method.as_str(), path, req.send().await.unwrap()).await
     }
 
+    /// A device-signed request (`/v1/device/…`) as `device_id` with `key`:
+    /// `sign_path` and `timestamp` are what is signed, so tests can forge.
+    pub async fn device_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        device_id: &str,
+        key: &SigningKey,
+        sign_path: &str,
+        timestamp: i64,
+    ) -> Answer {
+        use ed25519_dalek::Signer;
+        let sig = key.sign(&ladder_channels::inapp::device_request_signing_bytes(
+            method.as_str(),
+            sign_path,
+            timestamp,
+            b"",
+        ));
+        let ts = timestamp.to_string();
+        let sig = hex(&sig.to_bytes());
+        self.request(
+            method,
+            path,
+            None,
+            None,
+            &[
+                ("x-ladder-device", device_id),
+                ("x-ladder-timestamp", &ts),
+                ("x-ladder-signature", &sig),
+            ],
+        )
+        .await
+    }
+
     /// Rows in the tables a request could write, the audit log aside (it
     /// records refusals of forged requests on purpose): what a refused
     /// request must leave unchanged.
@@ -467,6 +501,17 @@ impl TestApp {
             conn.close().await.unwrap();
         }
     }
+}
+
+/// The clock as the server reads it: Unix seconds.
+pub fn now_s() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
 }
 
 pub fn hex(bytes: &[u8]) -> String {
