@@ -127,8 +127,7 @@ pub struct PublishedPolicy {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
-    #[schema(value_type = Vec<Object>)]
-    pub overrides: Vec<Value>,
+    pub overrides: Vec<overrides::OverrideEntry>,
     /// With a page: the cursor of the next one, `null` on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
@@ -204,7 +203,7 @@ pub async fn overrides(
     )
     .await?;
     let next = crate::api::lists::cut(&mut page, limit, |(id, _)| id);
-    let page: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
+    let page: Vec<overrides::OverrideEntry> = page.into_iter().map(|(_, v)| v).collect();
     Ok(Json(Overrides {
         overrides: page,
         next_cursor: Some(next),

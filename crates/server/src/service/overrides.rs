@@ -190,7 +190,7 @@ pub async fn clear(
     Ok(cleared)
 }
 
-pub async fn list(store: &Store, tenant_id: &str) -> Result<Vec<Value>, ApiError> {
+pub async fn list(store: &Store, tenant_id: &str) -> Result<Vec<OverrideEntry>, ApiError> {
     let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
     let at = now();
     Ok(stored::list(&mut conn, tenant_id)
@@ -200,8 +200,30 @@ pub async fn list(store: &Store, tenant_id: &str) -> Result<Vec<Value>, ApiError
         .collect())
 }
 
+/// One override as the lists show it, with its state.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideEntry {
+    /// The history row (`GET /v1/overrides` with paging only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The override as its policy-file form has it.
+    #[serde(rename = "override")]
+    #[schema(value_type = Object)]
+    pub rule: ladder_core::overrides::Override,
+    /// `active`, `expired`, `cleared`, or `renewed` (a history row a
+    /// renewal closed).
+    pub state: &'static str,
+    pub created_at: i64,
+    pub cleared_at: Option<i64>,
+    pub cleared_by: Option<String>,
+    /// What opened a history row: `set` or `renewal` (paging only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opened_by: Option<&'static str>,
+}
+
 /// One override as the lists show it, with its state at `at`.
-fn entry(o: &stored::StoredOverride, at: ladder_core::Timestamp) -> Value {
+fn entry(o: &stored::StoredOverride, at: ladder_core::Timestamp) -> OverrideEntry {
     let state = if o.cleared_at.is_some() {
         "cleared"
     } else if o.rule.is_active(at) {
@@ -209,7 +231,15 @@ fn entry(o: &stored::StoredOverride, at: ladder_core::Timestamp) -> Value {
     } else {
         "expired"
     };
-    json!({ "override": o.rule, "state": state, "created_at": o.created_at, "cleared_at": o.cleared_at, "cleared_by": o.cleared_by })
+    OverrideEntry {
+        id: None,
+        rule: o.rule.clone(),
+        state,
+        created_at: o.created_at,
+        cleared_at: o.cleared_at,
+        cleared_by: o.cleared_by.clone(),
+        opened_by: None,
+    }
 }
 
 /// A tenant's override history — one entry per time an override was set
@@ -223,7 +253,7 @@ pub async fn history(
     active_only: bool,
     before: Option<&str>,
     limit: i64,
-) -> Result<Vec<(String, Value)>, ApiError> {
+) -> Result<Vec<(String, OverrideEntry)>, ApiError> {
     let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
     let at = now();
     Ok(stored::history(
@@ -237,17 +267,14 @@ pub async fn history(
     .iter()
     .map(|r| {
         let mut v = entry(&r.stored, at);
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert("id".into(), json!(r.stored.row_id));
-            let opened_by = if r.opened_by_renewal {
-                "renewal"
-            } else {
-                "set"
-            };
-            obj.insert("opened_by".into(), json!(opened_by));
-            if r.closed_by_renewal {
-                obj.insert("state".into(), json!("renewed"));
-            }
+        v.id = Some(r.stored.row_id.clone());
+        v.opened_by = Some(if r.opened_by_renewal {
+            "renewal"
+        } else {
+            "set"
+        });
+        if r.closed_by_renewal {
+            v.state = "renewed";
         }
         (r.stored.row_id.clone(), v)
     })

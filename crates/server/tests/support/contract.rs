@@ -56,10 +56,11 @@ fn validator(pointer: &str) -> &'static jsonschema::Validator {
     static CACHE: OnceLock<Mutex<HashMap<String, &'static jsonschema::Validator>>> =
         OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut cache = cache.lock().unwrap();
-    if let Some(v) = cache.get(pointer) {
+    if let Some(v) = cache.lock().unwrap().get(pointer) {
         return v;
     }
+    // Compiled without the lock held: tests running beside this one wait
+    // for nothing (two may compile the same schema once each).
     let schema = document()
         .pointer(pointer)
         .unwrap_or_else(|| panic!("no schema at {pointer}"));
@@ -72,7 +73,7 @@ fn validator(pointer: &str) -> &'static jsonschema::Validator {
         jsonschema::validator_for(&root)
             .unwrap_or_else(|e| panic!("the schema at {pointer} does not compile: {e}")),
     ));
-    cache.insert(pointer.to_string(), v);
+    cache.lock().unwrap().insert(pointer.to_string(), v);
     v
 }
 
