@@ -8,7 +8,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ladder_store::audit::{self, merkle, signed};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::wire::ErrorEnvelope;
@@ -126,10 +125,12 @@ pub async fn entries(
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoints {
+    /// Ed25519 statements of the chain head.
     #[schema(value_type = Vec<Object>)]
-    pub checkpoints: Vec<Value>,
+    pub checkpoints: Vec<audit::Checkpoint>,
+    /// C2SP signed notes over the tree head.
     #[schema(value_type = Vec<Object>)]
-    pub tree_checkpoints: Vec<Value>,
+    pub tree_checkpoints: Vec<signed::SignedCheckpoint>,
 }
 
 /// The latest checkpoints of the chain and of the tree.
@@ -137,17 +138,9 @@ pub struct Checkpoints {
 #[serde(deny_unknown_fields)]
 pub struct LatestCheckpoints {
     #[schema(value_type = Option<Object>)]
-    pub checkpoint: Value,
+    pub checkpoint: Option<audit::Checkpoint>,
     #[schema(value_type = Option<Object>)]
-    pub tree_checkpoint: Value,
-}
-
-fn value<T: Serialize>(v: T) -> Result<Value, ApiError> {
-    serde_json::to_value(v).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-fn values<T: Serialize>(v: Vec<T>) -> Result<Vec<Value>, ApiError> {
-    v.into_iter().map(value).collect()
+    pub tree_checkpoint: Option<signed::SignedCheckpoint>,
 }
 
 /// The chain checkpoints (Ed25519 over the chain head).
@@ -161,8 +154,8 @@ pub async fn chain_checkpoints(
     let cps = audit::checkpoints(&state.store, &caller.tenant_id).await?;
     let tree = signed::all(&state.store, &caller.tenant_id).await?;
     Ok(Json(Checkpoints {
-        checkpoints: values(cps)?,
-        tree_checkpoints: values(tree)?,
+        checkpoints: cps,
+        tree_checkpoints: tree,
     }))
 }
 
@@ -198,8 +191,8 @@ pub async fn checkpoint_now(
     Ok((
         status,
         Json(LatestCheckpoints {
-            checkpoint: value(chain)?,
-            tree_checkpoint: value(tree)?,
+            checkpoint: chain,
+            tree_checkpoint: tree,
         }),
     ))
 }
@@ -225,7 +218,7 @@ pub async fn log(
             size: head.size,
             root: hex::encode(head.root),
         },
-        checkpoint: value(latest)?,
+        checkpoint: latest,
     }))
 }
 
@@ -240,7 +233,7 @@ pub struct Log {
     pub tree: TreeHead,
     /// The latest signed checkpoint, if any.
     #[schema(value_type = Option<Object>)]
-    pub checkpoint: Value,
+    pub checkpoint: Option<signed::SignedCheckpoint>,
 }
 
 /// The tree's current size and root (hex).
