@@ -30,7 +30,7 @@ pub struct ActivePolicy {
 }
 
 /// The active policy, with its source.
-#[utoipa::path(get, path = "/v1/policy", tag = "policy",
+#[utoipa::path(get, path = "/v1/policy", tag = "policy", operation_id = "active",
     security(("bearer" = ["sender"])),
     responses(
         (status = 200, description = "The active policy.", body = ActivePolicy),

@@ -155,7 +155,7 @@ pub async fn handshake(
 }
 
 /// Revokes a device: its evidence stops counting at once.
-#[utoipa::path(post, path = "/v1/devices/{id}/revoke", tag = "recipients",
+#[utoipa::path(post, path = "/v1/devices/{id}/revoke", tag = "recipients", operation_id = "revoke_device",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "device id")),
     responses(
