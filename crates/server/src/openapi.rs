@@ -162,7 +162,6 @@ fn build() -> Value {
             continue;
         };
         for op in item.values_mut() {
-            qualify_operation_id(op);
             add_layer_answers(op);
         }
     }
@@ -180,24 +179,6 @@ pub fn scopes(op: &Value) -> Vec<&str> {
         .flatten()
         .filter_map(Value::as_str)
         .collect()
-}
-
-/// Handlers in different modules share names (`send`, `revoke`, `list`):
-/// an operation's id is its tag and its handler's name, unique across the
-/// document (a test checks).
-fn qualify_operation_id(op: &mut Value) {
-    let tag = op
-        .get("tags")
-        .and_then(|t| t.get(0))
-        .and_then(Value::as_str)
-        .unwrap_or("api")
-        .to_string();
-    if let Some(id) = op.get_mut("operationId")
-        && let Some(name) = id.as_str()
-        && !name.starts_with(&format!("{tag}_"))
-    {
-        *id = Value::String(format!("{tag}_{name}"));
-    }
 }
 
 /// The error answers of the layers every operation sits in.

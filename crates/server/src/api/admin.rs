@@ -30,7 +30,7 @@ pub struct ActivePolicy {
 }
 
 /// The active policy, with its source.
-#[utoipa::path(get, path = "/v1/policy", tag = "policy", operation_id = "active",
+#[utoipa::path(get, path = "/v1/policy", tag = "policy", operation_id = "getPolicy",
     security(("bearer" = ["sender"])),
     responses(
         (status = 200, description = "The active policy.", body = ActivePolicy),
@@ -69,7 +69,7 @@ pub struct PublishQuery {
 
 /// `PUT /v1/policy` with the policy file as the body (TOML);
 /// `?rollback=true` to return to an earlier revision on purpose.
-#[utoipa::path(put, path = "/v1/policy", tag = "policy",
+#[utoipa::path(put, path = "/v1/policy", tag = "policy", operation_id = "publishPolicy",
     security(("bearer" = ["admin"])),
     params(PublishQuery),
     request_body(content = String, content_type = "application/toml", description = "The policy file."),
@@ -160,7 +160,7 @@ pub struct OverrideQuery {
 /// `GET /v1/overrides`: without parameters, every override as it always
 /// answered; with `state`, `cursor` or `limit`, a page of the history
 /// (`crate::service::overrides::history`).
-#[utoipa::path(get, path = "/v1/overrides", tag = "policy",
+#[utoipa::path(get, path = "/v1/overrides", tag = "overrides", operation_id = "listOverrides",
     security(("bearer" = ["sender"])),
     params(OverrideQuery),
     responses(
@@ -212,7 +212,7 @@ pub async fn overrides(
 
 /// `POST /v1/overrides` with the fields of a policy file's override as a
 /// JSON object of strings (`expires_in = "4h"` or `expires` RFC 3339).
-#[utoipa::path(post, path = "/v1/overrides", tag = "policy",
+#[utoipa::path(post, path = "/v1/overrides", tag = "overrides", operation_id = "setOverride",
     security(("bearer" = ["admin"])),
     request_body(content = Object, description = "The fields of a policy file's override, as strings."),
     responses(
@@ -244,7 +244,7 @@ pub async fn set_override(
 }
 
 /// Clears an override: it stops applying now.
-#[utoipa::path(delete, path = "/v1/overrides/{id}", tag = "policy",
+#[utoipa::path(delete, path = "/v1/overrides/{id}", tag = "overrides", operation_id = "clearOverride",
     security(("bearer" = ["admin"])),
     params(("id" = String, Path, description = "override id")),
     responses(
@@ -280,7 +280,7 @@ pub struct RenewRequest {
 
 /// `POST /v1/overrides/{id}/renew`: the emergency lasts longer; the
 /// override gets a new expiry within the policy's maximum lifetime.
-#[utoipa::path(post, path = "/v1/overrides/{id}/renew", tag = "policy",
+#[utoipa::path(post, path = "/v1/overrides/{id}/renew", tag = "overrides", operation_id = "renewOverride",
     security(("bearer" = ["admin"])),
     params(("id" = String, Path, description = "override id")),
     request_body = RenewRequest,

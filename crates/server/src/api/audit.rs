@@ -47,7 +47,7 @@ pub struct Entries {
 }
 
 /// Entries in order, `after` a sequence number (index + 1).
-#[utoipa::path(get, path = "/v1/audit", tag = "audit",
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", operation_id = "readAudit",
     security(("bearer" = ["admin"])),
     params(Page),
     responses(
@@ -144,7 +144,7 @@ pub struct LatestCheckpoints {
 }
 
 /// The chain checkpoints (Ed25519 over the chain head).
-#[utoipa::path(get, path = "/v1/audit/checkpoints", tag = "audit",
+#[utoipa::path(get, path = "/v1/audit/checkpoints", tag = "audit", operation_id = "listCheckpoints",
     security(("bearer" = ["admin"])),
     responses((status = 200, description = "Every checkpoint.", body = Checkpoints)))]
 pub async fn chain_checkpoints(
@@ -160,7 +160,7 @@ pub async fn chain_checkpoints(
 }
 
 /// Signs checkpoints of the chain and of the tree now (on demand).
-#[utoipa::path(post, path = "/v1/audit/checkpoints", tag = "audit",
+#[utoipa::path(post, path = "/v1/audit/checkpoints", tag = "audit", operation_id = "checkpointNow",
     security(("bearer" = ["admin"])),
     responses(
         (status = 201, description = "Signed new checkpoints.", body = LatestCheckpoints),
@@ -199,7 +199,7 @@ pub async fn checkpoint_now(
 
 /// The log's identity: origin, verifier key, current tree head and the
 /// latest signed checkpoint.
-#[utoipa::path(get, path = "/v1/audit/log", tag = "audit",
+#[utoipa::path(get, path = "/v1/audit/log", tag = "audit", operation_id = "auditLog",
     security(("bearer" = ["sender"])),
     responses((status = 200, description = "The log.", body = Log)))]
 pub async fn log(
@@ -245,7 +245,7 @@ pub struct TreeHead {
 }
 
 /// The latest signed checkpoint as the C2SP note text witnesses consume.
-#[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit",
+#[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit", operation_id = "latestCheckpoint",
     security(("bearer" = ["sender"])),
     responses(
         (status = 200, description = "The note.", body = String, content_type = "text/plain"),
@@ -307,7 +307,7 @@ pub struct ConsistencyProof {
 }
 
 /// Proves an entry is in the tree of a size (RFC 9162).
-#[utoipa::path(get, path = "/v1/audit/proof/inclusion", tag = "audit",
+#[utoipa::path(get, path = "/v1/audit/proof/inclusion", tag = "audit", operation_id = "inclusionProof",
     security(("bearer" = ["sender"])),
     params(InclusionQuery),
     responses(
@@ -362,7 +362,7 @@ pub struct ConsistencyQuery {
 }
 
 /// Proves the tree of size `to` extends the one of size `from`.
-#[utoipa::path(get, path = "/v1/audit/proof/consistency", tag = "audit",
+#[utoipa::path(get, path = "/v1/audit/proof/consistency", tag = "audit", operation_id = "consistencyProof",
     security(("bearer" = ["sender"])),
     params(ConsistencyQuery),
     responses(

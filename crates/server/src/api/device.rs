@@ -331,7 +331,7 @@ pub struct Acknowledged {
 
 /// `GET /v1/device/me`: who the device is, for its client. Public: the
 /// device key's signature authenticates.
-#[utoipa::path(get, path = "/v1/device/me", tag = "device",
+#[utoipa::path(get, path = "/v1/device/me", tag = "device", operation_id = "deviceMe",
     params(
         ("X-Ladder-Device" = String, Header, description = "the device id"),
         ("X-Ladder-Timestamp" = String, Header, description = "Unix seconds, within 60 s of the server's clock"),
@@ -394,7 +394,7 @@ fn limit_of(uri: &Uri) -> Result<i64, ApiError> {
 
 /// `GET /v1/device/inbox`: this device's live ciphertexts, oldest first.
 /// Public: the device key's signature authenticates.
-#[utoipa::path(get, path = "/v1/device/inbox", tag = "device",
+#[utoipa::path(get, path = "/v1/device/inbox", tag = "device", operation_id = "deviceInbox",
     params(
         ("X-Ladder-Device" = String, Header, description = "the device id"),
         ("X-Ladder-Timestamp" = String, Header, description = "Unix seconds, within 60 s of the server's clock"),
@@ -465,7 +465,7 @@ pub async fn list(
 /// `POST /v1/device/inbox/{message_id}/ack`: the device holds the message;
 /// the server forgets its ciphertext for this device, and the message
 /// counts as delivered. Public: the device key's signature authenticates.
-#[utoipa::path(post, path = "/v1/device/inbox/{message_id}/ack", tag = "device",
+#[utoipa::path(post, path = "/v1/device/inbox/{message_id}/ack", tag = "device", operation_id = "deviceAck",
     params(
         ("X-Ladder-Device" = String, Header, description = "the device id"),
         ("X-Ladder-Timestamp" = String, Header, description = "Unix seconds, within 60 s of the server's clock"),

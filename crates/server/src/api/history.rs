@@ -75,7 +75,7 @@ pub struct ListedThread {
 }
 
 /// Threads with their floors and their last drop.
-#[utoipa::path(get, path = "/v1/threads", tag = "history",
+#[utoipa::path(get, path = "/v1/threads", tag = "threads", operation_id = "listThreads",
     security(("bearer" = ["sender"])),
     params(ThreadQuery),
     responses(
@@ -189,7 +189,7 @@ fn version_key(raw: &str) -> Option<VersionKey> {
 }
 
 /// Published policy versions, newest first.
-#[utoipa::path(get, path = "/v1/policy/versions", tag = "history",
+#[utoipa::path(get, path = "/v1/policy/versions", tag = "policy", operation_id = "listPolicyVersions",
     security(("bearer" = ["sender"])),
     params(VersionQuery),
     responses(
@@ -257,7 +257,7 @@ async fn published(state: &AppState, tenant_id: &str, rev: i64) -> Result<Publis
 }
 
 /// One published version with its source.
-#[utoipa::path(get, path = "/v1/policy/versions/{revision}", tag = "history",
+#[utoipa::path(get, path = "/v1/policy/versions/{revision}", tag = "policy", operation_id = "getPolicyVersion",
     security(("bearer" = ["sender"])),
     params(("revision" = String, Path, description = "a policy revision, a whole number")),
     responses(
@@ -286,7 +286,7 @@ pub struct DiffQuery {
 }
 
 /// The unified diff between two versions' sources.
-#[utoipa::path(get, path = "/v1/policy/diff", tag = "history",
+#[utoipa::path(get, path = "/v1/policy/diff", tag = "policy", operation_id = "diffPolicyVersions",
     security(("bearer" = ["sender"])),
     params(DiffQuery),
     responses(

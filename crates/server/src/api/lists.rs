@@ -191,7 +191,7 @@ pub struct Messages {
 }
 
 /// Searches the tenant's messages, newest first.
-#[utoipa::path(get, path = "/v1/messages", tag = "messages", operation_id = "list",
+#[utoipa::path(get, path = "/v1/messages", tag = "messages", operation_id = "listMessages",
     security(("bearer" = ["sender"])),
     params(MessageQuery),
     responses(
@@ -341,7 +341,7 @@ pub struct Recipients {
 }
 
 /// Searches the tenant's recipients, newest first.
-#[utoipa::path(get, path = "/v1/recipients", tag = "recipients", operation_id = "list",
+#[utoipa::path(get, path = "/v1/recipients", tag = "recipients", operation_id = "listRecipients",
     security(("bearer" = ["sender"])),
     params(RecipientQuery),
     responses(

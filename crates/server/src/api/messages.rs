@@ -34,8 +34,7 @@ fn answer(a: send::Answer) -> Response {
 }
 
 /// Sends a message: decides its route and answers with the decision.
-#[utoipa::path(
-    post, path = "/v1/messages", tag = "messages",
+#[utoipa::path(post, path = "/v1/messages", tag = "messages", operation_id = "sendMessage",
     security(("bearer" = ["sender"])),
     params(("Idempotency-Key" = String, Header,
         description = "Required. A retry with the same key within the idempotency window gets the stored answer (with `Idempotent-Replayed: true`) and sends nothing twice; the same key with a different request is refused (409 `idempotency_key_reused`).")),
@@ -117,8 +116,7 @@ pub struct MessageStatus {
 }
 
 /// Where a message stands, with its decision, events and audit entries.
-#[utoipa::path(
-    get, path = "/v1/messages/{id}", tag = "messages",
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", operation_id = "getMessage",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "message id")),
     responses(
@@ -175,8 +173,7 @@ pub async fn status(
 }
 
 /// The decision about a message, explained for people (plain text).
-#[utoipa::path(
-    get, path = "/v1/messages/{id}/explain", tag = "messages",
+#[utoipa::path(get, path = "/v1/messages/{id}/explain", tag = "messages", operation_id = "explainMessage",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "message id")),
     responses(
@@ -232,8 +229,7 @@ pub struct ConfirmRequest {
 
 /// Confirms the downgrade the sender was shown; the message is decided
 /// again with that confirmation.
-#[utoipa::path(
-    post, path = "/v1/messages/{id}/confirm", tag = "messages",
+#[utoipa::path(post, path = "/v1/messages/{id}/confirm", tag = "messages", operation_id = "confirmMessage",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "message id")),
     request_body = ConfirmRequest,
@@ -269,8 +265,7 @@ pub async fn confirm(
 /// A fresh one-time token for a message that came to need confirmation
 /// after a delivery failure, when no request was waiting for the answer.
 /// The previous token stops working.
-#[utoipa::path(
-    post, path = "/v1/messages/{id}/confirmation-token", tag = "messages",
+#[utoipa::path(post, path = "/v1/messages/{id}/confirmation-token", tag = "messages", operation_id = "newConfirmationToken",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "message id")),
     responses(
@@ -343,8 +338,7 @@ pub struct Revoked {
 
 /// Revokes a message: its payload is destroyed and it is withdrawn from
 /// every provider still holding it.
-#[utoipa::path(
-    post, path = "/v1/messages/{id}/revoke", tag = "messages",
+#[utoipa::path(post, path = "/v1/messages/{id}/revoke", tag = "messages", operation_id = "revokeMessage",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "message id")),
     responses(

@@ -33,7 +33,7 @@ pub struct Health {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
     responses((status = 200, description = "Alive.", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health {
@@ -43,7 +43,7 @@ pub async fn healthz() -> Json<Health> {
 }
 
 /// Readiness: the database answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses(
         (status = 200, description = "Ready.", body = Health),
         (status = 503, description = "The database does not answer.", body = Health),
@@ -71,7 +71,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Prometheus metrics; with `metrics_token` configured, only for
 /// `Authorization: Bearer <metrics_token>` (not an API key).
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
     responses(
         (status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain"),
         (status = 401, description = "`metrics_token` is set and was not given.", body = ErrorEnvelope),
@@ -95,7 +95,7 @@ pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderM
 }
 
 /// This document.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations", operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI 3.1 document.", body = Object)))]
 pub async fn openapi() -> Response {
     (
@@ -134,7 +134,7 @@ pub struct Deliveries {
 /// What the sandbox channels delivered for this tenant. A payload delivery
 /// is listed without its content: the sandbox stands for the recipient's
 /// device, and the body stays sealed here.
-#[utoipa::path(get, path = "/v1/sandbox/deliveries", tag = "operations",
+#[utoipa::path(get, path = "/v1/sandbox/deliveries", tag = "operations", operation_id = "sandboxDeliveries",
     security(("bearer" = ["sender"])),
     params(MailboxQuery),
     responses(

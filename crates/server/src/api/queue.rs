@@ -39,7 +39,7 @@ pub struct Escalations {
 }
 
 /// Escalated and held messages.
-#[utoipa::path(get, path = "/v1/escalations", tag = "escalations",
+#[utoipa::path(get, path = "/v1/escalations", tag = "escalations", operation_id = "listEscalations",
     security(("bearer" = ["sender"])),
     params(QueueQuery),
     responses(
@@ -103,7 +103,7 @@ pub struct ExtendRequest {
 }
 
 /// Sends an escalated or held message by a route the decision permits now.
-#[utoipa::path(post, path = "/v1/escalations/{message_id}/send", tag = "escalations",
+#[utoipa::path(post, path = "/v1/escalations/{message_id}/send", tag = "escalations", operation_id = "sendEscalation",
     security(("bearer" = ["admin"])),
     params(("message_id" = String, Path, description = "message id")),
     request_body = SendRequest,
@@ -128,7 +128,7 @@ pub async fn send(
 }
 
 /// Blocks an escalated or held message; its payload is destroyed.
-#[utoipa::path(post, path = "/v1/escalations/{message_id}/block", tag = "escalations",
+#[utoipa::path(post, path = "/v1/escalations/{message_id}/block", tag = "escalations", operation_id = "blockEscalation",
     security(("bearer" = ["admin"])),
     params(("message_id" = String, Path, description = "message id")),
     request_body = BlockRequest,
@@ -153,7 +153,7 @@ pub async fn block(
 }
 
 /// Extends a held message's next look.
-#[utoipa::path(post, path = "/v1/escalations/{message_id}/extend", tag = "escalations",
+#[utoipa::path(post, path = "/v1/escalations/{message_id}/extend", tag = "escalations", operation_id = "extendHold",
     security(("bearer" = ["admin"])),
     params(("message_id" = String, Path, description = "message id")),
     request_body = ExtendRequest,

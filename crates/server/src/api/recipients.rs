@@ -34,7 +34,7 @@ pub struct Registered {
 
 /// Registers a recipient (or answers the one registered under that
 /// `external_id`).
-#[utoipa::path(post, path = "/v1/recipients", tag = "recipients",
+#[utoipa::path(post, path = "/v1/recipients", tag = "recipients", operation_id = "registerRecipient",
     security(("bearer" = ["sender"])),
     request_body = NewRecipient,
     responses(
@@ -64,7 +64,7 @@ pub async fn register(
 }
 
 /// A recipient with its devices and their evidence, and its threads.
-#[utoipa::path(get, path = "/v1/recipients/{id}", tag = "recipients",
+#[utoipa::path(get, path = "/v1/recipients/{id}", tag = "recipients", operation_id = "getRecipient",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "recipient id")),
     responses(
@@ -85,7 +85,7 @@ pub async fn show(
 }
 
 /// Enrols a device with its identity key.
-#[utoipa::path(post, path = "/v1/recipients/{id}/devices", tag = "recipients",
+#[utoipa::path(post, path = "/v1/recipients/{id}/devices", tag = "devices", operation_id = "enrolDevice",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "recipient id")),
     request_body = NewDevice,
@@ -109,7 +109,7 @@ pub async fn enrol(
 }
 
 /// A one-time challenge for the device to sign in its handshake.
-#[utoipa::path(post, path = "/v1/devices/{id}/challenge", tag = "recipients",
+#[utoipa::path(post, path = "/v1/devices/{id}/challenge", tag = "devices", operation_id = "issueChallenge",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "device id")),
     responses(
@@ -130,7 +130,7 @@ pub async fn challenge(
 }
 
 /// The device's signed report of its capabilities, over the challenge.
-#[utoipa::path(post, path = "/v1/devices/{id}/handshake", tag = "recipients",
+#[utoipa::path(post, path = "/v1/devices/{id}/handshake", tag = "devices", operation_id = "submitHandshake",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "device id")),
     request_body(content = Object, description = "The signed report: `report` and its Ed25519 `signature`."),
@@ -155,7 +155,7 @@ pub async fn handshake(
 }
 
 /// Revokes a device: its evidence stops counting at once.
-#[utoipa::path(post, path = "/v1/devices/{id}/revoke", tag = "recipients", operation_id = "revoke_device",
+#[utoipa::path(post, path = "/v1/devices/{id}/revoke", tag = "devices", operation_id = "revokeDevice",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "device id")),
     responses(
@@ -175,7 +175,7 @@ pub async fn revoke(
 }
 
 /// A thread's floor and label.
-#[utoipa::path(get, path = "/v1/threads/{id}", tag = "recipients",
+#[utoipa::path(get, path = "/v1/threads/{id}", tag = "threads", operation_id = "getThread",
     security(("bearer" = ["sender"])),
     params(("id" = String, Path, description = "thread id")),
     responses(

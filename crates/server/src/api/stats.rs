@@ -65,7 +65,7 @@ fn query(p: StatsParams, class: Option<String>) -> Result<StatsQuery, ApiError> 
 }
 
 /// The tenant's figures over a window (default: the last 24 hours, by hour).
-#[utoipa::path(get, path = "/v1/stats", tag = "stats",
+#[utoipa::path(get, path = "/v1/stats", tag = "stats", operation_id = "getStats",
     security(("bearer" = ["sender"])),
     params(StatsParams),
     responses(
@@ -82,7 +82,7 @@ pub async fn all(
 }
 
 /// One class's figures over a window.
-#[utoipa::path(get, path = "/v1/stats/classes/{class}", tag = "stats",
+#[utoipa::path(get, path = "/v1/stats/classes/{class}", tag = "stats", operation_id = "getClassStats",
     security(("bearer" = ["sender"])),
     params(("class" = String, Path, description = "a class of the policy"), StatsParams),
     responses(

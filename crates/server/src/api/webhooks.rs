@@ -67,7 +67,7 @@ pub struct Received {
 
 /// Delivery receipts for a tenant's own provider account. Public: the
 /// provider's signature, checked by the channel's verifier, authenticates.
-#[utoipa::path(post, path = "/v1/webhooks/{channel}/{tenant}", tag = "webhooks",
+#[utoipa::path(post, path = "/v1/webhooks/{channel}/{tenant}", tag = "channels", operation_id = "providerWebhook",
     params(("channel" = String, Path, description = "the channel: `rcs`, `sms`, `email`, `push`"),
         ("tenant" = String, Path, description = "the tenant's name")),
     request_body(content = String, content_type = "application/json", description = "The provider's own webhook body, signed as that provider signs."),
@@ -177,7 +177,7 @@ pub async fn receive(
 /// (or more than one) recorded is answered 409 so the provider retries.
 /// Delivery receipts for the deployment's own provider account. Public:
 /// the provider's signature authenticates.
-#[utoipa::path(post, path = "/v1/webhooks/{channel}", tag = "webhooks",
+#[utoipa::path(post, path = "/v1/webhooks/{channel}", tag = "channels", operation_id = "deploymentProviderWebhook",
     params(("channel" = String, Path, description = "the channel: `rcs`, `sms`, `email`, `push`")),
     request_body(content = String, content_type = "application/json", description = "The provider's own webhook body, signed as that provider signs."),
     responses(
