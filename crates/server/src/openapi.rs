@@ -131,7 +131,7 @@ pub fn json() -> &'static str {
 fn error_answer(description: &str) -> Value {
     json!({
         "description": description,
-        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } }
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
     })
 }
 
@@ -427,8 +427,7 @@ mod tests {
                     .and_then(|p| doc.pointer(p))
                     .unwrap_or(schema);
                 let text = format!("{schema}{target}");
-                if error && !text.contains("#/components/schemas/ErrorEnvelope") && status != "503"
-                {
+                if error && !text.contains("#/components/schemas/Error") && status != "503" {
                     problems.push(format!("{name} {status} is not the error envelope"));
                 }
             }

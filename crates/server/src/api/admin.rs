@@ -19,6 +19,7 @@ use crate::state::AppState;
 /// The active policy.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PolicyInfo)]
 pub struct ActivePolicy {
     /// The SHA-256 of the policy's canonical model.
     pub version: String,
@@ -126,6 +127,7 @@ pub struct PublishedPolicy {
 /// Overrides: every one, or a page of the history.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OverrideList)]
 pub struct Overrides {
     pub overrides: Vec<overrides::OverrideEntry>,
     /// With a page: the cursor of the next one, `null` on the last.
@@ -137,6 +139,7 @@ pub struct Overrides {
 /// An override and where it stands.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OverrideSet)]
 pub struct OverrideState {
     #[serde(rename = "override")]
     #[schema(value_type = Object)]
@@ -269,6 +272,7 @@ pub async fn clear_override(
 /// `POST /v1/overrides/{id}/renew`: exactly one of the two.
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RenewOverrideBody)]
 pub struct RenewRequest {
     /// How long from now, e.g. `24h`.
     #[serde(default)]

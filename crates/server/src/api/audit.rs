@@ -38,6 +38,7 @@ fn default_limit() -> i64 {
 /// A page of audit entries.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AuditPage)]
 pub struct Entries {
     #[schema(value_type = Vec<Object>)]
     pub entries: Vec<audit::AuditEntry>,
@@ -124,6 +125,7 @@ pub async fn entries(
 /// Every checkpoint of the chain and of the tree.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CheckpointList)]
 pub struct Checkpoints {
     /// Ed25519 statements of the chain head.
     #[schema(value_type = Vec<Object>)]
@@ -136,6 +138,7 @@ pub struct Checkpoints {
 /// The latest checkpoints of the chain and of the tree.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CheckpointAnswer)]
 pub struct LatestCheckpoints {
     #[schema(value_type = Option<Object>)]
     pub checkpoint: Option<audit::Checkpoint>,
@@ -225,6 +228,7 @@ pub async fn log(
 /// The tenant log's identity.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AuditLog)]
 pub struct Log {
     pub origin: String,
     /// The C2SP verifier key of the log's checkpoints.

@@ -132,6 +132,7 @@ pub struct VersionQuery {
 /// One published policy version.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PolicyVersionSource)]
 pub struct Version {
     pub revision: i64,
     pub version: String,

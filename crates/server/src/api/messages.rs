@@ -91,6 +91,7 @@ pub struct AuditRef {
 /// `GET /v1/messages/{id}`: where a message stands.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Message)]
 pub struct MessageStatus {
     pub id: String,
     pub status: String,
@@ -320,6 +321,7 @@ pub async fn confirmation_token(
 /// A fresh confirmation token for a message awaiting confirmation.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ConfirmationTokenAnswer)]
 pub struct ConfirmationToken {
     pub id: String,
     /// Always `confirmation_required`.
@@ -331,6 +333,7 @@ pub struct ConfirmationToken {
 /// A revoked message: whether its payload was destroyed by this call.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MessageRevoked)]
 pub struct Revoked {
     pub id: String,
     pub payload_destroyed: bool,

@@ -126,6 +126,7 @@ pub struct MailboxQuery {
 /// What the sandbox channels delivered.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SandboxDeliveries)]
 pub struct Deliveries {
     #[schema(value_type = Vec<Object>)]
     pub deliveries: Vec<sandbox::Delivery>,

@@ -82,6 +82,7 @@ pub async fn list(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SendEscalationBody)]
 pub struct SendRequest {
     /// The route to send by, as `portal+email_notice`.
     pub route: String,
@@ -90,12 +91,14 @@ pub struct SendRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BlockEscalationBody)]
 pub struct BlockRequest {
     pub reason: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ExtendHoldBody)]
 pub struct ExtendRequest {
     /// The next look, Unix seconds.
     pub until: i64,

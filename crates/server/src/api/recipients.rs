@@ -24,6 +24,7 @@ use crate::state::AppState;
 /// addresses.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Recipient)]
 pub struct Registered {
     pub id: String,
     pub external_id: String,

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 /// A thread: its floor (what the recipient's devices verifiably support)
 /// and its label (what the recipient was last shown).
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Thread)]
 pub struct ThreadView {
     pub id: String,
     /// The recipient id.
@@ -48,6 +49,7 @@ impl ThreadView {
 /// An enrolled device with its evidence per transport.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Device)]
 pub struct DeviceView {
     pub id: String,
     /// The recipient id.
@@ -106,6 +108,7 @@ pub struct RecipientView {
 /// A one-time challenge for a device's handshake.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Challenge)]
 pub struct ChallengeView {
     /// 32 random bytes, hex: what the device signs over.
     pub nonce: String,

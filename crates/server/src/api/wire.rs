@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 /// carries an `outcome`: that field is reserved for decisions.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Error)]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
@@ -72,6 +73,7 @@ impl DecisionOutcome {
 /// the decision taken, as stored for replays under the idempotency key.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SendAnswer)]
 pub struct DecisionAnswer {
     /// The message id.
     pub id: String,

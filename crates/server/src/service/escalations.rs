@@ -125,6 +125,7 @@ impl Action {
 /// The answer to an operator's action.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = QueueAction)]
 pub struct ActionOutcome {
     pub id: String,
     pub action: Action,

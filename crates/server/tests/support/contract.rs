@@ -98,7 +98,7 @@ pub fn check(method: &str, path: &str, status: u16, content_type: &str, text: &s
             method.to_uppercase()
         );
         let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-        if let Err(e) = validator("/components/schemas/ErrorEnvelope").validate(&body) {
+        if let Err(e) = validator("/components/schemas/Error").validate(&body) {
             panic!(
                 "{} {bare} {status}: not the error envelope: {e}\n{text}",
                 method.to_uppercase()
