@@ -121,6 +121,11 @@ pub fn document() -> &'static Value {
     DOC.get_or_init(build)
 }
 
+/// An owned copy of the document, for a reader that changes it.
+pub fn document_json() -> Value {
+    document().clone()
+}
+
 /// The document as served.
 pub fn json() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
@@ -185,6 +190,20 @@ pub fn scopes(op: &Value) -> Vec<&str> {
 fn add_layer_answers(op: &mut Value) {
     let scopes: Vec<String> = scopes(op).into_iter().map(str::to_string).collect();
     let has_body = op.get("requestBody").is_some();
+    // The scope an API key needs, also as a plain field for readers that
+    // do not walk security requirements (the reference page, the tests).
+    if let Some(obj) = op.as_object_mut() {
+        let scope = if scopes.iter().any(|s| s == "admin") {
+            Some("admin")
+        } else if scopes.is_empty() {
+            None
+        } else {
+            Some("sender")
+        };
+        if let Some(scope) = scope {
+            obj.insert("x-ladder-scope".into(), Value::String(scope.into()));
+        }
+    }
     let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
         return;
     };
@@ -388,6 +407,12 @@ mod tests {
             }
             if responses.get("401").is_none() {
                 problems.push(format!("{name} does not document 401"));
+            }
+            let named = op["x-ladder-scope"].as_str().unwrap_or_default();
+            if !scopes.contains(&named) {
+                problems.push(format!(
+                    "{name}: `x-ladder-scope` `{named}` is not its security scope"
+                ));
             }
             if scopes.contains(&"admin") && responses.get("403").is_none() {
                 problems.push(format!(
