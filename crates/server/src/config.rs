@@ -1,8 +1,11 @@
 //! Server configuration: defaults, then a TOML file, then `LADDER_*`
-//! environment variables, then command-line flags — each overriding the
-//! one before. With nothing set, ladder runs on the embedded default: a
-//! SQLite database and keyring under `./ladder-data`, listening on
-//! 127.0.0.1:7878, with sandbox channels.
+//! environment variables (every key, secrets also from files: [`env`]),
+//! then command-line flags — each overriding the one before. With nothing
+//! set, ladder runs on the embedded default: a SQLite database and keyring
+//! under `./ladder-data`, listening on 127.0.0.1:7878, with sandbox
+//! channels.
+
+mod env;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Default `{data_dir}/keyring.json`.
     pub keyring: Option<PathBuf>,
+    /// The key-encryption key that seals the keyring file, as base64 of 32
+    /// bytes — best given as `LADDER_KEYRING_KEK_FILE` (a mounted secret)
+    /// so it never sits in the data directory or the config file.
+    pub keyring_kek: Option<SecretText>,
+    /// A file holding [`Config::keyring_kek`] (for the TOML file).
+    pub keyring_kek_file: Option<PathBuf>,
     /// The address recipients reach this node at, for links in notices;
     /// default `http://{listen}`.
     pub public_url: Option<String>,
@@ -46,6 +55,8 @@ impl Default for Config {
             database_url: None,
             data_dir: PathBuf::from("ladder-data"),
             keyring: None,
+            keyring_kek: None,
+            keyring_kek_file: None,
             public_url: None,
             metrics_token: None,
             demo_tenant: true,
@@ -61,6 +72,23 @@ impl Default for Config {
     }
 }
 
+/// A configured secret: read like text, never shown by `Debug`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(<redacted>)")
+    }
+}
+
 /// The shape of log lines on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,16 +98,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, with the current span and the span list.
     Json,
-}
-
-impl LogFormat {
-    fn parse(raw: &str) -> Option<LogFormat> {
-        match raw {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,78 +221,143 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("config `{key}` {reason}")]
     Invalid { key: &'static str, reason: String },
-    #[error("environment variable `{name}`: `{value}` is not {expected}")]
-    Env {
-        name: &'static str,
-        value: String,
-        expected: &'static str,
+    #[error(
+        "environment variable `{name}` names no config key (sections are joined by `__`, e.g. `LADDER_DELIVERY__WORKERS`)"
+    )]
+    EnvName { name: String },
+    #[error("environment variable `{name}`: cannot read `{}`: {source}", path.display())]
+    EnvFile {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
+    #[error("environment variables `{first}` and `{second}` set the same key; keep one")]
+    EnvTwice { first: String, second: String },
+    #[error("environment variable `{name}` holds bytes that are not UTF-8")]
+    EnvNotUnicode { name: String },
+    #[error("environment variable `{name}` (config `{key}`): {reason}")]
+    EnvValue {
+        name: String,
+        key: String,
+        reason: String,
+    },
+    #[error("cannot read the keyring's key-encryption key: {0}")]
+    Kek(String),
 }
 
 impl Config {
     /// Defaults, overlaid by `file` (if any) and then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut config = match file {
+        let text = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    })?,
+                )
             }
-            None => Config::default(),
+            None => None,
         };
-        config.apply_env(|name| std::env::var(name).ok())?;
-        Ok(config)
+        let mut vars = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let Ok(name) = name.into_string() else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(value) => vars.push((name, value)),
+                Err(_) if name.starts_with("LADDER_") => {
+                    return Err(ConfigError::EnvNotUnicode { name });
+                }
+                Err(_) => {}
+            }
+        }
+        let file = file.zip(text.as_deref());
+        Config::from_sources(file, vars, |path| std::fs::read_to_string(path))
     }
 
-    /// Overlays `LADDER_LISTEN`, `LADDER_DATABASE_URL`, `LADDER_DATA_DIR`,
-    /// `LADDER_KEYRING`, `LADDER_METRICS_TOKEN`, `LADDER_PUBLIC_URL`,
-    /// `LADDER_WORKERS` and `LADDER_LOG_FORMAT`.
-    pub fn apply_env(
-        &mut self,
-        get: impl Fn(&'static str) -> Option<String>,
-    ) -> Result<(), ConfigError> {
-        if let Some(v) = get("LADDER_LISTEN") {
-            self.listen = v.parse().map_err(|_| ConfigError::Env {
-                name: "LADDER_LISTEN",
-                value: v.clone(),
-                expected: "an address like 127.0.0.1:7878",
-            })?;
+    /// Defaults, overlaid by the TOML text `file` (its path for errors),
+    /// then by the `LADDER_*` variables among `vars` (see [`env`]);
+    /// `read_file` reads the files `_FILE` variables name.
+    pub fn from_sources(
+        file: Option<(&Path, &str)>,
+        vars: impl IntoIterator<Item = (String, String)>,
+        read_file: impl Fn(&PathBuf) -> std::io::Result<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some((path, text)) => {
+                let parse_error = |e: toml::de::Error| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                };
+                // Typed first, so a mistake in the file is reported with
+                // its line and column.
+                toml::from_str::<Config>(text).map_err(parse_error)?;
+                toml::from_str::<toml::Table>(text).map_err(parse_error)?
+            }
+            None => toml::Table::new(),
+        };
+        for setting in env::settings(vars, read_file)? {
+            let mut refusal = None;
+            for value in env::candidates(&setting) {
+                let mut next = table.clone();
+                env::insert(&mut next, &setting, value)?;
+                match toml::Value::Table(next.clone()).try_into::<Config>() {
+                    Ok(_) => {
+                        table = next;
+                        refusal = None;
+                        break;
+                    }
+                    Err(e) => refusal = Some(e),
+                }
+            }
+            if let Some(e) = refusal {
+                let reason = if setting.secret {
+                    "is not a valid value for this key (the value is a secret and is not shown)"
+                        .to_owned()
+                } else {
+                    e.message().trim().to_owned()
+                };
+                return Err(ConfigError::EnvValue {
+                    name: setting.variable.clone(),
+                    key: setting.key(),
+                    reason,
+                });
+            }
         }
-        if let Some(v) = get("LADDER_DATABASE_URL") {
-            self.database_url = Some(v);
-        }
-        if let Some(v) = get("LADDER_DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = get("LADDER_KEYRING") {
-            self.keyring = Some(PathBuf::from(v));
-        }
-        if let Some(v) = get("LADDER_METRICS_TOKEN") {
-            self.metrics_token = Some(v);
-        }
-        if let Some(v) = get("LADDER_PUBLIC_URL") {
-            self.public_url = Some(v);
-        }
-        if let Some(v) = get("LADDER_WORKERS") {
-            self.delivery.workers = v.parse().map_err(|_| ConfigError::Env {
-                name: "LADDER_WORKERS",
-                value: v.clone(),
-                expected: "a number of workers",
-            })?;
-        }
-        if let Some(v) = get("LADDER_LOG_FORMAT") {
-            self.log_format = LogFormat::parse(&v).ok_or_else(|| ConfigError::Env {
-                name: "LADDER_LOG_FORMAT",
-                value: v.clone(),
-                expected: "`text` or `json`",
-            })?;
-        }
-        Ok(())
+        toml::Value::Table(table)
+            .try_into::<Config>()
+            .map_err(|e| ConfigError::Invalid {
+                key: "environment",
+                reason: e.message().trim().to_owned(),
+            })
+    }
+
+    /// What seals the keyring file: the key-encryption key from
+    /// `keyring_kek` or the file `keyring_kek_file` names (one of them),
+    /// or `None` for a plain keyring file.
+    pub fn keyring_sealer(
+        &self,
+    ) -> Result<Option<std::sync::Arc<dyn ladder_store::keyring::KeyringSealer>>, ConfigError> {
+        use ladder_store::keyring::LocalKek;
+        let text = match (&self.keyring_kek, &self.keyring_kek_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "keyring_kek",
+                    reason: "and `keyring_kek_file` are both set; keep one".to_owned(),
+                });
+            }
+            (Some(kek), None) => zeroize::Zeroizing::new(kek.expose().to_owned()),
+            (None, Some(path)) => {
+                zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::Kek(format!("cannot read `{}`: {e}", path.display()))
+                })?)
+            }
+            (None, None) => return Ok(None),
+        };
+        let kek = LocalKek::from_base64(&text).map_err(|e| ConfigError::Kek(e.to_string()))?;
+        Ok(Some(std::sync::Arc::new(kek)))
     }
 
     pub fn database_url(&self) -> String {
@@ -408,17 +491,110 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn from(file: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>();
+        Config::from_sources(Some((Path::new("ladder.toml"), file)), vars, |p| {
+            Ok(format!("from {}\n", p.display()))
+        })
+    }
+
     #[test]
     fn env_overrides_file_values_and_bad_values_are_named() {
-        let mut c: Config = toml::from_str("listen = \"127.0.0.1:9000\"\n").unwrap();
+        let c = from("listen = \"127.0.0.1:9000\"\n", &[]).unwrap();
         assert_eq!(c.listen.port(), 9000);
-        c.apply_env(|n| (n == "LADDER_LISTEN").then(|| "127.0.0.1:9100".to_string()))
-            .unwrap();
+        let c = from(
+            "listen = \"127.0.0.1:9000\"\n",
+            &[("LADDER_LISTEN", "127.0.0.1:9100")],
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 9100);
-        let err = c
-            .apply_env(|n| (n == "LADDER_WORKERS").then(|| "many".to_string()))
-            .unwrap_err();
-        assert!(err.to_string().contains("LADDER_WORKERS"), "{err}");
+        let err = from("", &[("LADDER_WORKERS", "many")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("LADDER_WORKERS") && err.contains("delivery.workers"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_key_has_a_variable_and_secrets_come_from_files() {
+        let c = from(
+            "[delivery]\nworkers = 3\n",
+            &[
+                ("LADDER_DELIVERY__WORKERS", "7"),
+                ("LADDER_PORTAL__LINK_TTL_S", "600"),
+                ("LADDER_AUDIT__DEPLOYMENT", "ladder.example.com"),
+                ("LADDER_METRICS_TOKEN_FILE", "/run/secrets/metrics"),
+                ("LADDER_DEMO_TENANT", "false"),
+                (
+                    "LADDER_CHANNELS__SANDBOX__FAIL__RCS",
+                    "{ mode = \"permanent\" }",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.delivery.workers, 7);
+        assert_eq!(c.portal.link_ttl_s, 600);
+        assert_eq!(c.audit.deployment, "ladder.example.com");
+        assert_eq!(
+            c.metrics_token.as_deref(),
+            Some("from /run/secrets/metrics")
+        );
+        assert!(!c.demo_tenant);
+        assert_eq!(c.channels.sandbox.fail.len(), 1);
+        // A number-looking text for a text key stays text.
+        let c = from("", &[("LADDER_METRICS_TOKEN", "12345")]).unwrap();
+        assert_eq!(c.metrics_token.as_deref(), Some("12345"));
+    }
+
+    #[test]
+    fn an_unknown_variable_is_refused_and_a_secret_is_never_echoed() {
+        let err = from("", &[("LADDER_DELIVERY__WORKRES", "2")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("LADDER_DELIVERY__WORKRES") && err.contains("workres"),
+            "{err}"
+        );
+        let err = from("", &[("LADDER_LISTEN__PORT", "2")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LADDER_LISTEN__PORT"), "{err}");
+        let err = from("", &[("LADDER_DELIVERY__TIMEOUT_MS_FILE", "/s")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("LADDER_DELIVERY__TIMEOUT_MS_FILE") && !err.contains("from /s"),
+            "{err}"
+        );
+        // Other readers' variables are not config.
+        assert!(from("", &[("LADDER_LOG", "debug"), ("LADDER_TEST_X", "1")]).is_ok());
+    }
+
+    #[test]
+    fn the_keyring_kek_comes_from_one_place_and_must_be_a_key() {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
+        let c = from("", &[("LADDER_KEYRING_KEK", &key)]).unwrap();
+        assert!(format!("{c:?}").contains("redacted") && !format!("{c:?}").contains(&key));
+        assert!(c.keyring_sealer().unwrap().is_some());
+        let c = from("", &[("LADDER_KEYRING_KEK", "short")]).unwrap();
+        let err = c.keyring_sealer().err().unwrap().to_string();
+        assert!(
+            err.contains("base64 of 32 bytes") && !err.contains("short"),
+            "{err}"
+        );
+        let c = from(
+            "keyring_kek_file = \"/k\"\n",
+            &[("LADDER_KEYRING_KEK", &key)],
+        )
+        .unwrap();
+        assert!(c.keyring_sealer().is_err());
+        assert!(from("", &[]).unwrap().keyring_sealer().unwrap().is_none());
     }
 
     #[test]
@@ -435,19 +611,16 @@ mod tests {
     #[test]
     fn log_format_comes_from_the_file_and_the_environment_overrides_it() {
         assert_eq!(Config::default().log_format, LogFormat::Text);
-        let mut c: Config = toml::from_str("log_format = \"json\"\n").unwrap();
+        let c = from("log_format = \"json\"\n", &[]).unwrap();
         assert_eq!(c.log_format, LogFormat::Json);
-        c.apply_env(|n| (n == "LADDER_LOG_FORMAT").then(|| "text".to_string()))
-            .unwrap();
+        let c = from("log_format = \"json\"\n", &[("LADDER_LOG_FORMAT", "text")]).unwrap();
         assert_eq!(c.log_format, LogFormat::Text);
-        let err = c
-            .apply_env(|n| (n == "LADDER_LOG_FORMAT").then(|| "xml".to_string()))
-            .unwrap_err();
-        assert!(err.to_string().contains("LADDER_LOG_FORMAT"), "{err}");
-        assert_eq!(
-            c.log_format,
-            LogFormat::Text,
-            "a refused value changes nothing"
+        let err = from("", &[("LADDER_LOG_FORMAT", "xml")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("LADDER_LOG_FORMAT") && err.contains("xml"),
+            "{err}"
         );
         let err = toml::from_str::<Config>("log_format = \"yaml\"\n").unwrap_err();
         assert!(err.to_string().contains("yaml"), "{err}");

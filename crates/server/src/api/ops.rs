@@ -24,16 +24,33 @@ pub async fn healthz() -> Json<Value> {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+    let database = match state.store.ping().await {
+        Ok(()) => "ok",
         Err(e) => {
             tracing::warn!(error = %e, "database not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "database": "unreachable" })),
-            )
-                .into_response()
+            "unreachable"
         }
+    };
+    // Read the file again, as a restarted node would: a keyring that went
+    // missing, lost its permissions or no longer opens with the mounted
+    // key-encryption key makes this node unable to seal or open anything.
+    let keyring = match state.keyring.check() {
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::warn!(error = %e, "keyring not ready");
+            "unusable"
+        }
+    };
+    let ready = database == "ok" && keyring == "ok";
+    let body = Json(json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": database,
+        "keyring": keyring,
+    }));
+    if ready {
+        body.into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
 }
 
