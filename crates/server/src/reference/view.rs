@@ -80,7 +80,9 @@ pub struct Operation {
     pub path: String,
     pub summary: String,
     pub description: String,
-    pub auth: String,
+    /// Whether an API key is needed, and of which scope.
+    pub needs_key: bool,
+    pub scope: Option<String>,
     pub parameters: Vec<Parameter>,
     pub body_required: bool,
     pub body: Vec<Content>,
@@ -260,23 +262,14 @@ fn operation(doc: &Value, method: &str, path: &str, item: &Value, op: &Value) ->
         path: path.to_string(),
         summary: text(&op["summary"]),
         description: markdown(&text(&op["description"])),
-        auth: auth(op),
+        needs_key: op["security"]
+            .as_array()
+            .is_some_and(|reqs| reqs.iter().any(|r| r.get("bearer").is_some())),
+        scope: op["x-ladder-scope"].as_str().map(str::to_string),
         parameters,
         body_required: body["required"].as_bool().unwrap_or(false),
         body: contents(&body["content"]),
         answers,
-    }
-}
-
-/// Who may call: the API-key scope the operation needs, or none.
-fn auth(op: &Value) -> String {
-    let bearer = op["security"]
-        .as_array()
-        .is_some_and(|reqs| reqs.iter().any(|r| r.get("bearer").is_some()));
-    match (bearer, op["x-ladder-scope"].as_str()) {
-        (true, Some(scope)) => format!("API key with `{scope}` scope"),
-        (true, None) => "API key".to_string(),
-        (false, _) => "none: no API key".to_string(),
     }
 }
 
@@ -443,6 +436,7 @@ fn one_type(schema: &Value, t: &str, depth: usize) -> Vec<Seg> {
             }
             _ => vec![plain("object")],
         },
+        "null" => vec![plain("null")],
         other => match schema["format"].as_str() {
             Some(format) => vec![plain(format!("{other} ({format})"))],
             None => vec![plain(other)],
