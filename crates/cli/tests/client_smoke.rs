@@ -139,6 +139,7 @@ fn smoke(store: &[String], tmp: &Path) {
         &[
             ("PYTHONPATH", generated.to_str().unwrap()),
             ("LADDER_SMOKE_KEY", &s.sender),
+            ("LADDER_SMOKE_ADMIN_KEY", &s.admin),
             ("PYTHONDONTWRITEBYTECODE", "1"),
         ],
         "the smoke script",
