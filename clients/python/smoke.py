@@ -41,6 +41,7 @@ from ladder_client import AuthenticatedClient, Client
 from ladder_client.api.audit import (
     audit_log,
     checkpoint_now,
+    consistency_proof,
     inclusion_proof,
     latest_checkpoint,
     list_checkpoints,
@@ -53,6 +54,7 @@ from ladder_client.api.messages import (
     explain_message,
     get_message,
     list_messages,
+    new_confirmation_token,
     revoke_message,
     send_message,
 )
@@ -74,7 +76,9 @@ from ladder_client.models import (
     Challenge,
     CheckpointAnswer,
     CheckpointList,
+    ConfirmationTokenAnswer,
     ConfirmRequest,
+    ConsistencyProof,
     Dashboard,
     Device,
     Error,
@@ -251,10 +255,13 @@ class Smoke:
                 f"expected confirmation_required with a token, got {asked.outcome.value}"
             )
         print(f"payroll {asked.id}: {asked.outcome.value}")
+        # A lost token is replaced by a new one (the old one stops working).
+        renewed = new_confirmation_token.sync_detailed(asked.id, client=self.client)
+        token = self.answer("a new confirmation token", renewed, 200, ConfirmationTokenAnswer)
         confirmed = self.answer(
             "confirm",
             confirm_message.sync_detailed(
-                asked.id, client=self.client, body=ConfirmRequest(token=asked.confirmation_token)
+                asked.id, client=self.client, body=ConfirmRequest(token=token.confirmation_token)
             ),
             202,
             SendAnswer,
@@ -325,7 +332,10 @@ class Smoke:
             "checkpoint now", checkpoint_now.sync_detailed(client=a), (200, 201), CheckpointAnswer
         )
         self.answer("checkpoints", list_checkpoints.sync_detailed(client=a), 200, CheckpointList)
-        self.answer("audit log", audit_log.sync_detailed(client=a), 200, AuditLog)
+        log = self.answer("audit log", audit_log.sync_detailed(client=a), 200, AuditLog)
+        if log.tree.size > 1:
+            grown = consistency_proof.sync_detailed(client=a, from_=1, to=log.tree.size)
+            self.answer("consistency proof", grown, 200, ConsistencyProof)
         note = latest_checkpoint.sync_detailed(client=a)
         if int(note.status_code) != 200 or not isinstance(note.parsed, str):
             raise SystemExit(f"checkpoint note: answered {int(note.status_code)}")
