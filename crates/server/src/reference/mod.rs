@@ -14,6 +14,7 @@
 //! stylesheet served from here. The document is compiled in, so the page is
 //! rendered once and kept.
 
+mod schema;
 mod view;
 
 use std::sync::OnceLock;
@@ -117,7 +118,7 @@ mod tests {
                 assert!(
                     html.contains(&format!(
                         "id=\"{}\"",
-                        super::view::anchor(
+                        super::schema::anchor(
                             match kind.as_str() {
                                 "schemas" => "schema",
                                 "responses" => "response",
