@@ -17,6 +17,14 @@
 /// The document, as served.
 pub const DOCUMENT: &str = include_str!("openapi.json");
 
+/// The document as JSON: the one source the reference page (`/v1/docs`)
+/// renders from, whatever produces the document.
+pub fn document_json() -> serde_json::Value {
+    // INVARIANT: `DOCUMENT` is valid JSON (checked by the tests below); a
+    // broken build would render an empty page rather than panic.
+    serde_json::from_str(DOCUMENT).unwrap_or(serde_json::Value::Null)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -28,11 +36,13 @@ mod tests {
     /// The operations called without an API key: operations endpoints,
     /// provider webhooks (authenticated by the provider's signature) and the
     /// device inbox (authenticated by the device key).
-    const PUBLIC: [(&str, &str); 9] = [
+    const PUBLIC: [(&str, &str); 11] = [
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/v1/openapi.json"),
+        ("get", "/v1/docs"),
+        ("get", "/v1/docs/reference.css"),
         ("post", "/v1/webhooks/{channel}/{tenant}"),
         ("post", "/v1/webhooks/{channel}"),
         ("get", "/v1/device/me"),

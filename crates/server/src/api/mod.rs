@@ -28,6 +28,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
+    ("get", "/v1/docs"),
+    ("get", "/v1/docs/reference.css"),
     ("post", "/v1/messages"),
     ("get", "/v1/messages"),
     ("get", "/v1/messages/{id}"),
@@ -131,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .merge(device::routes())
         .merge(crate::portal::routes())
         .merge(crate::console::routes())
+        .merge(crate::reference::routes())
         .fallback(ops::not_found);
     layered(routes).with_state(state)
 }
