@@ -20,14 +20,23 @@
 //! view, code sent, wrong code, lockout and refused access is audited with
 //! link and message ids only — never a token, a code or content.
 //!
+//! Pages speak the recipient's language and show times in their zone
+//! (`locale.rs`), wear the tenant's branding inside a strict frame
+//! (`layout.rs`) and name where a code went only masked (`mask.rs`).
+//!
 //! Routes: `GET /portal/{token}` (a page with a "send me a code" button),
 //! `POST /portal/{token}` (send a code, show the code form),
 //! `POST /portal/{token}/code`, `GET /portal/{token}/message`,
+//! `GET /portal/{token}/download` (the message as a text attachment),
 //! `POST /portal/{token}/end` (close the session); `GET /portal/app` (what
-//! a notice for an in-app message links to: open the app). Anything else
+//! a notice for an in-app message links to: open the app);
+//! `GET /portal/assets/portal.css` (the one stylesheet). Anything else
 //! under `/portal` is an HTML 404 with the same headers.
 
 mod flow;
+mod layout;
+pub mod locale;
+mod mask;
 mod notify;
 mod pages;
 mod secrets;
@@ -251,6 +260,10 @@ pub fn routes() -> Router<AppState> {
             "/portal/app",
             get(pages::in_app).fallback(pages::method_not_allowed),
         )
+        .route(
+            layout::STYLESHEET_PATH,
+            get(layout::stylesheet).fallback(pages::method_not_allowed),
+        )
         .route("/portal", any(pages::not_found))
         .route("/portal/", any(pages::not_found))
         .route("/portal/{token}/{*rest}", any(pages::not_found))
@@ -269,20 +282,14 @@ pub fn routes() -> Router<AppState> {
             get(view::show_message).fallback(pages::method_not_allowed),
         )
         .route(
+            "/portal/{token}/download",
+            get(view::download).fallback(pages::method_not_allowed),
+        )
+        .route(
             "/portal/{token}/end",
             post(view::end_session).fallback(pages::method_not_allowed),
         )
-        .layer(axum::middleware::map_response(pages::security_headers))
-}
-
-/// A short wait in words: seconds under a minute, else as
-/// [`describe_duration`].
-pub(crate) fn describe_wait(seconds: u64) -> String {
-    match seconds {
-        1 => "1 second".to_string(),
-        s if s < 60 => format!("{s} seconds"),
-        s => describe_duration(i64::try_from(s).unwrap_or(i64::MAX)),
-    }
+        .layer(axum::middleware::map_response(layout::security_headers))
 }
 
 /// A span of seconds in words, at most two units, rounded down — a link

@@ -33,6 +33,13 @@ pub struct NewRecipient {
     pub email: Option<String>,
     #[serde(default)]
     pub phone: Option<String>,
+    /// The portal's language for them (`en`, `de`, `fr`, `es`, with or
+    /// without a region); unset: the browser's.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Their IANA time zone for times on the portal; unset: UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// Addresses at rest: sealed under their own data key, wrapped by the
@@ -121,6 +128,37 @@ async fn register_once(
             (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit())
         })?;
     }
+    let language = req
+        .language
+        .as_deref()
+        .map(|l| {
+            crate::portal::locale::recipient_language(l).ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_language",
+                    format!(
+                        "field `language` must be a language tag the portal speaks ({}), not `{}`",
+                        crate::portal::locale::SUPPORTED.join(", "),
+                        l.chars().take(35).collect::<String>()
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    let time_zone = req
+        .time_zone
+        .as_deref()
+        .map(|z| {
+            crate::portal::locale::recipient_time_zone(z).ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_time_zone",
+                    format!(
+                        "field `time_zone` must be an IANA time zone such as `Europe/Berlin`, not `{}`",
+                        z.chars().take(64).collect::<String>()
+                    ),
+                )
+            })
+        })
+        .transpose()?;
     let mut tx = state.store.begin().await?;
     if let Some(existing) = recipients::find_external(&mut tx, tenant_id, ext).await? {
         return Ok((200, existing));
@@ -155,6 +193,8 @@ async fn register_once(
         has_email: req.email.is_some(),
         has_phone: req.phone.is_some(),
         created_at: now().0,
+        language,
+        time_zone,
     };
     recipients::insert(&mut tx, &recipient).await?;
     audit::record(
@@ -578,6 +618,8 @@ pub async fn recipient_view(
         "has_email": r.recipient.has_email,
         "has_phone": r.recipient.has_phone,
         "created_at": r.recipient.created_at,
+        "language": r.recipient.language,
+        "time_zone": r.recipient.time_zone,
         "devices": r.devices.iter().map(device_view).collect::<Vec<_>>(),
         "threads": threads.iter().map(thread_view).collect::<Vec<_>>(),
     }))
