@@ -7,10 +7,22 @@ footer-contact = Wenn Ihnen etwas seltsam vorkommt, wenden Sie sich an { $sender
 footer-neutral = Wenn Ihnen etwas seltsam vorkommt, wenden Sie sich an den Absender über eine Nummer oder Adresse, die Sie bereits kennen.
 
 duration-under-a-minute = weniger als einer Minute
-duration-seconds = { $n -> [one] 1 Sekunde *[other] { $n } Sekunden }
-duration-minutes = { $n -> [one] 1 Minute *[other] { $n } Minuten }
-duration-hours = { $n -> [one] 1 Stunde *[other] { $n } Stunden }
-duration-days = { $n -> [one] 1 Tag *[other] { $n } Tage }
+duration-seconds = { $n ->
+        [one] 1 Sekunde
+       *[other] { $n } Sekunden
+    }
+duration-minutes = { $n ->
+        [one] 1 Minute
+       *[other] { $n } Minuten
+    }
+duration-hours = { $n ->
+        [one] 1 Stunde
+       *[other] { $n } Stunden
+    }
+duration-days = { $n ->
+        [one] 1 Tag
+       *[other] { $n } Tage
+    }
 
 expired-title = Dieser Link ist abgelaufen
 expired-body = Dieser Link ist nicht mehr gültig: Er ist abgelaufen oder wurde so oft wie erlaubt verwendet.
@@ -63,7 +75,10 @@ open-message = Nachricht öffnen
 code-title = Bestätigungscode eingeben
 code-sent-phone = Wir haben einen 6-stelligen Bestätigungscode per SMS an Ihr Telefon { $to } gesendet. Er ist { $valid } gültig.
 code-sent-email = Wir haben einen 6-stelligen Bestätigungscode an Ihre E-Mail-Adresse { $to } gesendet. Er ist { $valid } gültig.
-code-wrong = Dieser Code ist nicht korrekt. Sie haben noch { $left -> [one] 1 Versuch *[other] { $left } Versuche }, bevor dieser Link gesperrt wird.
+code-wrong = Dieser Code ist nicht korrekt. Sie haben noch { $left ->
+        [one] 1 Versuch
+       *[other] { $left } Versuche
+    }, bevor dieser Link gesperrt wird.
 code-expired = Dieser Code ist abgelaufen. Fordern Sie unten einen neuen Code an.
 code-label = Bestätigungscode
 code-hint = Die 6 Ziffern aus der Nachricht, die wir Ihnen gesendet haben.
@@ -83,7 +98,10 @@ from-label = Von
 opened-label = Geöffnet
 previous-access = Ihr letzter Zugriff: { $at }.
 first-access = Dies ist Ihr erster Zugriff auf eine Nachricht hier.
-views-left = Dies ist Aufruf { $view } von { $max }; { $left -> [one] 1 Aufruf *[other] { $left } Aufrufe } übrig. Der Link läuft am { $expires } ab.
+views-left = Dies ist Aufruf { $view } von { $max }; { $left ->
+        [one] 1 Aufruf
+       *[other] { $left } Aufrufe
+    } übrig. Der Link läuft am { $expires } ab.
 message-heading = Nachricht
 download = Kopie herunterladen
 print-hint = Zum Drucken verwenden Sie die Druckfunktion Ihres Browsers.

@@ -8,10 +8,22 @@ footer-contact = If something looks wrong, contact { $sender } on a number or ad
 footer-neutral = If something looks wrong, contact the sender on a number or address you already know.
 
 duration-under-a-minute = less than a minute
-duration-seconds = { $n -> [one] 1 second *[other] { $n } seconds }
-duration-minutes = { $n -> [one] 1 minute *[other] { $n } minutes }
-duration-hours = { $n -> [one] 1 hour *[other] { $n } hours }
-duration-days = { $n -> [one] 1 day *[other] { $n } days }
+duration-seconds = { $n ->
+        [one] 1 second
+       *[other] { $n } seconds
+    }
+duration-minutes = { $n ->
+        [one] 1 minute
+       *[other] { $n } minutes
+    }
+duration-hours = { $n ->
+        [one] 1 hour
+       *[other] { $n } hours
+    }
+duration-days = { $n ->
+        [one] 1 day
+       *[other] { $n } days
+    }
 
 expired-title = This link has expired
 expired-body = This link is no longer valid: it has expired or has been used as often as allowed.
@@ -64,7 +76,10 @@ open-message = Open the message
 code-title = Enter your verification code
 code-sent-phone = We sent a 6-digit verification code by text message to your phone { $to }. It is valid for { $valid }.
 code-sent-email = We sent a 6-digit verification code to your e-mail address { $to }. It is valid for { $valid }.
-code-wrong = That code is not correct. You have { $left -> [one] 1 try *[other] { $left } tries } left before this link locks.
+code-wrong = That code is not correct. You have { $left ->
+        [one] 1 try
+       *[other] { $left } tries
+    } left before this link locks.
 code-expired = That code has expired. Ask for a new code below.
 code-label = Verification code
 code-hint = The 6 digits from the message we sent you.
@@ -84,7 +99,10 @@ from-label = From
 opened-label = Opened
 previous-access = Your previous access: { $at }.
 first-access = This is your first access to a message here.
-views-left = This is view { $view } of { $max }; { $left -> [one] 1 view *[other] { $left } views } left. The link expires { $expires }.
+views-left = This is view { $view } of { $max }; { $left ->
+        [one] 1 view
+       *[other] { $left } views
+    } left. The link expires { $expires }.
 message-heading = Message
 download = Download a copy
 print-hint = To print, use your browser's print command.

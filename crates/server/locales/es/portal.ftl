@@ -7,10 +7,22 @@ footer-contact = Si algo le parece extraño, contacte con { $sender } en un núm
 footer-neutral = Si algo le parece extraño, contacte con el remitente en un número o una dirección que ya conozca.
 
 duration-under-a-minute = menos de un minuto
-duration-seconds = { $n -> [one] 1 segundo *[other] { $n } segundos }
-duration-minutes = { $n -> [one] 1 minuto *[other] { $n } minutos }
-duration-hours = { $n -> [one] 1 hora *[other] { $n } horas }
-duration-days = { $n -> [one] 1 día *[other] { $n } días }
+duration-seconds = { $n ->
+        [one] 1 segundo
+       *[other] { $n } segundos
+    }
+duration-minutes = { $n ->
+        [one] 1 minuto
+       *[other] { $n } minutos
+    }
+duration-hours = { $n ->
+        [one] 1 hora
+       *[other] { $n } horas
+    }
+duration-days = { $n ->
+        [one] 1 día
+       *[other] { $n } días
+    }
 
 expired-title = Este enlace ha caducado
 expired-body = Este enlace ya no es válido: ha caducado o se ha usado tantas veces como se permite.
@@ -63,7 +75,10 @@ open-message = Abrir el mensaje
 code-title = Introduzca su código de verificación
 code-sent-phone = Le enviamos un código de verificación de 6 dígitos por SMS a su teléfono { $to }. Es válido durante { $valid }.
 code-sent-email = Le enviamos un código de verificación de 6 dígitos a su dirección de correo { $to }. Es válido durante { $valid }.
-code-wrong = Ese código no es correcto. Le { $left -> [one] queda 1 intento *[other] quedan { $left } intentos } antes de que este enlace se bloquee.
+code-wrong = Ese código no es correcto. Le { $left ->
+        [one] queda 1 intento
+       *[other] quedan { $left } intentos
+    } antes de que este enlace se bloquee.
 code-expired = Ese código ha caducado. Solicite un código nuevo abajo.
 code-label = Código de verificación
 code-hint = Los 6 dígitos del mensaje que le enviamos.
@@ -83,7 +98,10 @@ from-label = De
 opened-label = Abierto
 previous-access = Su acceso anterior: { $at }.
 first-access = Este es su primer acceso a un mensaje aquí.
-views-left = Esta es la vista { $view } de { $max }; { $left -> [one] queda 1 vista *[other] quedan { $left } vistas }. El enlace caduca el { $expires }.
+views-left = Esta es la vista { $view } de { $max }; { $left ->
+        [one] queda 1 vista
+       *[other] quedan { $left } vistas
+    }. El enlace caduca el { $expires }.
 message-heading = Mensaje
 download = Descargar una copia
 print-hint = Para imprimir, use la función de impresión de su navegador.

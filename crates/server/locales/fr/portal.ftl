@@ -7,10 +7,22 @@ footer-contact = En cas de doute, contactez { $sender } à un numéro ou une adr
 footer-neutral = En cas de doute, contactez l'expéditeur à un numéro ou une adresse que vous connaissez déjà.
 
 duration-under-a-minute = moins d'une minute
-duration-seconds = { $n -> [one] 1 seconde *[other] { $n } secondes }
-duration-minutes = { $n -> [one] 1 minute *[other] { $n } minutes }
-duration-hours = { $n -> [one] 1 heure *[other] { $n } heures }
-duration-days = { $n -> [one] 1 jour *[other] { $n } jours }
+duration-seconds = { $n ->
+        [one] 1 seconde
+       *[other] { $n } secondes
+    }
+duration-minutes = { $n ->
+        [one] 1 minute
+       *[other] { $n } minutes
+    }
+duration-hours = { $n ->
+        [one] 1 heure
+       *[other] { $n } heures
+    }
+duration-days = { $n ->
+        [one] 1 jour
+       *[other] { $n } jours
+    }
 
 expired-title = Ce lien a expiré
 expired-body = Ce lien n'est plus valide : il a expiré ou a été utilisé autant de fois que permis.
@@ -63,7 +75,10 @@ open-message = Ouvrir le message
 code-title = Saisissez votre code de vérification
 code-sent-phone = Nous avons envoyé un code de vérification à 6 chiffres par SMS sur votre téléphone { $to }. Il est valable { $valid }.
 code-sent-email = Nous avons envoyé un code de vérification à 6 chiffres à votre adresse e-mail { $to }. Il est valable { $valid }.
-code-wrong = Ce code n'est pas correct. Il vous reste { $left -> [one] 1 essai *[other] { $left } essais } avant le blocage de ce lien.
+code-wrong = Ce code n'est pas correct. Il vous reste { $left ->
+        [one] 1 essai
+       *[other] { $left } essais
+    } avant le blocage de ce lien.
 code-expired = Ce code a expiré. Demandez un nouveau code ci-dessous.
 code-label = Code de vérification
 code-hint = Les 6 chiffres du message que nous vous avons envoyé.
@@ -83,7 +98,10 @@ from-label = De
 opened-label = Ouvert le
 previous-access = Votre accès précédent : { $at }.
 first-access = C'est votre premier accès à un message ici.
-views-left = Ceci est la consultation { $view } sur { $max } ; { $left -> [one] 1 consultation restante *[other] { $left } consultations restantes }. Le lien expire le { $expires }.
+views-left = Ceci est la consultation { $view } sur { $max } ; { $left ->
+        [one] 1 consultation restante
+       *[other] { $left } consultations restantes
+    }. Le lien expire le { $expires }.
 message-heading = Message
 download = Télécharger une copie
 print-hint = Pour imprimer, utilisez la commande d'impression de votre navigateur.
