@@ -43,7 +43,6 @@ both_backends!(
     a_link_keeps_the_second_factor_of_the_route_that_sent_it,
 );
 
-
 async fn wrong_codes_lock_the_link_and_it_stays_locked(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
         return;

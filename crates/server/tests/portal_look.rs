@@ -46,7 +46,12 @@ async fn register(app: &TestApp, who: &str, extra: Value) -> String {
 /// A portal message for `recipient`: its id and link path.
 async fn message_for(app: &TestApp, recipient: &str, body: &str) -> (String, String) {
     let a = app
-        .send(&format!("look-{recipient}"), recipient, "transactional", body)
+        .send(
+            &format!("look-{recipient}"),
+            recipient,
+            "transactional",
+            body,
+        )
         .await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
     let id = a.body["id"].as_str().unwrap().to_string();
@@ -63,7 +68,11 @@ async fn pages_speak_the_recipients_language_else_the_browsers(backend: Backend)
     let de = get_in(&app, &path, None, "de-DE,de;q=0.9,en;q=0.5").await;
     assert_eq!(de.status, StatusCode::OK);
     assert!(de.text.contains("<html lang=\"de\">"), "{}", de.text);
-    assert!(de.text.contains("Ihre sichere Nachricht öffnen"), "{}", de.text);
+    assert!(
+        de.text.contains("Ihre sichere Nachricht öffnen"),
+        "{}",
+        de.text
+    );
     assert!(de.text.contains("Code senden"), "{}", de.text);
     assert!(!de.text.contains("Send me a code"), "{}", de.text);
     let es = get_in(&app, &path, None, "it-IT, es;q=0.7").await;
@@ -121,7 +130,9 @@ async fn recipient_language_and_time_zone_are_checked_and_returned(backend: Back
     assert_eq!(shown.body["language"], "de-CH", "{}", shown.text);
     assert_eq!(shown.body["time_zone"], "Europe/Zurich", "{}", shown.text);
     let plain = register(&app, "emp-nozone", json!({})).await;
-    let shown = app.get(&format!("/v1/recipients/{plain}"), &app.sender).await;
+    let shown = app
+        .get(&format!("/v1/recipients/{plain}"), &app.sender)
+        .await;
     assert_eq!(shown.body["language"], Value::Null, "{}", shown.text);
     assert_eq!(shown.body["time_zone"], Value::Null, "{}", shown.text);
 
@@ -185,7 +196,12 @@ async fn times_show_in_the_recipients_zone(backend: Backend) {
         &[("csrf", &form.csrf()), ("code", &code)],
     )
     .await;
-    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.text);
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.text
+    );
     let cookie = signed_in.cookie();
     let page = get(&app, &format!("{path}/message"), Some(&cookie)).await;
     let day = jiff::Timestamp::now()
@@ -194,7 +210,11 @@ async fn times_show_in_the_recipients_zone(backend: Backend) {
         .to_string();
     assert!(page.text.contains(&day), "{day}: {}", page.text);
     assert!(page.text.contains("Sichere Nachricht von Acme Corp"));
-    assert!(page.text.contains("für Dienstleister lesbar"), "{}", page.text);
+    assert!(
+        page.text.contains("für Dienstleister lesbar"),
+        "{}",
+        page.text
+    );
 }
 
 async fn the_code_destination_is_only_ever_masked(backend: Backend) {
@@ -209,7 +229,7 @@ async fn the_code_destination_is_only_ever_masked(backend: Backend) {
     let form = post(&app, &path, None, &[("csrf", &start.csrf())]).await;
     pages.push(form.text.clone());
     // The code went to the phone: named by its last two digits only.
-    assert!(form.text.contains("•••• 42"), "{}", form.text);
+    assert!(form.text.contains("••••\u{a0}42"), "{}", form.text);
     let (code, _) = latest_code(&app, &id).await;
     let wrong_code = post(
         &app,
@@ -225,7 +245,13 @@ async fn the_code_destination_is_only_ever_masked(backend: Backend) {
     let download = download(&app, &path, Some(&cookie)).await;
     pages.push(download.2);
     for text in &pages {
-        for secret in ["jane.doe@example.com", "jane.doe", "example.com", "15550100042", "5550100"] {
+        for secret in [
+            "jane.doe@example.com",
+            "jane.doe",
+            "example.com",
+            "15550100042",
+            "5550100",
+        ] {
             assert!(!text.contains(secret), "`{secret}` in {text}");
         }
     }
@@ -239,7 +265,9 @@ async fn the_tenants_branding_is_on_the_page_under_a_strict_policy(backend: Back
     let (_, path) = message_for(&app, &who, "branded").await;
     let start = get(&app, &path, None).await;
     assert!(
-        start.text.contains("<span class=\"brand-name\">Acme Corp</span>"),
+        start
+            .text
+            .contains("<span class=\"brand-name\">Acme Corp</span>"),
         "{}",
         start.text
     );
@@ -290,7 +318,10 @@ async fn the_tenants_branding_is_on_the_page_under_a_strict_policy(backend: Back
     );
     let css = css.text().await.unwrap();
     assert!(css.contains("@media print") && css.contains("min-height: 48px"));
-    assert!(!css.contains("http") && !css.contains("@import"), "no third party");
+    assert!(
+        !css.contains("http") && !css.contains("@import"),
+        "no third party"
+    );
 }
 
 async fn unreadable_branding_colours_are_refused_at_policy_check(backend: Backend) {
@@ -368,7 +399,10 @@ async fn the_download_needs_a_live_session_and_is_audited(backend: Backend) {
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert!(body.contains("Your tax form\nis attached."), "{body}");
     assert!(body.contains("Protection: provider-readable"), "{body}");
-    assert!(body.starts_with("Secure message from Acme Corp\n"), "{body}");
+    assert!(
+        body.starts_with("Secure message from Acme Corp\n"),
+        "{body}"
+    );
 
     // Another link's session opens nothing here.
     let other = register(&app, "emp-dl-2", json!({})).await;

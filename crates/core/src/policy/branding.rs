@@ -11,9 +11,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::Checker;
 use super::diagnostic::PolicyErrorKind as E;
 use super::raw::RawBranding;
-use super::Checker;
 
 /// The largest logo, as data URI text: a logo, not a photograph, and the
 /// page must stay small on a phone.

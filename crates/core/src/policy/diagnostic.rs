@@ -116,10 +116,7 @@ pub enum PolicyErrorKind {
     #[error("`{field}` must not be empty")]
     EmptyField { field: &'static str },
     #[error("`{field}` {reason}")]
-    InvalidBranding {
-        field: &'static str,
-        reason: String,
-    },
+    InvalidBranding { field: &'static str, reason: String },
     #[error(
         "`branding.text` `{text}` on `branding.accent` `{accent}` has a contrast of {ratio}:1; it must be at least 4.5:1 so that recipients can read it"
     )]

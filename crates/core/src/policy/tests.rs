@@ -392,12 +392,19 @@ fn branding_is_checked_and_defaults_when_absent() {
 
 #[test]
 fn unreadable_branding_colours_are_refused_where_written() {
-    let (kind, at) = first_error(&format!("{CLASS}[branding]\naccent = \"#ffff00\"\ntext = \"#ffffff\"\n"));
-    assert!(matches!(kind, PolicyErrorKind::LowContrast { .. }), "{kind}");
+    let (kind, at) = first_error(&format!(
+        "{CLASS}[branding]\naccent = \"#ffff00\"\ntext = \"#ffffff\"\n"
+    ));
+    assert!(
+        matches!(kind, PolicyErrorKind::LowContrast { .. }),
+        "{kind}"
+    );
     assert!(kind.to_string().contains("4.5:1"), "{kind}");
     assert_eq!(at.column, 8, "{at}");
     let (kind, _) = first_error(&format!("{CLASS}[branding]\naccent = \"blue\"\n"));
     assert!(kind.to_string().contains("`branding.accent`"), "{kind}");
-    let (kind, _) = first_error(&format!("{CLASS}[branding]\nlogo = \"https://x.example/l.png\"\n"));
+    let (kind, _) = first_error(&format!(
+        "{CLASS}[branding]\nlogo = \"https://x.example/l.png\"\n"
+    ));
     assert!(kind.to_string().contains("`branding.logo`"), "{kind}");
 }

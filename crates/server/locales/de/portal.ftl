@@ -65,16 +65,16 @@ failure-body = Die Nachricht konnte nicht angezeigt werden. Bitte versuchen Sie 
 
 start-title = Ihre sichere Nachricht öffnen
 start-from = { $sender } hat Ihnen eine sichere Nachricht gesendet.
-start-phone = Zum Öffnen senden wir Ihnen einen 6-stelligen Bestätigungscode per SMS an Ihr Telefon { $to }.
-start-email = Zum Öffnen senden wir Ihnen einen 6-stelligen Bestätigungscode an Ihre E-Mail-Adresse { $to }.
+start-phone = Zum Öffnen senden wir Ihnen einen 6‑stelligen Bestätigungscode per SMS an Ihr Telefon { $to }.
+start-email = Zum Öffnen senden wir Ihnen einen 6‑stelligen Bestätigungscode an Ihre E-Mail-Adresse { $to }.
 start-why = Der Code stellt sicher, dass nur Sie die Nachricht lesen können.
 send-code = Code senden
 start-no-code = Diese Nachricht öffnet sich ohne Bestätigungscode.
 open-message = Nachricht öffnen
 
 code-title = Bestätigungscode eingeben
-code-sent-phone = Wir haben einen 6-stelligen Bestätigungscode per SMS an Ihr Telefon { $to } gesendet. Er ist { $valid } gültig.
-code-sent-email = Wir haben einen 6-stelligen Bestätigungscode an Ihre E-Mail-Adresse { $to } gesendet. Er ist { $valid } gültig.
+code-sent-phone = Wir haben einen 6‑stelligen Bestätigungscode per SMS an Ihr Telefon { $to } gesendet. Er ist { $valid } gültig.
+code-sent-email = Wir haben einen 6‑stelligen Bestätigungscode an Ihre E-Mail-Adresse { $to } gesendet. Er ist { $valid } gültig.
 code-wrong = Dieser Code ist nicht korrekt. Sie haben noch { $left ->
         [one] 1 Versuch
        *[other] { $left } Versuche

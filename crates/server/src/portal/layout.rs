@@ -205,7 +205,10 @@ pub(super) fn page(look: &Look, status: StatusCode, title: &str, main: &str) -> 
 /// `GET /portal/assets/portal.css`.
 pub(super) async fn stylesheet() -> Response {
     (
-        [(CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"))],
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/css; charset=utf-8"),
+        )],
         STYLESHEET,
     )
         .into_response()

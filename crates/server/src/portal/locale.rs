@@ -163,7 +163,10 @@ impl From<i64> for Arg {
 /// The page's language: the recipient's own if set, else the best
 /// supported match for the browser's `Accept-Language`, else English.
 pub(crate) fn negotiate(recipient: Option<&str>, headers: &HeaderMap) -> Lang {
-    if let Some(lang) = recipient.and_then(primary).and_then(|p| Lang::from_primary(&p)) {
+    if let Some(lang) = recipient
+        .and_then(primary)
+        .and_then(|p| Lang::from_primary(&p))
+    {
         return lang;
     }
     let header = headers
@@ -171,10 +174,8 @@ pub(crate) fn negotiate(recipient: Option<&str>, headers: &HeaderMap) -> Lang {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let requested = fluent_langneg::parse_accepted_languages(header);
-    let available: Vec<LanguageIdentifier> = SUPPORTED
-        .iter()
-        .filter_map(|t| t.parse().ok())
-        .collect();
+    let available: Vec<LanguageIdentifier> =
+        SUPPORTED.iter().filter_map(|t| t.parse().ok()).collect();
     let default: LanguageIdentifier = "en".parse().unwrap_or_default();
     fluent_langneg::negotiate_languages(
         &requested,
@@ -232,7 +233,10 @@ mod tests {
 
     #[test]
     fn the_recipient_language_wins_then_the_browser_then_english() {
-        assert_eq!(negotiate(None, &accept("de-DE,de;q=0.9,en;q=0.5")), Lang::De);
+        assert_eq!(
+            negotiate(None, &accept("de-DE,de;q=0.9,en;q=0.5")),
+            Lang::De
+        );
         assert_eq!(negotiate(Some("fr"), &accept("de-DE")), Lang::Fr);
         assert_eq!(negotiate(None, &accept("it-IT,es;q=0.8")), Lang::Es);
         assert_eq!(negotiate(None, &accept("ja")), Lang::En);

@@ -1,14 +1,15 @@
 //! Where a one-time code went, shown so the recipient recognises it and
 //! nobody else learns it: the last two digits of a phone number
 //! (`•••• 42`), the first letter of each side of an e-mail address and its
-//! top-level domain (`j•••@e•••.com`). The full address never reaches a
+//! top-level domain (`j•••@e•••.com`); a no-break space keeps the phone's
+//! hint on one line. The full address never reaches a
 //! page.
 
 /// A phone number as the code page shows it.
 pub(super) fn phone(number: &str) -> String {
     let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
     let tail: String = digits.iter().rev().take(2).rev().collect();
-    format!("•••• {tail}")
+    format!("••••\u{a0}{tail}")
 }
 
 /// An e-mail address as the code page shows it.
@@ -30,7 +31,7 @@ mod tests {
 
     #[test]
     fn addresses_are_masked_to_a_hint() {
-        assert_eq!(phone("+15550142"), "•••• 42");
+        assert_eq!(phone("+15550142"), "••••\u{a0}42");
         assert_eq!(email("jane.doe@example.com"), "j•••@e•••.com");
         assert_eq!(email("ünï@bücher.example.de"), "ü•••@b•••.de");
         assert_eq!(email("nobody"), "•••");

@@ -33,6 +33,7 @@
 //! `GET /portal/assets/portal.css` (the one stylesheet). Anything else
 //! under `/portal` is an HTML 404 with the same headers.
 
+mod code;
 mod flow;
 mod layout;
 pub mod locale;
@@ -275,7 +276,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/portal/{token}/code",
-            post(flow::submit_code).fallback(pages::method_not_allowed),
+            post(code::submit_code).fallback(pages::method_not_allowed),
         )
         .route(
             "/portal/{token}/message",

@@ -7,8 +7,8 @@ use axum::http::header::{HeaderValue, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-pub(super) use super::layout::{Look, escape};
 use super::layout::page;
+pub(super) use super::layout::{Look, escape};
 use super::locale::Arg;
 use crate::error::ApiError;
 
@@ -100,7 +100,13 @@ pub(super) fn session_ended(look: &Look, token: &str) -> Response {
     let again = format!("/portal/{token}");
     let label = look.t("open-again");
     let status = StatusCode::UNAUTHORIZED;
-    simple(look, status, "session-ended-title", &p, Some((&again, &label)))
+    simple(
+        look,
+        status,
+        "session-ended-title",
+        &p,
+        Some((&again, &label)),
+    )
 }
 
 pub(super) fn stale_form(look: &Look, token: &str) -> Response {
@@ -150,7 +156,13 @@ pub(super) enum SentTo {
 }
 
 impl SentTo {
-    fn words(&self, look: &Look, phone: &str, email: &str, extra: &[(&'static str, Arg)]) -> String {
+    fn words(
+        &self,
+        look: &Look,
+        phone: &str,
+        email: &str,
+        extra: &[(&'static str, Arg)],
+    ) -> String {
         let (id, to) = match self {
             SentTo::Phone(m) => (phone, m),
             SentTo::Email(m) => (email, m),
@@ -289,7 +301,9 @@ pub(super) struct MessageView<'a> {
 }
 
 /// The honest label's message ids and its style: (label, explanation, class).
-pub(super) fn label_ids(level: ladder_core::AssuranceLevel) -> (&'static str, &'static str, &'static str) {
+pub(super) fn label_ids(
+    level: ladder_core::AssuranceLevel,
+) -> (&'static str, &'static str, &'static str) {
     use ladder_core::AssuranceLevel;
     match level {
         AssuranceLevel::None => ("label-none", "label-none-explain", "none"),
@@ -382,7 +396,13 @@ pub(super) fn failure(look: &Look, e: &ApiError) -> Response {
     match e {
         ApiError::Contention => {
             let p = [look.t("busy-body")];
-            simple(look, StatusCode::SERVICE_UNAVAILABLE, "busy-title", &p, None)
+            simple(
+                look,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy-title",
+                &p,
+                None,
+            )
         }
         other => {
             tracing::error!(error = %other, "portal request failed");
