@@ -17,8 +17,8 @@ mod support;
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, SET_COOKIE};
-use serde_json::{Value, json};
+use reqwest::header::SET_COOKIE;
+use serde_json::json;
 use support::portal::*;
 use support::{Backend, StatusCode, TestApp};
 
@@ -959,17 +959,20 @@ async fn portal_link_get_sends_no_code(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(head.status(), StatusCode::OK);
-        // This origin's stylesheet and the one hashed inline style (the
-        // tenant's colours): no scripts, no inline styles otherwise.
+        // This origin's stylesheet, the one hashed inline style (the
+        // tenant's colours) and `data:` images (its logo): no scripts, no
+        // inline styles otherwise.
         let csp = head
             .headers()
             .get("content-security-policy")
             .unwrap()
             .to_str()
             .unwrap();
-        assert!(
-            csp.starts_with("default-src 'none'; style-src 'self' 'sha256-")
-                && csp.ends_with("'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        let (before, hash) = csp.split_once("'sha256-").unwrap();
+        let (_, after) = hash.split_once('\'').unwrap();
+        assert_eq!(before, "default-src 'none'; style-src 'self' ", "{csp}");
+        assert_eq!(
+            after, "; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
             "{csp}"
         );
     }

@@ -59,6 +59,18 @@ async fn message_for(app: &TestApp, recipient: &str, body: &str) -> (String, Str
     (id, path)
 }
 
+/// Sends `code` with the code form `form` of the link at `path`.
+async fn enter(app: &TestApp, path: &str, form: &Page, code: &str) -> Page {
+    let csrf = form.csrf();
+    post(
+        app,
+        &format!("{path}/code"),
+        None,
+        &[("csrf", &csrf), ("code", code)],
+    )
+    .await
+}
+
 async fn pages_speak_the_recipients_language_else_the_browsers(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
         return;
@@ -92,13 +104,7 @@ async fn pages_speak_the_recipients_language_else_the_browsers(backend: Backend)
     let form = post(&app, &path, None, &[("csrf", &start.csrf())]).await;
     assert!(form.text.contains("Saisissez votre code"), "{}", form.text);
     let (code, _) = latest_code(&app, &id).await;
-    let wrong_code = post(
-        &app,
-        &format!("{path}/code"),
-        None,
-        &[("csrf", &form.csrf()), ("code", wrong(&code))],
-    )
-    .await;
+    let wrong_code = enter(&app, &path, &form, wrong(&code)).await;
     assert!(
         wrong_code.text.contains("Il vous reste 4 essais"),
         "{}",
@@ -189,13 +195,7 @@ async fn times_show_in_the_recipients_zone(backend: Backend) {
     let start = get(&app, &path, None).await;
     let form = post(&app, &path, None, &[("csrf", &start.csrf())]).await;
     let (code, _) = latest_code(&app, &id).await;
-    let signed_in = post(
-        &app,
-        &format!("{path}/code"),
-        None,
-        &[("csrf", &form.csrf()), ("code", &code)],
-    )
-    .await;
+    let signed_in = enter(&app, &path, &form, &code).await;
     assert_eq!(
         signed_in.status,
         StatusCode::SEE_OTHER,
@@ -231,14 +231,7 @@ async fn the_code_destination_is_only_ever_masked(backend: Backend) {
     // The code went to the phone: named by its last two digits only.
     assert!(form.text.contains("••••\u{a0}42"), "{}", form.text);
     let (code, _) = latest_code(&app, &id).await;
-    let wrong_code = post(
-        &app,
-        &format!("{path}/code"),
-        None,
-        &[("csrf", &form.csrf()), ("code", wrong(&code))],
-    )
-    .await;
-    pages.push(wrong_code.text);
+    pages.push(enter(&app, &path, &form, wrong(&code)).await.text);
     let cookie = sign_in(&app, &id, &path).await;
     let message = get(&app, &format!("{path}/message"), Some(&cookie)).await;
     pages.push(message.text);

@@ -16,6 +16,8 @@ use axum::http::header::ACCEPT_LANGUAGE;
 use fluent_bundle::FluentValue;
 use fluent_templates::{LanguageIdentifier, Loader};
 
+use super::TimeUnit;
+
 // INVARIANT: the `.ftl` files are compiled in and parse (the loader would
 // panic on first use otherwise); `every_language_has_every_message` loads
 // them all, so a broken file fails the tests, never a recipient's page.
@@ -93,27 +95,16 @@ impl Lang {
         if seconds < 60 {
             return self.t("duration-under-a-minute");
         }
-        let units = [
-            (86_400, "duration-days"),
-            (3_600, "duration-hours"),
-            (60, "duration-minutes"),
-        ];
-        let mut rest = seconds;
-        let mut parts = Vec::new();
-        for (size, id) in units {
-            let n = rest / size;
-            rest %= size;
-            if n > 0 || !parts.is_empty() {
-                parts.push((n, id));
-            }
-            if parts.len() == 2 {
-                break;
-            }
-        }
-        parts
+        super::duration_parts(seconds)
             .into_iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, id)| self.ta(id, &[("n", Arg::Number(n))]))
+            .map(|(n, unit)| {
+                let id = match unit {
+                    TimeUnit::Day => "duration-days",
+                    TimeUnit::Hour => "duration-hours",
+                    TimeUnit::Minute => "duration-minutes",
+                };
+                self.ta(id, &[("n", Arg::Number(n))])
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }

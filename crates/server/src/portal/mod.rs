@@ -299,25 +299,52 @@ pub fn describe_duration(seconds: i64) -> String {
     if seconds < 60 {
         return "less than a minute".to_string();
     }
-    let units = [(86_400, "day"), (3_600, "hour"), (60, "minute")];
-    let mut rest = seconds;
+    duration_parts(seconds)
+        .into_iter()
+        .map(|(n, unit)| {
+            let name = match unit {
+                TimeUnit::Day => "day",
+                TimeUnit::Hour => "hour",
+                TimeUnit::Minute => "minute",
+            };
+            format!("{n} {name}{}", if n == 1 { "" } else { "s" })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A unit a duration is told in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeUnit {
+    Day,
+    Hour,
+    Minute,
+}
+
+/// A span of seconds as at most two adjacent units, rounded down, units
+/// that come out zero left out (`1 day` for a day and a minute); empty
+/// under a minute. Shared by [`describe_duration`] and the portal's
+/// languages.
+pub(crate) fn duration_parts(seconds: i64) -> Vec<(i64, TimeUnit)> {
+    let units = [
+        (86_400, TimeUnit::Day),
+        (3_600, TimeUnit::Hour),
+        (60, TimeUnit::Minute),
+    ];
+    let mut rest = seconds.max(0);
     let mut parts = Vec::new();
-    for (size, name) in units {
+    for (size, unit) in units {
         let n = rest / size;
         rest %= size;
         if n > 0 || !parts.is_empty() {
-            parts.push((n, name));
+            parts.push((n, unit));
         }
         if parts.len() == 2 {
             break;
         }
     }
+    parts.retain(|(n, _)| *n > 0);
     parts
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, name)| format!("{n} {name}{}", if n == 1 { "" } else { "s" }))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, SET_C
 use axum::response::{IntoResponse, Response};
 use ladder_core::{AssuranceLevel, Container};
 use ladder_store::messages::{self, Event, Message, Status};
-use ladder_store::portal::{self};
+use ladder_store::portal::{self, Session};
 use ladder_store::{Tx, threads};
 use serde_json::json;
 
@@ -42,23 +42,16 @@ async fn show_message_inner(
     look: &mut Look,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
-    let mut tx = state.store.begin().await?;
+    let (mut tx, usable, session) =
+        match in_session(state, token, now, "message", look, headers).await? {
+            Ok(found) => found,
+            Err(page) => return Ok(page),
+        };
     let Usable {
         link,
         message,
         payload,
-    } = match usable(state, &mut tx, token, now, "message", look, headers).await? {
-        Ok(u) => u,
-        Err(page) => {
-            commit(tx).await?;
-            return Ok(page);
-        }
-    };
-    let Some(session) = live_session(state, &mut tx, headers, &link, now).await? else {
-        drop(tx);
-        event("no_session");
-        return Ok(pages::session_ended(look, token));
-    };
+    } = usable;
     let previous = portal::last_access(&mut tx, &link.tenant_id, &link.recipient_id).await?;
     if !portal::count_view(&mut tx, &link.tenant_id, &link.id, now).await? {
         refuse(state, &mut tx, &link, "view_limit", "message").await?;
@@ -150,24 +143,16 @@ async fn download_inner(
     look: &mut Look,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
-    let mut tx = state.store.begin().await?;
+    let (mut tx, usable, session) =
+        match in_session(state, token, now, "download", look, headers).await? {
+            Ok(found) => found,
+            Err(page) => return Ok(page),
+        };
     let Usable {
         link,
         message,
         payload,
-    } = match usable(state, &mut tx, token, now, "download", look, headers).await? {
-        Ok(u) => u,
-        Err(page) => {
-            commit(tx).await?;
-            return Ok(page);
-        }
-    };
-    let Some(session) = live_session(state, &mut tx, headers, &link, now).await? else {
-        refuse(state, &mut tx, &link, "no_session", "download").await?;
-        commit(tx).await?;
-        event("no_session");
-        return Ok(pages::session_ended(look, token));
-    };
+    } = usable;
     portal::touch_session(&mut tx, &session.token_hash, now).await?;
     let Some(plain) = open_payload(state, &link.tenant_id, &message.id, payload)? else {
         return Ok(pages::withdrawn(look));
@@ -210,6 +195,37 @@ async fn download_inner(
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
+}
+
+/// The link `token` names, usable now, and the request's live session on
+/// it — or the page to answer instead, with what it records committed. A
+/// download without a session is refused on the record; the message page
+/// without one is where an ended session is told (not a refusal).
+async fn in_session(
+    state: &AppState,
+    token: &str,
+    now: i64,
+    page: &'static str,
+    look: &mut Look,
+    headers: &HeaderMap,
+) -> Result<Result<(Tx, Usable, Session), Response>, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let usable = match usable(state, &mut tx, token, now, page, look, headers).await? {
+        Ok(u) => u,
+        Err(answer) => {
+            commit(tx).await?;
+            return Ok(Err(answer));
+        }
+    };
+    let Some(session) = live_session(state, &mut tx, headers, &usable.link, now).await? else {
+        if page == "download" {
+            refuse(state, &mut tx, &usable.link, "no_session", page).await?;
+        }
+        commit(tx).await?;
+        event("no_session");
+        return Ok(Err(pages::session_ended(look, token)));
+    };
+    Ok(Ok((tx, usable, session)))
 }
 
 /// The first view of a portal message is its reading, as a read receipt

@@ -85,6 +85,30 @@ fn check_address(field: &str, value: &str, ok: impl Fn(&str) -> bool) -> Result<
     Ok(())
 }
 
+/// An optional recipient setting, checked (and made canonical) by `check`;
+/// refused naming the field and what it must be.
+fn checked(
+    field: &str,
+    value: Option<&str>,
+    check: impl Fn(&str) -> Option<String>,
+    code: &'static str,
+    must_be: &str,
+) -> Result<Option<String>, ApiError> {
+    value
+        .map(|v| {
+            check(v).ok_or_else(|| {
+                ApiError::invalid(
+                    code,
+                    format!(
+                        "field `{field}` must be {must_be}, not `{}`",
+                        v.chars().take(64).collect::<String>()
+                    ),
+                )
+            })
+        })
+        .transpose()
+}
+
 /// Registers a recipient, or answers the existing one for the same
 /// `external_id` (200). Two racing registrations make one recipient.
 pub async fn register(
@@ -128,37 +152,23 @@ async fn register_once(
             (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit())
         })?;
     }
-    let language = req
-        .language
-        .as_deref()
-        .map(|l| {
-            crate::portal::locale::recipient_language(l).ok_or_else(|| {
-                ApiError::invalid(
-                    "invalid_language",
-                    format!(
-                        "field `language` must be a language tag the portal speaks ({}), not `{}`",
-                        crate::portal::locale::SUPPORTED.join(", "),
-                        l.chars().take(35).collect::<String>()
-                    ),
-                )
-            })
-        })
-        .transpose()?;
-    let time_zone = req
-        .time_zone
-        .as_deref()
-        .map(|z| {
-            crate::portal::locale::recipient_time_zone(z).ok_or_else(|| {
-                ApiError::invalid(
-                    "invalid_time_zone",
-                    format!(
-                        "field `time_zone` must be an IANA time zone such as `Europe/Berlin`, not `{}`",
-                        z.chars().take(64).collect::<String>()
-                    ),
-                )
-            })
-        })
-        .transpose()?;
+    let language = checked(
+        "language",
+        req.language.as_deref(),
+        crate::portal::locale::recipient_language,
+        "invalid_language",
+        &format!(
+            "a language tag the portal speaks ({})",
+            crate::portal::locale::SUPPORTED.join(", ")
+        ),
+    )?;
+    let time_zone = checked(
+        "time_zone",
+        req.time_zone.as_deref(),
+        crate::portal::locale::recipient_time_zone,
+        "invalid_time_zone",
+        "an IANA time zone such as `Europe/Berlin`",
+    )?;
     let mut tx = state.store.begin().await?;
     if let Some(existing) = recipients::find_external(&mut tx, tenant_id, ext).await? {
         return Ok((200, existing));
