@@ -184,7 +184,7 @@ pub(super) async fn second_factor(
             ApiError::Internal(format!("link {} has an unknown second factor", link.id))
         })?),
     };
-    Ok(notify::factor_for(
+    notify::factor_for(
         fixed,
         message.decision.outcome.route(),
         recipient.has_phone,
@@ -204,7 +204,7 @@ pub(super) async fn second_factor(
             SecondFactor::None => Factor::NoCode,
         })
     })
-    .transpose()?)
+    .transpose()
 }
 
 /// What the portal asks of whoever opened a link.
