@@ -221,6 +221,12 @@ impl Browser {
     /// and the tenant's colours applied, and at 390 px every control at
     /// least 44 px in both directions. Saved as `{name}-{width}-{lang}`.
     async fn view_portal(&self, name: &str, lang: &str) {
+        self.view_portal_in(name, lang, "rgb(11, 79, 138)").await;
+    }
+
+    /// [`Browser::view_portal`] for a page whose band is `accent` (the
+    /// neutral one where no tenant is known).
+    async fn view_portal_in(&self, name: &str, lang: &str, accent: &str) {
         let applied = self
             .client
             .execute(
@@ -229,7 +235,7 @@ impl Browser {
             )
             .await
             .unwrap();
-        assert_eq!(applied, "rgb(11, 79, 138)", "{name}: the tenant's accent");
+        assert_eq!(applied, accent, "{name}: the band's colour");
         assert_eq!(
             self.client
                 .execute("return document.documentElement.lang;", vec![])
@@ -621,6 +627,22 @@ async fn read_on_the_portal(app: &TestApp, b: &Browser, rid: &str, body: &str, l
     b.wait_path(&format!("{link}/message")).await;
     assert!(b.text("main").await.contains(body));
     b.view_portal("portal-message", lang).await;
+    // Closing ends the session: the page says so, still in the tenant's
+    // colours; a link nobody issued gets the neutral look.
+    b.click("form[action$='/end'] button[type=submit]").await;
+    b.wait_path(&format!("{link}/end")).await;
+    b.view_portal("portal-closed", lang).await;
+    b.goto("/portal/no-such-link").await;
+    // The page itself answers 410 Gone, which the browser logs: nothing else.
+    let errors = b.console_errors().await;
+    assert!(
+        errors.len() == 1
+            && errors[0].contains("/portal/no-such-link - ")
+            && errors[0].contains("410"),
+        "{errors:?}"
+    );
+    b.view_portal_in("portal-unknown", "en", "rgb(31, 58, 95)")
+        .await;
 }
 
 both_backends!(
