@@ -32,6 +32,8 @@ pub async fn register(
             "pseudonym": r.pseudonym,
             "has_email": r.has_email,
             "has_phone": r.has_phone,
+            "language": r.language,
+            "time_zone": r.time_zone,
         })),
     ))
 }
