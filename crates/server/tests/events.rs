@@ -127,12 +127,14 @@ fn verify_python(cases: &[(&str, &Received)]) {
             })
         })
         .collect();
-    let script = "import json, sys\n\
-from standardwebhooks.webhooks import Webhook\n\
-cases = json.load(sys.stdin)\n\
-for c in cases:\n\
-    Webhook(c['secret']).verify(c['body'], c['headers'])\n\
-print('verified', len(cases))\n";
+    let script = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook
+cases = json.load(sys.stdin)
+for c in cases:
+    Webhook(c["secret"]).verify(c["body"], c["headers"])
+print("verified", len(cases))
+"#;
     let mut child = std::process::Command::new(&python)
         .args(["-c", script])
         .stdin(std::process::Stdio::piped())
@@ -451,8 +453,9 @@ async fn another_tenant_finds_nothing(backend: Backend) {
     };
     let (_rx, url) = Receiver::start().await;
     let (sub, _) = subscribe(&app, &url, json!([])).await;
-    let policy = std::fs::read_to_string("../../examples/policies/acme.toml").unwrap();
-    let (b_sender, b_admin) = app.other_tenant_keys("tenant-b", &policy).await;
+    let policy = include_str!("../../../examples/policies/acme.toml")
+        .replace("tenant = \"acme\"", "tenant = \"globex\"");
+    let (b_sender, b_admin) = app.other_tenant_keys("globex", &policy).await;
     let path = format!("/v1/event-subscriptions/{sub}");
     assert_eq!(app.get(&path, &b_admin).await.status, StatusCode::NOT_FOUND);
     assert_eq!(
