@@ -535,7 +535,46 @@ async fn bad_subscriptions_are_refused_naming_the_field(backend: Backend) {
     app.stop().await;
 }
 
+async fn overrides_and_revocations_are_announced(backend: Backend) {
+    let Some(app) = start(backend).await else {
+        return;
+    };
+    let (rx, url) = Receiver::start().await;
+    let types = json!(["override.set", "override.cleared", "message.revoked"]);
+    let (_, secret) = subscribe(&app, &url, types).await;
+    let set = json!({ "id": "sms-off", "channel": "sms", "effect": "disable",
+                      "reason": "carrier incident", "expires_in": "4h" });
+    let o = app.post("/v1/overrides", &app.admin, set).await;
+    assert_eq!(o.status, StatusCode::CREATED, "{}", o.text);
+    let del = app.delete("/v1/overrides/sms-off", &app.admin).await;
+    assert_eq!(del.status, StatusCode::OK, "{}", del.text);
+    let r = app.recipient("emp-revoke").await;
+    let id = send(&app, "ev-revoke", &r).await;
+    let rev = app
+        .post(&format!("/v1/messages/{id}/revoke"), &app.sender, json!({}))
+        .await;
+    assert!(rev.status.is_success(), "{}", rev.text);
+    let got = rx.wait("three events", |g| g.len() >= 3).await;
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|d| {
+            assert!(verify_rust(&secret, d));
+            assert!(!d.body.contains("carrier incident"), "{}", d.body);
+            serde_json::from_str(&d.body).unwrap()
+        })
+        .collect();
+    let of = |t: &str| bodies.iter().find(|b| b["type"] == t).unwrap()["data"].clone();
+    let set = of("override.set");
+    assert_eq!(set["override_id"], "sms-off", "{set:#}");
+    assert_eq!(set["channel"], "sms");
+    assert_eq!(set["effect"], "disable");
+    assert_eq!(of("override.cleared")["cause"], "cleared");
+    assert_eq!(of("message.revoked")["message_id"], id.as_str());
+    app.stop().await;
+}
+
 both_backends!(
+    overrides_and_revocations_are_announced,
     deliveries_are_signed_and_carry_no_content,
     a_refused_delivery_is_retried_under_the_same_id,
     failed_events_are_marked_and_can_be_sent_again,

@@ -195,12 +195,7 @@ pub async fn list(
     let before = after(q.cursor.as_deref(), |s| {
         SubscriptionId::parse(s, "cursor").ok()
     })?;
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
+    let mut conn = state.store.acquire().await?;
     let mut page = event_hooks::list(
         &mut conn,
         &caller.tenant_id,
@@ -280,12 +275,7 @@ pub async fn attempts(
     let before = after(q.cursor.as_deref(), |s| AttemptId::parse(s, "cursor").ok())?;
     // 404 for a subscription that is not the caller's.
     subscriptions::get(&state, &caller.tenant_id, &id).await?;
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
+    let mut conn = state.store.acquire().await?;
     let mut page = event_hooks::attempts(
         &mut conn,
         &caller.tenant_id,

@@ -163,24 +163,14 @@ pub fn from_audit(
                 ),
             )
         }
-        "override_cleared" => (
+        "override_cleared" | "override_expired" => (
             "override.cleared",
             data(
                 "override_id",
                 subject,
                 details,
                 &[],
-                json!({ "cause": "cleared" }),
-            ),
-        ),
-        "override_expired" => (
-            "override.cleared",
-            data(
-                "override_id",
-                subject,
-                details,
-                &[],
-                json!({ "cause": "expired" }),
+                json!({ "cause": kind.trim_start_matches("override_") }),
             ),
         ),
         _ => return None,
@@ -231,4 +221,118 @@ pub async fn record(
     }
     metrics::counter!("ladder_events_recorded_total", "type" => event_type).increment(1);
     Ok(subscribers.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{TYPES, from_audit};
+
+    #[test]
+    fn audit_entries_map_to_their_events_with_ids_and_codes_only() {
+        let rule = json!({ "rule": {
+            "id": "sms-off", "channel": "sms", "effect": "disable",
+            "reason": "carrier incident at +15550001111", "author": "ops@example.com",
+            "expires": 1_800_000_000, "match": {}
+        }});
+        let (t, d) = from_audit("override_set", Some("sms-off"), &rule).unwrap();
+        assert_eq!(t, "override.set");
+        assert_eq!(
+            d,
+            json!({ "override_id": "sms-off", "channel": "sms", "effect": "disable", "expires": 1_800_000_000 })
+        );
+        let (t, d) = from_audit(
+            "override_expired",
+            Some("sms-off"),
+            &json!({ "expired_at": 5 }),
+        )
+        .unwrap();
+        assert_eq!(
+            (t, d),
+            (
+                "override.cleared",
+                json!({ "override_id": "sms-off", "cause": "expired" })
+            )
+        );
+        let (t, d) = from_audit(
+            "override_cleared",
+            Some("sms-off"),
+            &json!({ "reason": "free text" }),
+        )
+        .unwrap();
+        assert_eq!(
+            (t, d),
+            (
+                "override.cleared",
+                json!({ "override_id": "sms-off", "cause": "cleared" })
+            )
+        );
+
+        let decision = json!({
+            "class": "payroll", "mode": "enforce", "outcome": "escalate", "route": null,
+            "policy_version": "v1", "recipient": "p:abc", "thread": "thr_1", "skipped": []
+        });
+        let (t, d) = from_audit("decision", Some("msg_1"), &decision).unwrap();
+        assert_eq!(t, "message.escalated");
+        assert_eq!(
+            d,
+            json!({ "message_id": "msg_1", "class": "payroll", "mode": "enforce", "policy_version": "v1", "thread_id": "thr_1" })
+        );
+        let deliver = json!({ "outcome": "deliver", "class": "payroll" });
+        assert_eq!(from_audit("decision", Some("msg_1"), &deliver), None);
+
+        let fallback = json!({ "reason": "retries_exhausted", "failed_step": 0, "failed_channel": "rcs",
+                               "next": "deliver", "next_route": "portal+sms" });
+        let (t, d) = from_audit("fallback", Some("msg_1"), &fallback).unwrap();
+        assert_eq!(t, "message.fallback");
+        assert_eq!(
+            d,
+            json!({ "message_id": "msg_1", "from": { "step": 0, "channel": "rcs" }, "to": "portal+sms",
+                    "next": "deliver", "cause": "retries_exhausted" })
+        );
+        let receipt = |status: &str| json!({ "channel": "rcs", "status": status });
+        assert_eq!(
+            from_audit("delivery_receipt", Some("msg_1"), &receipt("read")).map(|e| e.0),
+            Some("message.read")
+        );
+        assert_eq!(
+            from_audit("delivery_receipt", Some("msg_1"), &receipt("failed")),
+            None
+        );
+        let shredded = |reason: &str| json!({ "reason": reason });
+        assert_eq!(
+            from_audit(
+                "payload_shredded",
+                Some("msg_1"),
+                &shredded("retention_expired")
+            )
+            .map(|e| e.0),
+            Some("message.expired")
+        );
+        assert_eq!(
+            from_audit("payload_shredded", Some("msg_1"), &shredded("revoked")),
+            None
+        );
+        assert_eq!(from_audit("portal_viewed", Some("msg_1"), &json!({})), None);
+    }
+
+    #[test]
+    fn every_type_mapped_is_a_known_type() {
+        let samples = [
+            ("decision", json!({ "outcome": "confirmation_required" })),
+            ("decision", json!({ "outcome": "hold" })),
+            ("decision", json!({ "outcome": "block" })),
+            ("escalation_blocked", json!({})),
+            ("delivered", json!({})),
+            ("delivery_receipt", json!({ "status": "delivered" })),
+            ("message_revoked", json!({})),
+            ("thread_downgraded", json!({})),
+            ("thread_elevated", json!({})),
+        ];
+        for (kind, details) in samples {
+            let (t, _) = from_audit(kind, Some("x"), &details).unwrap();
+            assert!(TYPES.contains(&t), "{t}");
+        }
+    }
 }

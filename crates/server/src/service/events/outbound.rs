@@ -137,12 +137,7 @@ pub async fn run_due(state: &AppState, client: &reqwest::Client) -> Result<usize
 
 /// One attempt of one claimed event, and its bookkeeping.
 async fn attempt(state: &AppState, client: &reqwest::Client, d: &Due) -> Result<(), ApiError> {
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
+    let mut conn = state.store.acquire().await?;
     let subscription = event_hooks::get(&mut conn, &d.tenant_id, &d.subscription_id).await?;
     let Some(s) = subscription.filter(|s| s.enabled) else {
         // Disabled or deleted since the event was owed: given up, unsent.

@@ -170,13 +170,17 @@ pub async fn get(
     tenant_id: &str,
     id: &ids::SubscriptionId,
 ) -> Result<Subscription, ApiError> {
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
-    event_hooks::get(&mut conn, tenant_id, id.as_str())
+    let mut conn = state.store.acquire().await?;
+    owned(&mut conn, tenant_id, id).await
+}
+
+/// [`get`] on a connection (or in a transaction).
+async fn owned(
+    conn: &mut sqlx::AnyConnection,
+    tenant_id: &str,
+    id: &ids::SubscriptionId,
+) -> Result<Subscription, ApiError> {
+    event_hooks::get(conn, tenant_id, id.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found("event subscription", id.as_str()))
 }
@@ -200,9 +204,7 @@ pub async fn update(
         .map(check_types)
         .transpose()?;
     let mut tx = state.store.begin().await?;
-    let mut s = event_hooks::get(&mut tx, tenant_id, id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found("event subscription", id.as_str()))?;
+    let mut s = owned(&mut tx, tenant_id, id).await?;
     let url_changed = url.as_ref().is_some_and(|u| *u != s.url);
     if let Some(u) = url {
         s.url = u;
@@ -263,9 +265,7 @@ pub async fn rotate(
     id: &ids::SubscriptionId,
 ) -> Result<(String, i64), ApiError> {
     let mut tx = state.store.begin().await?;
-    let mut s = event_hooks::get(&mut tx, tenant_id, id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found("event subscription", id.as_str()))?;
+    let mut s = owned(&mut tx, tenant_id, id).await?;
     let at = now().0;
     let until =
         at.saturating_add(i64::try_from(state.config.events.secret_grace_s).unwrap_or(i64::MAX));
@@ -297,12 +297,7 @@ pub async fn retry(
     attempt_or_event: &str,
 ) -> Result<String, ApiError> {
     let mut tx = state.store.begin().await?;
-    if event_hooks::get(&mut tx, tenant_id, id.as_str())
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found("event subscription", id.as_str()));
-    }
+    owned(&mut tx, tenant_id, id).await?;
     let event = event_hooks::event_named(&mut tx, tenant_id, id.as_str(), attempt_or_event)
         .await?
         .ok_or_else(|| ApiError::not_found("event or delivery attempt", attempt_or_event))?;
