@@ -500,6 +500,21 @@ mod tests {
     }
 
     #[test]
+    fn event_settings_are_checked() {
+        let c: Config = toml::from_str("[events]\nmax_attempts = 0\n").unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("events.max_attempts"), "{err}");
+        // A claimed batch must fit in the lease.
+        let c: Config = toml::from_str("[events]\ntimeout_ms = 20000\nlease_ms = 60000\n").unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("events.lease_ms"), "{err}");
+        let c: Config =
+            toml::from_str("[events]\nallow_http_loopback = true\nbackoff_base_ms = 50\n").unwrap();
+        assert!(c.check().is_ok());
+        assert!(!Config::default().events.allow_http_loopback);
+    }
+
+    #[test]
     fn log_format_comes_from_the_file_and_the_environment_overrides_it() {
         assert_eq!(Config::default().log_format, LogFormat::Text);
         let mut c: Config = toml::from_str("log_format = \"json\"\n").unwrap();
