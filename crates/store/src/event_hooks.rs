@@ -12,7 +12,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use crate::db::{Dialect, Store};
+use crate::db::Store;
 use crate::error::StoreError;
 
 /// A tenant's endpoint and what it wants.

@@ -15,7 +15,7 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use crate::db::{Dialect, Store};
+use crate::db::Store;
 use crate::error::StoreError;
 use crate::ids::{RequestId, new_id};
 

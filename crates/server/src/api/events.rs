@@ -12,7 +12,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use ladder_store::StoreError;
 use ladder_store::event_hooks::{self, AttemptRow, Subscription};
 use ladder_store::ids::{AttemptId, EventId, SubscriptionId};
 use serde::{Deserialize, Serialize};

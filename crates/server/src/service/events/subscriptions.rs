@@ -216,19 +216,34 @@ pub async fn update(
         s.enabled = e;
     }
     s.updated_at = now().0;
-    event_hooks::update(&mut tx, &s).await?;
+    let details =
+        json!({ "url_changed": url_changed, "event_types": s.event_types, "enabled": s.enabled });
+    save(tx, state, actor, &s, "event_subscription_updated", details).await?;
+    Ok(s)
+}
+
+/// Writes back a changed subscription with its audit entry, and commits.
+async fn save(
+    mut tx: ladder_store::Tx,
+    state: &AppState,
+    actor: &str,
+    s: &Subscription,
+    kind: &str,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    event_hooks::update(&mut tx, s).await?;
     audit::record(
         &mut tx,
         state,
-        tenant_id,
+        &s.tenant_id,
         actor,
-        "event_subscription_updated",
+        kind,
         Some(&s.id),
-        json!({ "url_changed": url_changed, "event_types": s.event_types, "enabled": s.enabled }),
+        details,
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(s)
+    Ok(())
 }
 
 /// Deletes a subscription; the events still owed to it are given up.
@@ -272,18 +287,16 @@ pub async fn rotate(
     s.previous_salt = Some(std::mem::replace(&mut s.secret_salt, salt()?));
     s.previous_until = Some(until);
     s.updated_at = at;
-    event_hooks::update(&mut tx, &s).await?;
-    audit::record(
-        &mut tx,
+    let details = json!({ "previous_valid_until": until });
+    save(
+        tx,
         state,
-        tenant_id,
         actor,
+        &s,
         "event_subscription_secret_rotated",
-        Some(&s.id),
-        json!({ "previous_valid_until": until }),
+        details,
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
     Ok((secret(state, tenant_id, &s.secret_salt)?, until))
 }
 
