@@ -167,6 +167,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             stopped.clone(),
         )));
     }
+    for _ in 0..state.config.events.workers {
+        tasks.push(tokio::spawn(crate::worker::outbound_events(
+            state.clone(),
+            stopped.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(crate::worker::maintenance(
         state.clone(),
         stopped.clone(),

@@ -46,6 +46,7 @@ pub struct Config {
     pub portal: crate::portal::PortalConfig,
     pub limits: crate::limits::LimitsConfig,
     pub console: crate::console::ConsoleConfig,
+    pub events: EventsConfig,
 }
 
 impl Default for Config {
@@ -68,6 +69,7 @@ impl Default for Config {
             portal: crate::portal::PortalConfig::default(),
             limits: crate::limits::LimitsConfig::default(),
             console: crate::console::ConsoleConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -130,6 +132,49 @@ impl Default for DeliveryConfig {
             lease_ms: 60_000,
             poll_ms: 200,
             hold_recheck_s: 60,
+        }
+    }
+}
+
+/// How many due events an event worker claims at once.
+pub const EVENT_BATCH: u64 = 4;
+
+/// Outbound event webhooks to tenants' own endpoints (`[events]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Event workers per node; 0 records events without sending them.
+    pub workers: usize,
+    /// How long one POST to an endpoint may take.
+    pub timeout_ms: u64,
+    /// Attempts per event before it is marked failed.
+    pub max_attempts: i64,
+    /// The first retry's delay; each next one doubles, up to `backoff_max_ms`.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// How often idle workers look for due events.
+    pub poll_ms: u64,
+    /// How long a claimed event stays with its worker; above the timeout.
+    pub lease_ms: i64,
+    /// How long the previous secret still signs after a rotation.
+    pub secret_grace_s: u64,
+    /// Accept `http://` endpoints on a loopback address (tests, local demos);
+    /// otherwise only `https://`.
+    pub allow_http_loopback: bool,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            workers: 1,
+            timeout_ms: 10_000,
+            max_attempts: 12,
+            backoff_base_ms: 10_000,
+            backoff_max_ms: 3_600_000,
+            poll_ms: 500,
+            lease_ms: 60_000,
+            secret_grace_s: 86_400,
+            allow_http_loopback: false,
         }
     }
 }
@@ -398,6 +443,19 @@ impl Config {
                 ),
             });
         }
+        // An event worker sends a claimed batch one by one within the lease.
+        let needed = i64::try_from(self.events.timeout_ms.saturating_mul(EVENT_BATCH + 1))
+            .unwrap_or(i64::MAX);
+        if self.events.lease_ms <= needed {
+            return Err(ConfigError::Invalid {
+                key: "events.lease_ms",
+                reason: format!(
+                    "must exceed {} endpoint timeouts ({needed} ms with events.timeout_ms = {})",
+                    EVENT_BATCH + 1,
+                    self.events.timeout_ms
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -410,7 +468,16 @@ impl Config {
         let d = &self.delivery;
         let p = &self.portal;
         let as_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
-        let ranges: [(&'static str, u64, u64, u64); 19] = [
+        let e = &self.events;
+        let ranges: [(&'static str, u64, u64, u64); 27] = [
+            ("events.workers", e.workers as u64, 0, 64),
+            ("events.timeout_ms", e.timeout_ms, 100, 60_000),
+            ("events.max_attempts", as_u64(e.max_attempts), 1, 50),
+            ("events.backoff_base_ms", e.backoff_base_ms, 1, HOUR_MS),
+            ("events.backoff_max_ms", e.backoff_max_ms, 1, 24 * HOUR_MS),
+            ("events.poll_ms", e.poll_ms, 1, 60_000),
+            ("events.lease_ms", as_u64(e.lease_ms), 1, HOUR_MS),
+            ("events.secret_grace_s", e.secret_grace_s, 0, 30 * DAY_S),
             ("delivery.workers", d.workers as u64, 0, 256),
             ("delivery.max_attempts", as_u64(d.max_attempts), 1, 100),
             ("delivery.backoff_base_ms", d.backoff_base_ms, 1, HOUR_MS),
@@ -606,6 +673,21 @@ mod tests {
         let err = c.check().unwrap_err().to_string();
         assert!(err.contains("portal.link_ttl_s"), "{err}");
         assert!(Config::default().check().is_ok());
+    }
+
+    #[test]
+    fn event_settings_are_checked() {
+        let c: Config = toml::from_str("[events]\nmax_attempts = 0\n").unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("events.max_attempts"), "{err}");
+        // A claimed batch must fit in the lease.
+        let c: Config = toml::from_str("[events]\ntimeout_ms = 20000\nlease_ms = 60000\n").unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("events.lease_ms"), "{err}");
+        let c: Config =
+            toml::from_str("[events]\nallow_http_loopback = true\nbackoff_base_ms = 50\n").unwrap();
+        assert!(c.check().is_ok());
+        assert!(!Config::default().events.allow_http_loopback);
     }
 
     #[test]
