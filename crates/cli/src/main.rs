@@ -15,6 +15,7 @@ mod audit;
 mod demo;
 
 mod device;
+mod health;
 mod service;
 mod simulate;
 
@@ -73,6 +74,8 @@ enum Command {
         #[command(subcommand)]
         command: device::DeviceCommand,
     },
+    /// Ask a running node whether it is ready (database and keyring); exit 0 if so.
+    Health(health::HealthArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
         Command::Audit { command } => audit::run(&command),
         Command::Device { command } => device::run(&command),
         Command::Demo(args) => demo::run(&args),
+        Command::Health(args) => health::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -182,7 +182,9 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, CliError> {
             ),
         }
         out!("  console: {base}/console (sign in with an admin key)");
-        out!("  docs: {base}/v1/openapi.json · metrics: {base}/metrics · stop with Ctrl-C");
+        out!(
+            "  docs: {base}/v1/docs (the document: {base}/v1/openapi.json) · metrics: {base}/metrics · stop with Ctrl-C"
+        );
         shutdown_signal().await;
         out!("shutting down: finishing in-flight requests and claimed deliveries");
         running.shutdown().await;

@@ -4,7 +4,8 @@
 //! the database (files, or every row of every table), the keyring, the
 //! debug-level JSON log (with the access lines of paths that hold the
 //! canary and a portal link token), the audit export and API, and
-//! `/metrics`. Also:
+//! `/metrics` — with an event subscription, so the outbound events the
+//! sends cause are in the database and their attempts in the log. Also:
 //! graceful shutdown on SIGTERM, and a tenant created by the CLI while the
 //! server runs is served without a restart.
 
@@ -132,6 +133,18 @@ fn canary(store: &[String], tmp: &Path, data: &Path, pg: Option<(&str, &str)>) {
         None,
     );
     assert_eq!(st, 200, "{h}");
+
+    // An event subscription, so every event the sends below cause is owed
+    // (rows in the database dump) and attempted (lines in the log): nothing
+    // listens there, and none of it may carry the canary.
+    let (st, sub) = call(
+        "POST",
+        &format!("{}/v1/event-subscriptions", s.base),
+        &s.admin,
+        Some(json!({ "url": "https://127.0.0.1:9/ladder-events" })),
+        None,
+    );
+    assert_eq!(st, 201, "{sub}");
 
     let mut ids = Vec::new();
     for (i, class) in [

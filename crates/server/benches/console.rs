@@ -125,6 +125,8 @@ async fn fill(
             has_email: true,
             has_phone: true,
             created_at: start,
+            language: None,
+            time_zone: None,
         };
         recipients::insert(&mut tx, &r).await?;
         let t = Thread {

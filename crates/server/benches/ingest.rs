@@ -450,6 +450,8 @@ async fn raw_store(
             has_email: true,
             has_phone: true,
             created_at: at,
+            language: None,
+            time_zone: None,
         };
         recipients::insert(&mut tx, &r).await?;
         let t = Thread {

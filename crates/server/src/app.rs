@@ -54,8 +54,9 @@ pub async fn open(config: &Config) -> Result<(Store, Keyring), StartError> {
     if url.starts_with("sqlite:") || config.keyring.is_none() {
         create_private_dir(&config.data_dir)?;
     }
+    let sealer = config.keyring_sealer()?;
     let store = Store::open(&url).await?;
-    let keyring = Keyring::open_or_create(&config.keyring_path())?;
+    let keyring = Keyring::open_sealed(&config.keyring_path(), sealer)?;
     Ok((store, keyring))
 }
 
@@ -162,6 +163,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }));
     for _ in 0..state.config.delivery.workers {
         tasks.push(tokio::spawn(crate::worker::delivery(
+            state.clone(),
+            stopped.clone(),
+        )));
+    }
+    for _ in 0..state.config.events.workers {
+        tasks.push(tokio::spawn(crate::worker::outbound_events(
             state.clone(),
             stopped.clone(),
         )));

@@ -1,8 +1,11 @@
 //! Server configuration: defaults, then a TOML file, then `LADDER_*`
-//! environment variables, then command-line flags — each overriding the
-//! one before. With nothing set, ladder runs on the embedded default: a
-//! SQLite database and keyring under `./ladder-data`, listening on
-//! 127.0.0.1:7878, with sandbox channels.
+//! environment variables (every key, secrets also from files: [`env`]),
+//! then command-line flags — each overriding the one before. With nothing
+//! set, ladder runs on the embedded default: a SQLite database and keyring
+//! under `./ladder-data`, listening on 127.0.0.1:7878, with sandbox
+//! channels.
+
+mod env;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Default `{data_dir}/keyring.json`.
     pub keyring: Option<PathBuf>,
+    /// The key-encryption key that seals the keyring file, as base64 of 32
+    /// bytes — best given as `LADDER_KEYRING_KEK_FILE` (a mounted secret)
+    /// so it never sits in the data directory or the config file.
+    pub keyring_kek: Option<SecretText>,
+    /// A file holding [`Config::keyring_kek`] (for the TOML file).
+    pub keyring_kek_file: Option<PathBuf>,
     /// The address recipients reach this node at, for links in notices;
     /// default `http://{listen}`.
     pub public_url: Option<String>,
@@ -38,6 +47,7 @@ pub struct Config {
     pub portal: crate::portal::PortalConfig,
     pub limits: crate::limits::LimitsConfig,
     pub console: crate::console::ConsoleConfig,
+    pub events: EventsConfig,
 }
 
 impl Default for Config {
@@ -47,6 +57,8 @@ impl Default for Config {
             database_url: None,
             data_dir: PathBuf::from("ladder-data"),
             keyring: None,
+            keyring_kek: None,
+            keyring_kek_file: None,
             public_url: None,
             metrics_token: None,
             demo_tenant: true,
@@ -59,7 +71,25 @@ impl Default for Config {
             portal: crate::portal::PortalConfig::default(),
             limits: crate::limits::LimitsConfig::default(),
             console: crate::console::ConsoleConfig::default(),
+            events: EventsConfig::default(),
         }
+    }
+}
+
+/// A configured secret: read like text, never shown by `Debug`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(<redacted>)")
     }
 }
 
@@ -72,16 +102,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, with the current span and the span list.
     Json,
-}
-
-impl LogFormat {
-    fn parse(raw: &str) -> Option<LogFormat> {
-        match raw {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => None,
-        }
-    }
 }
 
 /// `[api]`: how the HTTP API treats its callers.
@@ -142,6 +162,49 @@ impl Default for DeliveryConfig {
             lease_ms: 60_000,
             poll_ms: 200,
             hold_recheck_s: 60,
+        }
+    }
+}
+
+/// How many due events an event worker claims at once.
+pub const EVENT_BATCH: u64 = 4;
+
+/// Outbound event webhooks to tenants' own endpoints (`[events]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Event workers per node; 0 records events without sending them.
+    pub workers: usize,
+    /// How long one POST to an endpoint may take.
+    pub timeout_ms: u64,
+    /// Attempts per event before it is marked failed.
+    pub max_attempts: i64,
+    /// The first retry's delay; each next one doubles, up to `backoff_max_ms`.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// How often idle workers look for due events.
+    pub poll_ms: u64,
+    /// How long a claimed event stays with its worker; above the timeout.
+    pub lease_ms: i64,
+    /// How long the previous secret still signs after a rotation.
+    pub secret_grace_s: u64,
+    /// Accept `http://` endpoints on a loopback address (tests, local demos);
+    /// otherwise only `https://`.
+    pub allow_http_loopback: bool,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            workers: 1,
+            timeout_ms: 10_000,
+            max_attempts: 12,
+            backoff_base_ms: 10_000,
+            backoff_max_ms: 3_600_000,
+            poll_ms: 500,
+            lease_ms: 60_000,
+            secret_grace_s: 86_400,
+            allow_http_loopback: false,
         }
     }
 }
@@ -233,78 +296,143 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("config `{key}` {reason}")]
     Invalid { key: &'static str, reason: String },
-    #[error("environment variable `{name}`: `{value}` is not {expected}")]
-    Env {
-        name: &'static str,
-        value: String,
-        expected: &'static str,
+    #[error(
+        "environment variable `{name}` names no config key (sections are joined by `__`, e.g. `LADDER_DELIVERY__WORKERS`)"
+    )]
+    EnvName { name: String },
+    #[error("environment variable `{name}`: cannot read `{}`: {source}", path.display())]
+    EnvFile {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
+    #[error("environment variables `{first}` and `{second}` set the same key; keep one")]
+    EnvTwice { first: String, second: String },
+    #[error("environment variable `{name}` holds bytes that are not UTF-8")]
+    EnvNotUnicode { name: String },
+    #[error("environment variable `{name}` (config `{key}`): {reason}")]
+    EnvValue {
+        name: String,
+        key: String,
+        reason: String,
+    },
+    #[error("cannot read the keyring's key-encryption key: {0}")]
+    Kek(String),
 }
 
 impl Config {
     /// Defaults, overlaid by `file` (if any) and then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut config = match file {
+        let text = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    })?,
+                )
             }
-            None => Config::default(),
+            None => None,
         };
-        config.apply_env(|name| std::env::var(name).ok())?;
-        Ok(config)
+        let mut vars = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let Ok(name) = name.into_string() else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(value) => vars.push((name, value)),
+                Err(_) if name.starts_with("LADDER_") => {
+                    return Err(ConfigError::EnvNotUnicode { name });
+                }
+                Err(_) => {}
+            }
+        }
+        let file = file.zip(text.as_deref());
+        Config::from_sources(file, vars, |path| std::fs::read_to_string(path))
     }
 
-    /// Overlays `LADDER_LISTEN`, `LADDER_DATABASE_URL`, `LADDER_DATA_DIR`,
-    /// `LADDER_KEYRING`, `LADDER_METRICS_TOKEN`, `LADDER_PUBLIC_URL`,
-    /// `LADDER_WORKERS` and `LADDER_LOG_FORMAT`.
-    pub fn apply_env(
-        &mut self,
-        get: impl Fn(&'static str) -> Option<String>,
-    ) -> Result<(), ConfigError> {
-        if let Some(v) = get("LADDER_LISTEN") {
-            self.listen = v.parse().map_err(|_| ConfigError::Env {
-                name: "LADDER_LISTEN",
-                value: v.clone(),
-                expected: "an address like 127.0.0.1:7878",
-            })?;
+    /// Defaults, overlaid by the TOML text `file` (its path for errors),
+    /// then by the `LADDER_*` variables among `vars` (see [`env`]);
+    /// `read_file` reads the files `_FILE` variables name.
+    pub fn from_sources(
+        file: Option<(&Path, &str)>,
+        vars: impl IntoIterator<Item = (String, String)>,
+        read_file: impl Fn(&PathBuf) -> std::io::Result<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some((path, text)) => {
+                let parse_error = |e: toml::de::Error| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                };
+                // Typed first, so a mistake in the file is reported with
+                // its line and column.
+                toml::from_str::<Config>(text).map_err(parse_error)?;
+                toml::from_str::<toml::Table>(text).map_err(parse_error)?
+            }
+            None => toml::Table::new(),
+        };
+        for setting in env::settings(vars, read_file)? {
+            let mut refusal = None;
+            for value in env::candidates(&setting) {
+                let mut next = table.clone();
+                env::insert(&mut next, &setting, value)?;
+                match toml::Value::Table(next.clone()).try_into::<Config>() {
+                    Ok(_) => {
+                        table = next;
+                        refusal = None;
+                        break;
+                    }
+                    Err(e) => refusal = Some(e),
+                }
+            }
+            if let Some(e) = refusal {
+                let reason = if setting.secret {
+                    "is not a valid value for this key (the value is a secret and is not shown)"
+                        .to_owned()
+                } else {
+                    e.message().trim().to_owned()
+                };
+                return Err(ConfigError::EnvValue {
+                    name: setting.variable.clone(),
+                    key: setting.key(),
+                    reason,
+                });
+            }
         }
-        if let Some(v) = get("LADDER_DATABASE_URL") {
-            self.database_url = Some(v);
-        }
-        if let Some(v) = get("LADDER_DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = get("LADDER_KEYRING") {
-            self.keyring = Some(PathBuf::from(v));
-        }
-        if let Some(v) = get("LADDER_METRICS_TOKEN") {
-            self.metrics_token = Some(v);
-        }
-        if let Some(v) = get("LADDER_PUBLIC_URL") {
-            self.public_url = Some(v);
-        }
-        if let Some(v) = get("LADDER_WORKERS") {
-            self.delivery.workers = v.parse().map_err(|_| ConfigError::Env {
-                name: "LADDER_WORKERS",
-                value: v.clone(),
-                expected: "a number of workers",
-            })?;
-        }
-        if let Some(v) = get("LADDER_LOG_FORMAT") {
-            self.log_format = LogFormat::parse(&v).ok_or_else(|| ConfigError::Env {
-                name: "LADDER_LOG_FORMAT",
-                value: v.clone(),
-                expected: "`text` or `json`",
-            })?;
-        }
-        Ok(())
+        toml::Value::Table(table)
+            .try_into::<Config>()
+            .map_err(|e| ConfigError::Invalid {
+                key: "environment",
+                reason: e.message().trim().to_owned(),
+            })
+    }
+
+    /// What seals the keyring file: the key-encryption key from
+    /// `keyring_kek` or the file `keyring_kek_file` names (one of them),
+    /// or `None` for a plain keyring file.
+    pub fn keyring_sealer(
+        &self,
+    ) -> Result<Option<std::sync::Arc<dyn ladder_store::keyring::KeyringSealer>>, ConfigError> {
+        use ladder_store::keyring::LocalKek;
+        let text = match (&self.keyring_kek, &self.keyring_kek_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "keyring_kek",
+                    reason: "and `keyring_kek_file` are both set; keep one".to_owned(),
+                });
+            }
+            (Some(kek), None) => zeroize::Zeroizing::new(kek.expose().to_owned()),
+            (None, Some(path)) => {
+                zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::Kek(format!("cannot read `{}`: {e}", path.display()))
+                })?)
+            }
+            (None, None) => return Ok(None),
+        };
+        let kek = LocalKek::from_base64(&text).map_err(|e| ConfigError::Kek(e.to_string()))?;
+        Ok(Some(std::sync::Arc::new(kek)))
     }
 
     pub fn database_url(&self) -> String {
@@ -345,6 +473,19 @@ impl Config {
                 ),
             });
         }
+        // An event worker sends a claimed batch one by one within the lease.
+        let needed = i64::try_from(self.events.timeout_ms.saturating_mul(EVENT_BATCH + 1))
+            .unwrap_or(i64::MAX);
+        if self.events.lease_ms <= needed {
+            return Err(ConfigError::Invalid {
+                key: "events.lease_ms",
+                reason: format!(
+                    "must exceed {} endpoint timeouts ({needed} ms with events.timeout_ms = {})",
+                    EVENT_BATCH + 1,
+                    self.events.timeout_ms
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -357,13 +498,22 @@ impl Config {
         let d = &self.delivery;
         let p = &self.portal;
         let as_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
-        let ranges: [(&'static str, u64, u64, u64); 20] = [
+        let e = &self.events;
+        let ranges: [(&'static str, u64, u64, u64); 28] = [
             (
                 "api.idempotency_window",
                 self.api.idempotency_window.0,
                 1,
                 30 * DAY_S,
             ),
+            ("events.workers", e.workers as u64, 0, 64),
+            ("events.timeout_ms", e.timeout_ms, 100, 60_000),
+            ("events.max_attempts", as_u64(e.max_attempts), 1, 50),
+            ("events.backoff_base_ms", e.backoff_base_ms, 1, HOUR_MS),
+            ("events.backoff_max_ms", e.backoff_max_ms, 1, 24 * HOUR_MS),
+            ("events.poll_ms", e.poll_ms, 1, 60_000),
+            ("events.lease_ms", as_u64(e.lease_ms), 1, HOUR_MS),
+            ("events.secret_grace_s", e.secret_grace_s, 0, 30 * DAY_S),
             ("delivery.workers", d.workers as u64, 0, 256),
             ("delivery.max_attempts", as_u64(d.max_attempts), 1, 100),
             ("delivery.backoff_base_ms", d.backoff_base_ms, 1, HOUR_MS),
@@ -441,74 +591,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_overrides_file_values_and_bad_values_are_named() {
-        let mut c: Config = toml::from_str("listen = \"127.0.0.1:9000\"\n").unwrap();
-        assert_eq!(c.listen.port(), 9000);
-        c.apply_env(|n| (n == "LADDER_LISTEN").then(|| "127.0.0.1:9100".to_string()))
-            .unwrap();
-        assert_eq!(c.listen.port(), 9100);
-        let err = c
-            .apply_env(|n| (n == "LADDER_WORKERS").then(|| "many".to_string()))
-            .unwrap_err();
-        assert!(err.to_string().contains("LADDER_WORKERS"), "{err}");
-    }
-
-    #[test]
-    fn durations_out_of_range_are_named() {
-        let c: Config = toml::from_str("[delivery]\nlease_ms = 99999999999999\n").unwrap();
-        let err = c.check().unwrap_err().to_string();
-        assert!(err.contains("delivery.lease_ms"), "{err}");
-        let c: Config = toml::from_str("[portal]\nlink_ttl_s = 3153600000\n").unwrap();
-        let err = c.check().unwrap_err().to_string();
-        assert!(err.contains("portal.link_ttl_s"), "{err}");
-        let c: Config = toml::from_str("[api]\nidempotency_window = \"31d\"\n").unwrap();
-        let err = c.check().unwrap_err().to_string();
-        assert!(err.contains("api.idempotency_window"), "{err}");
-        let c: Config = toml::from_str("[api]\nidempotency_window = \"90m\"\n").unwrap();
-        assert_eq!(c.api.idempotency_window.0, 5400);
-        assert_eq!(Config::default().api.idempotency_window.0, 86_400);
-        let err = toml::from_str::<Config>("[api]\nidempotency_window = \"soon\"\n").unwrap_err();
-        assert!(err.to_string().contains("soon"), "{err}");
-        assert!(Config::default().check().is_ok());
-    }
-
-    #[test]
-    fn log_format_comes_from_the_file_and_the_environment_overrides_it() {
-        assert_eq!(Config::default().log_format, LogFormat::Text);
-        let mut c: Config = toml::from_str("log_format = \"json\"\n").unwrap();
-        assert_eq!(c.log_format, LogFormat::Json);
-        c.apply_env(|n| (n == "LADDER_LOG_FORMAT").then(|| "text".to_string()))
-            .unwrap();
-        assert_eq!(c.log_format, LogFormat::Text);
-        let err = c
-            .apply_env(|n| (n == "LADDER_LOG_FORMAT").then(|| "xml".to_string()))
-            .unwrap_err();
-        assert!(err.to_string().contains("LADDER_LOG_FORMAT"), "{err}");
-        assert_eq!(
-            c.log_format,
-            LogFormat::Text,
-            "a refused value changes nothing"
-        );
-        let err = toml::from_str::<Config>("log_format = \"yaml\"\n").unwrap_err();
-        assert!(err.to_string().contains("yaml"), "{err}");
-    }
-
-    #[test]
-    fn unknown_keys_are_refused() {
-        let err = toml::from_str::<Config>("lisen = \"x\"\n").unwrap_err();
-        assert!(err.to_string().contains("lisen"), "{err}");
-    }
-
-    #[test]
-    fn sandbox_failures_parse_per_channel() {
-        let c: Config = toml::from_str(
-            "[channels.sandbox.fail]\nrcs = { mode = \"permanent\" }\nsms = { mode = \"transient\", times = 2 }\n",
-        )
-        .unwrap();
-        assert_eq!(c.channels.sandbox.fail.len(), 2);
-    }
-}
+mod tests;

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod portal;
+mod reference;
 pub mod service;
 pub mod state;
 pub mod worker;

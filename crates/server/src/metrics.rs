@@ -72,6 +72,16 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Decisions that lowered a thread's floor or label, by class.",
     ),
     (
+        "ladder_event_deliveries_total",
+        Kind::Counter,
+        "Outbound event webhook attempts, by outcome (delivered, retry, failed, dropped).",
+    ),
+    (
+        "ladder_events_recorded_total",
+        Kind::Counter,
+        "Outbound events owed to tenants' endpoints, by event type.",
+    ),
+    (
         "ladder_fallbacks_total",
         Kind::Counter,
         "Messages re-decided down their ladder after a failure.",

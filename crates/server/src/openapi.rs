@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use crate::api::{
-    admin, audit, device, history, lists, messages, ops, queue, recipients, stats, webhooks, wire,
+    admin, audit, device, events, history, lists, messages, ops, queue, recipients, stats,
+    webhooks, wire,
 };
 
 /// The human introduction at the top of the document.
@@ -65,6 +66,8 @@ free: the same key sends a new message, and the old one keeps existing.";
         ops::readyz,
         ops::metrics,
         ops::openapi,
+        crate::reference::page,
+        crate::reference::stylesheet,
         messages::send,
         lists::messages,
         messages::status,
@@ -109,6 +112,14 @@ free: the same key sends a new message, and the old one keeps existing.";
         device::me,
         device::list,
         device::ack,
+        events::create,
+        events::list,
+        events::show,
+        events::update,
+        events::delete,
+        events::rotate_secret,
+        events::attempts,
+        events::retry,
     ),
     components(schemas(wire::ErrorEnvelope, wire::ErrorBody, wire::DecisionOutcome))
 )]
@@ -241,11 +252,13 @@ mod tests {
     /// The operations called without an API key: operations endpoints,
     /// provider webhooks (authenticated by the provider's signature) and the
     /// device inbox (authenticated by the device key).
-    const PUBLIC: [(&str, &str); 9] = [
+    const PUBLIC: [(&str, &str); 11] = [
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/v1/openapi.json"),
+        ("get", "/v1/docs"),
+        ("get", "/v1/docs/reference.css"),
         ("post", "/v1/webhooks/{channel}/{tenant}"),
         ("post", "/v1/webhooks/{channel}"),
         ("get", "/v1/device/me"),

@@ -1,5 +1,6 @@
 //! Background work on every node: delivery workers draining the outbox,
-//! and a maintenance loop that shreds expired payloads, audits expired
+//! event workers sending owed webhooks to tenants' endpoints, and a
+//! maintenance loop that shreds expired payloads, audits expired
 //! overrides, forgets stale challenges and signs audit checkpoints.
 //!
 //! Both stop at shutdown after finishing the item in hand; work not yet
@@ -16,7 +17,7 @@ use ladder_store::{StoreError, audit, outbox, recipients, tenants};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::service::{deliver, keys, overrides};
+use crate::service::{deliver, events, keys, overrides};
 use crate::state::{AppState, now, now_ms};
 
 /// One delivery worker: claim, run, repeat; idle-poll when nothing is due.
@@ -136,6 +137,38 @@ async fn abandon(state: &AppState, item: &outbox::Work) -> Result<(), crate::err
                 .map_err(StoreError::from)?;
             outbox::complete(&mut conn, &item.id, &state.node, now_ms()).await?;
             Ok(())
+        }
+    }
+}
+
+/// One event worker: claims due outbound events (webhooks to tenants' own
+/// endpoints, `crate::service::events`), attempts each once, repeats;
+/// idle-polls when nothing is due.
+pub async fn outbound_events(state: AppState, mut stop: watch::Receiver<bool>) {
+    let poll = Duration::from_millis(state.config.events.poll_ms);
+    let client = match events::outbound::client(&state.config.events) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "event worker cannot start");
+            return;
+        }
+    };
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let claimed = match events::outbound::run_due(&state, &client).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "event claim failed");
+                0
+            }
+        };
+        if claimed == 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => {}
+            }
         }
     }
 }

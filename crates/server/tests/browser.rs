@@ -214,21 +214,45 @@ impl Browser {
 
     /// Checks a console page loaded cleanly and saves it at both widths.
     async fn view(&self, name: &str) {
-        self.check_and_save(name, true).await;
+        self.check_and_save(name, "").await;
     }
 
-    /// [`Browser::view`] for pages that do not use the console's
-    /// stylesheet (the portal's own).
-    async fn view_unstyled(&self, name: &str) {
-        self.check_and_save(name, false).await;
+    /// [`Browser::view`] for a portal page in `lang`: its own stylesheet
+    /// and the tenant's colours applied, and at 390 px every control at
+    /// least 44 px in both directions. Saved as `{name}-{width}-{lang}`.
+    async fn view_portal(&self, name: &str, lang: &str) {
+        self.view_portal_in(name, lang, "rgb(11, 79, 138)").await;
     }
 
-    async fn check_and_save(&self, name: &str, console: bool) {
+    /// [`Browser::view_portal`] for a page whose band is `accent` (the
+    /// neutral one where no tenant is known).
+    async fn view_portal_in(&self, name: &str, lang: &str, accent: &str) {
+        let applied = self
+            .client
+            .execute(
+                "return getComputedStyle(document.querySelector('header.brand')).backgroundColor;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(applied, accent, "{name}: the band's colour");
+        assert_eq!(
+            self.client
+                .execute("return document.documentElement.lang;", vec![])
+                .await
+                .unwrap(),
+            lang,
+            "{name}"
+        );
+        self.check_and_save(name, &format!("-{lang}")).await;
+    }
+
+    async fn check_and_save(&self, name: &str, suffix: &str) {
         let errors = self.console_errors().await;
         assert!(errors.is_empty(), "{name}: console errors {errors:?}");
         let failed = self.failed_requests().await;
         assert!(failed.is_empty(), "{name}: failed requests {failed:?}");
-        // The stylesheet applied: the page is not unstyled default HTML.
+        // A stylesheet applied: the page is not unstyled default HTML.
         let styled = self
             .client
             .execute(
@@ -238,7 +262,7 @@ impl Browser {
             )
             .await
             .unwrap();
-        assert_eq!(styled, Value::Bool(console), "{name}: console stylesheet");
+        assert_eq!(styled, Value::Bool(true), "{name}: stylesheet");
         for (width, label) in WIDTHS {
             // Measure the page at this width, then grow the window to it.
             self.client.set_window_size(width, 900).await.unwrap();
@@ -284,9 +308,27 @@ impl Browser {
                         .unwrap();
                     panic!("{name}: wider than 390 px: {culprits}");
                 }
+                if !suffix.is_empty() {
+                    // Portal pages: every control a thumb can hit.
+                    let small = self
+                        .client
+                        .execute(
+                            "return [...document.querySelectorAll('main a, main button, \
+                               main input:not([type=hidden])')]\
+                             .map(e => [e.tagName + ' ' + e.textContent.trim(), \
+                               e.getBoundingClientRect()])\
+                             .filter(([_, r]) => r.height < 44 || r.width < 44)\
+                             .map(([n, r]) => n + ' ' + Math.round(r.width) + 'x' \
+                               + Math.round(r.height));",
+                            vec![],
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(small, json!([]), "{name}: touch targets under 44 px");
+                }
             }
             let png = self.client.screenshot().await.unwrap();
-            std::fs::write(self.shots.join(format!("{name}-{label}.png")), png).unwrap();
+            std::fs::write(self.shots.join(format!("{name}-{label}{suffix}.png")), png).unwrap();
         }
         self.client.set_window_size(1280, 900).await.unwrap();
     }
@@ -504,10 +546,34 @@ async fn a_recipient_reads_a_portal_message(backend: Backend) {
         return;
     };
     // No device: a transactional message goes to the portal with its
-    // notices; the one-time code goes by the other channel.
-    let rid = register(&app, "emp-portal", true, true).await;
+    // notices; the one-time code goes by the other channel. The browser
+    // asks for English; the second recipient reads German, by their own
+    // record.
+    let english = register(&app, "emp-portal", true, true).await;
+    read_on_the_portal(&app, &b, &english, "Your new contract is ready.", "en").await;
+    let german = app
+        .post(
+            "/v1/recipients",
+            &app.sender,
+            json!({
+                "external_id": "emp-portal-de",
+                "email": "emp-portal-de@example.com",
+                "phone": "+15550100",
+                "language": "de",
+                "time_zone": "Europe/Berlin",
+            }),
+        )
+        .await;
+    assert_eq!(german.status, StatusCode::CREATED, "{}", german.text);
+    let german = german.body["id"].as_str().unwrap().to_string();
+    read_on_the_portal(&app, &b, &german, "Ihr neuer Vertrag liegt bereit.", "de").await;
+    b.close().await;
+}
+
+/// One recipient's walk: the link, the code, the message, each page saved.
+async fn read_on_the_portal(app: &TestApp, b: &Browser, rid: &str, body: &str, lang: &str) {
     let sent = app
-        .send("p-1", &rid, "transactional", "Your new contract is ready.")
+        .send(&format!("p-{lang}"), rid, "transactional", body)
         .await;
     assert_eq!(route(&sent)["container"], "portal", "{}", sent.text);
     let id = sent.body["id"].as_str().unwrap().to_string();
@@ -526,10 +592,28 @@ async fn a_recipient_reads_a_portal_message(backend: Backend) {
         })
         .expect("a portal link in the notice");
     b.goto(&link).await;
-    b.view_unstyled("portal-start").await;
+    b.view_portal("portal-start", lang).await;
     b.click("button[type=submit]").await;
     b.text("input[name=code]").await;
-    b.view_unstyled("portal-code").await;
+    // The code field has the focus and shows it.
+    let focus = b
+        .client
+        .execute(
+            "const e = document.activeElement; \
+             return [e.id, getComputedStyle(e).outlineStyle, e.labels.length, \
+               e.getAttribute('autocomplete'), e.getAttribute('inputmode')];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        focus,
+        json!(["code", "solid", 1, "one-time-code", "numeric"]),
+        "{lang}"
+    );
+    let main = b.text("main").await.replace('\u{a0}', " ");
+    assert!(main.contains("•••• 00"), "{lang}: {main}");
+    b.view_portal("portal-code", lang).await;
     let code = app
         .deliveries(&id)
         .await
@@ -539,11 +623,26 @@ async fn a_recipient_reads_a_portal_message(backend: Backend) {
         .map(|t| t.rsplit(' ').next().unwrap().to_string())
         .expect("a code notice");
     b.fill("input[name=code]", &code).await;
-    b.click("button[type=submit]").await;
+    b.click("form[action$='/code'] button[type=submit]").await;
     b.wait_path(&format!("{link}/message")).await;
-    assert!(b.text("main").await.contains("Your new contract is ready."));
-    b.view_unstyled("portal-message").await;
-    b.close().await;
+    assert!(b.text("main").await.contains(body));
+    b.view_portal("portal-message", lang).await;
+    // Closing ends the session: the page says so, still in the tenant's
+    // colours; a link nobody issued gets the neutral look.
+    b.click("form[action$='/end'] button[type=submit]").await;
+    b.wait_path(&format!("{link}/end")).await;
+    b.view_portal("portal-closed", lang).await;
+    b.goto("/portal/no-such-link").await;
+    // The page itself answers 410 Gone, which the browser logs: nothing else.
+    let errors = b.console_errors().await;
+    assert!(
+        errors.len() == 1
+            && errors[0].contains("/portal/no-such-link - ")
+            && errors[0].contains("410"),
+        "{errors:?}"
+    );
+    b.view_portal_in("portal-unknown", "en", "rgb(31, 58, 95)")
+        .await;
 }
 
 both_backends!(

@@ -28,11 +28,13 @@ const SUCCESS_ELSEWHERE: [(&str, &str); 2] = [
 
 /// Routes nothing can make fail: liveness, readiness with a database up,
 /// metrics without a token, and this document.
-const NEVER_FAIL: [(&str, &str); 4] = [
+const NEVER_FAIL: [(&str, &str); 6] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
+    ("get", "/v1/docs"),
+    ("get", "/v1/docs/reference.css"),
 ];
 
 async fn call(
@@ -68,9 +70,52 @@ async fn every_route_answers_as_documented(backend: Backend) {
     let (s, adm) = (Some(s.as_str()), Some(adm.as_str()));
 
     // Operations.
-    for path in ["/healthz", "/readyz", "/metrics", "/v1/openapi.json"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/openapi.json",
+        "/v1/docs",
+        "/v1/docs/reference.css",
+    ] {
         ok(&call(&app, Method::GET, path, None, None).await);
     }
+
+    // An event subscription, before anything happens that it hears of.
+    // Nothing listens on its port: every delivery attempt fails, which is
+    // what gives the attempts list and the retry something to show.
+    let created = call(
+        &app,
+        Method::POST,
+        "/v1/event-subscriptions",
+        adm,
+        Some(json!({ "url": "https://127.0.0.1:9/hooks", "event_types": ["message.accepted"] })),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let sub = created.body["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sub_path = format!("/v1/event-subscriptions/{sub}");
+    ok(&call(&app, Method::GET, "/v1/event-subscriptions", adm, None).await);
+    ok(&call(&app, Method::GET, &sub_path, adm, None).await);
+    ok(&call(
+        &app,
+        Method::PATCH,
+        &sub_path,
+        adm,
+        Some(json!({ "enabled": true })),
+    )
+    .await);
+    ok(&call(
+        &app,
+        Method::POST,
+        &format!("{sub_path}/rotate-secret"),
+        adm,
+        None,
+    )
+    .await);
 
     // Recipients, devices, a handshake.
     let r = app.recipient("contract-1").await;
@@ -277,6 +322,31 @@ async fn every_route_answers_as_documented(backend: Backend) {
     )
     .await);
 
+    // The subscription heard of the message; its failed attempt is listed
+    // and can be owed again.
+    let attempts_path = format!("{sub_path}/attempts");
+    let mut attempt = None;
+    for _ in 0..100 {
+        let page = call(&app, Method::GET, &attempts_path, adm, None).await;
+        ok(&page);
+        if let Some(a) = page.body["attempts"][0]["id"].as_str() {
+            attempt = Some(a.to_string());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let attempt = attempt.expect("a delivery attempt within 5 s");
+    let retried = call(
+        &app,
+        Method::POST,
+        &format!("{attempts_path}/{attempt}/retry"),
+        adm,
+        None,
+    )
+    .await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.text);
+    ok(&call(&app, Method::DELETE, &sub_path, adm, None).await);
+
     // Revocations last: they change what the rest could use.
     ok(&call(
         &app,
@@ -308,6 +378,7 @@ async fn every_route_answers_as_documented(backend: Backend) {
             .replace("{class}", "payroll")
             .replace("{revision}", "1")
             .replace("{message_id}", &id)
+            .replace("{attempt_or_event_id}", "x")
             .replace("{id}", "x");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let a = call(&app, method, &concrete, None, None).await;

@@ -17,8 +17,9 @@ mod support;
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, SET_COOKIE};
-use serde_json::{Value, json};
+use reqwest::header::SET_COOKIE;
+use serde_json::json;
+use support::portal::*;
 use support::{Backend, StatusCode, TestApp};
 
 both_backends!(
@@ -41,222 +42,6 @@ both_backends!(
     a_portal_without_step_up_opens_without_a_code,
     a_link_keeps_the_second_factor_of_the_route_that_sent_it,
 );
-
-/// One portal answer.
-#[derive(Debug)]
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-}
-
-impl Page {
-    /// The session cookie this answer sets, as `name=value`.
-    fn cookie(&self) -> String {
-        let set = self.headers.get(SET_COOKIE).expect("a Set-Cookie header");
-        set.to_str().unwrap().split(';').next().unwrap().to_string()
-    }
-
-    fn csrf(&self) -> String {
-        let (_, rest) = self
-            .text
-            .split_once("name=\"csrf\" value=\"")
-            .unwrap_or_else(|| panic!("no csrf field in {}", self.text));
-        rest.split('"').next().unwrap().to_string()
-    }
-}
-
-/// A browser without a cookie jar and without following redirects, so
-/// every answer (a 303 with its Set-Cookie too) is seen.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Asserts the portal's headers on one answer.
-fn assert_portal_headers(p: &Page, what: &str) {
-    let h = |name: &str| {
-        p.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("{what}: no `{name}` header on {} {:?}", p.status, p.headers))
-            .to_string()
-    };
-    assert_eq!(h("cache-control"), "no-store", "{what}");
-    assert_eq!(h("pragma"), "no-cache", "{what}");
-    assert_eq!(h("x-frame-options"), "DENY", "{what}");
-    assert_eq!(h("referrer-policy"), "no-referrer", "{what}");
-    assert_eq!(h("x-content-type-options"), "nosniff", "{what}");
-    let csp = h("content-security-policy");
-    for directive in [
-        "default-src 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    ] {
-        assert!(
-            csp.contains(directive),
-            "{what}: CSP `{csp}` lacks {directive}"
-        );
-    }
-    assert!(!csp.contains("script-src"), "{what}: {csp}");
-    assert!(!csp.contains("unsafe"), "{what}: {csp}");
-    assert!(
-        h("content-type").starts_with("text/html"),
-        "{what}: {}",
-        h("content-type")
-    );
-    assert!(!p.text.contains("<script"), "{what}");
-}
-
-async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
-    let mut req = browser().get(format!("{}{path}", app.base));
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    page(req.send().await.unwrap(), path).await
-}
-
-async fn post(app: &TestApp, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Page {
-    let mut req = browser().post(format!("{}{path}", app.base)).form(form);
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    page(req.send().await.unwrap(), path).await
-}
-
-async fn page(resp: reqwest::Response, path: &str) -> Page {
-    let p = Page {
-        status: resp.status(),
-        headers: resp.headers().clone(),
-        text: resp.text().await.unwrap(),
-    };
-    assert_portal_headers(&p, path);
-    p
-}
-
-/// Sends a `transactional` message (portal + e-mail notice for a recipient
-/// with only an e-mail address), waits until it is sent, and returns its
-/// id and the portal path of the link its notice carries.
-async fn portal_message(app: &TestApp, who: &str, body: &str) -> (String, String) {
-    let r = app.recipient(who).await;
-    let a = app
-        .send(&format!("idem-{who}"), &r, "transactional", body)
-        .await;
-    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
-    assert_eq!(
-        a.body["decision"]["outcome"]["route"]["container"], "portal",
-        "{}",
-        a.text
-    );
-    let id = a.body["id"].as_str().unwrap().to_string();
-    let path = link_of(app, &id).await;
-    (id, path)
-}
-
-/// Waits until `message` is sent and answers the portal path its notice
-/// carries.
-async fn link_of(app: &TestApp, message: &str) -> String {
-    app.wait_status(message, "sent").await;
-    let notice = notices(app, message).await;
-    let link = notice
-        .iter()
-        .find(|t| t.contains("/portal/"))
-        .unwrap_or_else(|| panic!("no portal link in {notice:?}"));
-    portal_path(link)
-}
-
-/// The code notices the sandbox delivered for `message`.
-async fn code_notices(app: &TestApp, message: &str) -> Vec<Value> {
-    app.deliveries(message)
-        .await
-        .into_iter()
-        .filter(|d| {
-            d["notice_text"]
-                .as_str()
-                .unwrap_or("")
-                .contains("verification code")
-        })
-        .collect()
-}
-
-/// `/portal/{token}` out of a notice text.
-fn portal_path(notice: &str) -> String {
-    let at = notice.find("/portal/").unwrap();
-    let token: String = notice[at + "/portal/".len()..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    assert_eq!(token.len(), 43, "{notice}");
-    format!("/portal/{token}")
-}
-
-async fn notices(app: &TestApp, message: &str) -> Vec<String> {
-    app.deliveries(message)
-        .await
-        .iter()
-        .filter_map(|d| d["notice_text"].as_str().map(str::to_string))
-        .collect()
-}
-
-/// The latest one-time code the sandbox delivered for `message`, and how
-/// many code notices there were.
-async fn latest_code(app: &TestApp, message: &str) -> (String, usize) {
-    let codes: Vec<String> = notices(app, message)
-        .await
-        .into_iter()
-        .filter(|t| t.contains("verification code is"))
-        .collect();
-    let last = codes.last().expect("a code notice");
-    assert!(
-        last.starts_with("Your Acme Corp verification code is "),
-        "{last}"
-    );
-    let code = last.rsplit(' ').next().unwrap().to_string();
-    assert_eq!(code.len(), 6, "{last}");
-    assert!(code.bytes().all(|b| b.is_ascii_digit()), "{last}");
-    (code, codes.len())
-}
-
-fn wrong(code: &str) -> &'static str {
-    if code == "000000" { "111111" } else { "000000" }
-}
-
-/// Opens the link (a page with a button and no code sent), presses the
-/// button, and returns the code form (or whatever the button answered).
-async fn request_code(app: &TestApp, path: &str) -> Page {
-    let start = get(app, path, None).await;
-    assert_eq!(start.status, StatusCode::OK, "{}", start.text);
-    assert!(start.text.contains("Send me a code"), "{}", start.text);
-    assert!(!start.text.contains("name=\"code\""), "{}", start.text);
-    post(app, path, None, &[("csrf", &start.csrf())]).await
-}
-
-/// Opens the link, enters the right code, and returns the session cookie.
-async fn sign_in(app: &TestApp, message: &str, path: &str) -> String {
-    let form = request_code(app, path).await;
-    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
-    let (code, _) = latest_code(app, message).await;
-    let done = post(
-        app,
-        &format!("{path}/code"),
-        None,
-        &[("csrf", &form.csrf()), ("code", &code)],
-    )
-    .await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
-    assert_eq!(
-        done.headers.get("location").unwrap(),
-        &format!("{path}/message")
-    );
-    done.cookie()
-}
-
-fn audit_of<'a>(audit: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    audit.iter().filter(|e| e["kind"] == kind).collect()
-}
 
 async fn wrong_codes_lock_the_link_and_it_stays_locked(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
@@ -1174,9 +959,21 @@ async fn portal_link_get_sends_no_code(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(head.status(), StatusCode::OK);
+        // This origin's stylesheet, the one hashed inline style (the
+        // tenant's colours) and `data:` images (its logo): no scripts, no
+        // inline styles otherwise.
+        let csp = head
+            .headers()
+            .get("content-security-policy")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let (before, hash) = csp.split_once("'sha256-").unwrap();
+        let (_, after) = hash.split_once('\'').unwrap();
+        assert_eq!(before, "default-src 'none'; style-src 'self' ", "{csp}");
         assert_eq!(
-            head.headers().get("content-security-policy").unwrap(),
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            after, "; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "{csp}"
         );
     }
     let texts = notices(&app, &id).await;

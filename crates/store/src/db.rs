@@ -35,6 +35,16 @@ impl Dialect {
             Dialect::Sqlite => "",
         }
     }
+
+    /// What to append to the inner `SELECT` of a work-queue claim so that
+    /// concurrent claimers get disjoint rows: `FOR UPDATE SKIP LOCKED` on
+    /// PostgreSQL; nothing on SQLite, where the claim is one statement.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        }
+    }
 }
 
 /// A column list (`id, tenant_id, …`) with every column qualified by a
@@ -128,6 +138,11 @@ impl Store {
 
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// One connection from the pool, outside any transaction.
+    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>, StoreError> {
+        Ok(self.pool.acquire().await?)
     }
 
     /// Whether the database answers: for `/readyz`.

@@ -96,6 +96,13 @@ row_ids! {
     ThreadId => ("thr", "thread");
     /// One time an override was set (its history row): `ovr_…`.
     OverrideRowId => ("ovr", "override row");
+    /// A tenant's event subscription (an endpoint of theirs): `evs_…`.
+    SubscriptionId => ("evs", "event subscription");
+    /// One event for one subscription, the `webhook-id` of every attempt
+    /// to deliver it: `evt_…`.
+    EventId => ("evt", "event");
+    /// One attempt to deliver an event: `eva_…`.
+    AttemptId => ("eva", "delivery attempt");
 }
 
 /// The id of the HTTP request that caused some work: taken from the

@@ -19,6 +19,7 @@ pub mod console;
 pub mod db;
 pub mod deliveries;
 pub mod error;
+pub mod event_hooks;
 pub mod handovers;
 pub mod ids;
 pub mod inbox;

@@ -91,6 +91,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_console.sql"),
         postgres: include_str!("../migrations/postgres/0013_console.sql"),
     },
+    Migration {
+        version: 14,
+        name: "event hooks",
+        sqlite: include_str!("../migrations/sqlite/0014_event_hooks.sql"),
+        postgres: include_str!("../migrations/postgres/0014_event_hooks.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "recipient language and time zone",
+        sqlite: include_str!("../migrations/sqlite/0015_recipient_locale.sql"),
+        postgres: include_str!("../migrations/postgres/0015_recipient_locale.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {

@@ -15,7 +15,7 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use crate::db::{Dialect, Store};
+use crate::db::Store;
 use crate::error::StoreError;
 use crate::ids::{RequestId, new_id};
 
@@ -125,10 +125,7 @@ pub async fn claim(
     lease_ms: i64,
     limit: i64,
 ) -> Result<Vec<Work>, StoreError> {
-    let lock = match store.dialect() {
-        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        Dialect::Sqlite => "",
-    };
+    let lock = store.dialect().skip_locked();
     let sql = format!(
         "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (\
            SELECT id FROM outbox WHERE done_at IS NULL AND next_at_ms <= $3 \

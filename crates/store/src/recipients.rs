@@ -24,6 +24,10 @@ pub struct Recipient {
     pub has_email: bool,
     pub has_phone: bool,
     pub created_at: i64,
+    /// The language the portal speaks to them (a checked BCP 47 tag).
+    pub language: Option<String>,
+    /// Their time zone (a checked IANA name); UTC when unset.
+    pub time_zone: Option<String>,
 }
 
 fn recipient_from(row: &sqlx::any::AnyRow) -> Result<Recipient, StoreError> {
@@ -36,16 +40,17 @@ fn recipient_from(row: &sqlx::any::AnyRow) -> Result<Recipient, StoreError> {
         has_email: row.try_get::<i64, _>("has_email")? != 0,
         has_phone: row.try_get::<i64, _>("has_phone")? != 0,
         created_at: row.try_get("created_at")?,
+        language: row.try_get("language")?,
+        time_zone: row.try_get("time_zone")?,
     })
 }
 
-const RECIPIENT_COLUMNS: &str =
-    "id, tenant_id, external_id, pseudonym, contact_sealed, has_email, has_phone, created_at";
+const RECIPIENT_COLUMNS: &str = "id, tenant_id, external_id, pseudonym, contact_sealed, has_email, has_phone, created_at, language, time_zone";
 
 pub async fn insert(conn: &mut AnyConnection, r: &Recipient) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO recipients (id, tenant_id, external_id, pseudonym, contact_sealed, has_email, has_phone, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO recipients (id, tenant_id, external_id, pseudonym, contact_sealed, has_email, has_phone, created_at, language, time_zone) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&r.id)
     .bind(&r.tenant_id)
@@ -55,6 +60,8 @@ pub async fn insert(conn: &mut AnyConnection, r: &Recipient) -> Result<(), Store
     .bind(i64::from(r.has_email))
     .bind(i64::from(r.has_phone))
     .bind(r.created_at)
+    .bind(&r.language)
+    .bind(&r.time_zone)
     .execute(&mut *conn)
     .await?;
     Ok(())

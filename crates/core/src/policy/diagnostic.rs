@@ -115,6 +115,16 @@ pub enum PolicyErrorKind {
     },
     #[error("`{field}` must not be empty")]
     EmptyField { field: &'static str },
+    #[error("`{field}` {reason}")]
+    InvalidBranding { field: &'static str, reason: String },
+    #[error(
+        "`branding.text` `{text}` on `branding.accent` `{accent}` has a contrast of {ratio}:1; it must be at least 4.5:1 so that recipients can read it"
+    )]
+    LowContrast {
+        accent: String,
+        text: String,
+        ratio: String,
+    },
     #[error("the policy defines no class; add at least one `[[class]]`")]
     NoClasses,
     #[error("duplicate class `{name}` (first defined at {first})")]

@@ -6,6 +6,7 @@
 //! version is the SHA-256 of its canonical JSON, so reformatting or
 //! re-commenting the file keeps the version; changing any rule changes it.
 
+pub mod branding;
 mod diagnostic;
 mod notice;
 pub(crate) mod raw;
@@ -154,6 +155,10 @@ pub struct Policy {
     notices: BTreeMap<String, NoticeTemplate>,
     classes: Vec<Class>,
     overrides: Vec<Override>,
+    /// Unset means the neutral default look, and keeps the version
+    /// policies had before branding existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    branding: Option<branding::Branding>,
     #[serde(skip)]
     version: PolicyVersion,
 }
@@ -206,6 +211,18 @@ impl Policy {
     }
     pub fn display_name(&self) -> &str {
         &self.display_name
+    }
+    /// How the portal looks for this tenant: the policy's `[branding]`,
+    /// or the neutral default.
+    pub fn branding(&self) -> branding::Branding {
+        self.branding.clone().unwrap_or_default()
+    }
+    /// The name the portal shows: `branding.name`, else `display_name`.
+    pub fn portal_name(&self) -> &str {
+        self.branding
+            .as_ref()
+            .and_then(|b| b.name())
+            .unwrap_or(&self.display_name)
     }
     /// The tenant's own revision counter; device reports name the revision
     /// they support.

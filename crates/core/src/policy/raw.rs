@@ -23,6 +23,17 @@ pub(crate) struct RawPolicy {
     pub class: Vec<S<RawClass>>,
     #[serde(default, rename = "override")]
     pub overrides: Vec<S<RawOverride>>,
+    pub branding: Option<S<RawBranding>>,
+}
+
+/// `[branding]`: how the portal looks to this tenant's recipients.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBranding {
+    pub name: Option<S<String>>,
+    pub logo: Option<S<String>>,
+    pub accent: Option<S<String>>,
+    pub text: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -373,3 +373,38 @@ fn weakened_step_up_is_flagged_and_only_portals_take_it() {
         "unknown step-up setting `sometimes`; expected one of: other_channel, any_channel, none"
     );
 }
+
+#[test]
+fn branding_is_checked_and_defaults_when_absent() {
+    let plain = with(CLASS).unwrap().policy;
+    assert_eq!(plain.portal_name(), "T");
+    assert_eq!(plain.branding(), branding::Branding::default());
+    let branded = with(&format!(
+        "{CLASS}[branding]\nname = \"Acme Bank\"\naccent = \"#0B5CAD\"\ntext = \"#ffffff\"\n\
+         logo = \"data:image/png;base64,iVBORw0KGgo=\"\n"
+    ))
+    .unwrap()
+    .policy;
+    assert_eq!(branded.portal_name(), "Acme Bank");
+    assert_eq!(branded.branding().accent().to_string(), "#0b5cad");
+    assert_ne!(branded.version(), plain.version());
+}
+
+#[test]
+fn unreadable_branding_colours_are_refused_where_written() {
+    let (kind, at) = first_error(&format!(
+        "{CLASS}[branding]\naccent = \"#ffff00\"\ntext = \"#ffffff\"\n"
+    ));
+    assert!(
+        matches!(kind, PolicyErrorKind::LowContrast { .. }),
+        "{kind}"
+    );
+    assert!(kind.to_string().contains("4.5:1"), "{kind}");
+    assert_eq!(at.column, 8, "{at}");
+    let (kind, _) = first_error(&format!("{CLASS}[branding]\naccent = \"blue\"\n"));
+    assert!(kind.to_string().contains("`branding.accent`"), "{kind}");
+    let (kind, _) = first_error(&format!(
+        "{CLASS}[branding]\nlogo = \"https://x.example/l.png\"\n"
+    ));
+    assert!(kind.to_string().contains("`branding.logo`"), "{kind}");
+}

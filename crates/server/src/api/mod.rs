@@ -5,6 +5,7 @@
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod device;
+pub(crate) mod events;
 pub(crate) mod history;
 pub(crate) mod input;
 pub(crate) mod lists;
@@ -30,6 +31,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
+    ("get", "/v1/docs"),
+    ("get", "/v1/docs/reference.css"),
     ("post", "/v1/messages"),
     ("get", "/v1/messages"),
     ("get", "/v1/messages/{id}"),
@@ -74,6 +77,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/device/me"),
     ("get", "/v1/device/inbox"),
     ("post", "/v1/device/inbox/{message_id}/ack"),
+    ("post", "/v1/event-subscriptions"),
+    ("get", "/v1/event-subscriptions"),
+    ("get", "/v1/event-subscriptions/{id}"),
+    ("patch", "/v1/event-subscriptions/{id}"),
+    ("delete", "/v1/event-subscriptions/{id}"),
+    ("post", "/v1/event-subscriptions/{id}/rotate-secret"),
+    ("get", "/v1/event-subscriptions/{id}/attempts"),
+    (
+        "post",
+        "/v1/event-subscriptions/{id}/attempts/{attempt_or_event_id}/retry",
+    ),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -130,9 +144,32 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policy/diff", get(history::diff))
         .route("/v1/webhooks/{channel}/{tenant}", post(webhooks::receive))
         .route("/v1/webhooks/{channel}", post(webhooks::receive_deployment))
+        .route(
+            "/v1/event-subscriptions",
+            post(events::create).get(events::list),
+        )
+        .route(
+            "/v1/event-subscriptions/{id}",
+            get(events::show)
+                .patch(events::update)
+                .delete(events::delete),
+        )
+        .route(
+            "/v1/event-subscriptions/{id}/rotate-secret",
+            post(events::rotate_secret),
+        )
+        .route(
+            "/v1/event-subscriptions/{id}/attempts",
+            get(events::attempts),
+        )
+        .route(
+            "/v1/event-subscriptions/{id}/attempts/{attempt_or_event_id}/retry",
+            post(events::retry),
+        )
         .merge(device::routes())
         .merge(crate::portal::routes())
         .merge(crate::console::routes())
+        .merge(crate::reference::routes())
         .fallback(ops::not_found);
     layered(routes).with_state(state)
 }

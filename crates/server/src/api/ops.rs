@@ -21,15 +21,12 @@ use crate::auth::Sender;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// A liveness or readiness answer.
+/// A liveness answer.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
-    /// `ok` (live), `ready`, or `unavailable`.
+    /// Always `ok`: the process answers.
     pub status: String,
-    /// `unreachable` when the database does not answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database: Option<String>,
 }
 
 /// Liveness: the process answers.
@@ -38,34 +35,80 @@ pub struct Health {
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
-        database: None,
     })
 }
 
-/// Readiness: the database answers.
+/// Readiness: whether this node can serve now.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Readiness {
+    pub status: ReadyStatus,
+    pub database: DatabaseState,
+    pub keyring: KeyringState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    Ready,
+    Unavailable,
+}
+
+/// Whether the database answers a query now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseState {
+    Ok,
+    Unreachable,
+}
+
+/// Whether the keyring file still reads and opens with the configured
+/// key-encryption key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyringState {
+    Ok,
+    Unusable,
+}
+
+/// Readiness: the database answers and the keyring opens.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses(
-        (status = 200, description = "Ready.", body = Health),
-        (status = 503, description = "The database does not answer.", body = Health),
+        (status = 200, description = "Ready: the database answers and the keyring opens.", body = Readiness),
+        (status = 503, description = "The database does not answer or the keyring is unusable.", body = Readiness),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => Json(Health {
-            status: "ready".into(),
-            database: None,
-        })
-        .into_response(),
+    let database = match state.store.ping().await {
+        Ok(()) => DatabaseState::Ok,
         Err(e) => {
             tracing::warn!(error = %e, "database not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health {
-                    status: "unavailable".into(),
-                    database: Some("unreachable".into()),
-                }),
-            )
-                .into_response()
+            DatabaseState::Unreachable
         }
+    };
+    // Read the file again, as a restarted node would: a keyring that went
+    // missing, lost its permissions or no longer opens with the mounted
+    // key-encryption key makes this node unable to seal or open anything.
+    let keyring = match state.keyring.check() {
+        Ok(()) => KeyringState::Ok,
+        Err(e) => {
+            tracing::warn!(error = %e, "keyring not ready");
+            KeyringState::Unusable
+        }
+    };
+    let ready = database == DatabaseState::Ok && keyring == KeyringState::Ok;
+    let body = Json(Readiness {
+        status: if ready {
+            ReadyStatus::Ready
+        } else {
+            ReadyStatus::Unavailable
+        },
+        database,
+        keyring,
+    });
+    if ready {
+        body.into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
 }
 

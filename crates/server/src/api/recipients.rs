@@ -31,6 +31,10 @@ pub struct Registered {
     pub pseudonym: String,
     pub has_email: bool,
     pub has_phone: bool,
+    /// The portal's language for them (BCP 47), if set.
+    pub language: Option<String>,
+    /// Their IANA time zone for times on the portal, if set.
+    pub time_zone: Option<String>,
 }
 
 /// Registers a recipient (or answers the one registered under that
@@ -60,6 +64,8 @@ pub async fn register(
             pseudonym: r.pseudonym,
             has_email: r.has_email,
             has_phone: r.has_phone,
+            language: r.language,
+            time_zone: r.time_zone,
         }),
     ))
 }

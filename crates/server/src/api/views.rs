@@ -101,6 +101,10 @@ pub struct RecipientView {
     pub has_email: bool,
     pub has_phone: bool,
     pub created_at: i64,
+    /// The portal's language for them (BCP 47), if set.
+    pub language: Option<String>,
+    /// Their IANA time zone for times on the portal, if set.
+    pub time_zone: Option<String>,
     pub devices: Vec<DeviceView>,
     pub threads: Vec<ThreadView>,
 }

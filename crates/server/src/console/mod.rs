@@ -102,7 +102,9 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-async fn security_headers(mut res: Response) -> Response {
+/// The console's strict headers; the API reference page (`/v1/docs`) wears
+/// them too.
+pub(crate) async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     if !h.contains_key(CACHE_CONTROL) {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -22,14 +22,15 @@ use ladder_store::stats::Metric;
 use ladder_store::{StoreError, Tx, recipients, tenants};
 use serde_json::json;
 
-use super::pages::{self, FormNote, SentTo};
-use super::{ACTOR, describe_duration, ms, notify, secrets};
+use super::pages::{self, FormNote, Look, SentTo};
+use super::{ACTOR, mask, ms, notify, secrets};
 use crate::error::ApiError;
+use crate::service::devices::open_contact;
 use crate::service::{audit, stats};
 use crate::state::{AppState, now_ms};
 
-pub(super) fn done(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(|e| pages::failure(&e))
+pub(super) fn done(look: &Look, result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(|e| pages::failure(look, &e))
 }
 
 pub(super) async fn commit(tx: Tx) -> Result<(), ApiError> {
@@ -51,32 +52,37 @@ pub(super) struct Usable {
 /// Finds the link `token` names, locked, and checks it may be used now.
 /// A refusal is audited inside `tx` and answered with its page: unknown
 /// and expired links alike, withdrawn (revoked or shredded) messages,
-/// locked links, used-up view limits.
+/// locked links, used-up view limits (except for a download, which is
+/// part of a view already counted). Once the link is known, `look` takes
+/// the recipient's language and zone and the tenant's branding.
 pub(super) async fn usable(
     state: &AppState,
     tx: &mut Tx,
     token: &str,
     now: i64,
     page: &'static str,
+    look: &mut Look,
+    headers: &HeaderMap,
 ) -> Result<Result<Usable, Response>, ApiError> {
     let Some(hash) = secrets::hash_if_token(token) else {
         event("unknown_link");
-        return Ok(Err(pages::expired()));
+        return Ok(Err(pages::expired(look)));
     };
     let Some(link) = portal::link_by_token_for_update(tx, state.store.dialect(), &hash).await?
     else {
         event("unknown_link");
-        return Ok(Err(pages::expired()));
+        return Ok(Err(pages::expired(look)));
     };
+    look.settle(state, tx, headers, &link).await?;
     if link.is_expired(now) {
         refuse(state, tx, &link, "expired", page).await?;
-        return Ok(Err(pages::expired()));
+        return Ok(Err(pages::expired(look)));
     }
     let message = messages::get(tx, &link.tenant_id, &link.message_id).await?;
     let payload = messages::payload(tx, &link.tenant_id, &link.message_id).await?;
     let (Some(message), Some(payload)) = (message, payload) else {
         refuse(state, tx, &link, "withdrawn", page).await?;
-        return Ok(Err(pages::withdrawn()));
+        return Ok(Err(pages::withdrawn(look)));
     };
     // Only a message the portal carries is shown here, and only while it is
     // on its way or delivered: a link never opens a message that went (or
@@ -92,7 +98,7 @@ pub(super) async fn usable(
     );
     if !(on_portal && live) && payload.shredded_at.is_none() {
         refuse(state, tx, &link, "not_on_portal", page).await?;
-        return Ok(Err(pages::expired()));
+        return Ok(Err(pages::expired(look)));
     }
     if payload.shredded_at.is_some() || payload.ciphertext.is_none() {
         // Retention ending is expiry; anything else (revocation, an
@@ -100,20 +106,20 @@ pub(super) async fn usable(
         return Ok(Err(
             if payload.shred_reason.as_deref() == Some("retention_expired") {
                 refuse(state, tx, &link, "retention_expired", page).await?;
-                pages::expired()
+                pages::expired(look)
             } else {
                 refuse(state, tx, &link, "withdrawn", page).await?;
-                pages::withdrawn()
+                pages::withdrawn(look)
             },
         ));
     }
     if let Some(until) = link.locked_until_ms.filter(|_| link.is_locked(now)) {
         refuse(state, tx, &link, "locked", page).await?;
-        return Ok(Err(pages::locked(&pages::time(until))));
+        return Ok(Err(pages::locked(look, until)));
     }
-    if link.views_left() == 0 {
+    if link.views_left() == 0 && page != "download" {
         refuse(state, tx, &link, "view_limit", page).await?;
-        return Ok(Err(pages::expired()));
+        return Ok(Err(pages::expired(look)));
     }
     Ok(Ok(Usable {
         link,
@@ -161,8 +167,10 @@ pub(super) async fn live_session(
 }
 
 /// How this link's recipient proves who they are: the second factor the
-/// decision counted on (`None` when they have no way to).
-async fn second_factor(
+/// decision counted on (`None` when they have no way to), with the
+/// address it goes to masked for the page.
+pub(super) async fn second_factor(
+    state: &AppState,
     tx: &mut Tx,
     link: &Link,
     message: &Message,
@@ -176,22 +184,32 @@ async fn second_factor(
             ApiError::Internal(format!("link {} has an unknown second factor", link.id))
         })?),
     };
-    Ok(notify::factor_for(
+    notify::factor_for(
         fixed,
         message.decision.outcome.route(),
         recipient.has_phone,
         recipient.has_email,
     )
-    .map(|f| match f {
-        SecondFactor::Sms => Factor::Code(SentTo::Phone),
-        SecondFactor::Email => Factor::Code(SentTo::Email),
-        SecondFactor::None => Factor::NoCode,
-    }))
+    .map(|f| -> Result<Factor, ApiError> {
+        Ok(match f {
+            SecondFactor::Sms | SecondFactor::Email => {
+                let contact = open_contact(state, &link.tenant_id, &recipient)?;
+                Factor::Code(match f {
+                    SecondFactor::Sms => {
+                        SentTo::Phone(mask::phone(contact.phone.as_deref().unwrap_or_default()))
+                    }
+                    _ => SentTo::Email(mask::email(contact.email.as_deref().unwrap_or_default())),
+                })
+            }
+            SecondFactor::None => Factor::NoCode,
+        })
+    })
+    .transpose()
 }
 
 /// What the portal asks of whoever opened a link.
-#[derive(Debug, Clone, Copy)]
-enum Factor {
+#[derive(Debug, Clone)]
+pub(super) enum Factor {
     /// A one-time code, sent there.
     Code(SentTo),
     /// Nothing: the step opens without a code (`step_up = "none"`).
@@ -226,46 +244,50 @@ pub(super) async fn open(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    done(open_inner(&state, &token, &headers).await)
+    let mut look = Look::from_headers(&headers);
+    let result = open_inner(&state, &token, &headers, &mut look).await;
+    done(&look, result)
 }
 
 async fn open_inner(
     state: &AppState,
     token: &str,
     headers: &HeaderMap,
+    look: &mut Look,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
     let mut tx = state.store.begin().await?;
-    let Usable { link, message, .. } = match usable(state, &mut tx, token, now, "open").await? {
-        Ok(u) => u,
-        Err(page) => {
-            commit(tx).await?;
-            return Ok(page);
-        }
-    };
+    let Usable { link, message, .. } =
+        match usable(state, &mut tx, token, now, "open", look, headers).await? {
+            Ok(u) => u,
+            Err(page) => {
+                commit(tx).await?;
+                return Ok(page);
+            }
+        };
     if live_session(state, &mut tx, headers, &link, now)
         .await?
         .is_some()
     {
         drop(tx);
-        return Ok(pages::see_other(&message_path(token), None));
+        return Ok(pages::see_other(look, &message_path(token), None));
     }
-    let factor = second_factor(&mut tx, &link, &message).await?;
+    let factor = second_factor(state, &mut tx, &link, &message).await?;
     let csrf = secrets::link_csrf(state, &link.tenant_id, &link.id)?;
     match factor {
         Some(Factor::Code(to)) => {
             drop(tx);
-            Ok(pages::start(token, &csrf, to))
+            Ok(pages::start(look, token, &csrf, &to))
         }
         // Opening is the button's: a GET spends no view either.
         Some(Factor::NoCode) => {
             drop(tx);
-            Ok(pages::start_without_code(token, &csrf))
+            Ok(pages::start_without_code(look, token, &csrf))
         }
         None => {
             refuse(state, &mut tx, &link, "no_second_factor", "open").await?;
             commit(tx).await?;
-            Ok(pages::no_second_factor())
+            Ok(pages::no_second_factor(look))
         }
     }
 }
@@ -274,8 +296,9 @@ async fn open_inner(
 /// a refusal is answered with the portal's 429 page, and audited in the
 /// link's tenant once a minute per link (never per refused request, which
 /// would let the limit be flooded through).
-async fn limited(
+pub(super) async fn limited(
     state: &AppState,
+    look: &Look,
     token: &str,
     peer: std::net::IpAddr,
     surface: crate::limits::Surface,
@@ -308,7 +331,7 @@ async fn limited(
         }
         commit(tx).await?;
     }
-    Ok(Some(pages::rate_limited(refused.retry_after_s)))
+    Ok(Some(pages::rate_limited(look, refused.retry_after_s)))
 }
 
 /// `POST /portal/{token}` (the button on the link's page): sends a
@@ -321,7 +344,9 @@ pub(super) async fn request_code(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    done(request_code_inner(&state, &token, peer.ip(), &headers, &body).await)
+    let mut look = Look::from_headers(&headers);
+    let result = request_code_inner(&state, &token, peer.ip(), &headers, &body, &mut look).await;
+    done(&look, result)
 }
 
 async fn request_code_inner(
@@ -330,9 +355,11 @@ async fn request_code_inner(
     peer: std::net::IpAddr,
     headers: &HeaderMap,
     body: &[u8],
+    look: &mut Look,
 ) -> Result<Response, ApiError> {
     if let Some(page) = limited(
         state,
+        look,
         token,
         peer,
         crate::limits::Surface::PortalCodeRequest,
@@ -346,7 +373,7 @@ async fn request_code_inner(
     let mut tx = state.store.begin().await?;
     let Usable {
         mut link, message, ..
-    } = match usable(state, &mut tx, token, now, "send_code").await? {
+    } = match usable(state, &mut tx, token, now, "send_code", look, headers).await? {
         Ok(u) => u,
         Err(page) => {
             commit(tx).await?;
@@ -358,24 +385,24 @@ async fn request_code_inner(
         .is_some()
     {
         drop(tx);
-        return Ok(pages::see_other(&message_path(token), None));
+        return Ok(pages::see_other(look, &message_path(token), None));
     }
     let csrf = secrets::link_csrf(state, &link.tenant_id, &link.id)?;
     let given = secrets::form_field(body, "csrf").unwrap_or_default();
     if !secrets::same(&given, &csrf) {
         refuse(state, &mut tx, &link, "csrf", "send_code").await?;
         commit(tx).await?;
-        return Ok(pages::stale_form(token));
+        return Ok(pages::stale_form(look, token));
     }
-    let to = match second_factor(&mut tx, &link, &message).await? {
+    let to = match second_factor(state, &mut tx, &link, &message).await? {
         Some(Factor::Code(to)) => to,
         Some(Factor::NoCode) => {
-            return open_without_code(state, tx, &link, &message.class, token, now).await;
+            return open_without_code(state, tx, &link, &message.class, token, now, look).await;
         }
         None => {
             refuse(state, &mut tx, &link, "no_second_factor", "send_code").await?;
             commit(tx).await?;
-            return Ok(pages::no_second_factor());
+            return Ok(pages::no_second_factor(look));
         }
     };
     // A code sent moments ago is still on its way: no second one.
@@ -384,18 +411,19 @@ async fn request_code_inner(
         && now < sent.saturating_add(ms(cfg.code_resend_s))
     {
         drop(tx);
-        let valid_for = describe_duration((until - now) / 1000);
+        let valid_for_s = (until - now) / 1000;
         return Ok(pages::code_form(
+            look,
             token,
             &csrf,
-            to,
-            &FormNote::Sent { valid_for },
+            &to,
+            &FormNote::Sent { valid_for_s },
         ));
     }
     if link.codes_sent >= i64::from(cfg.max_codes.max(1)) {
         refuse(state, &mut tx, &link, "code_limit", "send_code").await?;
         commit(tx).await?;
-        return Ok(pages::too_many_codes());
+        return Ok(pages::too_many_codes(look));
     }
     let code = zeroize::Zeroizing::new(portal::new_code(6)?);
     link.code_hash = Some(secrets::code_hash(state, &link.tenant_id, &link.id, &code)?);
@@ -405,8 +433,8 @@ async fn request_code_inner(
     link.codes_sent += 1;
     portal::update_code_state(&mut tx, &link).await?;
     let channel = match to {
-        SentTo::Phone => ladder_core::Channel::Sms,
-        SentTo::Email => ladder_core::Channel::Email,
+        SentTo::Phone(_) => ladder_core::Channel::Sms,
+        SentTo::Email(_) => ladder_core::Channel::Email,
     };
     audit::record(
         &mut tx,
@@ -433,14 +461,15 @@ async fn request_code_inner(
     .await?;
     if let Err(reason) = sent {
         code_not_sent(state, &link, now, channel, &reason).await?;
-        return Ok(pages::code_not_sent(token));
+        return Ok(pages::code_not_sent(look, token));
     }
     Ok(pages::code_form(
+        look,
         token,
         &csrf,
-        to,
+        &to,
         &FormNote::Sent {
-            valid_for: describe_duration(i64::try_from(cfg.code_ttl_s).unwrap_or(i64::MAX)),
+            valid_for_s: i64::try_from(cfg.code_ttl_s).unwrap_or(i64::MAX),
         },
     ))
 }
@@ -454,6 +483,7 @@ async fn open_without_code(
     class: &str,
     token: &str,
     now: i64,
+    look: &Look,
 ) -> Result<Response, ApiError> {
     let session_token = new_session(state, &mut tx, link, now).await?;
     stats::record(&mut tx, &link.tenant_id, Metric::PortalOpen, class).await?;
@@ -470,13 +500,14 @@ async fn open_without_code(
     commit(tx).await?;
     event("opened_without_code");
     Ok(pages::see_other(
+        look,
         &message_path(token),
         Some(secrets::session_cookie(state, &session_token)),
     ))
 }
 
 /// Opens a session on `link`; returns its token (only its hash is stored).
-async fn new_session(
+pub(super) async fn new_session(
     state: &AppState,
     tx: &mut Tx,
     link: &Link,
@@ -528,152 +559,4 @@ async fn code_not_sent(
     )
     .await?;
     commit(tx).await
-}
-
-/// `POST /portal/{token}/code`: checks the code. A wrong one counts; the
-/// last allowed wrong one locks the link. A right one opens a session.
-pub(super) async fn submit_code(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
-) -> Response {
-    done(submit_code_inner(&state, &token, peer.ip(), &body).await)
-}
-
-async fn submit_code_inner(
-    state: &AppState,
-    token: &str,
-    peer: std::net::IpAddr,
-    body: &[u8],
-) -> Result<Response, ApiError> {
-    if let Some(page) = limited(
-        state,
-        token,
-        peer,
-        crate::limits::Surface::PortalCodeAttempt,
-    )
-    .await?
-    {
-        return Ok(page);
-    }
-    let cfg = &state.config.portal;
-    let now = now_ms();
-    let mut tx = state.store.begin().await?;
-    let Usable {
-        mut link, message, ..
-    } = match usable(state, &mut tx, token, now, "code").await? {
-        Ok(u) => u,
-        Err(page) => {
-            commit(tx).await?;
-            return Ok(page);
-        }
-    };
-    let csrf = secrets::link_csrf(state, &link.tenant_id, &link.id)?;
-    let given = secrets::form_field(body, "csrf").unwrap_or_default();
-    if !secrets::same(&given, &csrf) {
-        refuse(state, &mut tx, &link, "csrf", "code").await?;
-        commit(tx).await?;
-        return Ok(pages::stale_form(token));
-    }
-    let to = match second_factor(&mut tx, &link, &message).await? {
-        Some(Factor::Code(to)) => to,
-        _ => SentTo::Email,
-    };
-    let Some(stored) = link.live_code(now).map(str::to_string) else {
-        drop(tx);
-        return Ok(pages::code_form(token, &csrf, to, &FormNote::CodeExpired));
-    };
-    let code = zeroize::Zeroizing::new(secrets::normalise_code(
-        &secrets::form_field(body, "code").unwrap_or_default(),
-    ));
-    let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
-    let right = well_formed
-        && secrets::same(
-            &secrets::code_hash(state, &link.tenant_id, &link.id, &code)?,
-            &stored,
-        );
-    if right {
-        link.code_hash = None;
-        link.code_sent_ms = None;
-        link.code_expires_ms = None;
-        link.attempts = 0;
-        portal::update_code_state(&mut tx, &link).await?;
-        let session_token = new_session(state, &mut tx, &link, now).await?;
-        stats::record(&mut tx, &link.tenant_id, Metric::PortalOpen, &message.class).await?;
-        audit::record(
-            &mut tx,
-            state,
-            &link.tenant_id,
-            ACTOR,
-            "portal_code_verified",
-            Some(&link.message_id),
-            json!({ "link": link.id }),
-        )
-        .await?;
-        commit(tx).await?;
-        event("code_verified");
-        return Ok(pages::see_other(
-            &message_path(token),
-            Some(secrets::session_cookie(state, &session_token)),
-        ));
-    }
-    let max = i64::from(cfg.max_attempts.max(1));
-    link.attempts += 1;
-    audit::record(
-        &mut tx,
-        state,
-        &link.tenant_id,
-        ACTOR,
-        "portal_code_failed",
-        Some(&link.message_id),
-        json!({ "link": link.id, "attempt": link.attempts, "max_attempts": max }),
-    )
-    .await?;
-    event("code_failed");
-    if link.attempts >= max {
-        let until = now.saturating_add(ms(cfg.lockout_s));
-        link.locked_until_ms = Some(until);
-        link.attempts = 0;
-        link.code_hash = None;
-        link.code_sent_ms = None;
-        link.code_expires_ms = None;
-        portal::update_code_state(&mut tx, &link).await?;
-        let ended = portal::end_sessions_of(&mut tx, &link.tenant_id, &link.id, now).await?;
-        stats::record(
-            &mut tx,
-            &link.tenant_id,
-            Metric::PortalLockout,
-            &message.class,
-        )
-        .await?;
-        audit::record(
-            &mut tx,
-            state,
-            &link.tenant_id,
-            ACTOR,
-            "portal_locked",
-            Some(&link.message_id),
-            json!({
-                "link": link.id,
-                "failed_attempts": max,
-                "locked_until": until / 1000,
-                "sessions_ended": ended,
-            }),
-        )
-        .await?;
-        commit(tx).await?;
-        event("locked");
-        return Ok(pages::locked(&pages::time(until)));
-    }
-    portal::update_code_state(&mut tx, &link).await?;
-    commit(tx).await?;
-    Ok(pages::code_form(
-        token,
-        &csrf,
-        to,
-        &FormNote::Wrong {
-            tries_left: max - link.attempts,
-        },
-    ))
 }

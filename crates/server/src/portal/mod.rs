@@ -20,14 +20,24 @@
 //! view, code sent, wrong code, lockout and refused access is audited with
 //! link and message ids only — never a token, a code or content.
 //!
+//! Pages speak the recipient's language and show times in their zone
+//! (`locale.rs`), wear the tenant's branding inside a strict frame
+//! (`layout.rs`) and name where a code went only masked (`mask.rs`).
+//!
 //! Routes: `GET /portal/{token}` (a page with a "send me a code" button),
 //! `POST /portal/{token}` (send a code, show the code form),
 //! `POST /portal/{token}/code`, `GET /portal/{token}/message`,
+//! `GET /portal/{token}/download` (the message as a text attachment),
 //! `POST /portal/{token}/end` (close the session); `GET /portal/app` (what
-//! a notice for an in-app message links to: open the app). Anything else
+//! a notice for an in-app message links to: open the app);
+//! `GET /portal/assets/portal.css` (the one stylesheet). Anything else
 //! under `/portal` is an HTML 404 with the same headers.
 
+mod code;
 mod flow;
+mod layout;
+pub mod locale;
+mod mask;
 mod notify;
 mod pages;
 mod secrets;
@@ -251,6 +261,10 @@ pub fn routes() -> Router<AppState> {
             "/portal/app",
             get(pages::in_app).fallback(pages::method_not_allowed),
         )
+        .route(
+            layout::STYLESHEET_PATH,
+            get(layout::stylesheet).fallback(pages::method_not_allowed),
+        )
         .route("/portal", any(pages::not_found))
         .route("/portal/", any(pages::not_found))
         .route("/portal/{token}/{*rest}", any(pages::not_found))
@@ -262,27 +276,21 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/portal/{token}/code",
-            post(flow::submit_code).fallback(pages::method_not_allowed),
+            post(code::submit_code).fallback(pages::method_not_allowed),
         )
         .route(
             "/portal/{token}/message",
             get(view::show_message).fallback(pages::method_not_allowed),
         )
         .route(
+            "/portal/{token}/download",
+            get(view::download).fallback(pages::method_not_allowed),
+        )
+        .route(
             "/portal/{token}/end",
             post(view::end_session).fallback(pages::method_not_allowed),
         )
-        .layer(axum::middleware::map_response(pages::security_headers))
-}
-
-/// A short wait in words: seconds under a minute, else as
-/// [`describe_duration`].
-pub(crate) fn describe_wait(seconds: u64) -> String {
-    match seconds {
-        1 => "1 second".to_string(),
-        s if s < 60 => format!("{s} seconds"),
-        s => describe_duration(i64::try_from(s).unwrap_or(i64::MAX)),
-    }
+        .layer(axum::middleware::map_response(layout::security_headers))
 }
 
 /// A span of seconds in words, at most two units, rounded down — a link
@@ -291,25 +299,52 @@ pub fn describe_duration(seconds: i64) -> String {
     if seconds < 60 {
         return "less than a minute".to_string();
     }
-    let units = [(86_400, "day"), (3_600, "hour"), (60, "minute")];
-    let mut rest = seconds;
+    duration_parts(seconds)
+        .into_iter()
+        .map(|(n, unit)| {
+            let name = match unit {
+                TimeUnit::Day => "day",
+                TimeUnit::Hour => "hour",
+                TimeUnit::Minute => "minute",
+            };
+            format!("{n} {name}{}", if n == 1 { "" } else { "s" })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A unit a duration is told in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeUnit {
+    Day,
+    Hour,
+    Minute,
+}
+
+/// A span of seconds as at most two adjacent units, rounded down, units
+/// that come out zero left out (`1 day` for a day and a minute); empty
+/// under a minute. Shared by [`describe_duration`] and the portal's
+/// languages.
+pub(crate) fn duration_parts(seconds: i64) -> Vec<(i64, TimeUnit)> {
+    let units = [
+        (86_400, TimeUnit::Day),
+        (3_600, TimeUnit::Hour),
+        (60, TimeUnit::Minute),
+    ];
+    let mut rest = seconds.max(0);
     let mut parts = Vec::new();
-    for (size, name) in units {
+    for (size, unit) in units {
         let n = rest / size;
         rest %= size;
         if n > 0 || !parts.is_empty() {
-            parts.push((n, name));
+            parts.push((n, unit));
         }
         if parts.len() == 2 {
             break;
         }
     }
+    parts.retain(|(n, _)| *n > 0);
     parts
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, name)| format!("{n} {name}{}", if n == 1 { "" } else { "s" }))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

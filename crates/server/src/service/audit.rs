@@ -28,6 +28,13 @@ pub async fn record(
     };
     let entry = audit::append(tx, state.store.dialect(), tenant_id, now().0, &event).await?;
     metrics::counter!("ladder_audit_entries_total", "kind" => kind.to_string()).increment(1);
+    // The event this fact announces to the tenant's endpoints, owed in the
+    // same transaction.
+    if let Some((event_type, data)) =
+        crate::service::events::from_audit(kind, subject, &event.details)
+    {
+        crate::service::events::record(tx, tenant_id, event_type, data).await?;
+    }
     // The entry's index in the tenant's Merkle log (sequence numbers start at 1).
     Ok(u64::try_from(entry.seq - 1).unwrap_or_default())
 }

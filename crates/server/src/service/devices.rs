@@ -35,6 +35,13 @@ pub struct NewRecipient {
     pub email: Option<String>,
     #[serde(default)]
     pub phone: Option<String>,
+    /// The portal's language for them (`en`, `de`, `fr`, `es`, with or
+    /// without a region); unset: the browser's.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Their IANA time zone for times on the portal; unset: UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// Addresses at rest: sealed under their own data key, wrapped by the
@@ -80,6 +87,30 @@ fn check_address(field: &str, value: &str, ok: impl Fn(&str) -> bool) -> Result<
     Ok(())
 }
 
+/// An optional recipient setting, checked (and made canonical) by `check`;
+/// refused naming the field and what it must be.
+fn checked(
+    field: &str,
+    value: Option<&str>,
+    check: impl Fn(&str) -> Option<String>,
+    code: &'static str,
+    must_be: &str,
+) -> Result<Option<String>, ApiError> {
+    value
+        .map(|v| {
+            check(v).ok_or_else(|| {
+                ApiError::invalid(
+                    code,
+                    format!(
+                        "field `{field}` must be {must_be}, not `{}`",
+                        v.chars().take(64).collect::<String>()
+                    ),
+                )
+            })
+        })
+        .transpose()
+}
+
 /// Registers a recipient, or answers the existing one for the same
 /// `external_id` (200). Two racing registrations make one recipient.
 pub async fn register(
@@ -123,6 +154,23 @@ async fn register_once(
             (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit())
         })?;
     }
+    let language = checked(
+        "language",
+        req.language.as_deref(),
+        crate::portal::locale::recipient_language,
+        "invalid_language",
+        &format!(
+            "a language tag the portal speaks ({})",
+            crate::portal::locale::SUPPORTED.join(", ")
+        ),
+    )?;
+    let time_zone = checked(
+        "time_zone",
+        req.time_zone.as_deref(),
+        crate::portal::locale::recipient_time_zone,
+        "invalid_time_zone",
+        "an IANA time zone such as `Europe/Berlin`",
+    )?;
     let mut tx = state.store.begin().await?;
     if let Some(existing) = recipients::find_external(&mut tx, tenant_id, ext).await? {
         return Ok((200, existing));
@@ -157,6 +205,8 @@ async fn register_once(
         has_email: req.email.is_some(),
         has_phone: req.phone.is_some(),
         created_at: now().0,
+        language,
+        time_zone,
     };
     recipients::insert(&mut tx, &recipient).await?;
     audit::record(
@@ -573,6 +623,8 @@ pub async fn recipient_view(
         has_email: r.recipient.has_email,
         has_phone: r.recipient.has_phone,
         created_at: r.recipient.created_at,
+        language: r.recipient.language,
+        time_zone: r.recipient.time_zone,
         devices: r.devices.iter().map(DeviceView::of).collect(),
         threads: threads.iter().map(ThreadView::of).collect(),
     })

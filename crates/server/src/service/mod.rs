@@ -7,6 +7,7 @@ pub mod confirm;
 pub mod deliver;
 pub mod devices;
 pub mod escalations;
+pub mod events;
 mod handover;
 pub mod keys;
 pub mod overrides;

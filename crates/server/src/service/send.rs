@@ -498,6 +498,26 @@ async fn accept_once(
         expires_at: accepted_at.0.saturating_add(retention),
     };
     messages::insert(&mut tx, &message).await?;
+    if matches!(
+        decision.outcome,
+        Outcome::Deliver { .. } | Outcome::Hold { .. } | Outcome::Escalate
+    ) {
+        crate::service::events::record(
+            &mut tx,
+            tenant_id,
+            "message.accepted",
+            json!({
+                "message_id": message.id,
+                "class": message.class,
+                "mode": decision.mode,
+                "outcome": decision.outcome.code(),
+                "route": decision.outcome.route().map(|r| r.name()),
+                "assurance": decision.outcome.route().map(|r| r.assurance),
+                "thread_id": thread.id,
+            }),
+        )
+        .await?;
+    }
     if settled.status != Status::Blocked {
         let key = sealed::DataKey::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
         let ciphertext = sealed::seal(

@@ -16,6 +16,8 @@ use ed25519_dalek::SigningKey;
 use ladder_server::{Config, Running};
 use serde_json::{Value, json};
 
+pub mod portal;
+
 pub use reqwest::StatusCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The keyring file on disk: read with a permission check, created
 //! owner-only without overwriting anything, written atomically (temp file,
-//! fsync, rename, directory fsync).
+//! fsync, rename, directory fsync) — and, with a [`KeyringSealer`], sealed
+//! as one envelope ([`super::seal`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use super::seal::{Envelope, KeyringSealer};
 use super::{FORMAT_VERSION, KeyringError, State};
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyringError + '_ {
@@ -18,8 +20,19 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyringError + '_ {
     }
 }
 
-/// Read and check the keyring at `path`; `None` if there is no file.
-pub(super) fn read_state(path: &Path) -> Result<Option<State>, KeyringError> {
+/// What was read: the state, and whether the file lay in plain JSON while
+/// a sealer is configured (the caller then seals it).
+pub(super) struct Loaded {
+    pub(super) state: State,
+    pub(super) unsealed: bool,
+}
+
+/// Read and check the keyring at `path`; `None` if there is no file. A
+/// sealed file needs `sealer`; a plain one is read either way.
+pub(super) fn read_state(
+    path: &Path,
+    sealer: Option<&dyn KeyringSealer>,
+) -> Result<Option<Loaded>, KeyringError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -44,6 +57,22 @@ pub(super) fn read_state(path: &Path) -> Result<Option<State>, KeyringError> {
     let mut bytes = Zeroizing::new(Vec::with_capacity(len.saturating_add(1)));
     file.read_to_end(&mut bytes).map_err(io_error(path))?;
 
+    let (bytes, unsealed) = match serde_json::from_slice::<Envelope>(&bytes) {
+        Ok(envelope) => {
+            let sealer = sealer.ok_or_else(|| KeyringError::SealedWithoutKey {
+                path: path.to_path_buf(),
+                by: envelope.sealed_by().to_owned(),
+            })?;
+            let plain = envelope
+                .open(sealer)
+                .map_err(|source| KeyringError::Sealer {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            (plain, false)
+        }
+        Err(_) => (bytes, sealer.is_some()),
+    };
     let state: State = serde_json::from_slice(&bytes).map_err(|e| KeyringError::Corrupt {
         path: path.to_path_buf(),
         reason: describe_json_error(&e),
@@ -52,7 +81,7 @@ pub(super) fn read_state(path: &Path) -> Result<Option<State>, KeyringError> {
         path: path.to_path_buf(),
         reason,
     })?;
-    Ok(Some(state))
+    Ok(Some(Loaded { state, unsealed }))
 }
 
 /// serde_json's data errors can quote the offending value, which could be
@@ -70,7 +99,10 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 
 /// Create an empty keyring file at `path` without ever replacing an
 /// existing one; if another opener wins the race, read theirs.
-pub(super) fn create_file(path: &Path) -> Result<State, KeyringError> {
+pub(super) fn create_file(
+    path: &Path,
+    sealer: Option<&dyn KeyringSealer>,
+) -> Result<Loaded, KeyringError> {
     let dir = parent_dir(path);
     if !dir.as_os_str().is_empty() && !dir.exists() {
         fs::DirBuilder::new()
@@ -80,16 +112,19 @@ pub(super) fn create_file(path: &Path) -> Result<State, KeyringError> {
             .map_err(io_error(path))?;
     }
     let state = State::default();
-    let tmp = write_temp(path, &state)?;
+    let tmp = write_temp(path, &state, sealer)?;
     // `hard_link` fails if `path` exists: an atomic create-if-absent.
     let linked = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
             sync_dir(path)?;
-            Ok(state)
+            Ok(Loaded {
+                state,
+                unsealed: false,
+            })
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match read_state(path)? {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match read_state(path, sealer)? {
             Some(state) => Ok(state),
             None => Err(io_error(path)(e)),
         },
@@ -98,8 +133,12 @@ pub(super) fn create_file(path: &Path) -> Result<State, KeyringError> {
 }
 
 /// Atomically replace the keyring file with `state`.
-pub(super) fn write_state(path: &Path, state: &State) -> Result<(), KeyringError> {
-    let tmp = write_temp(path, state)?;
+pub(super) fn write_state(
+    path: &Path,
+    state: &State,
+    sealer: Option<&dyn KeyringSealer>,
+) -> Result<(), KeyringError> {
+    let tmp = write_temp(path, state, sealer)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
         return Err(io_error(path)(e));
@@ -107,13 +146,26 @@ pub(super) fn write_state(path: &Path, state: &State) -> Result<(), KeyringError
     sync_dir(path)
 }
 
-/// Write `state` to a fresh 0600 temporary file next to `path`, fsynced.
-fn write_temp(path: &Path, state: &State) -> Result<PathBuf, KeyringError> {
-    let mut bytes = Zeroizing::new(Vec::with_capacity(state.size_hint()));
-    serde_json::to_writer_pretty(&mut *bytes, state).map_err(|e| KeyringError::Corrupt {
+/// Write `state` (sealed, with a sealer) to a fresh 0600 temporary file
+/// next to `path`, fsynced.
+fn write_temp(
+    path: &Path,
+    state: &State,
+    sealer: Option<&dyn KeyringSealer>,
+) -> Result<PathBuf, KeyringError> {
+    let cannot_serialise = |e: serde_json::Error| KeyringError::Corrupt {
         path: path.to_path_buf(),
         reason: format!("cannot serialise ({:?} error)", e.classify()),
-    })?;
+    };
+    let mut bytes = Zeroizing::new(Vec::with_capacity(state.size_hint()));
+    serde_json::to_writer_pretty(&mut *bytes, state).map_err(cannot_serialise)?;
+    if let Some(sealer) = sealer {
+        let envelope = Envelope::seal(sealer, &bytes).map_err(|source| KeyringError::Sealer {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        bytes = Zeroizing::new(serde_json::to_vec_pretty(&envelope).map_err(cannot_serialise)?);
+    }
     bytes.push(b'\n');
 
     let name = path.file_name().ok_or_else(|| {

@@ -87,6 +87,17 @@ pub enum KeyringError {
     Seal(#[from] SealError),
     #[error("the operating system's random number generator failed")]
     Random,
+    #[error(
+        "keyring `{}` is sealed by `{by}` and no key-encryption key is configured (set `keyring_kek_file` or `LADDER_KEYRING_KEK_FILE`)",
+        path.display()
+    )]
+    SealedWithoutKey { path: PathBuf, by: String },
+    #[error("keyring `{}`: {source}", path.display())]
+    Sealer {
+        path: PathBuf,
+        #[source]
+        source: SealerError,
+    },
 }
 
 /// The local keyring. Cheap to clone; clones share one in-memory copy, and
@@ -98,6 +109,8 @@ pub struct Keyring {
 
 struct Shared {
     path: PathBuf,
+    /// Seals the file on every write when a key-encryption key is configured.
+    sealer: Option<Arc<dyn KeyringSealer>>,
     state: RwLock<State>,
     /// What the file looked like when `state` was read or written: another
     /// process (`ladder tenant create`, `ladder keys rotate`) may replace
@@ -140,17 +153,49 @@ impl Keyring {
     /// directory 0700 if missing) when there is none. Refuses a file that
     /// group or others may access, and a file it cannot fully parse.
     pub fn open_or_create(path: &Path) -> Result<Keyring, KeyringError> {
-        let state = match read_state(path)? {
-            Some(state) => state,
-            None => create_file(path)?,
+        Keyring::open_sealed(path, None)
+    }
+
+    /// As [`Keyring::open_or_create`], with the file sealed by `sealer` when
+    /// one is given: a new file is created sealed, a plain one is sealed in
+    /// place now, and a sealed one opens only with the key that sealed it.
+    pub fn open_sealed(
+        path: &Path,
+        sealer: Option<Arc<dyn KeyringSealer>>,
+    ) -> Result<Keyring, KeyringError> {
+        let read = match read_state(path, sealer.as_deref())? {
+            Some(read) => read,
+            None => create_file(path, sealer.as_deref())?,
         };
+        if read.unsealed {
+            write_state(path, &read.state, sealer.as_deref())?;
+        }
         Ok(Keyring {
             shared: Arc::new(Shared {
                 path: path.to_path_buf(),
-                state: RwLock::new(state),
+                sealer,
+                state: RwLock::new(read.state),
                 stamp: std::sync::Mutex::new(FileStamp::of(path)),
             }),
         })
+    }
+
+    /// Reads the file again as a node starting now would: what readiness
+    /// reports. Fails when the file went missing, lost its permissions, was
+    /// damaged, or no longer opens with the configured key.
+    pub fn check(&self) -> Result<(), KeyringError> {
+        match read_state(&self.shared.path, self.shared.sealer.as_deref())? {
+            Some(_) => Ok(()),
+            None => Err(KeyringError::Io {
+                path: self.shared.path.clone(),
+                source: io::Error::new(io::ErrorKind::NotFound, "the keyring file is gone"),
+            }),
+        }
+    }
+
+    /// Which key seals the file, if any (`local:<fingerprint>`, …).
+    pub fn sealed_by(&self) -> Option<String> {
+        self.shared.sealer.as_ref().map(|s| s.name())
     }
 
     /// Where the keyring file lives.
@@ -312,7 +357,8 @@ impl Keyring {
         if now.is_none() || *stamp == now {
             return;
         }
-        if let Ok(Some(state)) = read_state(&self.shared.path) {
+        if let Ok(Some(read)) = read_state(&self.shared.path, self.shared.sealer.as_deref()) {
+            let state = read.state;
             *self
                 .shared
                 .state
@@ -356,7 +402,7 @@ impl Keyring {
         match change(&guard)? {
             None => Ok(None),
             Some((next, out)) => {
-                write_state(&self.shared.path, &next)?;
+                write_state(&self.shared.path, &next, self.shared.sealer.as_deref())?;
                 *guard = next;
                 *stamp = FileStamp::of(&self.shared.path);
                 Ok(Some(out))
@@ -590,7 +636,9 @@ impl<'de> Deserialize<'de> for Secret32 {
 
 mod derive;
 mod file;
+mod seal;
 use file::{create_file, read_state, write_state};
+pub use seal::{KekError, KeyringSealer, LocalKek, SealerError};
 
 #[cfg(test)]
 mod tests;

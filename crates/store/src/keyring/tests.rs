@@ -439,3 +439,75 @@ fn derived_secrets_are_stable_per_tenant_purpose_and_input() {
     );
     assert!(reopened.derive("nobody", "portal link", "x").is_err());
 }
+
+fn local_kek(byte: u8) -> Arc<dyn KeyringSealer> {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+    Arc::new(LocalKek::from_base64(&text).unwrap())
+}
+
+#[test]
+fn a_sealed_keyring_holds_no_key_in_the_clear_and_opens_only_with_its_kek() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring.json");
+    let keyring = Keyring::open_sealed(&path, Some(local_kek(1))).unwrap();
+    keyring.ensure_tenant("acme").unwrap();
+    let dek = DataKey::generate().unwrap();
+    let wrapped = keyring.wrap("acme", &dek).unwrap();
+    let (_, signer) = keyring.checkpoint_signer("acme").unwrap();
+    drop(keyring);
+
+    let on_disk = fs::read_to_string(&path).unwrap();
+    assert!(on_disk.contains("\"sealed\": 1"), "{on_disk}");
+    assert!(!on_disk.contains("acme"), "tenant names are sealed too");
+    assert!(!on_disk.contains(&hex::encode(signer.to_bytes())));
+    assert_eq!(mode(&path), 0o600);
+
+    let err = Keyring::open_or_create(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("sealed by `local:") && err.contains("keyring_kek_file"),
+        "{err}"
+    );
+    let err = Keyring::open_sealed(&path, Some(local_kek(2)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not open"), "{err}");
+
+    let again = Keyring::open_sealed(&path, Some(local_kek(1))).unwrap();
+    assert_eq!(
+        again.unwrap("acme", &wrapped).unwrap().as_bytes(),
+        dek.as_bytes()
+    );
+    assert!(again.check().is_ok());
+    assert!(again.sealed_by().unwrap().starts_with("local:"));
+}
+
+#[test]
+fn a_plain_keyring_is_sealed_in_place_when_a_kek_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, plain) = keyring_in(&dir);
+    plain.ensure_tenant("acme").unwrap();
+    let pseudonym = plain.pseudonym("acme", "a@example.com").unwrap();
+    drop(plain);
+    assert!(fs::read_to_string(&path).unwrap().contains("acme"));
+
+    let sealed = Keyring::open_sealed(&path, Some(local_kek(9))).unwrap();
+    assert!(!fs::read_to_string(&path).unwrap().contains("acme"));
+    assert_eq!(
+        sealed.pseudonym("acme", "a@example.com").unwrap(),
+        pseudonym
+    );
+}
+
+#[test]
+fn check_reports_a_keyring_that_went_missing_or_stopped_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring.json");
+    let keyring = Keyring::open_sealed(&path, Some(local_kek(4))).unwrap();
+    assert!(keyring.check().is_ok());
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(keyring.check().is_err(), "readable by others");
+    fs::remove_file(&path).unwrap();
+    let err = keyring.check().unwrap_err().to_string();
+    assert!(err.contains("gone"), "{err}");
+}

@@ -296,6 +296,11 @@ fn build(c: &mut Checker<'_>, raw: RawPolicy) -> Option<Policy> {
         }
     }
 
+    let branding = raw
+        .branding
+        .as_ref()
+        .and_then(|b| super::branding::branding(c, b.get_ref()));
+
     Some(Policy {
         tenant,
         display_name,
@@ -305,6 +310,7 @@ fn build(c: &mut Checker<'_>, raw: RawPolicy) -> Option<Policy> {
         notices,
         classes,
         overrides,
+        branding,
         version: super::PolicyVersion("".into()),
     })
 }
