@@ -213,11 +213,42 @@ pub async fn overrides(
     }))
 }
 
+/// The body of `POST /v1/overrides`: the fields of a policy file's
+/// `[[override]]` table, every value a string, validated exactly as in a
+/// policy file (so the handler hands them to the policy parser rather than
+/// to serde; this type is the document's description of them). Give
+/// `expires` (RFC 3339) or `expires_in` (`4h`); `author` defaults to the
+/// calling key.
+#[derive(Debug, ToSchema)]
+#[expect(
+    dead_code,
+    reason = "documents the body; the policy parser reads it, not serde"
+)]
+pub struct OverrideRequest {
+    pub id: String,
+    /// `rcs`, `in_app`, `sms`, `email`, `push` or `portal`.
+    pub channel: String,
+    /// `disable`, `distrust_e2ee` or `force_step`.
+    pub effect: String,
+    pub reason: String,
+    pub os: Option<String>,
+    /// A version range such as `>=17.0, <18.2`.
+    pub os_version: Option<String>,
+    pub client: Option<String>,
+    pub client_version: Option<String>,
+    pub carrier: Option<String>,
+    /// The container to force, with `effect = force_step`.
+    pub force: Option<String>,
+    pub author: Option<String>,
+    pub expires: Option<String>,
+    pub expires_in: Option<String>,
+}
+
 /// `POST /v1/overrides` with the fields of a policy file's override as a
 /// JSON object of strings (`expires_in = "4h"` or `expires` RFC 3339).
 #[utoipa::path(post, path = "/v1/overrides", tag = "overrides", operation_id = "setOverride",
     security(("bearer" = ["admin"])),
-    request_body(content = Object, description = "The fields of a policy file's override, as strings."),
+    request_body = OverrideRequest,
     responses(
         (status = 201, description = "In force.", body = OverrideState),
         (status = 400, description = "Malformed JSON.", body = ErrorEnvelope),
