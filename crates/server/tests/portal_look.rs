@@ -135,6 +135,16 @@ async fn recipient_language_and_time_zone_are_checked_and_returned(backend: Back
     let shown = app.get(&format!("/v1/recipients/{id}"), &app.sender).await;
     assert_eq!(shown.body["language"], "de-CH", "{}", shown.text);
     assert_eq!(shown.body["time_zone"], "Europe/Zurich", "{}", shown.text);
+    // The search answers them too.
+    let found = app
+        .get("/v1/recipients?external_id=emp-zone", &app.sender)
+        .await;
+    assert_eq!(
+        found.body["recipients"][0]["language"], "de-CH",
+        "{}",
+        found.text
+    );
+    assert_eq!(found.body["recipients"][0]["time_zone"], "Europe/Zurich");
     let plain = register(&app, "emp-nozone", json!({})).await;
     let shown = app
         .get(&format!("/v1/recipients/{plain}"), &app.sender)

@@ -330,6 +330,10 @@ pub struct RecipientRow {
     pub has_email: bool,
     pub has_phone: bool,
     pub created_at: i64,
+    /// The portal's language for them (BCP 47), if set.
+    pub language: Option<String>,
+    /// Their IANA time zone for times on the portal, if set.
+    pub time_zone: Option<String>,
 }
 
 /// A page of recipients, newest first.
@@ -364,6 +368,8 @@ pub async fn recipients(
                 has_email: r.has_email,
                 has_phone: r.has_phone,
                 created_at: r.created_at,
+                language: r.language,
+                time_zone: r.time_zone,
             })
             .collect(),
         next_cursor: next,
