@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use serde_json::json;
-use support::{call, contains, files, hex, ladder, pg_exec, pg_rows, pg_schema, serve};
+use support::{call, contains, files, hex, ladder, pg_exec, pg_rows, pg_schema, serve_with};
 
 #[test]
 fn canary_on_sqlite() {
@@ -84,7 +84,16 @@ fn dump_schema(url: &str, schema: &str) -> Vec<u8> {
 }
 
 fn canary(store: &[String], tmp: &Path, data: &Path, pg: Option<(&str, &str)>) {
-    let mut s = serve(store, &tmp.join("server.log"));
+    // Its event subscription points at loopback (nothing listens there).
+    let mut s = serve_with(
+        store,
+        &tmp.join("server.log"),
+        &[
+            ("LADDER_LOG", Some("debug")),
+            ("LADDER_LOG_FORMAT", Some("json")),
+            ("LADDER_EVENTS__ALLOW_PRIVATE_NETWORKS", Some("true")),
+        ],
+    );
     let canary = format!("CANARY-{}-payroll-secret", std::process::id());
     let email = "canary.person@example.com";
     let phone = "+15550001111";

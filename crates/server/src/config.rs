@@ -189,8 +189,12 @@ pub struct EventsConfig {
     /// How long the previous secret still signs after a rotation.
     pub secret_grace_s: u64,
     /// Accept `http://` endpoints on a loopback address (tests, local demos);
-    /// otherwise only `https://`.
+    /// otherwise only `https://`. Loopback addresses are allowed with it.
     pub allow_http_loopback: bool,
+    /// Let endpoints resolve to private, loopback or link-local addresses
+    /// (receivers on the deployment's own network); by default only public
+    /// addresses, checked at every connection.
+    pub allow_private_networks: bool,
 }
 
 impl Default for EventsConfig {
@@ -205,6 +209,7 @@ impl Default for EventsConfig {
             lease_ms: 60_000,
             secret_grace_s: 86_400,
             allow_http_loopback: false,
+            allow_private_networks: false,
         }
     }
 }

@@ -502,6 +502,15 @@ async fn bad_subscriptions_are_refused_naming_the_field(backend: Backend) {
             "`url`",
         ),
         (json!({ "url": "not a url" }), "`url`"),
+        // Inward addresses: the cloud's metadata service, a private
+        // network, loopback by name — refused unless the deployment allows
+        // private networks.
+        (
+            json!({ "url": "https://169.254.169.254/latest/meta-data" }),
+            "private",
+        ),
+        (json!({ "url": "https://10.0.0.7:8443/hook" }), "private"),
+        (json!({ "url": "https://localhost/hook" }), "private"),
         (
             json!({ "url": "https://example.com/hook", "event_types": ["message.sent"] }),
             "`event_types/0`",

@@ -12,6 +12,7 @@
 //! cause codes, built field by field here from the audit details: never
 //! message content, an address, a phone number, a token or a key.
 
+pub mod destination;
 pub mod outbound;
 pub mod subscriptions;
 
@@ -118,6 +119,11 @@ pub fn from_audit(
         ),
         "delivery_receipt" if status == Some("read") => {
             ("message.read", message(&["channel"], json!({})))
+        }
+        // The recipient opened it on the portal: the first view is the
+        // read; later views of the same link announce nothing new.
+        "portal_viewed" if details.get("view").and_then(Value::as_i64) == Some(1) => {
+            ("message.read", message(&[], json!({ "channel": "portal" })))
         }
         "payload_shredded" if reason == Some("retention_expired") => (
             "message.expired",
@@ -314,6 +320,15 @@ mod tests {
             from_audit("payload_shredded", Some("msg_1"), &shredded("revoked")),
             None
         );
+        let viewed = |view: i64| json!({ "link": "lnk_1", "view": view, "label": "transport" });
+        assert_eq!(
+            from_audit("portal_viewed", Some("msg_1"), &viewed(1)),
+            Some((
+                "message.read",
+                json!({ "message_id": "msg_1", "channel": "portal" })
+            ))
+        );
+        assert_eq!(from_audit("portal_viewed", Some("msg_1"), &viewed(2)), None);
         assert_eq!(from_audit("portal_viewed", Some("msg_1"), &json!({})), None);
     }
 

@@ -19,6 +19,7 @@ use ladder_store::{StoreError, ids};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use super::destination::{Destinations, FilteringResolver};
 use super::subscriptions;
 use crate::config::EventsConfig;
 use crate::error::ApiError;
@@ -57,10 +58,13 @@ pub fn backoff(config: &EventsConfig, attempts: i64) -> i64 {
 }
 
 /// The HTTP client of the event workers: the configured timeout, no
-/// redirects (a redirect could carry a signed event to another host).
+/// redirects (a redirect could carry a signed event to another host), and
+/// a resolver that only answers addresses events may go to
+/// ([`destination`]).
 pub fn client(config: &EventsConfig) -> Result<reqwest::Client, ApiError> {
     let timeout = Duration::from_millis(config.timeout_ms);
     reqwest::Client::builder()
+        .dns_resolver(FilteringResolver(Destinations::of(config)))
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -163,7 +167,16 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: &Due) -> Result<
     )?;
     let started = Instant::now();
     let at = now_ms();
-    let outcome = post(client, &s.url, &d.id, ts, &sig, &d.payload).await;
+    // An address written in the URL never reaches the resolver: check it
+    // here, under today's configuration.
+    let outcome = if Destinations::of(&state.config.events).allows_url(&s.url) {
+        post(client, &s.url, &d.id, ts, &sig, &d.payload).await
+    } else {
+        Outcome {
+            status: None,
+            error_kind: Some("destination_refused"),
+        }
+    };
     let attempts = d.attempts.saturating_add(1);
     let next = match outcome.error_kind {
         None => Next::Delivered,

@@ -87,6 +87,11 @@ pub fn check_url(config: &EventsConfig, raw: &str) -> Result<String, ApiError> {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
+    if !super::destination::Destinations::of(config).allows_url(url.as_str()) {
+        return Err(bad(
+            "must not point at a loopback, private or link-local address (the deployment allows that with `events.allow_private_networks`)",
+        ));
+    }
     match url.scheme() {
         "https" => Ok(url.to_string()),
         "http" if config.allow_http_loopback && loopback => Ok(url.to_string()),
