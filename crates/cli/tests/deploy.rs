@@ -125,14 +125,14 @@ fn a_misspelt_variable_stops_the_node_before_it_starts() {
     let out = ladder()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(tmp.path().join("data"))
-        .env("LADDER_CHANNELS__SMS__AUTH_TOKEN_FILE", "/does/not/exist")
+        .env("LADDER_CHANNELS__SMS__TOKEN_FILE", "/does/not/exist")
         .env_remove("LADDER_DATABASE_URL")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("LADDER_CHANNELS__SMS__AUTH_TOKEN_FILE") && err.contains("/does/not/exist"),
+        err.contains("LADDER_CHANNELS__SMS__TOKEN_FILE") && err.contains("/does/not/exist"),
         "{err}"
     );
 }

@@ -316,7 +316,7 @@ pub enum ConfigError {
     EnvTwice { first: String, second: String },
     #[error("environment variable `{name}` holds bytes that are not UTF-8")]
     EnvNotUnicode { name: String },
-    #[error("environment variable `{name}` (config `{key}`): {reason}")]
+    #[error("environment variable {name} (config {key}): {reason}")]
     EnvValue {
         name: String,
         key: String,
@@ -378,40 +378,71 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        for setting in env::settings(vars, read_file)? {
-            let mut refusal = None;
-            for value in env::candidates(&setting) {
+        let settings = env::settings(vars, read_file)?;
+        // Each variable on its own first: a value that fits its key alone
+        // is read the way that fits (text, or a TOML number, boolean,
+        // table). A variable that fits nothing alone may be one part of a
+        // section that needs several (`channels.sms` needs its endpoint,
+        // account, token and sender together): it waits for the others.
+        let mut waiting: Vec<&env::Setting> = Vec::new();
+        for setting in &settings {
+            let mut fitted = false;
+            for value in env::candidates(setting) {
                 let mut next = table.clone();
-                env::insert(&mut next, &setting, value)?;
-                match toml::Value::Table(next.clone()).try_into::<Config>() {
-                    Ok(_) => {
-                        table = next;
-                        refusal = None;
-                        break;
-                    }
-                    Err(e) => refusal = Some(e),
+                env::insert(&mut next, setting, value)?;
+                if toml::Value::Table(next.clone())
+                    .try_into::<Config>()
+                    .is_ok()
+                {
+                    table = next;
+                    fitted = true;
+                    break;
                 }
             }
-            if let Some(e) = refusal {
-                let reason = if setting.secret {
-                    "is not a valid value for this key (the value is a secret and is not shown)"
-                        .to_owned()
-                } else {
-                    e.message().trim().to_owned()
-                };
-                return Err(ConfigError::EnvValue {
-                    name: setting.variable.clone(),
-                    key: setting.key(),
-                    reason,
-                });
+            if !fitted {
+                waiting.push(setting);
             }
         }
-        toml::Value::Table(table)
-            .try_into::<Config>()
-            .map_err(|e| ConfigError::Invalid {
-                key: "environment",
-                reason: e.message().trim().to_owned(),
-            })
+        if waiting.is_empty() {
+            return toml::Value::Table(table).try_into::<Config>().map_err(|e| {
+                ConfigError::Invalid {
+                    key: "environment",
+                    reason: e.message().trim().to_owned(),
+                }
+            });
+        }
+        // The waiting ones together: every way of reading them (text or
+        // TOML each), few as they are.
+        let choices: Vec<Vec<toml::Value>> = waiting.iter().map(|s| env::candidates(s)).collect();
+        let mut refusal = None;
+        for pick in env::combinations(&choices, 256) {
+            let mut next = table.clone();
+            for (setting, value) in waiting.iter().zip(pick) {
+                env::insert(&mut next, setting, value)?;
+            }
+            match toml::Value::Table(next).try_into::<Config>() {
+                Ok(config) => return Ok(config),
+                Err(e) => {
+                    refusal.get_or_insert(e);
+                }
+            }
+        }
+        let names: Vec<String> = waiting
+            .iter()
+            .map(|s| format!("`{}`", s.variable))
+            .collect();
+        let keys: Vec<String> = waiting.iter().map(|s| format!("`{}`", s.key())).collect();
+        let reason = match refusal {
+            Some(e) if !waiting.iter().any(|s| s.secret) => e.message().trim().to_owned(),
+            _ => {
+                "not valid values for these keys (a value is a secret and is not shown)".to_owned()
+            }
+        };
+        Err(ConfigError::EnvValue {
+            name: names.join(", "),
+            key: keys.join(", "),
+            reason,
+        })
     }
 
     /// What seals the keyring file: the key-encryption key from

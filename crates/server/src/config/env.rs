@@ -7,9 +7,11 @@
 //! The mapping is mechanical, so it never lags behind the config: the key
 //! path in lower case, sections joined by a double underscore, behind
 //! `LADDER_`. `delivery.workers` is `LADDER_DELIVERY__WORKERS`,
-//! `channels.sms.auth_token` is `LADDER_CHANNELS__SMS__AUTH_TOKEN`. A
-//! variable ending in `_FILE` names a file whose content (one final line
-//! break dropped) is the value: `LADDER_CHANNELS__SMS__AUTH_TOKEN_FILE`.
+//! `channels.sms.token` is `LADDER_CHANNELS__SMS__TOKEN`. A variable
+//! ending in `_FILE` names a file whose content (one final line break
+//! dropped) is the value: `LADDER_CHANNELS__SMS__TOKEN_FILE`. A section
+//! whose keys only make sense together (a provider account) is read once
+//! all its variables are in.
 //! Values are read as the key needs them: text as text, `8` as a number
 //! for a number, `{ mode = "permanent" }` as a TOML inline table.
 //!
@@ -31,6 +33,33 @@ const PREFIX: &str = "LADDER_";
 const NOT_CONFIG: [&str; 3] = ["LADDER_CONFIG", "LADDER_LOG", "LADDER_API_KEY"];
 const NOT_CONFIG_PREFIXES: [&str; 3] = ["LADDER_TEST_", "LADDER_BENCH_", "LADDER_HOSTILE_"];
 
+/// Kubernetes gives every pod `{SERVICE}_SERVICE_HOST`, `…_SERVICE_PORT…`,
+/// `…_PORT` and `…_PORT_{n}_{PROTO}…` for each Service in its namespace
+/// (a Service named `ladder` makes `LADDER_SERVICE_HOST`, `LADDER_PORT`):
+/// those are not config and must not stop a node. Service names hold no
+/// `__`, so a sectioned key such as `LADDER_CHANNELS__EMAIL__PORT` is
+/// never taken for one.
+fn is_service_link(name: &str) -> bool {
+    if name.contains("__") {
+        return false;
+    }
+    if name.ends_with("_SERVICE_HOST") || name.ends_with("_PORT") || name.contains("_SERVICE_PORT")
+    {
+        return true;
+    }
+    // `…_PORT_7878_TCP`, `…_PORT_7878_TCP_ADDR`, `_PORT`, `_PROTO`.
+    name.split("_PORT_").skip(1).any(|rest| {
+        let mut parts = rest.split('_');
+        let number = parts
+            .next()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        number
+            && parts
+                .next()
+                .is_some_and(|p| matches!(p, "TCP" | "UDP" | "SCTP"))
+    })
+}
+
 /// Short names kept from before every key had its variable.
 const ALIASES: [(&str, &str); 1] = [("LADDER_WORKERS", "delivery.workers")];
 
@@ -39,7 +68,7 @@ const ALIASES: [(&str, &str); 1] = [("LADDER_WORKERS", "delivery.workers")];
 pub(super) struct Setting {
     /// The variable, as the operator wrote it (for errors).
     pub(super) variable: String,
-    /// The key's path, e.g. `["channels", "sms", "auth_token"]`.
+    /// The key's path, e.g. `["channels", "sms", "token"]`.
     pub(super) path: Vec<String>,
     /// The value, read from the file for `_FILE` variables.
     pub(super) value: String,
@@ -113,9 +142,10 @@ fn is_config_variable(name: &str) -> bool {
     name.starts_with(PREFIX)
         && !NOT_CONFIG.contains(&name)
         && !NOT_CONFIG_PREFIXES.iter().any(|p| name.starts_with(p))
+        && !is_service_link(name)
 }
 
-/// `LADDER_CHANNELS__SMS__AUTH_TOKEN` → `["channels", "sms", "auth_token"]`;
+/// `LADDER_CHANNELS__SMS__TOKEN` → `["channels", "sms", "token"]`;
 /// `None` for a name no key could have (empty segments, odd characters).
 fn key_path(name: &str) -> Option<Vec<String>> {
     if let Some((_, key)) = ALIASES.iter().find(|(alias, _)| *alias == name) {
@@ -171,6 +201,27 @@ pub(super) fn insert(
     Ok(())
 }
 
+/// Every way of choosing one value from each list (the first of each
+/// first), at most `limit` of them.
+pub(super) fn combinations(choices: &[Vec<toml::Value>], limit: usize) -> Vec<Vec<toml::Value>> {
+    let mut out: Vec<Vec<toml::Value>> = vec![Vec::new()];
+    for options in choices {
+        let mut next = Vec::new();
+        for prefix in &out {
+            for option in options {
+                if next.len() >= limit {
+                    break;
+                }
+                let mut picked = prefix.clone();
+                picked.push(option.clone());
+                next.push(picked);
+            }
+        }
+        out = next;
+    }
+    out
+}
+
 /// The ways `setting`'s text can be read, in the order to try them: as
 /// text, then as a TOML value (number, boolean, array, inline table).
 pub(super) fn candidates(setting: &Setting) -> Vec<toml::Value> {
@@ -202,7 +253,7 @@ mod tests {
         let got = settings(
             vars(&[
                 ("LADDER_DELIVERY__WORKERS", "4"),
-                ("LADDER_CHANNELS__SMS__AUTH_TOKEN", "t"),
+                ("LADDER_CHANNELS__SMS__TOKEN", "t"),
                 ("LADDER_WORKERS_X", "1"),
                 ("LADDER_LOG", "debug"),
                 ("LADDER_TEST_POSTGRES_URL", "x"),
@@ -214,11 +265,11 @@ mod tests {
         let keys: Vec<String> = got.iter().map(Setting::key).collect();
         assert_eq!(
             keys,
-            ["channels.sms.auth_token", "delivery.workers", "workers_x"]
+            ["channels.sms.token", "delivery.workers", "workers_x"]
         );
         assert!(
             got.iter()
-                .find(|s| s.key() == "channels.sms.auth_token")
+                .find(|s| s.key() == "channels.sms.token")
                 .unwrap()
                 .secret
         );
@@ -275,6 +326,39 @@ mod tests {
                 .to_string();
             assert!(err.contains(bad), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_not_config() {
+        for link in [
+            "LADDER_SERVICE_HOST",
+            "LADDER_SERVICE_PORT",
+            "LADDER_SERVICE_PORT_HTTP",
+            "LADDER_PORT",
+            "LADDER_PORT_7878_TCP",
+            "LADDER_PORT_7878_TCP_ADDR",
+            "LADDER_POSTGRES_SERVICE_HOST",
+            "LADDER_POSTGRES_PORT_5432_TCP_PROTO",
+        ] {
+            assert!(!is_config_variable(link), "{link}");
+        }
+        for key in [
+            "LADDER_LISTEN",
+            "LADDER_DELIVERY__WORKERS",
+            "LADDER_CHANNELS__EMAIL__PORT",
+            "LADDER_CHANNELS__TENANTS__X__SMS__PORT_7_TCP",
+        ] {
+            assert!(is_config_variable(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn combinations_are_bounded_and_start_with_the_first_choices() {
+        let two = vec![toml::Value::Integer(1), toml::Value::Integer(2)];
+        let all = combinations(&[two.clone(), two.clone(), two.clone()], 256);
+        assert_eq!(all.len(), 8);
+        assert_eq!(all[0], vec![toml::Value::Integer(1); 3]);
+        assert_eq!(combinations(&vec![two; 12], 256).len(), 256);
     }
 
     #[test]

@@ -175,3 +175,54 @@ fn sandbox_failures_parse_per_channel() {
     .unwrap();
     assert_eq!(c.channels.sandbox.fail.len(), 2);
 }
+
+#[test]
+fn a_provider_account_can_come_from_variables_alone() {
+    let c = from(
+        "",
+        &[
+            ("LADDER_CHANNELS__SMS__ENDPOINT", "https://sms.example.com"),
+            ("LADDER_CHANNELS__SMS__ACCOUNT", "AC123"),
+            ("LADDER_CHANNELS__SMS__TOKEN_FILE", "/run/secrets/sms"),
+            ("LADDER_CHANNELS__SMS__FROM", "+15550100"),
+            ("LADDER_CHANNELS__SMS__TIMEOUT_MS", "2500"),
+        ],
+    )
+    .unwrap();
+    let sms = c.channels.sms.unwrap();
+    assert_eq!(sms.account, "AC123");
+    assert_eq!(sms.token, "from /run/secrets/sms");
+    assert_eq!(sms.timeout_ms, 2500);
+    // A section left incomplete names the variables that were given, and
+    // shows no secret.
+    let err = from(
+        "",
+        &[
+            ("LADDER_CHANNELS__SMS__ACCOUNT", "AC123"),
+            ("LADDER_CHANNELS__SMS__TOKEN", "hunter2"),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("LADDER_CHANNELS__SMS__ACCOUNT")
+            && err.contains("LADDER_CHANNELS__SMS__TOKEN"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn kubernetes_service_links_do_not_stop_a_node() {
+    let c = from(
+        "",
+        &[
+            ("LADDER_SERVICE_HOST", "10.0.0.1"),
+            ("LADDER_SERVICE_PORT", "7878"),
+            ("LADDER_PORT", "tcp://10.0.0.1:7878"),
+            ("LADDER_PORT_7878_TCP_ADDR", "10.0.0.1"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.listen.port(), 7878);
+}

@@ -92,13 +92,39 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments().first().copied().unwrap_or(0);
+    let segments = ip.segments();
+    let [first, second, ..] = segments;
+    let octets = ip.octets();
+    let v4_at = |at: usize| {
+        octets
+            .get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(Ipv4Addr::from)
+    };
+    // Forms that carry an IPv4 address to a gateway: judged by that address.
+    // IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::/96) end in the
+    // address; 6to4 (2002:a.b.c.d::/48) starts with it.
+    let compatible =
+        segments[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified();
+    let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    let embedded = if compatible || nat64 {
+        v4_at(12)
+    } else if first == 0x2002 {
+        v4_at(2)
+    } else {
+        None
+    };
+    if let Some(v4) = embedded {
+        return is_public_v4(v4);
+    }
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
         || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
-        || (first == 0x2001 && ip.segments().get(1) == Some(&0x0db8))) // documentation
+        || (first & 0xffc0) == 0xfec0 // site-local (deprecated), fec0::/10
+        || (first == 0x0100 && segments[1..4] == [0, 0, 0]) // discard, 100::/64
+        || (first == 0x2001 && second == 0x0db8)) // documentation
 }
 
 /// The event workers' resolver: the system's answer, minus every address
@@ -153,10 +179,20 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "::ffff:127.0.0.1",
+            "64:ff9b::a00:7",
+            "2002:a00:7::1",
+            "::10.0.0.7",
+            "fec0::1",
+            "100::1",
         ] {
             assert!(!d.allows(inward.parse().unwrap()), "{inward}");
         }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "64:ff9b::5db8:d822",
+        ] {
             assert!(d.allows(public.parse().unwrap()), "{public}");
         }
     }

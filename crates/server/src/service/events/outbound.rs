@@ -60,10 +60,12 @@ pub fn backoff(config: &EventsConfig, attempts: i64) -> i64 {
 /// The HTTP client of the event workers: the configured timeout, no
 /// redirects (a redirect could carry a signed event to another host), and
 /// a resolver that only answers addresses events may go to
-/// ([`destination`]).
+/// ([`super::destination`]), and no proxy from the environment (a proxy
+/// would resolve the tenant's host itself, past that resolver).
 pub fn client(config: &EventsConfig) -> Result<reqwest::Client, ApiError> {
     let timeout = Duration::from_millis(config.timeout_ms);
     reqwest::Client::builder()
+        .no_proxy()
         .dns_resolver(FilteringResolver(Destinations::of(config)))
         .timeout(timeout)
         .connect_timeout(timeout)
