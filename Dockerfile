@@ -28,9 +28,13 @@ COPY --from=build /out/ladder /usr/local/bin/ladder
 COPY --from=build /src/examples /usr/share/ladder/examples
 USER 10001:10001
 WORKDIR /var/lib/ladder
+# No demo tenant in an image: its keys would be printed to the logs. The
+# environment outranks a mounted config file: to set these keys in a file,
+# unset them here (`-e LADDER_LISTEN=` is not enough; override the ENV).
 ENV LADDER_LISTEN=0.0.0.0:7878 \
     LADDER_DATA_DIR=/var/lib/ladder \
-    LADDER_LOG_FORMAT=json
+    LADDER_LOG_FORMAT=json \
+    LADDER_DEMO_TENANT=false
 EXPOSE 7878
 VOLUME ["/var/lib/ladder"]
 HEALTHCHECK --interval=10s --timeout=4s --start-period=10s --retries=3 \

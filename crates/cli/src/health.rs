@@ -1,7 +1,7 @@
 //! `ladder health`: asks a running node whether it is ready, for container
 //! health checks and scripts (the runtime image carries no curl). Exit 0 when
-//! `/readyz` answers 200, 1 when the node answers that it is not ready, 2
-//! when it cannot be reached at all.
+//! `/readyz` answers 200, 1 otherwise — not ready, or not answering at all
+//! (Docker reserves a health check's exit code 2).
 
 use std::process::ExitCode;
 
@@ -44,11 +44,13 @@ pub fn run(args: &HealthArgs) -> Result<ExitCode, CliError> {
             .timeout(std::time::Duration::from_secs(args.timeout))
             .build()
             .map_err(|e| CliError::Run(format!("cannot build an HTTP client: {e}")))?;
-        let answer = client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .map_err(|e| CliError::Run(format!("`{base}` did not answer: {e}")))?;
+        let answer = match client.get(format!("{base}/readyz")).send().await {
+            Ok(answer) => answer,
+            Err(e) => {
+                eprintln!("error: `{base}` did not answer: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        };
         let ready = answer.status().is_success();
         let body = answer.text().await.unwrap_or_default();
         out!("{}", body.trim());

@@ -56,7 +56,7 @@ pub async fn open(config: &Config) -> Result<(Store, Keyring), StartError> {
     }
     let sealer = config.keyring_sealer()?;
     let store = Store::open(&url).await?;
-    let keyring = Keyring::open_sealed(&config.keyring_path(), sealer)?;
+    let keyring = Keyring::open_sealed(&config.keyring_path(), sealer, config.keyring_seal_plain)?;
     Ok((store, keyring))
 }
 

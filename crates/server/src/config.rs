@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use ladder_channels::sandbox::Failures;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -28,6 +28,10 @@ pub struct Config {
     pub keyring_kek: Option<SecretText>,
     /// A file holding [`Config::keyring_kek`] (for the TOML file).
     pub keyring_kek_file: Option<PathBuf>,
+    /// Seal a plain keyring file found where a sealed one belongs, once
+    /// (moving an existing deployment to a key-encryption key). Without
+    /// it such a file is refused: it may not be this deployment's.
+    pub keyring_seal_plain: bool,
     /// The address recipients reach this node at, for links in notices;
     /// default `http://{listen}`.
     pub public_url: Option<String>,
@@ -50,6 +54,39 @@ pub struct Config {
     pub events: EventsConfig,
 }
 
+/// Secrets (the database URL's password, the metrics token, the KEK) are
+/// never shown: a `{:?}` of the state in a log line must not leak them.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |set: bool| if set { Some("<redacted>") } else { None };
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(ladder_store::db::redact),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("keyring", &self.keyring)
+            .field("keyring_kek", &redacted(self.keyring_kek.is_some()))
+            .field("keyring_kek_file", &self.keyring_kek_file)
+            .field("keyring_seal_plain", &self.keyring_seal_plain)
+            .field("public_url", &self.public_url)
+            .field("metrics_token", &redacted(self.metrics_token.is_some()))
+            .field("demo_tenant", &self.demo_tenant)
+            .field("log_format", &self.log_format)
+            .field("api", &self.api)
+            .field("delivery", &self.delivery)
+            .field("handshake", &self.handshake)
+            .field("audit", &self.audit)
+            .field("channels", &self.channels)
+            .field("portal", &self.portal)
+            .field("limits", &self.limits)
+            .field("console", &self.console)
+            .field("events", &self.events)
+            .finish()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -59,6 +96,7 @@ impl Default for Config {
             keyring: None,
             keyring_kek: None,
             keyring_kek_file: None,
+            keyring_seal_plain: false,
             public_url: None,
             metrics_token: None,
             demo_tenant: true,

@@ -120,6 +120,25 @@ async fn pages_speak_the_recipients_language_else_the_browsers(backend: Backend)
     // Before a link is known, only the browser speaks.
     let unknown = get_in(&app, "/portal/nothing-here", None, "de").await;
     assert!(unknown.text.contains("Dieser Link ist abgelaufen"));
+
+    // A link that no longer opens (here: withdrawn) looks exactly like an
+    // unknown one — the browser's language, no tenant look — so an old
+    // link in someone else's hands tells them neither the sender nor the
+    // recipient's language (regression: review of issue 11).
+    let revoked = app
+        .post(&format!("/v1/messages/{id}/revoke"), &app.sender, json!({}))
+        .await;
+    assert!(revoked.status.is_success(), "{}", revoked.text);
+    let gone = get_in(&app, &path, None, "de").await;
+    assert!(gone.text.contains("<html lang=\"de\">"), "{}", gone.text);
+    let unknown = get_in(&app, "/portal/nothing-here", None, "de").await;
+    let strip = |t: &str| t.replace("nothing-here", "");
+    assert!(!gone.text.contains("Acme"), "{}", gone.text);
+    assert_eq!(
+        gone.text.contains("<img"),
+        strip(&unknown.text).contains("<img"),
+        "no logo beyond what an unknown link shows"
+    );
 }
 
 async fn recipient_language_and_time_zone_are_checked_and_returned(backend: Backend) {

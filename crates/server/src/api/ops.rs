@@ -88,7 +88,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     // Read the file again, as a restarted node would: a keyring that went
     // missing, lost its permissions or no longer opens with the mounted
     // key-encryption key makes this node unable to seal or open anything.
-    let keyring = match state.keyring.check() {
+    let keyring = state.keyring.clone();
+    let checked = tokio::task::spawn_blocking(move || keyring.check()).await;
+    let keyring = match checked
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
         Ok(()) => KeyringState::Ok,
         Err(e) => {
             tracing::warn!(error = %e, "keyring not ready");

@@ -226,3 +226,27 @@ fn kubernetes_service_links_do_not_stop_a_node() {
     .unwrap();
     assert_eq!(c.listen.port(), 7878);
 }
+
+#[test]
+fn debug_output_shows_no_secret() {
+    let c = from(
+        "",
+        &[
+            (
+                "LADDER_DATABASE_URL",
+                "postgres://ladder:s3cret-pw@db:5432/ladder",
+            ),
+            ("LADDER_METRICS_TOKEN", "metrics-s3cret"),
+        ],
+    )
+    .unwrap();
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("s3cret-pw") && !shown.contains("metrics-s3cret"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("db:5432") && shown.contains("<redacted>"),
+        "{shown}"
+    );
+}

@@ -73,7 +73,6 @@ pub(super) async fn usable(
         event("unknown_link");
         return Ok(Err(pages::expired(look)));
     };
-    look.settle(state, tx, headers, &link).await?;
     if link.is_expired(now) {
         refuse(state, tx, &link, "expired", page).await?;
         return Ok(Err(pages::expired(look)));
@@ -121,6 +120,11 @@ pub(super) async fn usable(
         refuse(state, tx, &link, "view_limit", page).await?;
         return Ok(Err(pages::expired(look)));
     }
+    // Only a usable link shows whose it is (the tenant's look) and speaks
+    // the recipient's language: an expired, withdrawn, locked or used-up
+    // link looks exactly like an unknown one, so an old link in someone
+    // else's hands tells them nothing.
+    look.settle(state, tx, headers, &link).await?;
     Ok(Ok(Usable {
         link,
         message,

@@ -92,6 +92,11 @@ pub enum KeyringError {
         path.display()
     )]
     SealedWithoutKey { path: PathBuf, by: String },
+    #[error(
+        "keyring `{}` is plain JSON while a key-encryption key is configured: it was not sealed by this deployment; to seal a plain keyring once, start with `keyring_seal_plain = true` (`LADDER_KEYRING_SEAL_PLAIN=true`)",
+        path.display()
+    )]
+    Unsealed { path: PathBuf },
     #[error("keyring `{}`: {source}", path.display())]
     Sealer {
         path: PathBuf,
@@ -153,21 +158,30 @@ impl Keyring {
     /// directory 0700 if missing) when there is none. Refuses a file that
     /// group or others may access, and a file it cannot fully parse.
     pub fn open_or_create(path: &Path) -> Result<Keyring, KeyringError> {
-        Keyring::open_sealed(path, None)
+        Keyring::open_sealed(path, None, false)
     }
 
     /// As [`Keyring::open_or_create`], with the file sealed by `sealer` when
-    /// one is given: a new file is created sealed, a plain one is sealed in
-    /// place now, and a sealed one opens only with the key that sealed it.
+    /// one is given: a new file is created sealed, and a sealed one opens
+    /// only with the key that sealed it. A plain file is refused — someone
+    /// who can write the volume but has no key could have put it there —
+    /// unless `seal_plain` says the operator is sealing an existing plain
+    /// keyring now, which then happens in place.
     pub fn open_sealed(
         path: &Path,
         sealer: Option<Arc<dyn KeyringSealer>>,
+        seal_plain: bool,
     ) -> Result<Keyring, KeyringError> {
         let read = match read_state(path, sealer.as_deref())? {
             Some(read) => read,
             None => create_file(path, sealer.as_deref())?,
         };
         if read.unsealed {
+            if !seal_plain {
+                return Err(KeyringError::Unsealed {
+                    path: path.to_path_buf(),
+                });
+            }
             write_state(path, &read.state, sealer.as_deref())?;
         }
         Ok(Keyring {
@@ -185,6 +199,9 @@ impl Keyring {
     /// damaged, or no longer opens with the configured key.
     pub fn check(&self) -> Result<(), KeyringError> {
         match read_state(&self.shared.path, self.shared.sealer.as_deref())? {
+            Some(read) if read.unsealed => Err(KeyringError::Unsealed {
+                path: self.shared.path.clone(),
+            }),
             Some(_) => Ok(()),
             None => Err(KeyringError::Io {
                 path: self.shared.path.clone(),
@@ -357,7 +374,10 @@ impl Keyring {
         if now.is_none() || *stamp == now {
             return;
         }
-        if let Ok(Some(read)) = read_state(&self.shared.path, self.shared.sealer.as_deref()) {
+        // A plain file where a sealed one belongs is never adopted.
+        if let Ok(Some(read)) = read_state(&self.shared.path, self.shared.sealer.as_deref())
+            && !read.unsealed
+        {
             let state = read.state;
             *self
                 .shared

@@ -450,7 +450,7 @@ fn local_kek(byte: u8) -> Arc<dyn KeyringSealer> {
 fn a_sealed_keyring_holds_no_key_in_the_clear_and_opens_only_with_its_kek() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keyring.json");
-    let keyring = Keyring::open_sealed(&path, Some(local_kek(1))).unwrap();
+    let keyring = Keyring::open_sealed(&path, Some(local_kek(1)), false).unwrap();
     keyring.ensure_tenant("acme").unwrap();
     let dek = DataKey::generate().unwrap();
     let wrapped = keyring.wrap("acme", &dek).unwrap();
@@ -468,12 +468,12 @@ fn a_sealed_keyring_holds_no_key_in_the_clear_and_opens_only_with_its_kek() {
         err.contains("sealed by `local:") && err.contains("keyring_kek_file"),
         "{err}"
     );
-    let err = Keyring::open_sealed(&path, Some(local_kek(2)))
+    let err = Keyring::open_sealed(&path, Some(local_kek(2)), false)
         .unwrap_err()
         .to_string();
     assert!(err.contains("does not open"), "{err}");
 
-    let again = Keyring::open_sealed(&path, Some(local_kek(1))).unwrap();
+    let again = Keyring::open_sealed(&path, Some(local_kek(1)), false).unwrap();
     assert_eq!(
         again.unwrap("acme", &wrapped).unwrap().as_bytes(),
         dek.as_bytes()
@@ -483,7 +483,7 @@ fn a_sealed_keyring_holds_no_key_in_the_clear_and_opens_only_with_its_kek() {
 }
 
 #[test]
-fn a_plain_keyring_is_sealed_in_place_when_a_kek_is_configured() {
+fn a_plain_keyring_is_sealed_in_place_only_when_the_operator_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let (path, plain) = keyring_in(&dir);
     plain.ensure_tenant("acme").unwrap();
@@ -491,7 +491,17 @@ fn a_plain_keyring_is_sealed_in_place_when_a_kek_is_configured() {
     drop(plain);
     assert!(fs::read_to_string(&path).unwrap().contains("acme"));
 
-    let sealed = Keyring::open_sealed(&path, Some(local_kek(9))).unwrap();
+    // Not without the operator saying so: a plain file where a sealed one
+    // belongs may have been put there by someone without the key.
+    let err = Keyring::open_sealed(&path, Some(local_kek(9)), false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("keyring_seal_plain"), "{err}");
+    assert!(
+        fs::read_to_string(&path).unwrap().contains("acme"),
+        "untouched"
+    );
+    let sealed = Keyring::open_sealed(&path, Some(local_kek(9)), true).unwrap();
     assert!(!fs::read_to_string(&path).unwrap().contains("acme"));
     assert_eq!(
         sealed.pseudonym("acme", "a@example.com").unwrap(),
@@ -503,11 +513,36 @@ fn a_plain_keyring_is_sealed_in_place_when_a_kek_is_configured() {
 fn check_reports_a_keyring_that_went_missing_or_stopped_opening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keyring.json");
-    let keyring = Keyring::open_sealed(&path, Some(local_kek(4))).unwrap();
+    let keyring = Keyring::open_sealed(&path, Some(local_kek(4)), false).unwrap();
     assert!(keyring.check().is_ok());
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     assert!(keyring.check().is_err(), "readable by others");
     fs::remove_file(&path).unwrap();
     let err = keyring.check().unwrap_err().to_string();
     assert!(err.contains("gone"), "{err}");
+}
+
+#[test]
+fn a_plain_file_swapped_in_under_a_sealed_keyring_is_never_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring.json");
+    let sealed = Keyring::open_sealed(&path, Some(local_kek(5)), false).unwrap();
+    sealed.ensure_tenant("acme").unwrap();
+    let ours = sealed.pseudonym("acme", "a@example.com").unwrap();
+
+    // Someone with write access to the volume, but not the key, puts a
+    // plain keyring of their own in its place.
+    let other = dir.path().join("other.json");
+    let theirs = Keyring::open_or_create(&other).unwrap();
+    theirs.ensure_tenant("acme").unwrap();
+    drop(theirs);
+    fs::rename(&other, &path).unwrap();
+
+    assert!(sealed.check().is_err(), "readiness reports it");
+    assert_eq!(
+        sealed.pseudonym("acme", "a@example.com").unwrap(),
+        ours,
+        "the running node keeps its own keys"
+    );
+    assert!(Keyring::open_sealed(&path, Some(local_kek(5)), false).is_err());
 }
