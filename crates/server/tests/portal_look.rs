@@ -410,6 +410,15 @@ async fn the_download_needs_a_live_session_and_is_audited(backend: Backend) {
     assert!(!body.contains("tax form"), "{body}");
 
     let cookie = sign_in(&app, &id, &path).await;
+    // A download is part of a view: a session that has not shown the
+    // message gets nothing (regression: review of issue 11 — the download
+    // ignored the view limit and needed no counted view).
+    let (status, headers, body) = download(&app, &path, Some(&cookie)).await;
+    assert_ne!(status, StatusCode::OK, "{body}");
+    assert!(headers.get("content-disposition").is_none());
+    assert!(!body.contains("tax form"), "{body}");
+    let viewed = get(&app, &format!("{path}/message"), Some(&cookie)).await;
+    assert_eq!(viewed.status, StatusCode::OK);
     let (status, headers, body) = download(&app, &path, Some(&cookie)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -460,5 +469,11 @@ async fn the_download_needs_a_live_session_and_is_audited(backend: Backend) {
         .filter(|e| e["kind"] == "portal_access_refused")
         .filter(|e| e.to_string().contains("download"))
         .count();
-    assert_eq!(refused, 3, "{audit:#?}");
+    assert_eq!(refused, 4, "{audit:#?}");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["kind"] == "portal_access_refused" && e.to_string().contains("not_viewed")),
+        "{audit:#?}"
+    );
 }

@@ -103,6 +103,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_recipient_locale.sql"),
         postgres: include_str!("../migrations/postgres/0015_recipient_locale.sql"),
     },
+    Migration {
+        version: 16,
+        name: "portal session views",
+        sqlite: include_str!("../migrations/sqlite/0016_portal_session_views.sql"),
+        postgres: include_str!("../migrations/postgres/0016_portal_session_views.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {

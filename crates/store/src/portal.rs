@@ -304,6 +304,8 @@ pub struct Session {
     /// The absolute end, however active the session is.
     pub expires_ms: i64,
     pub ended_ms: Option<i64>,
+    /// When this session last counted a view of the message.
+    pub viewed_ms: Option<i64>,
 }
 
 impl Session {
@@ -338,7 +340,7 @@ pub async fn session(
     token_hash: &str,
 ) -> Result<Option<Session>, StoreError> {
     let row = sqlx::query(
-        "SELECT token_hash, tenant_id, link_id, created_ms, last_seen_ms, expires_ms, ended_ms \
+        "SELECT token_hash, tenant_id, link_id, created_ms, last_seen_ms, expires_ms, ended_ms, viewed_ms \
          FROM portal_sessions WHERE token_hash = $1",
     )
     .bind(token_hash)
@@ -354,6 +356,7 @@ pub async fn session(
                 last_seen_ms: r.try_get("last_seen_ms")?,
                 expires_ms: r.try_get("expires_ms")?,
                 ended_ms: r.try_get("ended_ms")?,
+                viewed_ms: r.try_get("viewed_ms")?,
             })
         })
         .transpose()
@@ -367,6 +370,22 @@ pub async fn touch_session(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE portal_sessions SET last_seen_ms = $1 WHERE token_hash = $2 AND ended_ms IS NULL",
+    )
+    .bind(now_ms)
+    .bind(token_hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that this session counted a view of its message now.
+pub async fn session_viewed(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE portal_sessions SET viewed_ms = $1 WHERE token_hash = $2 AND ended_ms IS NULL",
     )
     .bind(now_ms)
     .bind(token_hash)
@@ -442,6 +461,7 @@ mod tests {
             last_seen_ms: 1_000,
             expires_ms: 10_000,
             ended_ms: None,
+            viewed_ms: None,
         };
         assert!(s.is_live(1_500, 1_000));
         assert!(!s.is_live(2_000, 1_000), "idle");

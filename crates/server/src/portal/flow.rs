@@ -528,6 +528,7 @@ pub(super) async fn new_session(
             last_seen_ms: now,
             expires_ms: now.saturating_add(ms(state.config.portal.session_max_s)),
             ended_ms: None,
+            viewed_ms: None,
         },
     )
     .await?;

@@ -60,6 +60,7 @@ async fn show_message_inner(
     }
     let view = link.views + 1;
     portal::touch_session(&mut tx, &session.token_hash, now).await?;
+    portal::session_viewed(&mut tx, &session.token_hash, now).await?;
 
     let Some(plain) = open_payload(state, &link.tenant_id, &message.id, payload)? else {
         return Ok(pages::withdrawn(look));
@@ -122,6 +123,9 @@ async fn honest_label(tx: &mut Tx, message: &Message) -> Result<AssuranceLevel, 
     Ok(shown.min(route).min(AssuranceLevel::Transport))
 }
 
+/// How long after its view a session may download the message.
+const DOWNLOAD_AFTER_VIEW_MS: i64 = 15 * 60 * 1000;
+
 /// `GET /portal/{token}/download`: with a live session, the message as a
 /// plain-text attachment (never cached), with who sent it, its honest
 /// label and when it was taken; audited. Without a session, the
@@ -153,6 +157,18 @@ async fn download_inner(
         message,
         payload,
     } = usable;
+    // A download is part of a view: only for the session that counted one,
+    // shortly before. Never for a session that skipped the message page,
+    // nor — once the link's views ran out — for whoever finds the session
+    // still open on a shared device hours later.
+    let viewed_lately = session
+        .viewed_ms
+        .is_some_and(|at| now.saturating_sub(at) <= DOWNLOAD_AFTER_VIEW_MS);
+    if !viewed_lately {
+        refuse(state, &mut tx, &link, "not_viewed", "download").await?;
+        commit(tx).await?;
+        return Ok(pages::expired(look));
+    }
     portal::touch_session(&mut tx, &session.token_hash, now).await?;
     let Some(plain) = open_payload(state, &link.tenant_id, &message.id, payload)? else {
         return Ok(pages::withdrawn(look));
