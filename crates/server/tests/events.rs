@@ -535,6 +535,27 @@ async fn bad_subscriptions_are_refused_naming_the_field(backend: Backend) {
         )
         .await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+    // A tenant holds at most 20: every audited fact writes a row per
+    // subscription inside the request's transaction.
+    for n in 1..20 {
+        let more = app
+            .post(
+                "/v1/event-subscriptions",
+                &app.admin,
+                json!({ "url": format!("https://hooks.example.com/ladder/{n}") }),
+            )
+            .await;
+        assert_eq!(more.status, StatusCode::CREATED, "{}", more.text);
+    }
+    let over = app
+        .post(
+            "/v1/event-subscriptions",
+            &app.admin,
+            json!({ "url": "https://hooks.example.com/ladder/21" }),
+        )
+        .await;
+    assert_eq!(over.status, StatusCode::CONFLICT, "{}", over.text);
+    assert_eq!(over.body["error"]["code"], "too_many_subscriptions");
     let mut shown = ok.body["subscription"].clone();
     assert!(shown["id"].as_str().unwrap().starts_with("evs_"));
     for volatile in ["id", "created_at", "updated_at"] {

@@ -177,6 +177,7 @@ fn subscription_id(raw: &str) -> Result<SubscriptionId, ApiError> {
     responses(
         (status = 201, description = "Created, with its secret.", body = CreatedSubscription),
         (status = 400, description = "`invalid_json`, `invalid_id`, `invalid_cursor` or `invalid_limit`, naming the field.", body = ErrorEnvelope),
+        (status = 409, description = "`too_many_subscriptions`: the tenant holds the most it may.", body = ErrorEnvelope),
         (status = 422, description = "`invalid_url` (https only, or http to loopback where allowed; no credentials) or `invalid_event_type`, naming the field.", body = ErrorEnvelope),
     ))]
 pub async fn create(

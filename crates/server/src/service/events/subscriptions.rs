@@ -122,6 +122,20 @@ pub fn check_types(types: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
+/// Subscriptions one tenant may hold: every audited fact writes one row
+/// per subscription that wants it, inside the request's transaction.
+pub const MAX_PER_TENANT: usize = 20;
+
+/// A transaction holding the tenant's row (PostgreSQL; SQLite has one
+/// writer): changes to a tenant's subscriptions happen one after another,
+/// so a rotation is never undone by a concurrent change written back from
+/// an older read, and the count checked on creation stays true.
+async fn begin_locked(state: &AppState, tenant_id: &str) -> Result<ladder_store::Tx, ApiError> {
+    let mut tx = state.store.begin().await?;
+    ladder_store::policies::lock_tenant(&mut tx, state.store.dialect(), tenant_id).await?;
+    Ok(tx)
+}
+
 fn salt() -> Result<String, ApiError> {
     Ok(ids::random_hex(32)?)
 }
@@ -153,7 +167,22 @@ pub async fn create(
         updated_at: at,
     };
     let secret = secret(state, tenant_id, &s.secret_salt)?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = begin_locked(state, tenant_id).await?;
+    let held = event_hooks::list(
+        &mut tx,
+        tenant_id,
+        None,
+        i64::try_from(MAX_PER_TENANT).unwrap_or(i64::MAX),
+    )
+    .await?;
+    if held.len() >= MAX_PER_TENANT {
+        return Err(ApiError::conflict(
+            "too_many_subscriptions",
+            format!(
+                "a tenant holds at most {MAX_PER_TENANT} event subscriptions; delete one first"
+            ),
+        ));
+    }
     event_hooks::insert(&mut tx, &s).await?;
     audit::record(
         &mut tx,
@@ -208,7 +237,7 @@ pub async fn update(
         .as_deref()
         .map(check_types)
         .transpose()?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = begin_locked(state, tenant_id).await?;
     let mut s = owned(&mut tx, tenant_id, id).await?;
     let url_changed = url.as_ref().is_some_and(|u| *u != s.url);
     if let Some(u) = url {
@@ -284,7 +313,7 @@ pub async fn rotate(
     actor: &str,
     id: &ids::SubscriptionId,
 ) -> Result<(String, i64), ApiError> {
-    let mut tx = state.store.begin().await?;
+    let mut tx = begin_locked(state, tenant_id).await?;
     let mut s = owned(&mut tx, tenant_id, id).await?;
     let at = now().0;
     let until =
