@@ -7,13 +7,14 @@
 # --- build -----------------------------------------------------------------
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-# Dependencies first, so a code change does not rebuild them.
+# Dependencies first, so a code change does not rebuild them. Built without
+# the `demo` feature: the fake providers stay out of the production binary.
 COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
 COPY crates crates
 COPY examples examples
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p ladder \
+    cargo build --release --locked -p ladder --no-default-features \
     && install -D -m 0755 target/release/ladder /out/ladder
 
 # --- run -------------------------------------------------------------------

@@ -12,6 +12,7 @@ macro_rules! out {
 }
 
 mod audit;
+#[cfg(feature = "demo")]
 mod demo;
 
 mod device;
@@ -68,7 +69,14 @@ enum Command {
         command: audit::AuditCommand,
     },
     /// Walk through the story that motivates ladder, against fake providers; exit 0 if it all behaved.
+    #[cfg(feature = "demo")]
     Demo(demo::Args),
+    /// Walk through the story that motivates ladder (not in this build: it was built without the `demo` feature).
+    #[cfg(not(feature = "demo"))]
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
     /// The in-app device client: enrol a device, hand-shake, read its end-to-end encrypted inbox.
     Device {
         #[command(subcommand)]
@@ -140,7 +148,14 @@ fn main() -> ExitCode {
         Command::Keys { command } => service::keys_cmd(&command),
         Command::Audit { command } => audit::run(&command),
         Command::Device { command } => device::run(&command),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(&args),
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => Err(CliError::Run(
+            "this build of ladder has no demo: it was built without the `demo` feature, which keeps \
+             the fake providers out of production builds; `cargo run -p ladder -- demo` has it"
+                .into(),
+        )),
         Command::Health(args) => health::run(&args),
     };
     match result {

@@ -10,6 +10,11 @@
 //!    in-process (SQLite in a temp dir, delivery workers off). Each 202/409/
 //!    422 answer means the message, its sealed payload, outbox work and audit
 //!    entry are committed.
+//!    Then the same at concurrency 64 on the same node, and at concurrency
+//!    16 on a node with `[api] group_commit_max = 1` (every message its own
+//!    commit, as before group commit), for the ratio. The ingest rows and
+//!    the storage ceiling run in three interleaved rounds, so that the
+//!    machine's other load hurts them alike.
 //! 2. **HTTP ceiling** — `GET /healthz` on the same server, same client,
 //!    same concurrency: what the HTTP stack alone allows on this machine.
 //! 3. **storage ceiling** — the rows one accepted message writes (message,
@@ -75,6 +80,11 @@ const WARMUP: usize = 200;
 const BODY_LEN: usize = 256;
 const DEFAULT_REQUESTS: usize = 3000;
 const DEFAULT_CONCURRENCY: usize = 16;
+/// The second ingest row: as many clients as a busy sender farm.
+const WIDE_CONCURRENCY: usize = 64;
+/// Ingest rows and the storage ceiling are measured in this many
+/// interleaved rounds.
+const ROUNDS: usize = 3;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -91,6 +101,30 @@ struct Run {
 }
 
 impl Run {
+    fn empty() -> Run {
+        Run {
+            requests: 0,
+            wall: Duration::ZERO,
+            latencies: Vec::new(),
+            outcomes: BTreeMap::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Two runs of one scenario as one: requests over their summed wall
+    /// time, latencies pooled.
+    fn merge(mut self, other: Run) -> Run {
+        self.requests += other.requests;
+        self.wall += other.wall;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort_unstable();
+        for (k, v) in other.outcomes {
+            *self.outcomes.entry(k).or_default() += v;
+        }
+        self.errors.extend(other.errors);
+        self
+    }
+
     fn throughput(&self) -> f64 {
         self.requests as f64 / self.wall.as_secs_f64()
     }
@@ -191,6 +225,65 @@ fn random_bytes(len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
     getrandom::fill(&mut v).expect("OS random number generator");
     v
+}
+
+/// A node for the ingest scenarios (delivery workers off) with the demo
+/// tenant, `RECIPIENTS` registered recipients and a client for them;
+/// `group_commit_max` 1 commits every message on its own.
+async fn ingest_node(
+    dir: &std::path::Path,
+    group_commit_max: usize,
+    concurrency: usize,
+    body: String,
+) -> Result<(ladder_server::Running, Arc<HttpCtx>), BoxError> {
+    let mut config = ladder_server::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.to_path_buf(),
+        database_url: None,
+        ..Default::default()
+    };
+    config.delivery.workers = 0;
+    config.api.group_commit_max = group_commit_max;
+    let running = ladder_server::start(config).await?;
+    let addr = running.addr;
+    let demo = running
+        .demo
+        .as_ref()
+        .expect("a fresh data dir creates the demo tenant");
+    let token = demo.keys[0].token.clone();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let base = format!("http://{addr}");
+    let mut recipient_ids = Vec::with_capacity(RECIPIENTS);
+    for n in 0..RECIPIENTS {
+        let resp = client
+            .post(format!("{base}/v1/recipients"))
+            .bearer_auth(&token)
+            .json(
+                // A phone for the portal's one-time code: with an e-mail
+                // alone the portal step cannot be opened and is skipped.
+                &json!({ "external_id": format!("emp-{n}"), "email": format!("{n}@example.com"), "phone": format!("+1555{n:07}") }),
+            )
+            .send()
+            .await?;
+        let status = resp.status();
+        let v: Value = resp.json().await?;
+        assert!(
+            status.is_success(),
+            "registering recipient {n}: {status} {v}"
+        );
+        recipient_ids.push(v["id"].as_str().expect("recipient id").to_string());
+    }
+    let ctx = Arc::new(HttpCtx {
+        client,
+        messages_url: format!("{base}/v1/messages"),
+        healthz_url: format!("{base}/healthz"),
+        token,
+        recipients: recipient_ids,
+        body,
+    });
+    Ok((running, ctx))
 }
 
 // ---------------------------------------------------------------- HTTP ---
@@ -1144,54 +1237,10 @@ async fn main() -> Result<(), BoxError> {
 
     // ------------------------------------------------- the real server ---
     let data = tempfile::tempdir()?;
-    let mut config = ladder_server::Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: data.path().join("node"),
-        database_url: None,
-        ..Default::default()
-    };
-    config.delivery.workers = 0;
-    let db_url = config.database_url();
-    let running = ladder_server::start(config).await?;
-    let addr = running.addr;
-    let demo = running
-        .demo
-        .as_ref()
-        .expect("a fresh data dir creates the demo tenant");
-    let token = demo.keys[0].token.clone();
-
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()?;
-    let base = format!("http://{addr}");
-    let mut recipient_ids = Vec::with_capacity(RECIPIENTS);
-    for n in 0..RECIPIENTS {
-        let resp = client
-            .post(format!("{base}/v1/recipients"))
-            .bearer_auth(&token)
-            .json(
-                // A phone for the portal's one-time code: with an e-mail
-                // alone the portal step cannot be opened and is skipped.
-                &json!({ "external_id": format!("emp-{n}"), "email": format!("{n}@example.com"), "phone": format!("+1555{n:07}") }),
-            )
-            .send()
-            .await?;
-        let status = resp.status();
-        let v: Value = resp.json().await?;
-        assert!(
-            status.is_success(),
-            "registering recipient {n}: {status} {v}"
-        );
-        recipient_ids.push(v["id"].as_str().expect("recipient id").to_string());
-    }
-    let ctx = Arc::new(HttpCtx {
-        client,
-        messages_url: format!("{base}/v1/messages"),
-        healthz_url: format!("{base}/healthz"),
-        token,
-        recipients: recipient_ids,
-        body,
-    });
+    let (running, ctx) =
+        ingest_node(&data.path().join("node"), 256, concurrency, body.clone()).await?;
+    let db_url = running.state.config.database_url();
+    let base = format!("http://{}", running.addr);
 
     // One real answer: its decision and body shape feed the storage ceiling.
     let resp = send_request(&ctx, "bench-capture", 0).send().await?;
@@ -1227,18 +1276,64 @@ async fn main() -> Result<(), BoxError> {
         "  end to end: class `{E2E_CLASS}`, {E2E_RECIPIENTS} recipients per channel, one device each; {e2e_messages} messages at concurrency {concurrency} after {E2E_WARMUP} warm-up, then {e2e_serial} one at a time"
     );
 
-    // ------------------------------------------------------- 1. ingest ---
-    let c = Arc::clone(&ctx);
-    let warm = drive(WARMUP, concurrency, move |i| {
-        send_one(Arc::clone(&c), format!("bench-warm-{i}"), i)
-    })
-    .await;
-    report_errors("ingest warm-up", &warm);
-    let c = Arc::clone(&ctx);
-    let ingest = drive(requests, concurrency, move |i| {
-        send_one(Arc::clone(&c), format!("bench-{i}"), i)
-    })
-    .await;
+    // ------------------------------------ 1.-3. ingest and its ceilings ---
+    // Two nodes (group commit, and one commit per message as before it)
+    // and the raw store, measured in interleaved rounds, so that whatever
+    // else the machine does hurts every row alike.
+    let (single, single_ctx) =
+        ingest_node(&data.path().join("single"), 1, concurrency, body.clone()).await?;
+    let single_url = single.state.config.database_url();
+    let raw_url = format!("sqlite://{}", data.path().join("raw.db").display());
+    let raw = Arc::new(raw_store(&raw_url, &decision, &captured, i64::from(capture_status)).await?);
+    for (name, node) in [
+        ("ingest", &ctx),
+        ("ingest, one commit per message", &single_ctx),
+    ] {
+        let c = Arc::clone(node);
+        let warm = drive(WARMUP, concurrency, move |i| {
+            send_one(Arc::clone(&c), format!("bench-warm-{i}"), i)
+        })
+        .await;
+        report_errors(&format!("{name} warm-up"), &warm);
+    }
+    let c = Arc::clone(&raw);
+    let warm = drive(WARMUP, concurrency, move |i| store_one(Arc::clone(&c), i)).await;
+    report_errors("storage warm-up", &warm);
+
+    let per_round = (requests / ROUNDS).max(1);
+    let (mut ingest, mut ingest_wide, mut ingest_single, mut storage) =
+        (Run::empty(), Run::empty(), Run::empty(), Run::empty());
+    for round in 0..ROUNDS {
+        let c = Arc::clone(&ctx);
+        ingest = ingest.merge(
+            drive(per_round, concurrency, move |i| {
+                send_one(Arc::clone(&c), format!("bench-{round}-{i}"), i)
+            })
+            .await,
+        );
+        let c = Arc::clone(&single_ctx);
+        ingest_single = ingest_single.merge(
+            drive(per_round, concurrency, move |i| {
+                send_one(Arc::clone(&c), format!("bench-{round}-{i}"), i)
+            })
+            .await,
+        );
+        let c = Arc::clone(&raw);
+        let first = WARMUP + round * per_round;
+        storage = storage.merge(
+            drive(per_round, concurrency, move |i| {
+                store_one(Arc::clone(&c), first + i)
+            })
+            .await,
+        );
+        let c = Arc::clone(&ctx);
+        ingest_wide = ingest_wide.merge(
+            drive(per_round, WIDE_CONCURRENCY, move |i| {
+                send_one(Arc::clone(&c), format!("bench-wide-{round}-{i}"), i)
+            })
+            .await,
+        );
+    }
 
     // ------------------------------------------------- 2. HTTP ceiling ---
     let c = Arc::clone(&ctx);
@@ -1246,22 +1341,15 @@ async fn main() -> Result<(), BoxError> {
     let c = Arc::clone(&ctx);
     let http = drive(requests, concurrency, move |_| healthz_one(Arc::clone(&c))).await;
 
+    let batching = running.state.commit.stats();
     running.shutdown().await;
+    single.shutdown().await;
     let served = Store::open(&db_url).await?;
     let served_counts = row_counts(&served).await?;
     served.close().await;
-
-    // ---------------------------------------------- 3. storage ceiling ---
-    let raw_url = format!("sqlite://{}", data.path().join("raw.db").display());
-    let raw = Arc::new(raw_store(&raw_url, &decision, &captured, i64::from(capture_status)).await?);
-    let c = Arc::clone(&raw);
-    let warm = drive(WARMUP, concurrency, move |i| store_one(Arc::clone(&c), i)).await;
-    report_errors("storage warm-up", &warm);
-    let c = Arc::clone(&raw);
-    let storage = drive(requests, concurrency, move |i| {
-        store_one(Arc::clone(&c), WARMUP + i)
-    })
-    .await;
+    let served = Store::open(&single_url).await?;
+    let single_counts = row_counts(&served).await?;
+    served.close().await;
     let raw_counts = row_counts(&raw.store).await?;
     raw.store.close().await;
 
@@ -1282,8 +1370,11 @@ async fn main() -> Result<(), BoxError> {
         "  {:<36} {:>8} {:>7} {:>10} {:>9} {:>9} {:>9}",
         "scenario", "requests", "errors", "msgs/s", "p50 ms", "p99 ms", "max ms"
     );
+    let wide = format!("ingest, concurrency {WIDE_CONCURRENCY}");
     let rows = [
         ("ingest: POST /v1/messages (durable)", &ingest),
+        (wide.as_str(), &ingest_wide),
+        ("ingest, one commit per message", &ingest_single),
         ("HTTP ceiling: GET /healthz", &http),
         ("storage ceiling: raw SQLite tx/msg", &storage),
         ("e2e RCS: 202 → fake RCS has it", &e2e.rcs),
@@ -1311,6 +1402,17 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "  ingest / storage ceiling = {:>5.1} % of throughput",
         100.0 * ingest.throughput() / storage.throughput()
+    );
+    println!(
+        "  ingest / one commit per message = {:>5.2} × throughput",
+        ingest.throughput() / ingest_single.throughput()
+    );
+    println!(
+        "  group commit: {} messages (incl. warm-up and capture) in {} commits, {:.1} per commit; committer busy {:.0} µs per message",
+        batching.units,
+        batching.batches,
+        batching.units as f64 / batching.batches.max(1) as f64,
+        batching.busy.as_secs_f64() * 1e6 / batching.units.max(1) as f64
     );
     println!(
         "  e2e RCS / ingest         = {:>5.1} % of throughput",
@@ -1341,6 +1443,9 @@ async fn main() -> Result<(), BoxError> {
     println!("  answers: ingest {}", outcomes(&ingest));
     println!(
         "  rows in the server's database after the run (incl. 1 capture + {WARMUP} warm-up): {served_counts}"
+    );
+    println!(
+        "  rows in the one-commit-per-message node's database (incl. {WARMUP} warm-up): {single_counts}"
     );
     println!("  rows in the raw store (incl. {WARMUP} warm-up): {raw_counts}");
     println!(

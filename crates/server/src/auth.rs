@@ -27,12 +27,9 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
         .strip_prefix("Bearer ")
         .ok_or(ApiError::Unauthenticated)?
         .trim();
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // A read-only connection: on SQLite the key lookup does not queue
+    // behind the writer's batches.
+    let mut conn = state.store.read().await?;
     tenants::authenticate(&mut conn, token)
         .await?
         .ok_or(ApiError::Unauthenticated)

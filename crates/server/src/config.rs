@@ -152,12 +152,19 @@ pub struct ApiConfig {
     /// message.
     #[serde(deserialize_with = "duration_text")]
     pub idempotency_window: ladder_core::Duration,
+    /// On SQLite, the most accepted messages made durable by one commit
+    /// (`ladder_store::commit`): requests that arrive while a commit syncs
+    /// are written together and each answered once its batch is on disk.
+    /// 1 gives every message its own commit. PostgreSQL commits each
+    /// message on its own connection and ignores it.
+    pub group_commit_max: usize,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             idempotency_window: ladder_core::Duration::hours(24),
+            group_commit_max: 256,
         }
     }
 }
@@ -573,12 +580,18 @@ impl Config {
         let p = &self.portal;
         let as_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
         let e = &self.events;
-        let ranges: [(&'static str, u64, u64, u64); 28] = [
+        let ranges: [(&'static str, u64, u64, u64); 29] = [
             (
                 "api.idempotency_window",
                 self.api.idempotency_window.0,
                 1,
                 30 * DAY_S,
+            ),
+            (
+                "api.group_commit_max",
+                self.api.group_commit_max as u64,
+                1,
+                4096,
             ),
             ("events.workers", e.workers as u64, 0, 64),
             ("events.timeout_ms", e.timeout_ms, 100, 60_000),

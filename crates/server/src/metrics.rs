@@ -32,6 +32,16 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Messages blocked, by class.",
     ),
     (
+        "ladder_commit_batch_seconds",
+        Kind::Histogram,
+        "Group commit on SQLite: time from a batch's first statement to its durable commit.",
+    ),
+    (
+        "ladder_commit_batch_units",
+        Kind::Histogram,
+        "Group commit on SQLite: units of work (accepted messages and other writes) per commit.",
+    ),
+    (
         "ladder_confirmations_accepted_total",
         Kind::Counter,
         "Downgrade confirmations accepted from senders.",

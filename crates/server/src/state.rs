@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ladder_channels::Channels;
 use ladder_core::{Policy, Timestamp};
 use ladder_store::keyring::Keyring;
-use ladder_store::{Store, policies};
+use ladder_store::{GroupCommit, Store, policies};
 use sqlx::AnyConnection;
 
 use crate::config::Config;
@@ -17,6 +17,9 @@ use crate::error::ApiError;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Writes that answer only once durable, batched on SQLite
+    /// ([`ladder_store::commit`]).
+    pub commit: GroupCommit,
     pub keyring: Keyring,
     pub channels: Channels,
     pub config: Arc<Config>,
@@ -37,8 +40,17 @@ impl AppState {
         Ok(p.trim_start_matches("p:").to_string())
     }
 
+    /// Needs a Tokio runtime: it starts the group committer.
     pub fn new(store: Store, keyring: Keyring, channels: Channels, config: Config) -> AppState {
         AppState {
+            commit: GroupCommit::with_options(
+                store.clone(),
+                config.api.group_commit_max,
+                Some(Arc::new(|units, took| {
+                    metrics::histogram!("ladder_commit_batch_units").record(units as f64);
+                    metrics::histogram!("ladder_commit_batch_seconds").record(took.as_secs_f64());
+                })),
+            ),
             store,
             keyring,
             channels,
@@ -55,6 +67,13 @@ impl AppState {
         conn: &mut AnyConnection,
         tenant_id: &str,
     ) -> Result<Arc<Policy>, ApiError> {
+        // The version alone first: a parsed policy is kept per version, so
+        // the text is read only when this node has not parsed it yet.
+        if let Some(version) = policies::active_version(conn, tenant_id).await?
+            && let Some(p) = self.cached(&version)
+        {
+            return Ok(p);
+        }
         let stored = policies::active(conn, tenant_id).await?.ok_or_else(|| {
             ApiError::conflict(
                 "no_active_policy",

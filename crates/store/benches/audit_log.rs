@@ -24,6 +24,11 @@
 //!    each checked (outside the timing) against an in-memory `TreeBuilder`;
 //!    and the same proofs from that `TreeBuilder`, for comparison.
 //! 5. **checkpoint** — `signed::sign_head` with a fixed Ed25519 key, once.
+//! 6. **group commit** — the same entries appended by 64 concurrent
+//!    writers through `GroupCommit` (as the server accepts messages): on
+//!    SQLite one transaction per batch of whatever arrived while the last
+//!    one synced; on PostgreSQL one transaction per append on the pool's
+//!    connections. Wall time, then the chain is verified.
 //!
 //! SQLite runs on a temp file (WAL, `synchronous = FULL`, as the store opens
 //! it). PostgreSQL runs only when `LADDER_TEST_POSTGRES_URL` is set, in a
@@ -37,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ed25519_dalek::SigningKey;
 use ladder_store::audit::merkle::{self, TreeBuilder, entry_leaf_hash};
 use ladder_store::audit::{self, AuditEntry, AuditEvent, signed};
-use ladder_store::{Dialect, Store};
+use ladder_store::{Dialect, GroupCommit, Store};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
@@ -45,6 +50,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T> = std::result::Result<T, BoxError>;
 
 const TENANT: &str = "tnt_bench";
+/// The tenant of the group-commit phase.
+const GROUP_TENANT: &str = "tnt_group";
+/// Concurrent appenders in the group-commit phase.
+const GROUP_WRITERS: usize = 64;
 const WARMUP_TENANT: &str = "tnt_warmup";
 const DEFAULT_ENTRIES: u64 = 5_000;
 const MAX_ENTRIES: u64 = 1_000_000;
@@ -402,6 +411,48 @@ async fn append_one(
     Ok(entry)
 }
 
+/// Appends `events` to [`GROUP_TENANT`] from [`GROUP_WRITERS`] concurrent
+/// writers through one [`GroupCommit`]; the wall time and the number of
+/// commits. The chain is verified afterwards, outside the timing.
+async fn group_appends(store: &Store, events: &[AuditEvent]) -> Result<(Duration, u64)> {
+    let group = GroupCommit::start(store.clone());
+    let events = std::sync::Arc::new(events.to_vec());
+    let dialect = store.dialect();
+    let started = Instant::now();
+    let mut writers = Vec::with_capacity(GROUP_WRITERS);
+    for w in 0..GROUP_WRITERS {
+        let (group, events) = (group.clone(), events.clone());
+        writers.push(tokio::spawn(async move {
+            for i in (w..events.len()).step_by(GROUP_WRITERS) {
+                let event = events.get(i).cloned().ok_or("no event")?;
+                let at = BASE_AT + i as i64;
+                group
+                    .run(move |tx| {
+                        Box::pin(async move {
+                            audit::append(tx, dialect, GROUP_TENANT, at, &event).await
+                        })
+                    })
+                    .await?;
+            }
+            Ok::<(), BoxError>(())
+        }));
+    }
+    for w in writers {
+        w.await??;
+    }
+    let took = started.elapsed();
+    let report = audit::verify_store(store, GROUP_TENANT).await?;
+    if report.entries != events.len() as i64 {
+        return Err(format!(
+            "group commit left {} entries, not {}",
+            report.entries,
+            events.len()
+        )
+        .into());
+    }
+    Ok((took, group.stats().batches))
+}
+
 // ---------------------------------------------------------------------------
 // Measuring.
 
@@ -458,11 +509,18 @@ struct Report {
     stored_hashes: i64,
     sign_head: Duration,
     checkpoint_bytes: usize,
+    /// Wall time of the group-commit phase, and its commits (SQLite).
+    grouped: Duration,
+    grouped_batches: u64,
 }
 
 async fn measure(store: &Store, events: &[AuditEvent]) -> Result<Report> {
     let n = events.len() as u64;
-    for (id, name) in [(TENANT, "Bench"), (WARMUP_TENANT, "Warm-up")] {
+    for (id, name) in [
+        (TENANT, "Bench"),
+        (WARMUP_TENANT, "Warm-up"),
+        (GROUP_TENANT, "Group"),
+    ] {
         sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(name)
@@ -587,7 +645,12 @@ async fn measure(store: &Store, events: &[AuditEvent]) -> Result<Report> {
         return Err("the signed checkpoint is not of the head".into());
     }
 
+    // 6: the same entries through group commit, from concurrent writers.
+    let (grouped, grouped_batches) = group_appends(store, events).await?;
+
     Ok(Report {
+        grouped,
+        grouped_batches,
         entries,
         root: head.root,
         appends: Series::new(appends),
@@ -667,7 +730,21 @@ enum Outcome {
 
 fn print_reports(n: u64, sqlite: &Outcome, postgres: &Outcome) {
     type Cell = fn(u64, &Report) -> String;
-    let rows: [(&str, Cell); 17] = [
+    let rows: [(&str, Cell); 19] = [
+        ("appends, group commit, 64 writers (entries/s)", |n, r| {
+            rate(per_sec(n, r.grouped))
+        }),
+        ("  commits (SQLite batches)", |n, r| {
+            if r.grouped_batches == 0 {
+                "one per append".to_string()
+            } else {
+                format!(
+                    "{} ({:.0} entries each)",
+                    thousands(r.grouped_batches),
+                    n as f64 / r.grouped_batches as f64
+                )
+            }
+        }),
         ("appends, 1 tx each (entries/s)", |_, r| {
             rate(r.appends.per_sec())
         }),

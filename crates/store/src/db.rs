@@ -5,8 +5,10 @@
 //! and picks the statement. Placeholders are `$1, $2, …` everywhere: sqlx
 //! maps them on SQLite too.
 //!
-//! SQLite is the embedded, single-node default. It runs with one pooled
-//! connection, so transactions never contend inside a process; WAL and a
+//! SQLite is the embedded, single-node default. It writes through one
+//! pooled connection, so transactions never contend inside a process, and
+//! reads that need no transaction may use read-only connections beside it
+//! ([`Store::read`]); WAL and a
 //! busy timeout let a CLI command share the file with a running server.
 //! PostgreSQL is the multi-node store: many connections, row locks.
 
@@ -62,8 +64,14 @@ pub(crate) fn qualified(columns: &str, alias: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Read-only connections for reads outside any transaction; on
+    /// PostgreSQL the same pool.
+    reader: AnyPool,
     dialect: Dialect,
 }
+
+/// Read-only connections beside SQLite's one writer.
+const SQLITE_READERS: u32 = 4;
 
 /// A transaction on either backend.
 pub type Tx = sqlx::Transaction<'static, Any>;
@@ -91,10 +99,11 @@ impl Store {
                 reason: "expected a `sqlite://` or `postgres://` URL",
             });
         };
-        let options: AnyConnectOptions = url.parse().map_err(|e| StoreError::Connect {
+        let connect_error = |source| StoreError::Connect {
             url: redact(&url),
-            source: e,
-        })?;
+            source,
+        };
+        let options: AnyConnectOptions = url.parse().map_err(connect_error)?;
         let pool = match dialect {
             Dialect::Sqlite => {
                 AnyPoolOptions::new()
@@ -108,23 +117,40 @@ impl Store {
                             Ok(())
                         })
                     })
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await
             }
             Dialect::Postgres => {
                 AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await
             }
         }
-        .map_err(|e| StoreError::Connect {
-            url: redact(&url),
-            source: e,
-        })?;
-        let store = Store { pool, dialect };
+        .map_err(connect_error)?;
+        let mut store = Store {
+            reader: pool.clone(),
+            pool,
+            dialect,
+        };
         migrate::run(&store).await?;
+        if dialect == Dialect::Sqlite {
+            // WAL lets readers run beside the writer, each seeing the last
+            // commit; opened after the migrations, so the file exists.
+            store.reader = AnyPoolOptions::new()
+                .max_connections(SQLITE_READERS)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA query_only = ON").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
+                .await
+                .map_err(connect_error)?;
+        }
         Ok(store)
     }
 
@@ -140,6 +166,15 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
+    /// A connection for reads of committed data that need no transaction
+    /// and should not queue behind writes (authentication): on SQLite one
+    /// of the read-only connections beside the single writer, so such a
+    /// read never waits for a group commit to finish; on PostgreSQL a
+    /// connection of the pool.
+    pub async fn read(&self) -> Result<sqlx::pool::PoolConnection<Any>, StoreError> {
+        Ok(self.reader.acquire().await?)
+    }
+
     /// One connection from the pool, outside any transaction.
     pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>, StoreError> {
         Ok(self.pool.acquire().await?)
@@ -152,6 +187,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.reader.close().await;
         self.pool.close().await;
     }
 }

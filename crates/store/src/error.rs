@@ -32,6 +32,14 @@ pub enum StoreError {
     Random(String),
     #[error(transparent)]
     Keyring(#[from] crate::keyring::KeyringError),
+    /// The shared transaction of a group commit failed
+    /// ([`crate::commit`]): nothing of its batch was kept.
+    #[error("the batch this write was committed in failed: {0}")]
+    BatchCommit(std::sync::Arc<StoreError>),
+    /// The group committer is gone (shutting down, or a batch panicked
+    /// before this write ran): nothing of this write was kept.
+    #[error("the group committer stopped before this write was committed")]
+    CommitterStopped,
 }
 
 impl StoreError {
@@ -46,6 +54,7 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         match self {
             StoreError::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            StoreError::BatchCommit(e) => e.is_unique_violation(),
             _ => false,
         }
     }
@@ -62,6 +71,7 @@ impl StoreError {
                         Some("40001" | "40P01" | "5" | "6" | "517")
                     )
             }
+            StoreError::BatchCommit(e) => e.is_contention(),
             _ => false,
         }
     }

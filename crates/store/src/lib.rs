@@ -15,6 +15,7 @@
 //! as keyed pseudonyms.
 
 pub mod audit;
+pub mod commit;
 pub mod console;
 pub mod db;
 pub mod deliveries;
@@ -38,5 +39,6 @@ pub mod stats;
 pub mod tenants;
 pub mod threads;
 
+pub use commit::GroupCommit;
 pub use db::{Dialect, Store, Tx};
 pub use error::StoreError;

@@ -87,6 +87,20 @@ pub async fn active(
     }))
 }
 
+/// The version of the tenant's active policy, without its text: enough
+/// for a caller that keeps parsed policies by version.
+pub async fn active_version(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT active_policy FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.and_then(|r| r.0))
+}
+
 /// Whether `version` was ever published for the tenant: a rollback may
 /// only return to a version that was once in force.
 pub async fn was_published(

@@ -165,26 +165,47 @@ pub async fn bump(
     dims: &Dims,
     n: i64,
 ) -> Result<(), StoreError> {
+    // One statement for every granularity: a bump is part of accepting a
+    // message, where each round trip to the database counts.
+    let rows: Vec<String> = (0..Granularity::ALL.len())
+        .map(|i| {
+            let p = i * 9;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6,
+                p + 7,
+                p + 8,
+                p + 9
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO stats_counters \
+         (tenant_id, granularity, bucket_start, metric, class, d1, d2, d3, count) \
+         VALUES {} \
+         ON CONFLICT (tenant_id, granularity, bucket_start, metric, class, d1, d2, d3) \
+         DO UPDATE SET count = stats_counters.count + excluded.count",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for g in Granularity::ALL {
-        sqlx::query(
-            "INSERT INTO stats_counters \
-             (tenant_id, granularity, bucket_start, metric, class, d1, d2, d3, count) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (tenant_id, granularity, bucket_start, metric, class, d1, d2, d3) \
-             DO UPDATE SET count = stats_counters.count + excluded.count",
-        )
-        .bind(tenant_id)
-        .bind(g.as_str())
-        .bind(g.floor(at_unix_s))
-        .bind(metric.as_str())
-        .bind(&dims.class)
-        .bind(&dims.d1)
-        .bind(&dims.d2)
-        .bind(&dims.d3)
-        .bind(n)
-        .execute(&mut *conn)
-        .await?;
+        query = query
+            .bind(tenant_id)
+            .bind(g.as_str())
+            .bind(g.floor(at_unix_s))
+            .bind(metric.as_str())
+            .bind(dims.class.as_str())
+            .bind(dims.d1.as_str())
+            .bind(dims.d2.as_str())
+            .bind(dims.d3.as_str())
+            .bind(n);
     }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use ladder_core::decision::FailedAttempt;
 use ladder_core::{Channel, Container, Outcome};
 use ladder_store::messages::{self, Event, Message, Status};
 use ladder_store::outbox::{self, Kind, Work};
-use ladder_store::{StoreError, deliveries};
+use ladder_store::{StoreError, Tx, deliveries};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -39,27 +39,52 @@ pub struct Applied {
     pub unknown: usize,
 }
 
-/// Applies verified receipts for `tenant_id` on `channel`.
+/// Applies verified receipts for `tenant_id` on `channel`, all in one
+/// unit of a group commit: answered once durable, and a webhook's
+/// receipts are kept together or not at all (the provider retries a
+/// refused webhook whole).
 pub async fn apply(
     state: &AppState,
     tenant_id: &str,
     channel: Channel,
     receipts: &[Receipt],
 ) -> Result<Applied, ApiError> {
+    let (work_state, tenant, list) = (state.clone(), tenant_id.to_string(), receipts.to_vec());
+    let (applied, statuses) = state
+        .commit
+        .run(move |tx| {
+            Box::pin(async move { apply_in(tx, &work_state, &tenant, channel, &list).await })
+        })
+        .await?;
+    for status in &statuses {
+        metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => *status).increment(1);
+    }
+    Ok(applied)
+}
+
+/// The receipts' writes, inside the unit's transaction; also the status
+/// label of each receipt, for the metrics counted once durable.
+async fn apply_in(
+    tx: &mut Tx,
+    state: &AppState,
+    tenant_id: &str,
+    channel: Channel,
+    receipts: &[Receipt],
+) -> Result<(Applied, Vec<&'static str>), ApiError> {
     let mut applied = 0;
     let mut unknown = 0;
+    let mut statuses = Vec::with_capacity(receipts.len());
     for r in receipts {
-        let mut tx = state.store.begin().await?;
         let Some(delivery) =
-            deliveries::by_ref(&mut tx, tenant_id, &channel.to_string(), &r.provider_ref).await?
+            deliveries::by_ref(tx, tenant_id, &channel.to_string(), &r.provider_ref).await?
         else {
-            metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => "unknown_ref").increment(1);
+            statuses.push("unknown_ref");
             unknown += 1;
             continue;
         };
         let status = label(r.status);
         deliveries::set_status(
-            &mut tx,
+            tx,
             tenant_id,
             &delivery.channel,
             &delivery.provider_ref,
@@ -67,13 +92,9 @@ pub async fn apply(
             now().0,
         )
         .await?;
-        let Some(mut message) = messages::get_for_update(
-            &mut tx,
-            state.store.dialect(),
-            tenant_id,
-            &delivery.message_id,
-        )
-        .await?
+        let Some(mut message) =
+            messages::get_for_update(tx, state.store.dialect(), tenant_id, &delivery.message_id)
+                .await?
         else {
             continue;
         };
@@ -92,7 +113,7 @@ pub async fn apply(
         if let (Some(next), true) = (next, on_route) {
             message.status = next;
             message.updated_at = now().0;
-            messages::update(&mut tx, &message).await?;
+            messages::update(tx, &message).await?;
         }
         // A notice that never arrived fails its route too: the recipient
         // was never told to look.
@@ -103,24 +124,16 @@ pub async fn apply(
             .and_then(|route| route.notifier)
             .is_some_and(|n| n.channel() == channel);
         if matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired) {
-            stats::record_provider_failure(&mut tx, tenant_id, &message.class, channel, None)
-                .await?;
+            stats::record_provider_failure(tx, tenant_id, &message.class, channel, None).await?;
         }
         if matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired)
             && (on_route || notice_of_route)
             && message.status == Status::Sent
         {
-            outbox::enqueue(
-                &mut tx,
-                tenant_id,
-                &message.id,
-                Kind::ProviderFailed,
-                now_ms(),
-            )
-            .await?;
+            outbox::enqueue(tx, tenant_id, &message.id, Kind::ProviderFailed, now_ms()).await?;
         }
         messages::add_event(
-            &mut tx,
+            tx,
             tenant_id,
             &message.id,
             &Event {
@@ -131,7 +144,7 @@ pub async fn apply(
         )
         .await?;
         audit::record(
-            &mut tx,
+            tx,
             state,
             tenant_id,
             "provider",
@@ -140,11 +153,10 @@ pub async fn apply(
             json!({ "channel": channel, "status": status }),
         )
         .await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => status).increment(1);
+        statuses.push(status);
         applied += 1;
     }
-    Ok(Applied { applied, unknown })
+    Ok((Applied { applied, unknown }, statuses))
 }
 
 /// The provider reported the message failed or expired after accepting it.

@@ -13,7 +13,7 @@ use ladder_core::{Decision, DecisionInput, MessageMeta, Outcome, Policy, ThreadF
 use ladder_store::messages::{self, Message, Status, StoredPayload};
 use ladder_store::outbox::{self, Kind};
 use ladder_store::threads::{self, Thread};
-use ladder_store::{StoreError, Tx, ids, overrides as stored_overrides, sealed};
+use ladder_store::{Tx, ids, overrides as stored_overrides, sealed};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -355,9 +355,105 @@ pub async fn audit_decision(
     Ok(index)
 }
 
-/// Accepts one message. Returns the stored answer for a retried key. A
-/// concurrent request for the same key or thread that wins a race makes this
-/// one start over, and then find the winner's answer or thread.
+/// A send request that passed every check that needs no database, with
+/// everything that can be computed before the transaction: the keyed
+/// fingerprint, the message id and the sealed payload. The transaction —
+/// one of many in a group commit on SQLite — then only reads, decides and
+/// writes.
+#[derive(Debug)]
+struct Prepared {
+    tenant_id: String,
+    actor: String,
+    idempotency_key: String,
+    recipient_id: ladder_store::ids::RecipientId,
+    class: String,
+    thread_name: String,
+    fingerprint: String,
+    message_id: String,
+    payload: StoredPayload,
+}
+
+impl Prepared {
+    fn new(
+        state: &AppState,
+        tenant_id: &str,
+        actor: &str,
+        idempotency_key: &str,
+        request: SendRequest,
+    ) -> Result<Prepared, ApiError> {
+        if !valid_name(idempotency_key) || idempotency_key.starts_with("expired:") {
+            return Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "header `Idempotency-Key` must be 1-128 letters, digits, `-`, `_`, `.` or `:`, not starting with `expired:`",
+            ));
+        }
+        let recipient_id =
+            ladder_store::ids::RecipientId::parse(&request.recipient, "field `recipient`")?;
+        if !valid_name(&request.class) {
+            return Err(ApiError::invalid(
+                "unknown_class",
+                "field `class` must name a class of the policy: 1-128 letters, digits, `-`, `_`, `.` or `:`",
+            ));
+        }
+        let thread_name = request.thread.clone().unwrap_or_else(|| "default".into());
+        if !valid_name(&thread_name) {
+            return Err(ApiError::invalid(
+                "invalid_thread",
+                "field `thread` must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
+            ));
+        }
+        if request.body.is_empty() || request.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::invalid(
+                "invalid_body",
+                format!("field `body` must be 1 to {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+        // A keyed fingerprint of the request: tells a retry from a different
+        // request under the same key without storing a content hash anyone
+        // could test guesses against.
+        let fingerprint = state.keyring.pseudonym(
+            tenant_id,
+            &format!(
+                "request\0{}\0{}\0{}\0{}",
+                request.recipient, request.class, thread_name, request.body
+            ),
+        )?;
+        // Sealed before the decision is known: a blocked message's sealed
+        // payload is simply not stored.
+        let message_id = ids::new_id("msg");
+        let key = sealed::DataKey::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
+        let ciphertext = sealed::seal(
+            &key,
+            &payload_aad(tenant_id, &message_id),
+            request.body.as_bytes(),
+        )
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let wrapped = state.keyring.wrap(tenant_id, &key)?;
+        Ok(Prepared {
+            tenant_id: tenant_id.to_string(),
+            actor: actor.to_string(),
+            idempotency_key: idempotency_key.to_string(),
+            recipient_id,
+            class: request.class,
+            thread_name,
+            fingerprint,
+            payload: StoredPayload {
+                message_id: message_id.clone(),
+                kek_id: Some(wrapped.kek_id),
+                wrapped_key: Some(wrapped.bytes),
+                ciphertext: Some(ciphertext),
+                shredded_at: None,
+                shred_reason: None,
+            },
+            message_id,
+        })
+    }
+}
+
+/// Accepts one message and answers once it is durable. Returns the stored
+/// answer for a retried key. A concurrent request for the same key or
+/// thread that wins a race makes this one start over, and then find the
+/// winner's answer or thread.
 pub async fn accept(
     state: &AppState,
     tenant_id: &str,
@@ -365,74 +461,57 @@ pub async fn accept(
     idempotency_key: &str,
     request: SendRequest,
 ) -> Result<Answer, ApiError> {
+    let prepared = Arc::new(Prepared::new(
+        state,
+        tenant_id,
+        actor,
+        idempotency_key,
+        request,
+    )?);
     let mut tries = 0;
-    loop {
-        match accept_once(state, tenant_id, actor, idempotency_key, &request).await {
+    let answer = loop {
+        let (work_state, work) = (state.clone(), prepared.clone());
+        let attempt = state
+            .commit
+            .run(move |tx| Box::pin(async move { accept_in(tx, &work_state, &work).await }))
+            .await;
+        match attempt {
             Err(ApiError::Contention) if tries < 3 => tries += 1,
-            other => return other,
+            other => break other?,
+        }
+    };
+    // Counted once durable, and once per message (not for replays).
+    if !answer.replayed {
+        count_decision(&answer.body.decision);
+        match &answer.body.decision.outcome {
+            Outcome::ConfirmationRequired { .. } => {
+                metrics::counter!("ladder_confirmations_requested_total").increment(1);
+            }
+            Outcome::Block => {
+                metrics::counter!("ladder_blocks_total", "class" => prepared.class.clone())
+                    .increment(1);
+            }
+            _ => {}
         }
     }
+    Ok(answer)
 }
 
-async fn accept_once(
-    state: &AppState,
-    tenant_id: &str,
-    actor: &str,
-    idempotency_key: &str,
-    request: &SendRequest,
-) -> Result<Answer, ApiError> {
-    if !valid_name(idempotency_key) || idempotency_key.starts_with("expired:") {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
-            "header `Idempotency-Key` must be 1-128 letters, digits, `-`, `_`, `.` or `:`, not starting with `expired:`",
-        ));
-    }
-    let recipient_id =
-        ladder_store::ids::RecipientId::parse(&request.recipient, "field `recipient`")?;
-    if !valid_name(&request.class) {
-        return Err(ApiError::invalid(
-            "unknown_class",
-            "field `class` must name a class of the policy: 1-128 letters, digits, `-`, `_`, `.` or `:`",
-        ));
-    }
-    let thread_name = request.thread.clone().unwrap_or_else(|| "default".into());
-    if !valid_name(&thread_name) {
-        return Err(ApiError::invalid(
-            "invalid_thread",
-            "field `thread` must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
-        ));
-    }
-    if request.body.is_empty() || request.body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::invalid(
-            "invalid_body",
-            format!("field `body` must be 1 to {MAX_BODY_BYTES} bytes"),
-        ));
-    }
-    // A keyed fingerprint of the request: tells a retry from a different
-    // request under the same key without storing a content hash anyone
-    // could test guesses against.
-    let fingerprint = state.keyring.pseudonym(
-        tenant_id,
-        &format!(
-            "request\0{}\0{}\0{}\0{}",
-            request.recipient, request.class, thread_name, request.body
-        ),
-    )?;
-
-    let mut tx = state.store.begin().await?;
-    if let Some(existing) =
-        messages::by_idempotency_key(&mut tx, tenant_id, idempotency_key).await?
-    {
+/// The accepting transaction's work: replay a known key, or decide and
+/// write everything an accepted message is.
+async fn accept_in(tx: &mut Tx, state: &AppState, p: &Prepared) -> Result<Answer, ApiError> {
+    let tenant_id = p.tenant_id.as_str();
+    if let Some(existing) = messages::by_idempotency_key(tx, tenant_id, &p.idempotency_key).await? {
         let window = i64::try_from(state.config.api.idempotency_window.0).unwrap_or(i64::MAX);
         if now().0.saturating_sub(existing.accepted_at) < window {
-            return replay(existing, &fingerprint);
+            return replay(existing, &p.fingerprint);
         }
         // The key's window has passed: the old message keeps existing under
         // a retired key, and this request is a new one.
-        messages::expire_idempotency_key(&mut tx, tenant_id, &existing.id).await?;
+        messages::expire_idempotency_key(tx, tenant_id, &existing.id).await?;
     }
-    let inputs = load_inputs(&mut tx, state, tenant_id, recipient_id.as_str()).await?;
-    if inputs.policy.class(&request.class).is_none() {
+    let inputs = load_inputs(tx, state, tenant_id, p.recipient_id.as_str()).await?;
+    let Some(class) = inputs.policy.class(&p.class) else {
         let known: Vec<&str> = inputs
             .policy
             .classes()
@@ -443,50 +522,46 @@ async fn accept_once(
             "unknown_class",
             format!(
                 "field `class`: `{}` is not a class of policy {}; known classes: {}",
-                request.class,
+                p.class,
                 inputs.policy.version().short(),
                 known.join(", ")
             ),
         ));
-    }
-    let thread = thread_for(&mut tx, state, tenant_id, &inputs, &thread_name).await?;
-    let message_id = ids::new_id("msg");
+    };
+    let retention = i64::try_from(class.retention.0).unwrap_or(i64::MAX);
+    let thread = thread_for(tx, state, tenant_id, &inputs, &p.thread_name).await?;
+    let message_id = p.message_id.clone();
     let accepted_at = now();
     let meta = MessageMeta {
         id: message_id.clone(),
-        class: request.class.clone(),
+        class: p.class.clone(),
         accepted_at,
         confirmation: None,
     };
     let decision = run_decision(&inputs, &meta, &thread.floor, &[])?;
-    count_decision(&decision);
     let mut settled = settle(state, &message_id, &thread, &decision)?;
     // The decision's entry in the tenant's audit log, named in the answer so
     // the sender can ask for its inclusion proof.
     let audit_index = audit_decision(
-        &mut tx,
+        tx,
         state,
         tenant_id,
-        actor,
+        &p.actor,
         &inputs.recipient.recipient.pseudonym,
         &thread.id,
         &decision,
     )
     .await?;
-    crate::service::stats::record_decision(&mut tx, tenant_id, &decision).await?;
+    crate::service::stats::record_decision(tx, tenant_id, &decision).await?;
     settled.answer.body.audit_index = Some(audit_index);
-    let retention = inputs
-        .policy
-        .class(&request.class)
-        .map_or(0, |c| i64::try_from(c.retention.0).unwrap_or(i64::MAX));
     let message = Message {
         id: message_id.clone(),
         tenant_id: tenant_id.to_string(),
-        idempotency_key: idempotency_key.to_string(),
-        request_hash: fingerprint,
+        idempotency_key: p.idempotency_key.clone(),
+        request_hash: p.fingerprint.clone(),
         recipient_id: inputs.recipient.recipient.id.clone(),
         thread_id: thread.id.clone(),
-        class: request.class.clone(),
+        class: p.class.clone(),
         status: settled.status,
         decision: decision.clone(),
         failed: Vec::new(),
@@ -497,13 +572,13 @@ async fn accept_once(
         updated_at: accepted_at.0,
         expires_at: accepted_at.0.saturating_add(retention),
     };
-    messages::insert(&mut tx, &message).await?;
+    messages::insert(tx, &message).await?;
     if matches!(
         decision.outcome,
         Outcome::Deliver { .. } | Outcome::Hold { .. } | Outcome::Escalate
     ) {
         crate::service::events::record(
-            &mut tx,
+            tx,
             tenant_id,
             "message.accepted",
             json!({
@@ -519,34 +594,14 @@ async fn accept_once(
         .await?;
     }
     if settled.status != Status::Blocked {
-        let key = sealed::DataKey::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
-        let ciphertext = sealed::seal(
-            &key,
-            &payload_aad(tenant_id, &message_id),
-            request.body.as_bytes(),
-        )
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let wrapped = state.keyring.wrap(tenant_id, &key)?;
-        messages::insert_payload(
-            &mut tx,
-            tenant_id,
-            &StoredPayload {
-                message_id: message_id.clone(),
-                kek_id: Some(wrapped.kek_id),
-                wrapped_key: Some(wrapped.bytes),
-                ciphertext: Some(ciphertext),
-                shredded_at: None,
-                shred_reason: None,
-            },
-        )
-        .await?;
+        messages::insert_payload(tx, tenant_id, &p.payload).await?;
     }
     let mut updated = thread.clone();
     updated.floor = floor_after(&thread, &decision);
     updated.updated_at = accepted_at.0;
-    threads::update(&mut tx, &updated).await?;
+    threads::update(tx, &updated).await?;
     messages::add_event(
-        &mut tx,
+        tx,
         tenant_id,
         &message_id,
         &messages::Event {
@@ -557,35 +612,9 @@ async fn accept_once(
     )
     .await?;
     if let Some((kind, due)) = settled.work {
-        outbox::enqueue(&mut tx, tenant_id, &message_id, kind, due).await?;
+        outbox::enqueue(tx, tenant_id, &message_id, kind, due).await?;
     }
-    if settled.status == Status::AwaitingConfirmation {
-        metrics::counter!("ladder_confirmations_requested_total").increment(1);
-    }
-    if settled.status == Status::Blocked {
-        metrics::counter!("ladder_blocks_total", "class" => request.class.clone()).increment(1);
-    }
-    match tx.commit().await {
-        Ok(()) => Ok(settled.answer),
-        Err(e) => {
-            let e = StoreError::from(e);
-            if e.is_unique_violation() {
-                // A concurrent request with the same key won the race.
-                let mut conn = state
-                    .store
-                    .pool()
-                    .acquire()
-                    .await
-                    .map_err(StoreError::from)?;
-                if let Some(existing) =
-                    messages::by_idempotency_key(&mut conn, tenant_id, idempotency_key).await?
-                {
-                    return replay(existing, &message.request_hash);
-                }
-            }
-            Err(e.into())
-        }
-    }
+    Ok(settled.answer)
 }
 
 fn replay(existing: Message, fingerprint: &str) -> Result<Answer, ApiError> {

@@ -151,22 +151,33 @@ pub async fn append(
     event: &AuditEvent,
 ) -> Result<AuditEntry, StoreError> {
     let conn: &mut AnyConnection = tx;
-    sqlx::query(
-        "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
-         ON CONFLICT (tenant_id) DO NOTHING",
-    )
-    .bind(tenant_id)
-    .bind(GENESIS_HASH)
-    .execute(&mut *conn)
-    .await?;
     let lock = match dialect {
         Dialect::Postgres => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE",
         Dialect::Sqlite => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1",
     };
-    let (head_seq, head_hash): (i64, String) = sqlx::query_as(lock)
+    let head: Option<(i64, String)> = sqlx::query_as(lock)
         .bind(tenant_id)
-        .fetch_one(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
+    // The head row is made on the tenant's first append only: a round trip
+    // saved on every other one.
+    let (head_seq, head_hash) = match head {
+        Some(head) => head,
+        None => {
+            sqlx::query(
+                "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
+                 ON CONFLICT (tenant_id) DO NOTHING",
+            )
+            .bind(tenant_id)
+            .bind(GENESIS_HASH)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query_as(lock)
+                .bind(tenant_id)
+                .fetch_one(&mut *conn)
+                .await?
+        }
+    };
     let seq = head_seq
         .checked_add(1)
         .ok_or_else(|| StoreError::corrupt("audit head", "sequence number overflow"))?;
