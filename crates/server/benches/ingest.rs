@@ -46,7 +46,8 @@
 //! `LADDER_BENCH_REQUESTS` (default 3000), `LADDER_BENCH_CONCURRENCY`
 //! (default 16), `LADDER_BENCH_E2E_MESSAGES` (batch, default 500),
 //! `LADDER_BENCH_E2E_SERIAL` (one at a time, default 100) and
-//! `LADDER_BENCH_WORKERS` (delivery workers, default 2). Everything runs on
+//! `LADDER_BENCH_WORKERS` (delivery workers, default 2; the other delivery
+//! settings are the node's defaults). Everything runs on
 //! loopback and stops by itself.
 
 use std::collections::{BTreeMap, HashMap};
@@ -501,8 +502,6 @@ const E2E_WARMUP: usize = 50;
 const DEFAULT_E2E_MESSAGES: usize = 500;
 const DEFAULT_E2E_SERIAL: usize = 100;
 const DEFAULT_WORKERS: usize = 2;
-/// How often idle delivery workers look for due work.
-const E2E_POLL_MS: u64 = 10;
 /// Both channels carry it: RCS when the phone proves RCS E2EE, in-app when
 /// the device proves in-app E2EE.
 const E2E_CLASS: &str = "payroll";
@@ -961,8 +960,10 @@ async fn end_to_end(
         database_url: None,
         ..Default::default()
     };
+    // The delivery settings are the defaults (poll, claim batch, provider
+    // slots per channel): new work wakes a worker; the poll is the safety
+    // net, not what the latency measures.
     config.delivery.workers = workers;
-    config.delivery.poll_ms = E2E_POLL_MS;
     config.channels.rcs = Some(RcsConfig {
         endpoint: fake_rcs.base_url(),
         token: RCS_TOKEN.into(),
@@ -1220,8 +1221,10 @@ async fn main() -> Result<(), BoxError> {
             .map(|r| format!(", route `{}`", r.name()))
             .unwrap_or_default()
     );
+    let delivery = ladder_server::config::DeliveryConfig::default();
     println!(
-        "  end to end: a second in-process node, SQLite, {workers} delivery workers (idle poll {E2E_POLL_MS} ms); fake RCS and push (FCM) providers on loopback"
+        "  end to end: a second in-process node, SQLite, {workers} delivery workers woken by new work (claim batch {}, {} provider calls per channel, safety-net poll {} ms); fake RCS and push (FCM) providers on loopback",
+        delivery.claim_batch, delivery.concurrency, delivery.poll_ms
     );
     println!(
         "  end to end: class `{E2E_CLASS}`, {E2E_RECIPIENTS} recipients per channel, one device each; {e2e_messages} messages at concurrency {concurrency} after {E2E_WARMUP} warm-up, then {e2e_serial} one at a time"

@@ -106,10 +106,10 @@ pub async fn apply(
             stats::record_provider_failure(&mut tx, tenant_id, &message.class, channel, None)
                 .await?;
         }
-        if matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired)
+        let falls_back = matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired)
             && (on_route || notice_of_route)
-            && message.status == Status::Sent
-        {
+            && message.status == Status::Sent;
+        if falls_back {
             outbox::enqueue(
                 &mut tx,
                 tenant_id,
@@ -141,6 +141,9 @@ pub async fn apply(
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
+        if falls_back {
+            state.wake.one();
+        }
         metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => status).increment(1);
         applied += 1;
     }
@@ -227,7 +230,11 @@ pub async fn check_delivered(
     let mut withdrawn = true;
     for d in &held {
         let dispatch = withdrawal(&message, channel, d, &to);
-        match adapter.revoke(&dispatch, &d.provider_ref).await {
+        let revoked = {
+            let _slot = state.provider_slots.acquire(channel).await?;
+            adapter.revoke(&dispatch, &d.provider_ref).await
+        };
+        match revoked {
             Ok(Revoked::Revoked) => {
                 let mut conn = state
                     .store
@@ -318,7 +325,11 @@ pub async fn withdraw(state: &AppState, work: &Work, message: Message) -> Result
             continue;
         };
         let dispatch = withdrawal(&message, channel, &d, &to);
-        let outcome = match adapter.revoke(&dispatch, &d.provider_ref).await {
+        let revoked = {
+            let _slot = state.provider_slots.acquire(channel).await?;
+            adapter.revoke(&dispatch, &d.provider_ref).await
+        };
+        let outcome = match revoked {
             Ok(Revoked::Revoked) => "withdrawn",
             Ok(Revoked::AlreadyDelivered) => "already_delivered",
             Ok(Revoked::Unsupported) => "cannot_withdraw",

@@ -566,7 +566,12 @@ async fn accept_once(
         metrics::counter!("ladder_blocks_total", "class" => request.class.clone()).increment(1);
     }
     match tx.commit().await {
-        Ok(()) => Ok(settled.answer),
+        Ok(()) => {
+            if let Some((_, due)) = settled.work {
+                state.wake.work_due(due);
+            }
+            Ok(settled.answer)
+        }
         Err(e) => {
             let e = StoreError::from(e);
             if e.is_unique_violation() {
