@@ -46,8 +46,10 @@
 //! `LADDER_BENCH_REQUESTS` (default 3000), `LADDER_BENCH_CONCURRENCY`
 //! (default 16), `LADDER_BENCH_E2E_MESSAGES` (batch, default 500),
 //! `LADDER_BENCH_E2E_SERIAL` (one at a time, default 100) and
-//! `LADDER_BENCH_WORKERS` (delivery workers, default 2; the other delivery
-//! settings are the node's defaults). Everything runs on
+//! `LADDER_BENCH_WORKERS` (delivery workers, default 2),
+//! `LADDER_BENCH_CLAIM_BATCH` and `LADDER_BENCH_SLOTS` (`delivery.claim_batch`
+//! and `delivery.concurrency`, default the node's defaults); the poll is the
+//! node's default. Everything runs on
 //! loopback and stops by itself.
 
 use std::collections::{BTreeMap, HashMap};
@@ -936,7 +938,7 @@ async fn end_to_end(
     concurrency: usize,
     messages: usize,
     serial: usize,
-    workers: usize,
+    delivery: &ladder_server::config::DeliveryConfig,
 ) -> Result<E2e, BoxError> {
     let fake_rcs = Arc::new(
         rcs::start(rcs::FakeRcsConfig {
@@ -960,10 +962,10 @@ async fn end_to_end(
         database_url: None,
         ..Default::default()
     };
-    // The delivery settings are the defaults (poll, claim batch, provider
-    // slots per channel): new work wakes a worker; the poll is the safety
-    // net, not what the latency measures.
-    config.delivery.workers = workers;
+    // Workers, claim batch and slots as set; the rest the defaults (the
+    // poll among them: new work wakes a worker; the poll is the safety
+    // net, not what the latency measures).
+    config.delivery = delivery.clone();
     config.channels.rcs = Some(RcsConfig {
         endpoint: fake_rcs.base_url(),
         token: RCS_TOKEN.into(),
@@ -1094,7 +1096,7 @@ async fn end_to_end(
     let (rcs_accept, rcs, rcs_serial) = runs.next().expect("the RCS scenario ran");
     let (inapp_accept, inapp, inapp_serial) = runs.next().expect("the in-app scenario ran");
     Ok(E2e {
-        workers,
+        workers: delivery.workers,
         rcs_accept,
         rcs,
         rcs_serial,
@@ -1136,6 +1138,13 @@ async fn main() -> Result<(), BoxError> {
     let e2e_messages = env_usize("LADDER_BENCH_E2E_MESSAGES", DEFAULT_E2E_MESSAGES);
     let e2e_serial = env_usize("LADDER_BENCH_E2E_SERIAL", DEFAULT_E2E_SERIAL);
     let workers = env_usize("LADDER_BENCH_WORKERS", DEFAULT_WORKERS);
+    let mut delivery = ladder_server::config::DeliveryConfig {
+        workers,
+        ..Default::default()
+    };
+    delivery.claim_batch = env_usize("LADDER_BENCH_CLAIM_BATCH", delivery.claim_batch);
+    delivery.concurrency = env_usize("LADDER_BENCH_SLOTS", delivery.concurrency);
+    let (claim_batch, slots) = (delivery.claim_batch, delivery.concurrency);
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let body: String = "benchmark payload "
         .chars()
@@ -1221,10 +1230,9 @@ async fn main() -> Result<(), BoxError> {
             .map(|r| format!(", route `{}`", r.name()))
             .unwrap_or_default()
     );
-    let delivery = ladder_server::config::DeliveryConfig::default();
     println!(
-        "  end to end: a second in-process node, SQLite, {workers} delivery workers woken by new work (claim batch {}, {} provider calls per channel, safety-net poll {} ms); fake RCS and push (FCM) providers on loopback",
-        delivery.claim_batch, delivery.concurrency, delivery.poll_ms
+        "  end to end: a second in-process node, SQLite, {workers} delivery workers woken by new work (claim batch {claim_batch}, {slots} provider calls per channel, safety-net poll {} ms); fake RCS and push (FCM) providers on loopback",
+        delivery.poll_ms
     );
     println!(
         "  end to end: class `{E2E_CLASS}`, {E2E_RECIPIENTS} recipients per channel, one device each; {e2e_messages} messages at concurrency {concurrency} after {E2E_WARMUP} warm-up, then {e2e_serial} one at a time"
@@ -1275,7 +1283,7 @@ async fn main() -> Result<(), BoxError> {
         concurrency,
         e2e_messages,
         e2e_serial,
-        workers,
+        &delivery,
     )
     .await?;
 
