@@ -18,9 +18,10 @@
 //!   `UNREGISTERED` for an unregistered device.
 //!
 //! Everything that reaches it is recorded with the status it answered
-//! ([`FakePush::received`]). Failure controls: [`FakePush::fail_next`],
-//! [`FakePush::set_hang`], [`FakePush::unregister`]. Push providers send no
-//! receipts.
+//! ([`FakePush::received`]), and how many requests it was answering at
+//! once at most ([`FakePush::max_in_flight`]). Failure controls:
+//! [`FakePush::fail_next`], [`FakePush::set_hang`],
+//! [`FakePush::unregister`]. Push providers send no receipts.
 //!
 //! Test and demo tooling: in memory, simple, not product code.
 
@@ -105,6 +106,9 @@ struct Inner {
     fail: Option<(u32, u16)>,
     hang: Duration,
     counter: u64,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 #[derive(Debug)]
@@ -121,6 +125,15 @@ impl Shared {
         }
     }
 
+    /// Counts a request in flight until the guard is dropped (when the
+    /// handler answers, or is cancelled because the client went away).
+    fn enter(self: &Arc<Self>) -> InFlight {
+        let mut inner = self.lock();
+        inner.in_flight = inner.in_flight.saturating_add(1);
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
+        InFlight(Arc::clone(self))
+    }
+
     /// The hang and an injected failure status, if one is due.
     fn gate(&self) -> (Duration, Option<u16>) {
         let mut inner = self.lock();
@@ -132,6 +145,17 @@ impl Shared {
             None => None,
         };
         (inner.hang, injected)
+    }
+}
+
+/// One request in flight (see [`Shared::enter`]).
+#[derive(Debug)]
+struct InFlight(Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        inner.in_flight = inner.in_flight.saturating_sub(1);
     }
 }
 
@@ -181,6 +205,12 @@ impl FakePush {
     /// Every request, in order, with what was answered.
     pub fn received(&self) -> Vec<ReceivedPush> {
         self.shared.lock().received.clone()
+    }
+
+    /// The most requests (APNs and FCM together) that were ever being
+    /// answered at once: what a sender's concurrency limit allowed.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.lock().max_in_flight
     }
 
     /// The next `n` requests answer `status` (e.g. 503) and do nothing.
@@ -298,6 +328,7 @@ async fn apns(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _in_flight = shared.enter();
     let (hang, injected) = shared.gate();
     let (response, id) = match injected {
         Some(status) => {
@@ -389,6 +420,7 @@ async fn fcm(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _in_flight = shared.enter();
     let (hang, injected) = shared.gate();
     let message: Option<Value> = serde_json::from_slice::<Value>(&body).ok();
     let device_token = message

@@ -51,7 +51,10 @@
 //! `LADDER_BENCH_REQUESTS` (default 3000), `LADDER_BENCH_CONCURRENCY`
 //! (default 16), `LADDER_BENCH_E2E_MESSAGES` (batch, default 500),
 //! `LADDER_BENCH_E2E_SERIAL` (one at a time, default 100) and
-//! `LADDER_BENCH_WORKERS` (delivery workers, default 2). Everything runs on
+//! `LADDER_BENCH_WORKERS` (delivery workers, default 2),
+//! `LADDER_BENCH_CLAIM_BATCH` and `LADDER_BENCH_SLOTS` (`delivery.claim_batch`
+//! and `delivery.concurrency`, default the node's defaults); the poll is the
+//! node's default. Everything runs on
 //! loopback and stops by itself.
 
 use std::collections::{BTreeMap, HashMap};
@@ -594,8 +597,6 @@ const E2E_WARMUP: usize = 50;
 const DEFAULT_E2E_MESSAGES: usize = 500;
 const DEFAULT_E2E_SERIAL: usize = 100;
 const DEFAULT_WORKERS: usize = 2;
-/// How often idle delivery workers look for due work.
-const E2E_POLL_MS: u64 = 10;
 /// Both channels carry it: RCS when the phone proves RCS E2EE, in-app when
 /// the device proves in-app E2EE.
 const E2E_CLASS: &str = "payroll";
@@ -1030,7 +1031,7 @@ async fn end_to_end(
     concurrency: usize,
     messages: usize,
     serial: usize,
-    workers: usize,
+    delivery: &ladder_server::config::DeliveryConfig,
 ) -> Result<E2e, BoxError> {
     let fake_rcs = Arc::new(
         rcs::start(rcs::FakeRcsConfig {
@@ -1054,8 +1055,10 @@ async fn end_to_end(
         database_url: None,
         ..Default::default()
     };
-    config.delivery.workers = workers;
-    config.delivery.poll_ms = E2E_POLL_MS;
+    // Workers, claim batch and slots as set; the rest the defaults (the
+    // poll among them: new work wakes a worker; the poll is the safety
+    // net, not what the latency measures).
+    config.delivery = delivery.clone();
     config.channels.rcs = Some(RcsConfig {
         endpoint: fake_rcs.base_url(),
         token: RCS_TOKEN.into(),
@@ -1186,7 +1189,7 @@ async fn end_to_end(
     let (rcs_accept, rcs, rcs_serial) = runs.next().expect("the RCS scenario ran");
     let (inapp_accept, inapp, inapp_serial) = runs.next().expect("the in-app scenario ran");
     Ok(E2e {
-        workers,
+        workers: delivery.workers,
         rcs_accept,
         rcs,
         rcs_serial,
@@ -1228,6 +1231,13 @@ async fn main() -> Result<(), BoxError> {
     let e2e_messages = env_usize("LADDER_BENCH_E2E_MESSAGES", DEFAULT_E2E_MESSAGES);
     let e2e_serial = env_usize("LADDER_BENCH_E2E_SERIAL", DEFAULT_E2E_SERIAL);
     let workers = env_usize("LADDER_BENCH_WORKERS", DEFAULT_WORKERS);
+    let mut delivery = ladder_server::config::DeliveryConfig {
+        workers,
+        ..Default::default()
+    };
+    delivery.claim_batch = env_usize("LADDER_BENCH_CLAIM_BATCH", delivery.claim_batch);
+    delivery.concurrency = env_usize("LADDER_BENCH_SLOTS", delivery.concurrency);
+    let (claim_batch, slots) = (delivery.claim_batch, delivery.concurrency);
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let body: String = "benchmark payload "
         .chars()
@@ -1270,7 +1280,8 @@ async fn main() -> Result<(), BoxError> {
             .unwrap_or_default()
     );
     println!(
-        "  end to end: a second in-process node, SQLite, {workers} delivery workers (idle poll {E2E_POLL_MS} ms); fake RCS and push (FCM) providers on loopback"
+        "  end to end: a second in-process node, SQLite, {workers} delivery workers woken by new work (claim batch {claim_batch}, {slots} provider calls per channel, safety-net poll {} ms); fake RCS and push (FCM) providers on loopback",
+        delivery.poll_ms
     );
     println!(
         "  end to end: class `{E2E_CLASS}`, {E2E_RECIPIENTS} recipients per channel, one device each; {e2e_messages} messages at concurrency {concurrency} after {E2E_WARMUP} warm-up, then {e2e_serial} one at a time"
@@ -1360,7 +1371,7 @@ async fn main() -> Result<(), BoxError> {
         concurrency,
         e2e_messages,
         e2e_serial,
-        workers,
+        &delivery,
     )
     .await?;
 

@@ -167,6 +167,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             stopped.clone(),
         )));
     }
+    // Work accepted on any node wakes this node's workers (PostgreSQL
+    // `NOTIFY`); a node without workers has no one to wake.
+    if state.store.dialect() == ladder_store::Dialect::Postgres && state.config.delivery.workers > 0
+    {
+        tasks.push(tokio::spawn(crate::wake::listen(
+            state.config.database_url(),
+            state.wake.clone(),
+            stopped.clone(),
+        )));
+    }
     for _ in 0..state.config.events.workers {
         tasks.push(tokio::spawn(crate::worker::outbound_events(
             state.clone(),

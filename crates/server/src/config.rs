@@ -188,10 +188,25 @@ pub struct DeliveryConfig {
     pub backoff_max_ms: u64,
     /// How long one provider call may take before it counts as a timeout.
     pub timeout_ms: u64,
-    /// How long a claimed item stays with its worker before another may take it.
+    /// How long a claimed item stays with its worker before another may
+    /// take it. A worker renews the leases of the items it holds every
+    /// third of this while they run (or wait for a provider slot).
     pub lease_ms: i64,
-    /// How often idle workers look for due work.
+    /// The safety net: how often idle workers look for due work without
+    /// being woken. New work due now wakes a worker at once (in-process,
+    /// and on PostgreSQL by `NOTIFY` from any node); the poll finds work
+    /// whose time has come (retries, re-checks, delivery deadlines), work
+    /// written by another process, and anything a lost notification did
+    /// not announce.
     pub poll_ms: u64,
+    /// Most items one worker holds at once: it claims up to this many in
+    /// one statement, runs them concurrently (items of one message one
+    /// after another), and claims more as they finish.
+    pub claim_batch: usize,
+    /// Most provider calls this node's delivery work makes at once on one
+    /// channel (RCS, SMS, e-mail, push, in-app each have their own); the
+    /// rest of the claimed items wait their turn.
+    pub concurrency: usize,
     /// How often a held message is decided again.
     pub hold_recheck_s: i64,
 }
@@ -206,6 +221,8 @@ impl Default for DeliveryConfig {
             timeout_ms: 10_000,
             lease_ms: 60_000,
             poll_ms: 200,
+            claim_batch: 16,
+            concurrency: 8,
             hold_recheck_s: 60,
         }
     }
@@ -580,7 +597,7 @@ impl Config {
         let p = &self.portal;
         let as_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
         let e = &self.events;
-        let ranges: [(&'static str, u64, u64, u64); 29] = [
+        let ranges: [(&'static str, u64, u64, u64); 31] = [
             (
                 "api.idempotency_window",
                 self.api.idempotency_window.0,
@@ -608,6 +625,8 @@ impl Config {
             ("delivery.timeout_ms", d.timeout_ms, 1, HOUR_MS),
             ("delivery.lease_ms", as_u64(d.lease_ms), 1, 24 * HOUR_MS),
             ("delivery.poll_ms", d.poll_ms, 1, 60_000),
+            ("delivery.claim_batch", d.claim_batch as u64, 1, 256),
+            ("delivery.concurrency", d.concurrency as u64, 1, 1024),
             (
                 "delivery.hold_recheck_s",
                 as_u64(d.hold_recheck_s),

@@ -9,7 +9,8 @@
 //! Follow a message: `api::messages::send` → `service::send::accept`
 //! (decide with `ladder_core::decide`, store message + sealed payload +
 //! outbox work + audit entry in one transaction) → `worker::delivery` →
-//! `service::deliver::run` → a `ladder_channels::Adapter`.
+//! `service::deliver::run` → a `ladder_channels::Adapter` (the worker woken
+//! at once by [`wake`], the call within its channel's [`slots`]).
 
 pub mod api;
 pub mod app;
@@ -23,7 +24,9 @@ pub mod openapi;
 pub mod portal;
 mod reference;
 pub mod service;
+pub mod slots;
 pub mod state;
+pub mod wake;
 pub mod worker;
 
 pub use app::{Running, StartError, start};

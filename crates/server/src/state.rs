@@ -29,6 +29,11 @@ pub struct AppState {
     pub node: String,
     /// This node's rate limits (`[limits]`).
     pub limits: Arc<crate::limits::Limits>,
+    /// Wakes this node's delivery workers when work due now is committed.
+    pub wake: crate::wake::Wakeup,
+    /// Provider calls of delivery work in flight, per channel
+    /// (`delivery.concurrency`).
+    pub provider_slots: crate::slots::ProviderSlots,
 }
 
 impl AppState {
@@ -55,6 +60,8 @@ impl AppState {
             keyring,
             channels,
             limits: Arc::new(crate::limits::Limits::new(&config.limits)),
+            wake: crate::wake::Wakeup::default(),
+            provider_slots: crate::slots::ProviderSlots::new(config.delivery.concurrency),
             config: Arc::new(config),
             policies: Arc::default(),
             node: ladder_store::ids::new_id("node"),

@@ -5,6 +5,14 @@
 //!
 //! PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so concurrent claimers
 //! get disjoint rows; SQLite has one writer, and the claim is one statement.
+//! A worker may hold several claimed rows at once and [`renew`]s their
+//! leases while they run.
+//!
+//! Work due now announces itself on PostgreSQL: [`enqueue`] sends
+//! `NOTIFY` on [`NOTIFY_CHANNEL`] (the payload is the schema) in the
+//! enqueuing transaction, delivered at commit to every node listening
+//! (`ladder_server::wake`). In-process wake-ups are the caller's, after
+//! its commit.
 //!
 //! Each row remembers the HTTP request that caused it ([`RequestId`]): work
 //! queued inside [`for_request`] — the API's request middleware wraps every
@@ -81,6 +89,9 @@ impl Kind {
     }
 }
 
+/// The PostgreSQL notification channel [`enqueue`] announces due work on.
+pub const NOTIFY_CHANNEL: &str = "ladder_outbox";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Work {
     pub id: String,
@@ -93,6 +104,9 @@ pub struct Work {
     pub request_id: Option<RequestId>,
 }
 
+/// Writes work due at `due_ms` (Unix milliseconds). Work already due is
+/// announced on PostgreSQL with `NOTIFY` in the same transaction, so that
+/// every node's workers hear of it once it commits (see the module doc).
 pub async fn enqueue(
     conn: &mut AnyConnection,
     tenant_id: &str,
@@ -114,7 +128,24 @@ pub async fn enqueue(
     .bind(request.as_ref().map(RequestId::as_str))
     .execute(&mut *conn)
     .await?;
+    if due_ms <= wall_clock_ms() && conn.backend_name() == POSTGRES {
+        // A function result, not `NOTIFY`: the payload is computed. Only
+        // nodes on this schema act on it.
+        sqlx::query("SELECT 1 AS sent FROM pg_notify($1, current_schema()::text)")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(id)
+}
+
+/// How sqlx's `Any` driver names a PostgreSQL connection.
+const POSTGRES: &str = "PostgreSQL";
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Claims up to `limit` due rows for `owner` until `now_ms + lease_ms`.
@@ -160,6 +191,35 @@ pub async fn claim(
             })
         })
         .collect()
+}
+
+/// Extends `owner`'s leases on the rows `ids` still unfinished to
+/// `until_ms`; rows finished, put back for a retry or taken over by
+/// another owner are left alone. Returns how many were extended.
+pub async fn renew(
+    store: &Store,
+    owner: &str,
+    ids: &[&str],
+    until_ms: i64,
+) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let placeholders = (3..ids.len() + 3)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE outbox SET lease_until = $1 WHERE lease_owner = $2 AND done_at IS NULL \
+         AND id IN ({placeholders})"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(until_ms)
+        .bind(owner);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    Ok(q.execute(store.pool()).await?.rows_affected())
 }
 
 /// Marks work done. False if this owner's lease was lost meanwhile.

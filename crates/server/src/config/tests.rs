@@ -250,3 +250,29 @@ fn debug_output_shows_no_secret() {
         "{shown}"
     );
 }
+
+#[test]
+fn delivery_batch_and_slots_have_variables_and_ranges() {
+    let c = from(
+        "",
+        &[
+            ("LADDER_DELIVERY__CLAIM_BATCH", "4"),
+            ("LADDER_DELIVERY__CONCURRENCY", "3"),
+        ],
+    )
+    .unwrap();
+    assert_eq!((c.delivery.claim_batch, c.delivery.concurrency), (4, 3));
+    c.check().unwrap();
+    let d = Config::default();
+    assert_eq!((d.delivery.claim_batch, d.delivery.concurrency), (16, 8));
+    for (toml, key) in [
+        ("[delivery]\nclaim_batch = 0\n", "delivery.claim_batch"),
+        ("[delivery]\nclaim_batch = 257\n", "delivery.claim_batch"),
+        ("[delivery]\nconcurrency = 0\n", "delivery.concurrency"),
+        ("[delivery]\nconcurrency = 1025\n", "delivery.concurrency"),
+    ] {
+        let c: Config = toml::from_str(toml).unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains(key), "{toml}: {err}");
+    }
+}

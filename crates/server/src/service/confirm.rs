@@ -145,6 +145,9 @@ pub async fn confirm(
         keys::shred_in(&mut tx, state, tenant_id, &message.id, "blocked", actor).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
+    if let Some((_, due)) = settled.work {
+        state.wake.work_due(due);
+    }
     Ok(settled.answer)
 }
 

@@ -9,7 +9,9 @@
 //! exhausted retries re-decide with the failed (step, channel) excluded.
 //!
 //! Provider calls happen outside any transaction (SQLite has one
-//! connection; nothing should wait on a provider holding it). A node can
+//! connection; nothing should wait on a provider holding it), each within
+//! a slot of its channel (`crate::slots`, `delivery.concurrency`): the
+//! worker runs the items it claimed concurrently. A node can
 //! therefore die between a provider call and its bookkeeping; the work is
 //! then claimed again and the call made again. So everything a hand-over
 //! carries is fixed per (message, step, channel) before the first call
@@ -220,16 +222,20 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
         };
         let attempt = match state.channels.for_tenant(&tenant, channel) {
             None => Attempt::Failed("channel_not_configured".into()),
-            Some(adapter) => match tokio::time::timeout(timeout, adapter.send(&dispatch)).await {
-                Err(_) => Attempt::Failed("timeout".into()),
-                Ok(Ok(a)) => Attempt::Accepted {
-                    duplicate: a.duplicate,
-                    provider_ref: a.provider_ref,
-                    idempotency_key: dispatch.idempotency_key.clone(),
-                },
-                Ok(Err(DeliveryError::Transient { code })) => Attempt::Transient(code),
-                Ok(Err(DeliveryError::Permanent { code })) => Attempt::Failed(code),
-            },
+            Some(adapter) => {
+                // The channel's slot first; the timeout is the call's own.
+                let _slot = state.provider_slots.acquire(channel).await?;
+                match tokio::time::timeout(timeout, adapter.send(&dispatch)).await {
+                    Err(_) => Attempt::Failed("timeout".into()),
+                    Ok(Ok(a)) => Attempt::Accepted {
+                        duplicate: a.duplicate,
+                        provider_ref: a.provider_ref,
+                        idempotency_key: dispatch.idempotency_key.clone(),
+                    },
+                    Ok(Err(DeliveryError::Transient { code })) => Attempt::Transient(code),
+                    Ok(Err(DeliveryError::Permanent { code })) => Attempt::Failed(code),
+                }
+            }
         };
         let label = match &attempt {
             Attempt::Accepted { .. } => "accepted",

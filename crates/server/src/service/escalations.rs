@@ -411,6 +411,7 @@ pub async fn send_by(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
+    state.wake.one();
     Ok(ActionOutcome {
         id: message.id,
         action: Action::Sent,
@@ -536,6 +537,7 @@ pub async fn extend(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
+    state.wake.work_due(until_unix_s.saturating_mul(1000));
     Ok(ActionOutcome {
         id: message.id,
         action: Action::Extended,

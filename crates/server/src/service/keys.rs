@@ -134,6 +134,7 @@ pub async fn revoke_message(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
+    state.wake.one();
     Ok(shredded)
 }
 

@@ -50,12 +50,15 @@ pub async fn apply(
     receipts: &[Receipt],
 ) -> Result<Applied, ApiError> {
     let (work_state, tenant, list) = (state.clone(), tenant_id.to_string(), receipts.to_vec());
-    let (applied, statuses) = state
+    let (applied, statuses, wake) = state
         .commit
         .run(move |tx| {
             Box::pin(async move { apply_in(tx, &work_state, &tenant, channel, &list).await })
         })
         .await?;
+    if wake {
+        state.wake.one();
+    }
     for status in &statuses {
         metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => *status).increment(1);
     }
@@ -63,14 +66,16 @@ pub async fn apply(
 }
 
 /// The receipts' writes, inside the unit's transaction; also the status
-/// label of each receipt, for the metrics counted once durable.
+/// label of each receipt, for the metrics counted once durable, and
+/// whether fallback work is due now (a worker is woken after the commit).
 async fn apply_in(
     tx: &mut Tx,
     state: &AppState,
     tenant_id: &str,
     channel: Channel,
     receipts: &[Receipt],
-) -> Result<(Applied, Vec<&'static str>), ApiError> {
+) -> Result<(Applied, Vec<&'static str>, bool), ApiError> {
+    let mut wake = false;
     let mut applied = 0;
     let mut unknown = 0;
     let mut statuses = Vec::with_capacity(receipts.len());
@@ -126,11 +131,12 @@ async fn apply_in(
         if matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired) {
             stats::record_provider_failure(tx, tenant_id, &message.class, channel, None).await?;
         }
-        if matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired)
+        let falls_back = matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired)
             && (on_route || notice_of_route)
-            && message.status == Status::Sent
-        {
+            && message.status == Status::Sent;
+        if falls_back {
             outbox::enqueue(tx, tenant_id, &message.id, Kind::ProviderFailed, now_ms()).await?;
+            wake = true;
         }
         messages::add_event(
             tx,
@@ -156,7 +162,7 @@ async fn apply_in(
         statuses.push(status);
         applied += 1;
     }
-    Ok((Applied { applied, unknown }, statuses))
+    Ok((Applied { applied, unknown }, statuses, wake))
 }
 
 /// The provider reported the message failed or expired after accepting it.
@@ -239,7 +245,11 @@ pub async fn check_delivered(
     let mut withdrawn = true;
     for d in &held {
         let dispatch = withdrawal(&message, channel, d, &to);
-        match adapter.revoke(&dispatch, &d.provider_ref).await {
+        let revoked = {
+            let _slot = state.provider_slots.acquire(channel).await?;
+            adapter.revoke(&dispatch, &d.provider_ref).await
+        };
+        match revoked {
             Ok(Revoked::Revoked) => {
                 let mut conn = state
                     .store
@@ -330,7 +340,11 @@ pub async fn withdraw(state: &AppState, work: &Work, message: Message) -> Result
             continue;
         };
         let dispatch = withdrawal(&message, channel, &d, &to);
-        let outcome = match adapter.revoke(&dispatch, &d.provider_ref).await {
+        let revoked = {
+            let _slot = state.provider_slots.acquire(channel).await?;
+            adapter.revoke(&dispatch, &d.provider_ref).await
+        };
+        let outcome = match revoked {
             Ok(Revoked::Revoked) => "withdrawn",
             Ok(Revoked::AlreadyDelivered) => "already_delivered",
             Ok(Revoked::Unsupported) => "cannot_withdraw",

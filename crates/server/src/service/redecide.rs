@@ -270,5 +270,8 @@ pub async fn redecide(
             ApiError::Internal(s) => ApiError::Internal(format!("re-deciding {}: {s}", message.id)),
             other => other,
         })?;
+    if let Some((_, due)) = settled.work {
+        state.wake.work_due(due);
+    }
     Ok(())
 }

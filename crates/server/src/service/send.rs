@@ -469,7 +469,7 @@ pub async fn accept(
         request,
     )?);
     let mut tries = 0;
-    let answer = loop {
+    let accepted = loop {
         let (work_state, work) = (state.clone(), prepared.clone());
         let attempt = state
             .commit
@@ -480,6 +480,10 @@ pub async fn accept(
             other => break other?,
         }
     };
+    if let Some(due) = accepted.work_due {
+        state.wake.work_due(due);
+    }
+    let answer = accepted.answer;
     // Counted once durable, and once per message (not for replays).
     if !answer.replayed {
         count_decision(&answer.body.decision);
@@ -499,12 +503,15 @@ pub async fn accept(
 
 /// The accepting transaction's work: replay a known key, or decide and
 /// write everything an accepted message is.
-async fn accept_in(tx: &mut Tx, state: &AppState, p: &Prepared) -> Result<Answer, ApiError> {
+async fn accept_in(tx: &mut Tx, state: &AppState, p: &Prepared) -> Result<Accepted, ApiError> {
     let tenant_id = p.tenant_id.as_str();
     if let Some(existing) = messages::by_idempotency_key(tx, tenant_id, &p.idempotency_key).await? {
         let window = i64::try_from(state.config.api.idempotency_window.0).unwrap_or(i64::MAX);
         if now().0.saturating_sub(existing.accepted_at) < window {
-            return replay(existing, &p.fingerprint);
+            return replay(existing, &p.fingerprint).map(|answer| Accepted {
+                answer,
+                work_due: None,
+            });
         }
         // The key's window has passed: the old message keeps existing under
         // a retired key, and this request is a new one.
@@ -614,7 +621,18 @@ async fn accept_in(tx: &mut Tx, state: &AppState, p: &Prepared) -> Result<Answer
     if let Some((kind, due)) = settled.work {
         outbox::enqueue(tx, tenant_id, &message_id, kind, due).await?;
     }
-    Ok(settled.answer)
+    Ok(Accepted {
+        answer: settled.answer,
+        work_due: settled.work.map(|(_, due)| due),
+    })
+}
+
+/// What the accepting unit leaves for after its commit: the answer, and
+/// when the work it queued is due (a worker is woken once it is durable).
+#[derive(Debug)]
+struct Accepted {
+    answer: Answer,
+    work_due: Option<i64>,
 }
 
 fn replay(existing: Message, fingerprint: &str) -> Result<Answer, ApiError> {
