@@ -175,6 +175,12 @@ impl Store {
         Ok(self.reader.acquire().await?)
     }
 
+    /// A read-only transaction beside the writer (see [`Store::read`]):
+    /// one consistent snapshot of committed state for several reads.
+    pub async fn begin_read(&self) -> Result<Tx, StoreError> {
+        Ok(self.reader.begin().await?)
+    }
+
     /// One connection from the pool, outside any transaction.
     pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>, StoreError> {
         Ok(self.pool.acquire().await?)

@@ -68,12 +68,7 @@ enum Attempt {
 /// Runs one claimed work item to its next resting state.
 pub async fn run(state: &AppState, work: &Work) -> Result<(), ApiError> {
     let message = {
-        let mut conn = state
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = state.store.read().await?;
         messages::get(&mut conn, &work.tenant_id, &work.message_id).await?
     };
     let Some(message) = message else {
@@ -97,14 +92,16 @@ pub async fn run(state: &AppState, work: &Work) -> Result<(), ApiError> {
 
 /// Marks the work done: nothing (more) to do for it.
 pub(crate) async fn finish(state: &AppState, work: &Work) -> Result<(), ApiError> {
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
+    let (id, node) = (work.id.clone(), state.node.clone());
+    state
+        .commit
+        .run(move |tx| {
+            Box::pin(async move {
+                outbox::complete(tx, &id, &node, now_ms()).await?;
+                Ok::<(), ApiError>(())
+            })
+        })
         .await
-        .map_err(StoreError::from)?;
-    outbox::complete(&mut conn, &work.id, &state.node, now_ms()).await?;
-    Ok(())
 }
 
 /// The confirmation a message carries, reconstructed from its decision: a
@@ -128,7 +125,8 @@ async fn still_qualifies(
     message: &Message,
     route: &Route,
 ) -> Result<bool, ApiError> {
-    let mut tx = state.store.begin().await?;
+    // One snapshot of committed state, read beside the writer.
+    let mut tx = state.store.begin_read().await?;
     let inputs = load_inputs(&mut tx, state, &message.tenant_id, &message.recipient_id).await?;
     let Some(thread) = threads::get(&mut tx, &message.tenant_id, &message.thread_id).await? else {
         return Ok(false);
@@ -278,23 +276,17 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
                 )
                 .await
             } else {
-                let delay = backoff(&state.config.delivery, attempts);
-                let mut conn = state
-                    .store
-                    .pool()
-                    .acquire()
+                let due = now_ms() + backoff(&state.config.delivery, attempts);
+                let (id, node, code) = (work.id.clone(), state.node.clone(), code.clone());
+                state
+                    .commit
+                    .run(move |tx| {
+                        Box::pin(async move {
+                            outbox::retry(tx, &id, &node, attempts, due, &code).await?;
+                            Ok::<(), ApiError>(())
+                        })
+                    })
                     .await
-                    .map_err(StoreError::from)?;
-                outbox::retry(
-                    &mut conn,
-                    &work.id,
-                    &state.node,
-                    attempts,
-                    now_ms() + delay,
-                    code,
-                )
-                .await?;
-                Ok(())
             }
         }
         Some((channel, Attempt::Failed(code))) => {
@@ -309,12 +301,7 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
 
 /// The tenant's name: per-tenant provider accounts are configured by name.
 pub(crate) async fn tenant_name(state: &AppState, tenant_id: &str) -> Result<String, ApiError> {
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
+    let mut conn = state.store.read().await?;
     Ok(ladder_store::tenants::get(&mut conn, tenant_id)
         .await?
         .map(|t| t.name)
@@ -328,12 +315,7 @@ pub(crate) async fn destination(
     message: &Message,
 ) -> Result<Destination, ApiError> {
     let (recipient, devices) = {
-        let mut conn = state
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = state.store.read().await?;
         let r = recipients::get(&mut conn, &message.tenant_id, &message.recipient_id)
             .await?
             .ok_or_else(|| ApiError::Internal(format!("recipient of {} is missing", message.id)))?;
@@ -386,12 +368,7 @@ async fn open_payload(
     message: &Message,
 ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ApiError> {
     let stored = {
-        let mut conn = state
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = state.store.read().await?;
         messages::payload(&mut conn, &message.tenant_id, &message.id).await?
     };
     match stored {
@@ -400,6 +377,8 @@ async fn open_payload(
     }
 }
 
+/// Records what each provider call of this attempt did, as one unit of
+/// the group commit.
 async fn record_attempts(
     state: &AppState,
     message: &Message,
@@ -408,87 +387,122 @@ async fn record_attempts(
     results: &[(Channel, Attempt)],
     resumed: &[Channel],
 ) -> Result<(), ApiError> {
-    let mut tx = state.store.begin().await?;
-    for (channel, attempt) in results {
-        let (outcome, code, duplicate) = match attempt {
-            Attempt::Accepted {
-                duplicate,
-                provider_ref,
-                idempotency_key,
-            } => {
-                deliveries::record(
-                    &mut tx,
-                    &deliveries::Delivery {
-                        tenant_id: message.tenant_id.clone(),
-                        message_id: message.id.clone(),
-                        channel: channel.to_string(),
-                        provider_ref: provider_ref.clone(),
-                        idempotency_key: idempotency_key.clone(),
-                        status: "accepted".into(),
-                        created_at: now().0,
-                        updated_at: now().0,
-                    },
-                )
-                .await?;
-                ("accepted", None, *duplicate)
-            }
-            Attempt::Transient(c) => {
-                stats::record_provider_failure(
-                    &mut tx,
-                    &message.tenant_id,
-                    &message.class,
-                    *channel,
-                    Some(c),
-                )
-                .await?;
-                ("transient_failure", Some(c.as_str()), false)
-            }
-            Attempt::Failed(c) => {
-                stats::record_provider_failure(
-                    &mut tx,
-                    &message.tenant_id,
-                    &message.class,
-                    *channel,
-                    None,
-                )
-                .await?;
-                ("permanent_failure", Some(c.as_str()), false)
-            }
-        };
-        let detail = json!({
-            "route": route.name(),
-            "step": route.step,
-            "channel": channel,
-            "attempt": work.attempts + 1,
-            "outcome": outcome,
-            "code": code,
-            "provider_duplicate": duplicate,
-            "resumed_handover": resumed.contains(channel),
-        });
-        messages::add_event(
-            &mut tx,
-            &message.tenant_id,
-            &message.id,
-            &Event {
-                at: now().0,
-                kind: "delivery_attempt".into(),
-                detail: detail.clone(),
-            },
-        )
-        .await?;
-        audit::record(
-            &mut tx,
+    let attempt = RecordedAttempt {
+        state: state.clone(),
+        message: message.clone(),
+        route: route.clone(),
+        attempts: work.attempts + 1,
+        results: results.to_vec(),
+        resumed: resumed.to_vec(),
+    };
+    state
+        .commit
+        .run(move |tx| Box::pin(async move { attempt.record(tx).await }))
+        .await
+}
+
+/// One attempt's provider calls, owned for the committer.
+#[derive(Debug)]
+struct RecordedAttempt {
+    state: AppState,
+    message: Message,
+    route: Route,
+    /// This attempt's number (1 for the first).
+    attempts: i64,
+    results: Vec<(Channel, Attempt)>,
+    resumed: Vec<Channel>,
+}
+
+impl RecordedAttempt {
+    async fn record(&self, tx: &mut Tx) -> Result<(), ApiError> {
+        let RecordedAttempt {
             state,
-            &message.tenant_id,
-            ACTOR,
-            "delivery_attempt",
-            Some(&message.id),
-            detail,
-        )
-        .await?;
+            message,
+            route,
+            attempts,
+            results,
+            resumed,
+        } = self;
+        for (channel, attempt) in results {
+            let (outcome, code, duplicate) = match attempt {
+                Attempt::Accepted {
+                    duplicate,
+                    provider_ref,
+                    idempotency_key,
+                } => {
+                    deliveries::record(
+                        tx,
+                        &deliveries::Delivery {
+                            tenant_id: message.tenant_id.clone(),
+                            message_id: message.id.clone(),
+                            channel: channel.to_string(),
+                            provider_ref: provider_ref.clone(),
+                            idempotency_key: idempotency_key.clone(),
+                            status: "accepted".into(),
+                            created_at: now().0,
+                            updated_at: now().0,
+                        },
+                    )
+                    .await?;
+                    ("accepted", None, *duplicate)
+                }
+                Attempt::Transient(c) => {
+                    stats::record_provider_failure(
+                        tx,
+                        &message.tenant_id,
+                        &message.class,
+                        *channel,
+                        Some(c),
+                    )
+                    .await?;
+                    ("transient_failure", Some(c.as_str()), false)
+                }
+                Attempt::Failed(c) => {
+                    stats::record_provider_failure(
+                        tx,
+                        &message.tenant_id,
+                        &message.class,
+                        *channel,
+                        None,
+                    )
+                    .await?;
+                    ("permanent_failure", Some(c.as_str()), false)
+                }
+            };
+            let detail = json!({
+                "route": route.name(),
+                "step": route.step,
+                "channel": channel,
+                "attempt": attempts,
+                "outcome": outcome,
+                "code": code,
+                "provider_duplicate": duplicate,
+                "resumed_handover": resumed.contains(channel),
+            });
+            messages::add_event(
+                tx,
+                &message.tenant_id,
+                &message.id,
+                &Event {
+                    at: now().0,
+                    kind: "delivery_attempt".into(),
+                    detail: detail.clone(),
+                },
+            )
+            .await?;
+            audit::record(
+                tx,
+                state,
+                &message.tenant_id,
+                ACTOR,
+                "delivery_attempt",
+                Some(&message.id),
+                detail,
+            )
+            .await?;
+        }
+        Ok(())
     }
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(())
 }
 
 /// Re-reads the message under a lock; `None` if it moved on since this work
@@ -525,17 +539,50 @@ async fn delivered(
     message: &Message,
     route: &Route,
 ) -> Result<(), ApiError> {
-    let mut tx = state.store.begin().await?;
-    let Some(mut message) = lock_unchanged(&mut tx, state, message).await? else {
-        return complete_and_commit(tx, state, work).await;
+    let (s, w, m, r) = (state.clone(), work.clone(), message.clone(), route.clone());
+    let sent = state
+        .commit
+        .run(move |tx| Box::pin(async move { delivered_in(tx, &s, &w, &m, &r).await }))
+        .await?;
+    if sent {
+        metrics::counter!("ladder_delivery_outcomes_total", "outcome" => "sent", "container" => route.container.to_string())
+            .increment(1);
+    }
+    Ok(())
+}
+
+/// Marks `work` done inside `tx`; `false` when its lease was lost (another
+/// worker owns it now), and nothing may be written for it.
+async fn complete_in(tx: &mut Tx, state: &AppState, work: &Work) -> Result<bool, ApiError> {
+    let owned = outbox::complete(tx, &work.id, &state.node, now_ms()).await?;
+    if !owned {
+        tracing::warn!(work = %work.id, "lease lost before bookkeeping; leaving it to the new owner");
+    }
+    Ok(owned)
+}
+
+/// The delivery's bookkeeping; whether the message was marked sent.
+async fn delivered_in(
+    tx: &mut Tx,
+    state: &AppState,
+    work: &Work,
+    message: &Message,
+    route: &Route,
+) -> Result<bool, ApiError> {
+    let unchanged = lock_unchanged(tx, state, message).await?;
+    if !complete_in(tx, state, work).await? {
+        return Ok(false);
+    }
+    let Some(mut message) = unchanged else {
+        return Ok(false);
     };
     message.status = Status::Sent;
     message.updated_at = now().0;
-    messages::update(&mut tx, &message).await?;
+    messages::update(tx, &message).await?;
     // What the recipient was last shown: the thread's label, for the
     // downgrade check of the next message.
     if let Some(mut thread) = threads::get_for_update(
-        &mut tx,
+        tx,
         state.store.dialect(),
         &message.tenant_id,
         &message.thread_id,
@@ -544,13 +591,13 @@ async fn delivered(
     {
         thread.floor.label = Some(route.assurance);
         thread.updated_at = now().0;
-        threads::update(&mut tx, &thread).await?;
+        threads::update(tx, &thread).await?;
     }
     if route.container == Container::InApp {
-        keys::drop_server_copy(&mut tx, state, &message.tenant_id, &message.id, ACTOR).await?;
+        keys::drop_server_copy(tx, state, &message.tenant_id, &message.id, ACTOR).await?;
     }
     messages::add_event(
-        &mut tx,
+        tx,
         &message.tenant_id,
         &message.id,
         &Event {
@@ -561,7 +608,7 @@ async fn delivered(
     )
     .await?;
     audit::record(
-        &mut tx,
+        tx,
         state,
         &message.tenant_id,
         ACTOR,
@@ -579,7 +626,7 @@ async fn delivered(
         let due =
             now_ms().saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX));
         outbox::enqueue(
-            &mut tx,
+            tx,
             &message.tenant_id,
             &message.id,
             Kind::CheckDelivered,
@@ -587,10 +634,7 @@ async fn delivered(
         )
         .await?;
     }
-    complete_and_commit(tx, state, work).await?;
-    metrics::counter!("ladder_delivery_outcomes_total", "outcome" => "sent", "container" => route.container.to_string())
-        .increment(1);
-    Ok(())
+    Ok(true)
 }
 
 /// Ends a message that can never be delivered: failed, payload destroyed,
@@ -601,15 +645,43 @@ pub(crate) async fn fail_for_good(
     message: &Message,
     code: &str,
 ) -> Result<(), ApiError> {
-    let mut tx = state.store.begin().await?;
-    let Some(mut message) = lock_unchanged(&mut tx, state, message).await? else {
-        return complete_and_commit(tx, state, work).await;
+    let (s, w, m, c) = (
+        state.clone(),
+        work.clone(),
+        message.clone(),
+        code.to_string(),
+    );
+    let failed = state
+        .commit
+        .run(move |tx| Box::pin(async move { fail_for_good_in(tx, &s, &w, &m, &c).await }))
+        .await?;
+    if failed {
+        metrics::counter!("ladder_delivery_outcomes_total", "outcome" => "failed", "container" => "-")
+            .increment(1);
+    }
+    Ok(())
+}
+
+/// The bookkeeping of [`fail_for_good`]; whether the message was failed.
+async fn fail_for_good_in(
+    tx: &mut Tx,
+    state: &AppState,
+    work: &Work,
+    message: &Message,
+    code: &str,
+) -> Result<bool, ApiError> {
+    let unchanged = lock_unchanged(tx, state, message).await?;
+    if !complete_in(tx, state, work).await? {
+        return Ok(false);
+    }
+    let Some(mut message) = unchanged else {
+        return Ok(false);
     };
     message.status = Status::Failed;
     message.updated_at = now().0;
-    messages::update(&mut tx, &message).await?;
+    messages::update(tx, &message).await?;
     audit::record(
-        &mut tx,
+        tx,
         state,
         &message.tenant_id,
         ACTOR,
@@ -619,7 +691,7 @@ pub(crate) async fn fail_for_good(
     )
     .await?;
     keys::shred_in(
-        &mut tx,
+        tx,
         state,
         &message.tenant_id,
         &message.id,
@@ -627,8 +699,5 @@ pub(crate) async fn fail_for_good(
         ACTOR,
     )
     .await?;
-    complete_and_commit(tx, state, work).await?;
-    metrics::counter!("ladder_delivery_outcomes_total", "outcome" => "failed", "container" => "-")
-        .increment(1);
-    Ok(())
+    Ok(true)
 }

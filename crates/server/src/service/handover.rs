@@ -45,22 +45,18 @@ pub(crate) async fn begin_handover(
     channel: Channel,
     resumed: &mut Vec<Channel>,
 ) -> Result<i64, ApiError> {
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
     let now = now_ms();
-    let started = handovers::begin(
-        &mut conn,
-        &message.tenant_id,
-        &message.id,
-        &idempotency_key(&message.id, route, channel),
-        &channel.to_string(),
-        now,
-    )
-    .await?;
+    let (tenant_id, message_id) = (message.tenant_id.clone(), message.id.clone());
+    let key = idempotency_key(&message.id, route, channel);
+    // Durable before the provider call: the unit answers once committed.
+    let started = state
+        .commit
+        .run(move |tx| {
+            Box::pin(async move {
+                handovers::begin(tx, &tenant_id, &message_id, &key, &channel.to_string(), now).await
+            })
+        })
+        .await?;
     if started != now {
         resumed.push(channel);
         metrics::counter!("ladder_handovers_resumed_total", "channel" => channel.to_string())
