@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::tenants::{CreatedTenant, create};
 use crate::state::AppState;
 
@@ -41,7 +41,7 @@ pub enum StartError {
     #[error("invalid channel settings: {0}")]
     Channels(#[from] ladder_channels::ConfigError),
     #[error("cannot create the demo tenant: {0}")]
-    Demo(ApiError),
+    Demo(ServiceError),
 }
 
 /// Opens the store and keyring a configuration names, creating the data

@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use ladder_store::tenants::{self, Caller, Scope};
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::AppState;
 
 /// An authenticated caller with at least `sender` scope.
@@ -17,39 +17,39 @@ pub struct Sender(pub Caller);
 #[derive(Debug, Clone)]
 pub struct Admin(pub Caller);
 
-async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, ServiceError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::Unauthenticated)?;
+        .ok_or(ServiceError::Unauthenticated)?;
     let token = header
         .strip_prefix("Bearer ")
-        .ok_or(ApiError::Unauthenticated)?
+        .ok_or(ServiceError::Unauthenticated)?
         .trim();
     // A read-only connection: on SQLite the key lookup does not queue
     // behind the writer's batches.
     let mut conn = state.store.read().await?;
     tenants::authenticate(&mut conn, token)
         .await?
-        .ok_or(ApiError::Unauthenticated)
+        .ok_or(ServiceError::Unauthenticated)
 }
 
 impl FromRequestParts<AppState> for Sender {
-    type Rejection = ApiError;
+    type Rejection = ServiceError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ServiceError> {
         Ok(Sender(caller(parts, state).await?))
     }
 }
 
 impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
+    type Rejection = ServiceError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ServiceError> {
         let c = caller(parts, state).await?;
         if !c.scope.allows(Scope::Admin) {
-            return Err(ApiError::Forbidden {
+            return Err(ServiceError::Forbidden {
                 needed: "admin operations",
             });
         }

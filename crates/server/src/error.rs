@@ -1,5 +1,6 @@
-//! The one HTTP error boundary. Every handler returns [`ApiError`]; it
-//! becomes one JSON envelope, `{"error": {"code", "message", "details"}}`.
+//! The one HTTP error boundary. Every handler returns a
+//! [`ServiceError`]; here, and only here, it becomes a status and one JSON
+//! envelope, `{"error": {"code", "message", "details"}}`.
 //! Client mistakes name what is wrong and where; a 500 logs the detail
 //! (which never holds content) and answers a generic body.
 
@@ -8,113 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use ladder_store::StoreError;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// Malformed or invalid input: 400 or 422 with what and where.
-    #[error("{message}")]
-    Invalid {
-        status: StatusCode,
-        code: &'static str,
-        message: String,
-        details: Value,
-    },
-    #[error("missing or unknown API key")]
-    Unauthenticated,
-    #[error("this API key's scope does not allow {needed}")]
-    Forbidden { needed: &'static str },
-    /// Not found — also the answer for another tenant's ids, so nobody
-    /// learns they exist.
-    #[error("no {what} `{id}`")]
-    NotFound { what: &'static str, id: String },
-    #[error("{message}")]
-    Conflict {
-        code: &'static str,
-        message: String,
-        details: Value,
-    },
-    /// A concurrent request wrote the same rows first (a unique key, a
-    /// deadlock). Retried inside the server where that is safe; answered
-    /// 409 otherwise, so the client retries.
-    #[error("a concurrent request changed the same data; retry")]
-    Contention,
-    /// A rate limit refused the request (`crate::limits`): 429 with
-    /// `Retry-After`.
-    #[error("too many requests; retry in {retry_after_s} s")]
-    RateLimited { retry_after_s: u64 },
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl ApiError {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::Invalid {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code,
-            message: message.into(),
-            details: Value::Null,
-        }
-    }
-
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::Invalid {
-            status: StatusCode::BAD_REQUEST,
-            code,
-            message: message.into(),
-            details: Value::Null,
-        }
-    }
-
-    pub fn not_found(what: &'static str, id: impl Into<String>) -> ApiError {
-        ApiError::NotFound {
-            what,
-            id: id.into(),
-        }
-    }
-
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::Conflict {
-            code,
-            message: message.into(),
-            details: Value::Null,
-        }
-    }
-
-    pub fn with_details(mut self, value: Value) -> ApiError {
-        match &mut self {
-            ApiError::Invalid { details, .. } | ApiError::Conflict { details, .. } => {
-                *details = value
-            }
-            _ => {}
-        }
-        self
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        if e.is_contention() {
-            ApiError::Contention
-        } else {
-            ApiError::Internal(e.to_string())
-        }
-    }
-}
-
-impl From<ladder_store::keyring::KeyringError> for ApiError {
-    fn from(e: ladder_store::keyring::KeyringError) -> Self {
-        ApiError::Internal(e.to_string())
-    }
-}
-
-impl From<crate::limits::Refused> for ApiError {
-    fn from(r: crate::limits::Refused) -> Self {
-        ApiError::RateLimited {
-            retry_after_s: r.retry_after_s,
-        }
-    }
-}
+use crate::service::error::{Invalidity, ServiceError};
 
 /// What an error answers with, whichever way it is shown (the JSON
 /// envelope here, the console's HTML page): a 500's detail is logged and
@@ -128,55 +23,55 @@ pub struct Envelope {
     pub retry_after_s: Option<u64>,
 }
 
-impl ApiError {
+impl ServiceError {
     pub fn envelope(self) -> Envelope {
         let retry_after_s = match &self {
-            ApiError::RateLimited { retry_after_s } => Some(*retry_after_s),
+            ServiceError::RateLimited { retry_after_s } => Some(*retry_after_s),
             _ => None,
         };
         let (status, code, message, details) = match self {
-            ApiError::Invalid {
-                status,
+            ServiceError::Invalid {
+                kind,
                 code,
                 message,
                 details,
-            } => (status, code, message, details),
-            e @ ApiError::Unauthenticated => (
+            } => (status_of(kind), code, message, details),
+            e @ ServiceError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
                 e.to_string(),
                 Value::Null,
             ),
-            e @ ApiError::Forbidden { .. } => (
+            e @ ServiceError::Forbidden { .. } => (
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 e.to_string(),
                 Value::Null,
             ),
-            e @ ApiError::NotFound { .. } => (
+            e @ ServiceError::NotFound { .. } => (
                 StatusCode::NOT_FOUND,
                 "not_found",
                 e.to_string(),
                 Value::Null,
             ),
-            ApiError::Conflict {
+            ServiceError::Conflict {
                 code,
                 message,
                 details,
             } => (StatusCode::CONFLICT, code, message, details),
-            e @ ApiError::Contention => (
+            e @ ServiceError::Contention => (
                 StatusCode::CONFLICT,
                 "contention",
                 e.to_string(),
                 Value::Null,
             ),
-            e @ ApiError::RateLimited { .. } => (
+            e @ ServiceError::RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 e.to_string(),
                 Value::Null,
             ),
-            ApiError::Internal(detail) => {
+            ServiceError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -196,7 +91,7 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
         let Envelope {
             status,
@@ -217,5 +112,16 @@ impl IntoResponse for ApiError {
                 .insert(axum::http::header::RETRY_AFTER, s.into());
         }
         res
+    }
+}
+
+/// The status each kind of refused input answers with.
+fn status_of(kind: Invalidity) -> StatusCode {
+    match kind {
+        Invalidity::Malformed => StatusCode::BAD_REQUEST,
+        Invalidity::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        Invalidity::Unverified => StatusCode::UNAUTHORIZED,
+        Invalidity::Forged => StatusCode::FORBIDDEN,
+        Invalidity::Unknown => StatusCode::NOT_FOUND,
     }
 }

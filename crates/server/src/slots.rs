@@ -16,7 +16,7 @@ use std::sync::Arc;
 use ladder_core::Channel;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 
 /// One semaphore per channel, `per_channel` permits each.
 #[derive(Debug, Clone)]
@@ -37,16 +37,16 @@ impl ProviderSlots {
 
     /// Waits for a free slot on `channel`; the call it covers must end
     /// before the permit is dropped.
-    pub async fn acquire(&self, channel: Channel) -> Result<SemaphorePermit<'_>, ApiError> {
+    pub async fn acquire(&self, channel: Channel) -> Result<SemaphorePermit<'_>, ServiceError> {
         let semaphore = self
             .channels
             .iter()
             .find(|(c, _)| *c == channel)
             .map(|(_, s)| s)
-            .ok_or_else(|| ApiError::Internal(format!("no provider slots for {channel}")))?;
+            .ok_or_else(|| ServiceError::Internal(format!("no provider slots for {channel}")))?;
         semaphore
             .acquire()
             .await
-            .map_err(|_| ApiError::Internal(format!("provider slots for {channel} closed")))
+            .map_err(|_| ServiceError::Internal(format!("provider slots for {channel} closed")))
     }
 }

@@ -12,7 +12,7 @@ use ladder_store::{GroupCommit, Store, policies};
 use sqlx::AnyConnection;
 
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -40,7 +40,7 @@ impl AppState {
     /// A token keyed under the tenant's pseudonym key over `what` (its
     /// HMAC, hex): CSRF tokens bound to a link or session, needing no
     /// storage and meaning nothing for another tenant.
-    pub fn keyed_token(&self, tenant_id: &str, what: &str) -> Result<String, ApiError> {
+    pub fn keyed_token(&self, tenant_id: &str, what: &str) -> Result<String, ServiceError> {
         let p = self.keyring.pseudonym(tenant_id, what)?;
         Ok(p.trim_start_matches("p:").to_string())
     }
@@ -73,7 +73,7 @@ impl AppState {
         &self,
         conn: &mut AnyConnection,
         tenant_id: &str,
-    ) -> Result<Arc<Policy>, ApiError> {
+    ) -> Result<Arc<Policy>, ServiceError> {
         // The version alone first: a parsed policy is kept per version, so
         // the text is read only when this node has not parsed it yet.
         if let Some(version) = policies::active_version(conn, tenant_id).await?
@@ -82,7 +82,7 @@ impl AppState {
             return Ok(p);
         }
         let stored = policies::active(conn, tenant_id).await?.ok_or_else(|| {
-            ApiError::conflict(
+            ServiceError::conflict(
                 "no_active_policy",
                 "this tenant has no published policy; PUT /v1/policy first",
             )
@@ -91,7 +91,7 @@ impl AppState {
             return Ok(p);
         }
         let parsed = Policy::parse(&stored.source, "stored policy").map_err(|e| {
-            ApiError::Internal(format!(
+            ServiceError::Internal(format!(
                 "stored policy {} no longer parses: {e}",
                 stored.version
             ))

@@ -189,7 +189,11 @@ async fn run_one(state: &AppState, item: &outbox::Work) {
 /// backoff, and after as many tries as a delivery gets, abandoned — the
 /// message failed, its payload destroyed, audited — rather than retried
 /// forever.
-async fn give_up_or_retry(state: &AppState, item: &outbox::Work, error: &crate::error::ApiError) {
+async fn give_up_or_retry(
+    state: &AppState,
+    item: &outbox::Work,
+    error: &crate::service::error::ServiceError,
+) {
     tracing::error!(work = %item.id, message_id = %item.message_id, error = %error, "delivery work failed");
     let attempts = item.attempts + 1;
     let result = if attempts >= state.config.delivery.max_attempts {
@@ -207,7 +211,7 @@ async fn give_up_or_retry(state: &AppState, item: &outbox::Work, error: &crate::
             )
             .await
             .map(|_| ())
-            .map_err(crate::error::ApiError::from),
+            .map_err(crate::service::error::ServiceError::from),
             Err(e) => Err(StoreError::from(e).into()),
         }
     };
@@ -216,7 +220,10 @@ async fn give_up_or_retry(state: &AppState, item: &outbox::Work, error: &crate::
     }
 }
 
-async fn abandon(state: &AppState, item: &outbox::Work) -> Result<(), crate::error::ApiError> {
+async fn abandon(
+    state: &AppState,
+    item: &outbox::Work,
+) -> Result<(), crate::service::error::ServiceError> {
     let message = {
         let mut conn = state
             .store

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::wire::ErrorEnvelope;
 use crate::auth::{Admin, Sender, actor};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::{overrides, policy};
 use crate::state::AppState;
 
@@ -40,7 +40,7 @@ pub struct ActivePolicy {
 pub async fn policy(
     State(state): State<AppState>,
     Sender(caller): Sender,
-) -> Result<Json<ActivePolicy>, ApiError> {
+) -> Result<Json<ActivePolicy>, ServiceError> {
     let mut conn = state
         .store
         .pool()
@@ -49,7 +49,7 @@ pub async fn policy(
         .map_err(StoreError::from)?;
     let p = policies::active(&mut conn, &caller.tenant_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("policy", "active"))?;
+        .ok_or_else(|| ServiceError::not_found("policy", "active"))?;
     Ok(Json(ActivePolicy {
         version: p.version,
         revision: p.revision,
@@ -85,18 +85,19 @@ pub async fn publish(
     Admin(caller): Admin,
     Query(q): Query<PublishQuery>,
     body: Bytes,
-) -> Result<Json<PublishedPolicy>, ApiError> {
+) -> Result<Json<PublishedPolicy>, ServiceError> {
     let direction = if q.rollback {
         policy::Direction::Rollback
     } else {
         policy::Direction::Forward
     };
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("invalid_policy", "the policy must be UTF-8 text"))?;
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        ServiceError::bad_request("invalid_policy", "the policy must be UTF-8 text")
+    })?;
     let mut tx = state.store.begin().await?;
     let tenant = tenants::get(&mut tx, &caller.tenant_id)
         .await?
-        .ok_or_else(|| ApiError::Internal("caller's tenant is missing".into()))?;
+        .ok_or_else(|| ServiceError::Internal("caller's tenant is missing".into()))?;
     let stored = policy::publish(
         &mut tx,
         &state,
@@ -174,7 +175,7 @@ pub async fn overrides(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<OverrideQuery>,
-) -> Result<Json<Overrides>, ApiError> {
+) -> Result<Json<Overrides>, ServiceError> {
     if q.state.is_none() && q.cursor.is_none() && q.limit.is_none() {
         return Ok(Json(Overrides {
             overrides: overrides::list(&state.store, &caller.tenant_id).await?,
@@ -186,7 +187,7 @@ pub async fn overrides(
         None | Some("all") => false,
         Some("active") => true,
         Some(_) => {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_filter",
                 "query `state` must be one of active, all",
             ));
@@ -259,7 +260,7 @@ pub async fn set_override(
     State(state): State<AppState>,
     Admin(caller): Admin,
     body: Bytes,
-) -> Result<(StatusCode, Json<OverrideState>), ApiError> {
+) -> Result<(StatusCode, Json<OverrideState>), ServiceError> {
     let mut value: Value = crate::api::parse_json(&body)?;
     if let Some(obj) = value.as_object_mut() {
         obj.entry("author")
@@ -290,7 +291,7 @@ pub async fn clear_override(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(id): Path<String>,
-) -> Result<Json<OverrideState>, ApiError> {
+) -> Result<Json<OverrideState>, ServiceError> {
     let id = crate::api::input::path_name("id", &id)?;
     let o = overrides::clear(&state, &caller.tenant_id, &actor(&caller), id).await?;
     Ok(Json(OverrideState {
@@ -330,7 +331,7 @@ pub async fn renew_override(
     Admin(caller): Admin,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<OverrideState>, ApiError> {
+) -> Result<Json<OverrideState>, ServiceError> {
     let id = crate::api::input::path_name("id", &id)?;
     let req: RenewRequest = crate::api::parse_json(&body)?;
     let at = crate::state::now();
@@ -339,12 +340,13 @@ pub async fn renew_override(
             .parse::<ladder_core::Duration>()
             .map(|d| at.plus(d))
             .map_err(|e| {
-                ApiError::invalid("invalid_override", format!("field `expires_in`: {e}"))
+                ServiceError::invalid("invalid_override", format!("field `expires_in`: {e}"))
             })?,
-        (None, Some(t)) => ladder_core::Timestamp::parse_rfc3339(t)
-            .map_err(|e| ApiError::invalid("invalid_override", format!("field `expires`: {e}")))?,
+        (None, Some(t)) => ladder_core::Timestamp::parse_rfc3339(t).map_err(|e| {
+            ServiceError::invalid("invalid_override", format!("field `expires`: {e}"))
+        })?,
         _ => {
-            return Err(ApiError::invalid(
+            return Err(ServiceError::invalid(
                 "invalid_override",
                 "give exactly one of `expires_in` and `expires`",
             ));

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::wire::ErrorEnvelope;
 use crate::auth::{Admin, Sender};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::{AppState, now};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -59,11 +59,11 @@ pub async fn entries(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Query(page): Query<Page>,
-) -> Result<Json<Entries>, ApiError> {
+) -> Result<Json<Entries>, ServiceError> {
     let limit = match u16::try_from(page.limit) {
         Ok(l) if (1..=1000).contains(&l) && page.after >= 0 => l,
         _ => {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_page",
                 "query `limit` must be 1-1000 and `after` a sequence number (0 for the start)",
             ));
@@ -74,7 +74,7 @@ pub async fn entries(
     })?;
     let after = match (cursor, page.after) {
         (Some(_), a) if a != 0 => {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_page",
                 "give query `cursor` or `after`, not both",
             ));
@@ -86,7 +86,7 @@ pub async fn entries(
     if kind.is_some_and(|k| {
         k.is_empty() || k.len() > 64 || !k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
     }) {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "invalid_filter",
             "query `kind` must be an audit entry kind: lowercase letters and `_`",
         ));
@@ -153,7 +153,7 @@ pub struct LatestCheckpoints {
 pub async fn chain_checkpoints(
     State(state): State<AppState>,
     Admin(caller): Admin,
-) -> Result<Json<Checkpoints>, ApiError> {
+) -> Result<Json<Checkpoints>, ServiceError> {
     let cps = audit::checkpoints(&state.store, &caller.tenant_id).await?;
     let tree = signed::all(&state.store, &caller.tenant_id).await?;
     Ok(Json(Checkpoints {
@@ -172,7 +172,7 @@ pub async fn chain_checkpoints(
 pub async fn checkpoint_now(
     State(state): State<AppState>,
     Admin(caller): Admin,
-) -> Result<(StatusCode, Json<LatestCheckpoints>), ApiError> {
+) -> Result<(StatusCode, Json<LatestCheckpoints>), ServiceError> {
     let (key_id, key) = state.keyring.checkpoint_signer(&caller.tenant_id)?;
     let chain = audit::checkpoint(&state.store, &caller.tenant_id, now().0, &key_id, &key).await?;
     let origin = signed::origin(&state.config.audit.deployment, &caller.tenant_id);
@@ -208,7 +208,7 @@ pub async fn checkpoint_now(
 pub async fn log(
     State(state): State<AppState>,
     Sender(caller): Sender,
-) -> Result<Json<Log>, ApiError> {
+) -> Result<Json<Log>, ServiceError> {
     let origin = signed::origin(&state.config.audit.deployment, &caller.tenant_id);
     let (key_id, key) = state.keyring.checkpoint_signer(&caller.tenant_id)?;
     let head = merkle::head(&state.store, &caller.tenant_id).await?;
@@ -258,10 +258,10 @@ pub struct TreeHead {
 pub async fn checkpoint_note(
     State(state): State<AppState>,
     Sender(caller): Sender,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let latest = signed::latest(&state.store, &caller.tenant_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("checkpoint", "latest"))?;
+        .ok_or_else(|| ServiceError::not_found("checkpoint", "latest"))?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         latest.note,
@@ -279,10 +279,10 @@ pub struct InclusionQuery {
     pub size: Option<u64>,
 }
 
-fn proof_error(e: merkle::ProofError) -> ApiError {
+fn proof_error(e: merkle::ProofError) -> ServiceError {
     match e {
         merkle::ProofError::Store(s) => s.into(),
-        other => ApiError::invalid("proof_out_of_range", other.to_string()),
+        other => ServiceError::invalid("proof_out_of_range", other.to_string()),
     }
 }
 
@@ -324,13 +324,13 @@ pub async fn inclusion(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<InclusionQuery>,
-) -> Result<Json<InclusionProof>, ApiError> {
+) -> Result<Json<InclusionProof>, ServiceError> {
     let size = match q.size {
         Some(s) => s,
         None => {
             signed::latest(&state.store, &caller.tenant_id)
                 .await?
-                .ok_or_else(|| ApiError::not_found("checkpoint", "latest"))?
+                .ok_or_else(|| ServiceError::not_found("checkpoint", "latest"))?
                 .size
         }
     };
@@ -345,7 +345,7 @@ pub async fn inclusion(
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| ApiError::Internal(format!("entry {} is missing", q.index)))?;
+        .ok_or_else(|| ServiceError::Internal(format!("entry {} is missing", q.index)))?;
     let leaf = merkle::leaf_hash(&audit::canonical_bytes(&entry));
     Ok(Json(InclusionProof {
         index: q.index,
@@ -378,9 +378,9 @@ pub async fn consistency(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<ConsistencyQuery>,
-) -> Result<Json<ConsistencyProof>, ApiError> {
+) -> Result<Json<ConsistencyProof>, ServiceError> {
     if q.from > q.to {
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "proof_out_of_range",
             format!("`from` ({}) must not exceed `to` ({})", q.from, q.to),
         ));

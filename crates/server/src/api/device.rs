@@ -22,7 +22,7 @@ use axum::body::Bytes;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::api::wire::ErrorEnvelope;
-use crate::error::ApiError;
+use crate::service::error::{Invalidity, ServiceError};
 use crate::service::{audit, receipts};
 use crate::state::{AppState, now};
 
@@ -65,9 +65,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/device/inbox/{message_id}/ack", post(ack))
 }
 
-fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::Invalid {
-        status: StatusCode::UNAUTHORIZED,
+fn unauthorized(code: &'static str, message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid {
+        kind: Invalidity::Unverified,
         code,
         message: message.into(),
         details: Value::Null,
@@ -75,14 +75,14 @@ fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 /// The one answer for an unknown device and a bad signature.
-fn not_recognised() -> ApiError {
+fn not_recognised() -> ServiceError {
     unauthorized(
         "unauthenticated",
         "device authentication failed: unknown device or bad signature",
     )
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, ApiError> {
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, ServiceError> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -113,10 +113,10 @@ fn within_skew(at: i64, timestamp: i64) -> bool {
 struct Refusal {
     device: Option<Device>,
     code: &'static str,
-    answer: ApiError,
+    answer: ServiceError,
 }
 
-fn refusal(device: Option<Device>, code: &'static str, answer: ApiError) -> Refusal {
+fn refusal(device: Option<Device>, code: &'static str, answer: ServiceError) -> Refusal {
     Refusal {
         device,
         code,
@@ -137,7 +137,7 @@ async fn authenticate(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Device, ApiError> {
+) -> Result<Device, ServiceError> {
     let Refusal {
         device,
         code,
@@ -179,7 +179,7 @@ async fn check(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Result<Device, Refusal>, ApiError> {
+) -> Result<Result<Device, Refusal>, ServiceError> {
     let device_id = match header(headers, DEVICE_HEADER) {
         Ok(v) => v,
         Err(e) => return Ok(Err(refusal(None, "malformed", e))),
@@ -262,7 +262,7 @@ async fn check(
 }
 
 /// Audits a refused request of a known device, in its tenant.
-async fn reject(state: &AppState, device: &Device, code: &'static str) -> Result<(), ApiError> {
+async fn reject(state: &AppState, device: &Device, code: &'static str) -> Result<(), ServiceError> {
     counted(code);
     let mut tx = state.store.begin().await?;
     audit::record(
@@ -349,7 +349,7 @@ pub async fn me(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<DeviceMe>, ApiError> {
+) -> Result<Json<DeviceMe>, ServiceError> {
     let d = authenticate(&state, peer.ip(), &method, &uri, &headers, &body).await?;
     Ok(Json(DeviceMe {
         labels: d.evidence.labels,
@@ -362,7 +362,7 @@ pub async fn me(
     }))
 }
 
-fn limit_of(uri: &Uri) -> Result<i64, ApiError> {
+fn limit_of(uri: &Uri) -> Result<i64, ServiceError> {
     let Some(q) = uri.query() else {
         return Ok(DEFAULT_LIMIT);
     };
@@ -375,14 +375,14 @@ fn limit_of(uri: &Uri) -> Result<i64, ApiError> {
                     .ok()
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
                     .ok_or_else(|| {
-                        ApiError::bad_request(
+                        ServiceError::bad_request(
                             "invalid_query",
                             format!("query parameter `limit` must be 1-{MAX_LIMIT}"),
                         )
                     })?;
             }
             _ => {
-                return Err(ApiError::bad_request(
+                return Err(ServiceError::bad_request(
                     "invalid_query",
                     "unknown query parameter; only `limit` is accepted",
                 ));
@@ -414,7 +414,7 @@ pub async fn list(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Inbox>, ApiError> {
+) -> Result<Json<Inbox>, ServiceError> {
     let limit = limit_of(&uri)?;
     let device = authenticate(&state, peer.ip(), &method, &uri, &headers, &body).await?;
     let at = now().0;
@@ -487,7 +487,7 @@ pub async fn ack(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Acknowledged>, ApiError> {
+) -> Result<Json<Acknowledged>, ServiceError> {
     let device = authenticate(&state, peer.ip(), &method, &uri, &headers, &body).await?;
     let message_id = MessageId::parse(&message_id, "path segment `message_id`")?;
     let message_id = message_id.as_str().to_string();
@@ -501,7 +501,7 @@ pub async fn ack(
         inbox::acknowledge(&mut conn, &device.tenant_id, &device.id, &message_id).await?
     };
     if !removed {
-        return Err(ApiError::not_found("inbox entry", &message_id));
+        return Err(ServiceError::not_found("inbox entry", &message_id));
     }
     receipts::apply(
         &state,

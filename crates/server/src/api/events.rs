@@ -21,7 +21,7 @@ use crate::api::input::PATH_ID;
 use crate::api::lists::{after, cut, limit};
 use crate::api::wire::ErrorEnvelope;
 use crate::auth::{Admin, actor};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::events::subscriptions::{self, Changes};
 use crate::state::AppState;
 
@@ -166,7 +166,7 @@ pub struct PageQuery {
     pub limit: Option<i64>,
 }
 
-fn subscription_id(raw: &str) -> Result<SubscriptionId, ApiError> {
+fn subscription_id(raw: &str) -> Result<SubscriptionId, ServiceError> {
     Ok(SubscriptionId::parse(raw, PATH_ID)?)
 }
 
@@ -184,7 +184,7 @@ pub async fn create(
     State(state): State<AppState>,
     Admin(caller): Admin,
     body: Bytes,
-) -> Result<(StatusCode, Json<CreatedSubscription>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedSubscription>), ServiceError> {
     let req: CreateSubscription = crate::api::parse_json(&body)?;
     let changes = Changes {
         url: Some(req.url),
@@ -214,7 +214,7 @@ pub async fn list(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Query(q): Query<PageQuery>,
-) -> Result<Json<SubscriptionPage>, ApiError> {
+) -> Result<Json<SubscriptionPage>, ServiceError> {
     let limit = limit(q.limit)?;
     let before = after(q.cursor.as_deref(), |s| {
         SubscriptionId::parse(s, "cursor").ok()
@@ -247,7 +247,7 @@ pub async fn show(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(id): Path<String>,
-) -> Result<Json<SubscriptionView>, ApiError> {
+) -> Result<Json<SubscriptionView>, ServiceError> {
     let id = subscription_id(&id)?;
     let s = subscriptions::get(&state, &caller.tenant_id, &id).await?;
     Ok(Json(s.into()))
@@ -269,7 +269,7 @@ pub async fn update(
     Admin(caller): Admin,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<SubscriptionView>, ApiError> {
+) -> Result<Json<SubscriptionView>, ServiceError> {
     let id = subscription_id(&id)?;
     let req: UpdateSubscription = crate::api::parse_json(&body)?;
     let changes = Changes {
@@ -294,7 +294,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(id): Path<String>,
-) -> Result<Json<DeletedSubscription>, ApiError> {
+) -> Result<Json<DeletedSubscription>, ServiceError> {
     let id = subscription_id(&id)?;
     subscriptions::delete(&state, &caller.tenant_id, &actor(&caller), &id).await?;
     Ok(Json(DeletedSubscription {
@@ -317,7 +317,7 @@ pub async fn rotate_secret(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(id): Path<String>,
-) -> Result<Json<RotatedSecret>, ApiError> {
+) -> Result<Json<RotatedSecret>, ServiceError> {
     let id = subscription_id(&id)?;
     let (secret, until) =
         subscriptions::rotate(&state, &caller.tenant_id, &actor(&caller), &id).await?;
@@ -341,7 +341,7 @@ pub async fn attempts(
     Admin(caller): Admin,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
-) -> Result<Json<AttemptPage>, ApiError> {
+) -> Result<Json<AttemptPage>, ServiceError> {
     let id = subscription_id(&id)?;
     let limit = limit(q.limit)?;
     let before = after(q.cursor.as_deref(), |s| AttemptId::parse(s, "cursor").ok())?;
@@ -378,7 +378,7 @@ pub async fn retry(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path((id, target)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<RetryAnswer>), ApiError> {
+) -> Result<(StatusCode, Json<RetryAnswer>), ServiceError> {
     const FIELD: &str = "path segment `attempt_or_event_id`";
     let id = subscription_id(&id)?;
     // Either kind of id; the error names both shapes.
@@ -386,7 +386,7 @@ pub async fn retry(
         Ok(a) => a.to_string(),
         Err(_) => EventId::parse(&target, FIELD)
             .map_err(|_| {
-                ApiError::bad_request(
+                ServiceError::bad_request(
                     "invalid_id",
                     format!(
                         "{FIELD} is not a delivery attempt id (`{}_…`) or an event id (`{}_…`)",

@@ -19,18 +19,18 @@ use crate::api::lists::{after, cut, limit};
 use crate::api::views::ThreadView;
 use crate::api::wire::ErrorEnvelope;
 use crate::auth::Sender;
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::AppState;
 
 /// An assurance level named by query parameter `name`.
-fn level(name: &'static str, given: Option<&str>) -> Result<Option<AssuranceLevel>, ApiError> {
+fn level(name: &'static str, given: Option<&str>) -> Result<Option<AssuranceLevel>, ServiceError> {
     given
         .map(|g| {
             AssuranceLevel::ALL
                 .into_iter()
                 .find(|l| l.as_str() == g)
                 .ok_or_else(|| {
-                    ApiError::bad_request(
+                    ServiceError::bad_request(
                         "invalid_filter",
                         format!(
                             "query `{name}` must be one of {}",
@@ -86,7 +86,7 @@ pub async fn threads(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<ThreadQuery>,
-) -> Result<Json<Threads>, ApiError> {
+) -> Result<Json<Threads>, ServiceError> {
     let limit = limit(q.limit)?;
     let floor = level("floor", q.floor.as_deref())?;
     let label = level("label", q.label.as_deref())?;
@@ -201,7 +201,7 @@ pub async fn versions(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<VersionQuery>,
-) -> Result<Json<Versions>, ApiError> {
+) -> Result<Json<Versions>, ServiceError> {
     let limit = limit(q.limit)?;
     let before = after(q.cursor.as_deref(), version_key)?;
     let mut conn = state
@@ -236,16 +236,16 @@ pub async fn versions(
 
 /// A revision named by the caller, as `name` (a path segment or a query
 /// parameter): a whole number from 0.
-fn revision(name: &'static str, given: &str) -> Result<i64, ApiError> {
+fn revision(name: &'static str, given: &str) -> Result<i64, ServiceError> {
     given.parse::<u32>().map(i64::from).map_err(|_| {
-        ApiError::bad_request(
+        ServiceError::bad_request(
             "invalid_revision",
             format!("{name} must be a policy revision, a whole number"),
         )
     })
 }
 
-async fn published(state: &AppState, tenant_id: &str, rev: i64) -> Result<Published, ApiError> {
+async fn published(state: &AppState, tenant_id: &str, rev: i64) -> Result<Published, ServiceError> {
     let mut conn = state
         .store
         .pool()
@@ -254,7 +254,7 @@ async fn published(state: &AppState, tenant_id: &str, rev: i64) -> Result<Publis
         .map_err(StoreError::from)?;
     policies::by_revision(&mut conn, tenant_id, rev)
         .await?
-        .ok_or_else(|| ApiError::not_found("policy revision", rev.to_string()))
+        .ok_or_else(|| ServiceError::not_found("policy revision", rev.to_string()))
 }
 
 /// One published version with its source.
@@ -270,7 +270,7 @@ pub async fn version(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(rev): Path<String>,
-) -> Result<Json<Version>, ApiError> {
+) -> Result<Json<Version>, ServiceError> {
     let rev = revision("path segment `revision`", &rev)?;
     let p = published(&state, &caller.tenant_id, rev).await?;
     let mut row = version_row(&p);
@@ -299,9 +299,9 @@ pub async fn diff(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<DiffQuery>,
-) -> Result<Json<Diff>, ApiError> {
+) -> Result<Json<Diff>, ServiceError> {
     let (Some(from), Some(to)) = (q.from.as_deref(), q.to.as_deref()) else {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "invalid_revision",
             "query `from` and `to` are both required: the revisions to compare",
         ));

@@ -11,11 +11,11 @@ use axum::http::HeaderMap;
 use ladder_store::ids::IdError;
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 
-impl From<IdError> for ApiError {
+impl From<IdError> for ServiceError {
     fn from(e: IdError) -> Self {
-        ApiError::bad_request("invalid_id", e.to_string())
+        ServiceError::bad_request("invalid_id", e.to_string())
     }
 }
 
@@ -63,11 +63,11 @@ fn find_control(value: &Value, at: &mut String) -> Option<char> {
 
 /// Refuses a JSON document any string of which holds a control character
 /// (other than tab and line breaks), naming where (`/external_id`).
-pub(crate) fn refuse_control_characters(value: &Value) -> Result<(), ApiError> {
+pub(crate) fn refuse_control_characters(value: &Value) -> Result<(), ServiceError> {
     let mut at = String::new();
     match find_control(value, &mut at) {
         None => Ok(()),
-        Some(c) => Err(ApiError::bad_request(
+        Some(c) => Err(ServiceError::bad_request(
             "control_character",
             format!(
                 "field `{}` contains a control character (U+{:04X}); no field accepts one",
@@ -80,11 +80,11 @@ pub(crate) fn refuse_control_characters(value: &Value) -> Result<(), ApiError> {
 
 /// A name from a path segment, or a 400 naming the segment (the text is
 /// not echoed).
-pub(crate) fn path_name<'a>(segment: &'static str, raw: &'a str) -> Result<&'a str, ApiError> {
+pub(crate) fn path_name<'a>(segment: &'static str, raw: &'a str) -> Result<&'a str, ServiceError> {
     if crate::service::send::valid_name(raw) {
         Ok(raw)
     } else {
-        Err(ApiError::bad_request(
+        Err(ServiceError::bad_request(
             "invalid_name",
             format!("path segment `{segment}` must be 1-128 letters, digits, `-`, `_`, `.` or `:`"),
         ))
@@ -97,11 +97,11 @@ pub(crate) fn path_name<'a>(segment: &'static str, raw: &'a str) -> Result<&'a s
 pub(crate) fn header_text<'a>(
     headers: &'a HeaderMap,
     name: &'static str,
-) -> Result<Option<&'a str>, ApiError> {
+) -> Result<Option<&'a str>, ServiceError> {
     match headers.get(name) {
         None => Ok(None),
         Some(v) => v.to_str().map(Some).map_err(|_| {
-            ApiError::bad_request(
+            ServiceError::bad_request(
                 "invalid_header_encoding",
                 format!("header `{name}` must be visible ASCII text; it holds other bytes"),
             )

@@ -21,18 +21,18 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::wire::{DecisionOutcome, ErrorEnvelope};
 use crate::auth::Sender;
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: u16 = 50;
 const MAX_LIMIT: u16 = 200;
 
 /// The page size asked for, 1 to [`MAX_LIMIT`].
-pub(super) fn limit(given: Option<i64>) -> Result<u16, ApiError> {
+pub(super) fn limit(given: Option<i64>) -> Result<u16, ServiceError> {
     match given.map(u16::try_from) {
         None => Ok(DEFAULT_LIMIT),
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::bad_request(
+        Some(_) => Err(ServiceError::bad_request(
             "invalid_limit",
             format!("query `limit` must be between 1 and {MAX_LIMIT}"),
         )),
@@ -53,7 +53,7 @@ pub(super) fn cut<T>(page: &mut Vec<T>, limit: u16, id: impl Fn(&T) -> &str) -> 
 pub(super) fn after<T>(
     cursor: Option<&str>,
     parse: impl Fn(&str) -> Option<T>,
-) -> Result<Option<T>, ApiError> {
+) -> Result<Option<T>, ServiceError> {
     let Some(c) = cursor else { return Ok(None) };
     B64.decode(c)
         .ok()
@@ -61,7 +61,7 @@ pub(super) fn after<T>(
         .and_then(|s| parse(&s))
         .map(Some)
         .ok_or_else(|| {
-            ApiError::bad_request(
+            ServiceError::bad_request(
                 "invalid_cursor",
                 "query `cursor` is not a cursor from a previous page; start without one",
             )
@@ -70,11 +70,11 @@ pub(super) fn after<T>(
 
 /// A sender's own id for a person, as a filter: text without control
 /// characters, at most 128 bytes.
-fn external_id(name: &'static str, given: Option<String>) -> Result<Option<String>, ApiError> {
+fn external_id(name: &'static str, given: Option<String>) -> Result<Option<String>, ServiceError> {
     // Registration stores the id trimmed; so is the filter.
     match given.map(|g| g.trim().to_string()) {
         Some(e) if e.is_empty() || e.len() > 128 || e.chars().any(char::is_control) => {
-            Err(ApiError::bad_request(
+            Err(ServiceError::bad_request(
                 "invalid_filter",
                 format!(
                     "query `{name}` must be 1-128 characters, none of them a control character"
@@ -143,9 +143,9 @@ fn one_of(
     name: &'static str,
     given: Option<String>,
     known: &[&str],
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, ServiceError> {
     match given {
-        Some(g) if !known.contains(&g.as_str()) => Err(ApiError::bad_request(
+        Some(g) if !known.contains(&g.as_str()) => Err(ServiceError::bad_request(
             "invalid_filter",
             format!("query `{name}` must be one of {}", known.join(", ")),
         )),
@@ -202,7 +202,7 @@ pub async fn messages(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<MessageQuery>,
-) -> Result<Json<Messages>, ApiError> {
+) -> Result<Json<Messages>, ServiceError> {
     let MessagePage {
         messages: page,
         next_cursor: next,
@@ -233,13 +233,13 @@ pub(crate) async fn find_messages(
     state: &AppState,
     tenant_id: &str,
     q: MessageQuery,
-) -> Result<MessagePage, ApiError> {
+) -> Result<MessagePage, ServiceError> {
     let limit = limit(q.limit)?;
     if q.class
         .as_deref()
         .is_some_and(|c| !crate::service::send::valid_name(c))
     {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "invalid_filter",
             "query `class` must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
         ));
@@ -248,7 +248,7 @@ pub(crate) async fn find_messages(
         None => None,
         Some(s) => Some(Status::from_name(s).ok_or_else(|| {
             let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::bad_request(
+            ServiceError::bad_request(
                 "invalid_filter",
                 format!("query `status` must be one of {}", known.join(", ")),
             )
@@ -275,7 +275,7 @@ pub(crate) async fn find_messages(
         outcome: one_of("outcome", q.outcome, &ladder_core::Outcome::CODES)?,
         route: match q.route {
             Some(r) if !is_route_name(&r) => {
-                return Err(ApiError::bad_request(
+                return Err(ServiceError::bad_request(
                     "invalid_filter",
                     "query `route` must name a route as `container` or `container+notifier`, e.g. `portal+email_notice`",
                 ));
@@ -356,7 +356,7 @@ pub async fn recipients(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<RecipientQuery>,
-) -> Result<Json<Recipients>, ApiError> {
+) -> Result<Json<Recipients>, ServiceError> {
     let (page, next) = find_recipients(&state, &caller.tenant_id, q).await?;
     Ok(Json(Recipients {
         recipients: page
@@ -381,7 +381,7 @@ pub(crate) async fn find_recipients(
     state: &AppState,
     tenant_id: &str,
     q: RecipientQuery,
-) -> Result<(Vec<recipients::Recipient>, Option<String>), ApiError> {
+) -> Result<(Vec<recipients::Recipient>, Option<String>), ServiceError> {
     let limit = limit(q.limit)?;
     let external = external_id("external_id", q.external_id)?;
     let before = after(q.cursor.as_deref(), |s| {

@@ -16,7 +16,7 @@ use crate::api::parse_json;
 use crate::api::views::ThreadView;
 use crate::api::wire::{DecisionAnswer, DecisionOrError, DecisionOutcome, ErrorEnvelope};
 use crate::auth::{Sender, actor};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::{keys, send};
 use crate::state::AppState;
 
@@ -24,7 +24,8 @@ use crate::state::AppState;
 pub const REPLAYED: &str = "idempotent-replayed";
 
 fn answer(a: send::Answer) -> Response {
-    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(a.body.outcome.http_status())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = (status, Json(a.body)).into_response();
     if a.replayed {
         res.headers_mut()
@@ -55,10 +56,10 @@ pub async fn send(
     Sender(caller): Sender,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let key = header_text(&headers, "idempotency-key")?
         .ok_or_else(|| {
-            ApiError::bad_request(
+            ServiceError::bad_request(
                 "missing_idempotency_key",
                 "header `Idempotency-Key` is required: a retry with the same key sends nothing twice",
             )
@@ -130,7 +131,7 @@ pub async fn status(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<Json<MessageStatus>, ApiError> {
+) -> Result<Json<MessageStatus>, ServiceError> {
     let id = MessageId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let mut conn = state
@@ -141,7 +142,7 @@ pub async fn status(
         .map_err(StoreError::from)?;
     let m = messages::get(&mut conn, &caller.tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("message", id))?;
+        .ok_or_else(|| ServiceError::not_found("message", id))?;
     let events = messages::events(&mut conn, &caller.tenant_id, id).await?;
     let payload = messages::payload(&mut conn, &caller.tenant_id, id).await?;
     let thread = threads::get(&mut conn, &caller.tenant_id, &m.thread_id).await?;
@@ -187,7 +188,7 @@ pub async fn explain(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let id = MessageId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let mut conn = state
@@ -198,7 +199,7 @@ pub async fn explain(
         .map_err(StoreError::from)?;
     let m = messages::get(&mut conn, &caller.tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("message", id))?;
+        .ok_or_else(|| ServiceError::not_found("message", id))?;
     let mut text = ladder_core::decision::explain(&m.decision);
     if !m.failed.is_empty() {
         text.push_str("\nDelivery failures excluded before this decision:\n");
@@ -248,7 +249,7 @@ pub async fn confirm(
     Sender(caller): Sender,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let id = MessageId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let req: ConfirmRequest = parse_json(&body)?;
@@ -280,15 +281,15 @@ pub async fn confirmation_token(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<Json<ConfirmationToken>, ApiError> {
+) -> Result<Json<ConfirmationToken>, ServiceError> {
     let id = MessageId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let mut tx = state.store.begin().await?;
     let mut m = messages::get(&mut tx, &caller.tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("message", id))?;
+        .ok_or_else(|| ServiceError::not_found("message", id))?;
     if m.status != messages::Status::AwaitingConfirmation {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "not_awaiting_confirmation",
             format!(
                 "message `{id}` is `{}`, not awaiting confirmation",
@@ -354,7 +355,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<Json<Revoked>, ApiError> {
+) -> Result<Json<Revoked>, ServiceError> {
     let id = MessageId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let shredded = keys::revoke_message(&state, &caller.tenant_id, id, &actor(&caller)).await?;

@@ -1,6 +1,6 @@
 //! The HTTP API, versioned under `/v1`. Handlers are thin: they parse the
 //! request, call the service, and shape the answer. Every error leaves
-//! through [`crate::error::ApiError`].
+//! through [`crate::service::error::ServiceError`].
 
 pub(crate) mod admin;
 pub(crate) mod audit;
@@ -196,12 +196,12 @@ fn layered<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
 /// serde's refusal of duplicate fields, which a JSON value would hide.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
-) -> Result<T, crate::error::ApiError> {
+) -> Result<T, crate::service::error::ServiceError> {
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
         input::refuse_control_characters(&value)?;
     }
     serde_json::from_slice(bytes).map_err(|e| {
-        crate::error::ApiError::bad_request(
+        crate::service::error::ServiceError::bad_request(
             "invalid_json",
             format!(
                 "the request body is not valid: {}",

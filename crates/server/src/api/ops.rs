@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use crate::api::wire::ErrorEnvelope;
 use crate::auth::Sender;
-use crate::error::ApiError;
+use crate::service::error::{Invalidity, ServiceError};
 use crate::state::AppState;
 
 /// A liveness answer.
@@ -132,7 +132,7 @@ pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderM
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
         if !crate::service::confirm::constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            return ApiError::Unauthenticated.into_response();
+            return ServiceError::Unauthenticated.into_response();
         }
     }
     if let Ok(n) = ladder_store::outbox::pending(&state.store).await {
@@ -153,9 +153,9 @@ pub async fn openapi() -> Response {
         .into_response()
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::Invalid {
-        status: StatusCode::NOT_FOUND,
+pub async fn not_found() -> ServiceError {
+    ServiceError::Invalid {
+        kind: Invalidity::Unknown,
         code: "not_found",
         message: "no such route; the API is described at /v1/openapi.json".into(),
         details: Value::Null,
@@ -194,7 +194,7 @@ pub async fn sandbox(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<MailboxQuery>,
-) -> Result<Json<Deliveries>, ApiError> {
+) -> Result<Json<Deliveries>, ServiceError> {
     let mut conn = state
         .store
         .pool()
@@ -210,7 +210,7 @@ pub async fn sandbox(
 /// route is, by the access log and the request metrics ([`observe`] runs
 /// outside the panic catcher, so it sees this answer).
 pub fn panicked(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::Internal("handler panicked".into()).into_response()
+    ServiceError::Internal("handler panicked".into()).into_response()
 }
 
 /// The route label of a request no route matched: the raw path could hold

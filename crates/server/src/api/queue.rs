@@ -16,7 +16,7 @@ use crate::api::input::PATH_ID;
 use crate::api::lists::{after, cut, limit};
 use crate::api::wire::ErrorEnvelope;
 use crate::auth::{Admin, Sender};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::escalations::{self, ActionOutcome, QueueItem, QueueKind};
 use crate::state::AppState;
 
@@ -50,14 +50,14 @@ pub async fn list(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(q): Query<QueueQuery>,
-) -> Result<Json<Escalations>, ApiError> {
+) -> Result<Json<Escalations>, ServiceError> {
     let limit = limit(q.limit)?;
     let kind = q
         .kind
         .as_deref()
         .map(|k| {
             QueueKind::from_name(k).ok_or_else(|| {
-                ApiError::bad_request(
+                ServiceError::bad_request(
                     "invalid_filter",
                     "query `kind` must be one of escalated, held",
                 )
@@ -122,7 +122,7 @@ pub async fn send(
     Admin(caller): Admin,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<ActionOutcome>, ApiError> {
+) -> Result<Json<ActionOutcome>, ServiceError> {
     let id = MessageId::parse(&id, PATH_ID)?;
     let req: SendRequest = crate::api::parse_json(&body)?;
     Ok(Json(
@@ -147,7 +147,7 @@ pub async fn block(
     Admin(caller): Admin,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<ActionOutcome>, ApiError> {
+) -> Result<Json<ActionOutcome>, ServiceError> {
     let id = MessageId::parse(&id, PATH_ID)?;
     let req: BlockRequest = crate::api::parse_json(&body)?;
     Ok(Json(
@@ -172,7 +172,7 @@ pub async fn extend(
     Admin(caller): Admin,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<ActionOutcome>, ApiError> {
+) -> Result<Json<ActionOutcome>, ServiceError> {
     let id = MessageId::parse(&id, PATH_ID)?;
     let req: ExtendRequest = crate::api::parse_json(&body)?;
     Ok(Json(

@@ -16,8 +16,8 @@ use crate::api::parse_json;
 use crate::api::views::{ChallengeView, DeviceView, RecipientView, ThreadView};
 use crate::api::wire::ErrorEnvelope;
 use crate::auth::{Sender, actor};
-use crate::error::ApiError;
 use crate::service::devices::{self, HandshakeResult, NewDevice, NewRecipient};
+use crate::service::error::ServiceError;
 use crate::state::AppState;
 
 /// A registered recipient: whether contact points are on file, never the
@@ -53,7 +53,7 @@ pub async fn register(
     State(state): State<AppState>,
     Sender(caller): Sender,
     body: Bytes,
-) -> Result<(StatusCode, Json<Registered>), ApiError> {
+) -> Result<(StatusCode, Json<Registered>), ServiceError> {
     let req: NewRecipient = parse_json(&body)?;
     let (status, r) = devices::register(&state, &caller.tenant_id, &actor(&caller), req).await?;
     Ok((
@@ -83,7 +83,7 @@ pub async fn show(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<Json<RecipientView>, ApiError> {
+) -> Result<Json<RecipientView>, ServiceError> {
     let id = RecipientId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     Ok(Json(
@@ -107,7 +107,7 @@ pub async fn enrol(
     Sender(caller): Sender,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
+) -> Result<(StatusCode, Json<DeviceView>), ServiceError> {
     let id = RecipientId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let req: NewDevice = parse_json(&body)?;
@@ -129,7 +129,7 @@ pub async fn challenge(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<ChallengeView>), ApiError> {
+) -> Result<(StatusCode, Json<ChallengeView>), ServiceError> {
     let id = DeviceId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let c = devices::challenge(&state, &caller.tenant_id, id).await?;
@@ -153,7 +153,7 @@ pub async fn handshake(
     Sender(caller): Sender,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<HandshakeResult>, ApiError> {
+) -> Result<Json<HandshakeResult>, ServiceError> {
     let id = DeviceId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let signed: SignedReport = parse_json(&body)?;
@@ -174,7 +174,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<Json<DeviceView>, ApiError> {
+) -> Result<Json<DeviceView>, ServiceError> {
     let id = DeviceId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let d = devices::revoke(&state, &caller.tenant_id, &actor(&caller), id).await?;
@@ -194,7 +194,7 @@ pub async fn thread(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Path(id): Path<String>,
-) -> Result<Json<ThreadView>, ApiError> {
+) -> Result<Json<ThreadView>, ServiceError> {
     let id = ThreadId::parse(&id, PATH_ID)?;
     let id = id.as_str();
     let mut conn = state
@@ -205,6 +205,6 @@ pub async fn thread(
         .map_err(StoreError::from)?;
     let t = threads::get(&mut conn, &caller.tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("thread", id))?;
+        .ok_or_else(|| ServiceError::not_found("thread", id))?;
     Ok(Json(ThreadView::of(&t)))
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::api::wire::ErrorEnvelope;
 use crate::auth::Sender;
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::stats::{self, Bucket, Dashboard, StatsQuery};
 use crate::state::AppState;
 
@@ -26,11 +26,11 @@ pub struct StatsParams {
     pub class: Option<String>,
 }
 
-fn seconds(name: &'static str, given: Option<&str>) -> Result<Option<i64>, ApiError> {
+fn seconds(name: &'static str, given: Option<&str>) -> Result<Option<i64>, ServiceError> {
     given
         .map(|s| {
             s.parse::<i64>().map_err(|_| {
-                ApiError::bad_request(
+                ServiceError::bad_request(
                     "invalid_window",
                     format!("query `{name}` must be Unix seconds, an integer"),
                 )
@@ -41,14 +41,14 @@ fn seconds(name: &'static str, given: Option<&str>) -> Result<Option<i64>, ApiEr
 
 /// The window asked for; what is left out defaults to the last 24 hours
 /// up to `until` (or now), by hour.
-fn query(p: StatsParams, class: Option<String>) -> Result<StatsQuery, ApiError> {
+fn query(p: StatsParams, class: Option<String>) -> Result<StatsQuery, ServiceError> {
     let default = StatsQuery::last_day();
     let until = seconds("until", p.until.as_deref())?.unwrap_or(default.until);
     let since = seconds("since", p.since.as_deref())?.unwrap_or(until.saturating_sub(86_400));
     let bucket = match p.bucket.as_deref() {
         None => default.bucket,
         Some(b) => Bucket::from_name(b).ok_or_else(|| {
-            ApiError::bad_request(
+            ServiceError::bad_request(
                 "invalid_window",
                 format!("query `bucket` must be one of {}", Bucket::NAMES.join(", ")),
             )
@@ -76,7 +76,7 @@ pub async fn all(
     State(state): State<AppState>,
     Sender(caller): Sender,
     Query(p): Query<StatsParams>,
-) -> Result<Json<Dashboard>, ApiError> {
+) -> Result<Json<Dashboard>, ServiceError> {
     let q = query(p, None)?;
     Ok(Json(stats::dashboard(&state, &caller.tenant_id, &q).await?))
 }
@@ -94,9 +94,9 @@ pub async fn class(
     Sender(caller): Sender,
     Path(class): Path<String>,
     Query(p): Query<StatsParams>,
-) -> Result<Json<Dashboard>, ApiError> {
+) -> Result<Json<Dashboard>, ServiceError> {
     if p.class.is_some() {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "invalid_window",
             "query `class` is not taken here: the class is in the path",
         ));

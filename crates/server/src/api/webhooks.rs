@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use crate::api::input::path_name;
 use crate::api::wire::ErrorEnvelope;
-use crate::error::ApiError;
+use crate::service::error::{Invalidity, ServiceError};
 use crate::service::{audit, receipts};
 use crate::state::AppState;
 
@@ -34,23 +34,23 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 /// The answer to a webhook the verifier refused.
-fn refusal(e: WebhookError) -> ApiError {
+fn refusal(e: WebhookError) -> ServiceError {
     match e {
-        WebhookError::BadSignature => ApiError::Invalid {
-            status: axum::http::StatusCode::UNAUTHORIZED,
+        WebhookError::BadSignature => ServiceError::Invalid {
+            kind: Invalidity::Unverified,
             code: "bad_signature",
             message: "the webhook signature is missing or does not verify".into(),
             details: Value::Null,
         },
-        other => ApiError::bad_request("invalid_webhook", other.to_string()),
+        other => ServiceError::bad_request("invalid_webhook", other.to_string()),
     }
 }
 
 /// The path names no channel ladder takes receipts for (the text is not
 /// echoed: it is whatever the caller sent).
-fn unknown_channel() -> ApiError {
-    ApiError::Invalid {
-        status: axum::http::StatusCode::NOT_FOUND,
+fn unknown_channel() -> ServiceError {
+    ServiceError::Invalid {
+        kind: Invalidity::Unknown,
         code: "not_found",
         message: "path segment `channel` names no channel that takes webhooks".into(),
         details: Value::Null,
@@ -86,7 +86,7 @@ pub async fn receive(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Received>, ApiError> {
+) -> Result<Json<Received>, ServiceError> {
     let tenant = path_name("tenant", &tenant)?;
     let channel: Channel = channel.parse().map_err(|_| unknown_channel())?;
     let t = {
@@ -98,11 +98,11 @@ pub async fn receive(
             .map_err(StoreError::from)?;
         tenants::find_by_name(&mut conn, tenant).await?
     }
-    .ok_or_else(|| ApiError::not_found("webhook", format!("{channel}/{tenant}")))?;
+    .ok_or_else(|| ServiceError::not_found("webhook", format!("{channel}/{tenant}")))?;
     let verifier = state
         .channels
         .verifier_for(&t.name, channel)
-        .ok_or_else(|| ApiError::not_found("webhook", format!("{channel}/{tenant}")))?;
+        .ok_or_else(|| ServiceError::not_found("webhook", format!("{channel}/{tenant}")))?;
     let headers = header_list(&headers);
     let url = format!("{}{}", state.config.public_url(), uri);
     let request = WebhookRequest {
@@ -116,7 +116,7 @@ pub async fn receive(
             if done.unknown > 0 {
                 // Not an error of the provider's: the hand-over may not be
                 // recorded yet. A non-2xx answer makes it retry.
-                return Err(ApiError::conflict(
+                return Err(ServiceError::conflict(
                     "unknown_reference",
                     format!(
                         "{} receipt(s) name a message not recorded (yet); retry",
@@ -195,12 +195,12 @@ pub async fn receive_deployment(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Received>, ApiError> {
+) -> Result<Json<Received>, ServiceError> {
     let channel: Channel = channel.parse().map_err(|_| unknown_channel())?;
     let verifier = state
         .channels
         .deployment_verifier(channel)
-        .ok_or_else(|| ApiError::not_found("webhook", channel.to_string()))?;
+        .ok_or_else(|| ServiceError::not_found("webhook", channel.to_string()))?;
     let headers = header_list(&headers);
     let url = format!("{}{}", state.config.public_url(), uri);
     let request = WebhookRequest {
@@ -213,7 +213,7 @@ pub async fn receive_deployment(
             .increment(1);
         // No tenant to audit in; past the limit, not even a log line each.
         if let Err(refused) = state.limits.webhook_rejected(peer.ip()) {
-            return ApiError::from(refused);
+            return ServiceError::from(refused);
         }
         tracing::warn!(%channel, error = %e, "deployment webhook refused");
         refusal(e)
@@ -246,7 +246,7 @@ pub async fn receive_deployment(
         }
     }
     if unknown > 0 {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "unknown_reference",
             format!("{unknown} receipt(s) name a message not recorded (yet); retry"),
         ));

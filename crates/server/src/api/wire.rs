@@ -67,6 +67,17 @@ impl DecisionOutcome {
             ladder_core::Outcome::Block => DecisionOutcome::Block,
         }
     }
+
+    /// The status a decision answers with: 202 on its way (or held, or
+    /// with a person), 409 waiting for the sender's confirmation, 422
+    /// blocked. The one place an outcome becomes a status.
+    pub fn http_status(self) -> u16 {
+        match self {
+            DecisionOutcome::Deliver | DecisionOutcome::Hold | DecisionOutcome::Escalate => 202,
+            DecisionOutcome::ConfirmationRequired => 409,
+            DecisionOutcome::Block => 422,
+        }
+    }
 }
 
 /// The answer to `POST /v1/messages` and `POST /v1/messages/{id}/confirm`:

@@ -16,7 +16,7 @@ use ladder_store::audit::{self, merkle, signed};
 use serde::Deserialize;
 
 use super::{ConsoleError, Frame, Operator, Section, ok, when};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::AppState;
 
 /// An audit entry about something, with its inclusion checked.
@@ -60,7 +60,7 @@ impl Verdict {
 async fn opened_checkpoint(
     state: &AppState,
     tenant_id: &str,
-) -> Result<Option<Result<signed::OpenedCheckpoint, String>>, ApiError> {
+) -> Result<Option<Result<signed::OpenedCheckpoint, String>>, ServiceError> {
     let Some(latest) = signed::latest(&state.store, tenant_id).await? else {
         return Ok(None);
     };
@@ -78,7 +78,7 @@ pub async fn check_inclusion(
     tenant_id: &str,
     index: u64,
     kind: String,
-) -> Result<ProofCheck, ApiError> {
+) -> Result<ProofCheck, ServiceError> {
     let verdict = match opened_checkpoint(state, tenant_id).await? {
         None => Verdict::Pending,
         Some(Err(why)) => Verdict::Failed(why),
@@ -97,7 +97,7 @@ async fn inclusion(
     tenant_id: &str,
     index: u64,
     cp: &signed::OpenedCheckpoint,
-) -> Result<Verdict, ApiError> {
+) -> Result<Verdict, ServiceError> {
     let proof = match merkle::inclusion_proof(&state.store, tenant_id, index, cp.size).await {
         Ok(p) => p,
         Err(e) => return Ok(Verdict::Failed(e.to_string())),
@@ -195,7 +195,7 @@ pub async fn show(
     let after = match q.after {
         Some(a) if (0..=size).contains(&a) => a,
         Some(_) => {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_page",
                 format!("query `after` must be a sequence number from 0 to {size}"),
             )

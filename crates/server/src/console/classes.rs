@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::overview::{Panels, WINDOWS, WindowForm, panels, window};
 use super::policy::{DiffLine, marked};
 use super::{ConsoleError, Frame, Operator, Section, fields, name_in_path, ok};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::policy::{self as publication, Direction};
 use crate::service::stats::dashboard;
 use crate::state::AppState;
@@ -59,7 +59,7 @@ async fn proposal(
     state: &AppState,
     tenant_id: &str,
     class: &str,
-) -> Result<(String, Result<String, rollout::RolloutError>), ApiError> {
+) -> Result<(String, Result<String, rollout::RolloutError>), ServiceError> {
     let mut conn = state
         .store
         .pool()
@@ -68,7 +68,7 @@ async fn proposal(
         .map_err(StoreError::from)?;
     let active = policies::active(&mut conn, tenant_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("policy", "active"))?;
+        .ok_or_else(|| ServiceError::not_found("policy", "active"))?;
     let enforced = rollout::enforce(&active.source, class);
     Ok((active.source, enforced))
 }
@@ -92,7 +92,7 @@ pub async fn show(
     drop(conn);
     let class = policy
         .class(&name)
-        .ok_or_else(|| ApiError::not_found("class", name.clone()))?;
+        .ok_or_else(|| ServiceError::not_found("class", name.clone()))?;
     let (label, q) = window(
         if form.window.is_empty() {
             "7d"
@@ -106,7 +106,7 @@ pub async fn show(
         let (source, enforced) = proposal(&state, tenant, &name).await?;
         Some(marked(&publication::diff(
             &source,
-            &enforced.map_err(|e| ApiError::Internal(e.to_string()))?,
+            &enforced.map_err(|e| ServiceError::Internal(e.to_string()))?,
         )))
     } else {
         None
@@ -172,11 +172,11 @@ pub async fn enforce(
     name_in_path(&name, "class")?;
     let tenant = &op.caller.tenant_id;
     let (_, enforced) = proposal(&state, tenant, &name).await?;
-    let text = enforced.map_err(|e| ApiError::conflict("rollout_refused", e.to_string()))?;
+    let text = enforced.map_err(|e| ServiceError::conflict("rollout_refused", e.to_string()))?;
     let mut tx = state.store.begin().await?;
     let current = state.active_policy(&mut tx, tenant).await?;
     if current.revision() != f.revision {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "stale_rollout",
             format!(
                 "the policy is at revision {} now, not {}; review the change again",

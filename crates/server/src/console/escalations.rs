@@ -15,7 +15,7 @@ use ladder_store::ids::MessageId;
 use serde::Deserialize;
 
 use super::{ConsoleError, Frame, Operator, Section, fields, ok, when};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::escalations::{self, Action, QueueKind};
 use crate::state::{AppState, now};
 
@@ -67,7 +67,7 @@ async fn render(
     let filter = match kind {
         "" => None,
         k => Some(QueueKind::from_name(k).ok_or_else(|| {
-            ApiError::bad_request(
+            ServiceError::bad_request(
                 "invalid_filter",
                 "query `kind` must be `escalated` or `held`",
             )
@@ -152,7 +152,7 @@ pub async fn act(
             escalations::extend(&state, &op.caller, &id, now().0 + hours * 3600, &f.reason).await?
         }
         _ => {
-            return Err(ApiError::not_found("queue action", action).into());
+            return Err(ServiceError::not_found("queue action", action).into());
         }
     };
     let what = match done.action {

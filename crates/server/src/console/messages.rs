@@ -238,7 +238,7 @@ pub async fn show(
         .map_err(StoreError::from)?;
     let m = messages::get(&mut conn, tenant, id.as_str())
         .await?
-        .ok_or_else(|| crate::error::ApiError::not_found("message", id.as_str()))?;
+        .ok_or_else(|| crate::service::error::ServiceError::not_found("message", id.as_str()))?;
     let events = messages::events(&mut conn, tenant, &m.id).await?;
     let handed = deliveries::of_message(&mut conn, tenant, &m.id).await?;
     let thread = threads::get(&mut conn, tenant, &m.thread_id).await?;

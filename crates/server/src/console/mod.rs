@@ -33,7 +33,8 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use crate::error::{ApiError, Envelope};
+use crate::error::Envelope;
+use crate::service::error::{Invalidity, ServiceError};
 use crate::state::AppState;
 
 pub use session::Operator;
@@ -224,12 +225,12 @@ pub enum ConsoleError {
     Forged,
     /// The service's answer, shown as a page with the API's status,
     /// code and message.
-    Api(ApiError),
+    Api(ServiceError),
 }
 
 /// Whatever the API would answer with (store, keyring and id errors
 /// included) is shown the same way on a console page.
-impl<E: Into<ApiError>> From<E> for ConsoleError {
+impl<E: Into<ServiceError>> From<E> for ConsoleError {
     fn from(e: E) -> Self {
         ConsoleError::Api(e.into())
     }
@@ -247,8 +248,8 @@ impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
         let e = match self {
             ConsoleError::SignedOut => return Redirect::to("/console/login").into_response(),
-            ConsoleError::Forged => ApiError::Invalid {
-                status: StatusCode::FORBIDDEN,
+            ConsoleError::Forged => ServiceError::Invalid {
+                kind: Invalidity::Forged,
                 code: "csrf",
                 message: "this form is stale or was not sent from the console; reload the page and try again"
                     .into(),
@@ -295,7 +296,7 @@ pub fn ok(t: &impl Template) -> Response {
 }
 
 async fn not_found() -> ConsoleError {
-    ConsoleError::Api(ApiError::not_found("console page", "this address"))
+    ConsoleError::Api(ServiceError::not_found("console page", "this address"))
 }
 
 /// A form's fields, or a 400 naming which form was incomplete and why
@@ -303,9 +304,9 @@ async fn not_found() -> ConsoleError {
 pub fn fields<T>(
     form: Result<axum::extract::Form<T>, axum::extract::rejection::FormRejection>,
     which: &str,
-) -> Result<T, ApiError> {
+) -> Result<T, ServiceError> {
     form.map(|axum::extract::Form(f)| f).map_err(|e| {
-        ApiError::bad_request(
+        ServiceError::bad_request(
             "invalid_form",
             format!("the {which} form is incomplete: {e}"),
         )
@@ -313,11 +314,11 @@ pub fn fields<T>(
 }
 
 /// A class or override name in the address: the API's own name check.
-pub fn name_in_path(name: &str, what: &str) -> Result<(), ApiError> {
+pub fn name_in_path(name: &str, what: &str) -> Result<(), ServiceError> {
     if crate::service::send::valid_name(name) {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
+        Err(ServiceError::bad_request(
             "invalid_name",
             format!(
                 "the {what} in the address must be 1-128 letters, digits, `-`, `_`, `.` or `:`"

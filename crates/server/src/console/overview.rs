@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::chart::{self, Series};
 use super::{ConsoleError, Frame, Operator, Section, ok, when};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::stats::{Bucket, Dashboard, StatsQuery, dashboard};
 use crate::state::{AppState, now};
 
@@ -36,14 +36,14 @@ pub struct WindowForm {
 
 /// The stats query for a window name (default the last 24 h), for one
 /// class or all.
-pub fn window(name: &str, class: Option<&str>) -> Result<(&'static str, StatsQuery), ApiError> {
+pub fn window(name: &str, class: Option<&str>) -> Result<(&'static str, StatsQuery), ServiceError> {
     let name = if name.is_empty() { "24h" } else { name };
     let (label, span, bucket) = WINDOWS
         .iter()
         .find(|(n, _, _)| *n == name)
         .copied()
         .ok_or_else(|| {
-            ApiError::bad_request(
+            ServiceError::bad_request(
                 "invalid_window",
                 "query `window` must be one of 1h, 24h, 7d, 30d",
             )

@@ -9,7 +9,7 @@ use ladder_store::{StoreError, policies};
 use serde::Deserialize;
 
 use super::{ConsoleError, Frame, Operator, Section, ok, when};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::policy::diff;
 use crate::state::AppState;
 
@@ -95,7 +95,7 @@ pub async fn show(
             .await?
             .map(|p| p.policy.source)
             .ok_or_else(|| {
-                ApiError::bad_request(
+                ServiceError::bad_request(
                     "invalid_revision",
                     format!("query `{name}`: no published revision {rev}"),
                 )

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::messages::{Row, row};
 use super::{ConsoleError, Frame, Operator, Section, ok, when};
 use crate::api::lists::{RecipientQuery, find_recipients};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::load_recipient;
 use crate::state::{AppState, now};
 
@@ -205,7 +205,7 @@ pub async fn show(
         let mut drops = Vec::new();
         for e in recorded.iter().rev().take(3) {
             let d: DropDetails = serde_json::from_value(e.details.clone()).map_err(|err| {
-                ApiError::Internal(format!("audit entry {} is not a thread drop: {err}", e.seq))
+                ServiceError::Internal(format!("audit entry {} is not a thread drop: {err}", e.seq))
             })?;
             drops.push(format!(
                 "{}: {} → {} ({})",

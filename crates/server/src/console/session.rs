@@ -28,8 +28,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ConsoleError, page};
-use crate::error::ApiError;
 use crate::service::audit;
+use crate::service::error::ServiceError;
 use crate::state::{AppState, now};
 
 /// A signed-in operator: the admin key's caller, the tenant's name, and
@@ -87,7 +87,7 @@ fn lifetime(state: &AppState) -> Lifetime {
     }
 }
 
-fn csrf_for(state: &AppState, tenant_id: &str, token: &str) -> Result<String, ApiError> {
+fn csrf_for(state: &AppState, tenant_id: &str, token: &str) -> Result<String, ServiceError> {
     state.keyed_token(
         tenant_id,
         &format!("console csrf\0{}", ids::token_hash(token)),
@@ -181,7 +181,7 @@ pub async fn sign_in(
                 "console sign-in refused: not a live admin key"
             );
             if let Err(r) = state.limits.sign_in_failed(peer.ip()) {
-                return Err(ApiError::from(r).into());
+                return Err(ServiceError::from(r).into());
             }
             return Ok(refuse(
                 StatusCode::UNAUTHORIZED,

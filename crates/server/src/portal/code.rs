@@ -15,7 +15,7 @@ use serde_json::json;
 use super::flow::*;
 use super::pages::{self, FormNote, Look, SentTo};
 use super::{ACTOR, ms, secrets};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::{audit, stats};
 use crate::state::{AppState, now_ms};
 
@@ -40,7 +40,7 @@ async fn submit_code_inner(
     headers: &HeaderMap,
     body: &[u8],
     look: &mut Look,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     if let Some(page) = limited(
         state,
         look,

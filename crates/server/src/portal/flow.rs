@@ -24,16 +24,16 @@ use serde_json::json;
 
 use super::pages::{self, FormNote, Look, SentTo};
 use super::{ACTOR, mask, ms, notify, secrets};
-use crate::error::ApiError;
 use crate::service::devices::open_contact;
+use crate::service::error::ServiceError;
 use crate::service::{audit, stats};
 use crate::state::{AppState, now_ms};
 
-pub(super) fn done(look: &Look, result: Result<Response, ApiError>) -> Response {
+pub(super) fn done(look: &Look, result: Result<Response, ServiceError>) -> Response {
     result.unwrap_or_else(|e| pages::failure(look, &e))
 }
 
-pub(super) async fn commit(tx: Tx) -> Result<(), ApiError> {
+pub(super) async fn commit(tx: Tx) -> Result<(), ServiceError> {
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
@@ -63,7 +63,7 @@ pub(super) async fn usable(
     page: &'static str,
     look: &mut Look,
     headers: &HeaderMap,
-) -> Result<Result<Usable, Response>, ApiError> {
+) -> Result<Result<Usable, Response>, ServiceError> {
     let Some(hash) = secrets::hash_if_token(token) else {
         event("unknown_link");
         return Ok(Err(pages::expired(look)));
@@ -138,7 +138,7 @@ pub(super) async fn refuse(
     link: &Link,
     reason: &'static str,
     page: &'static str,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     audit::record(
         tx,
         state,
@@ -160,7 +160,7 @@ pub(super) async fn live_session(
     headers: &HeaderMap,
     link: &Link,
     now: i64,
-) -> Result<Option<Session>, ApiError> {
+) -> Result<Option<Session>, ServiceError> {
     let Some(token) = secrets::session_token(state, headers) else {
         return Ok(None);
     };
@@ -178,14 +178,16 @@ pub(super) async fn second_factor(
     tx: &mut Tx,
     link: &Link,
     message: &Message,
-) -> Result<Option<Factor>, ApiError> {
+) -> Result<Option<Factor>, ServiceError> {
     let recipient = recipients::get(tx, &link.tenant_id, &link.recipient_id)
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("recipient of link {} is missing", link.id)))?;
+        .ok_or_else(|| {
+            ServiceError::Internal(format!("recipient of link {} is missing", link.id))
+        })?;
     let fixed = match link.second_factor.as_deref() {
         None => None,
         Some(name) => Some(SecondFactor::from_name(name).ok_or_else(|| {
-            ApiError::Internal(format!("link {} has an unknown second factor", link.id))
+            ServiceError::Internal(format!("link {} has an unknown second factor", link.id))
         })?),
     };
     notify::factor_for(
@@ -194,7 +196,7 @@ pub(super) async fn second_factor(
         recipient.has_phone,
         recipient.has_email,
     )
-    .map(|f| -> Result<Factor, ApiError> {
+    .map(|f| -> Result<Factor, ServiceError> {
         Ok(match f {
             SecondFactor::Sms | SecondFactor::Email => {
                 let contact = open_contact(state, &link.tenant_id, &recipient)?;
@@ -225,7 +227,7 @@ pub(super) async fn display_name(
     state: &AppState,
     tx: &mut Tx,
     tenant_id: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, ServiceError> {
     match state.active_policy(tx, tenant_id).await {
         Ok(policy) => Ok(policy.display_name().to_string()),
         Err(_) => Ok(tenants::get(tx, tenant_id)
@@ -258,7 +260,7 @@ async fn open_inner(
     token: &str,
     headers: &HeaderMap,
     look: &mut Look,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let now = now_ms();
     let mut tx = state.store.begin().await?;
     let Usable { link, message, .. } =
@@ -306,7 +308,7 @@ pub(super) async fn limited(
     token: &str,
     peer: std::net::IpAddr,
     surface: crate::limits::Surface,
-) -> Result<Option<Response>, ApiError> {
+) -> Result<Option<Response>, ServiceError> {
     let hash = secrets::hash_if_token(token);
     let checked = match surface {
         crate::limits::Surface::PortalCodeAttempt => {
@@ -360,7 +362,7 @@ async fn request_code_inner(
     headers: &HeaderMap,
     body: &[u8],
     look: &mut Look,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     if let Some(page) = limited(
         state,
         look,
@@ -488,7 +490,7 @@ async fn open_without_code(
     token: &str,
     now: i64,
     look: &Look,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let session_token = new_session(state, &mut tx, link, now).await?;
     stats::record(&mut tx, &link.tenant_id, Metric::PortalOpen, class).await?;
     audit::record(
@@ -516,7 +518,7 @@ pub(super) async fn new_session(
     tx: &mut Tx,
     link: &Link,
     now: i64,
-) -> Result<String, ApiError> {
+) -> Result<String, ServiceError> {
     let session_token = portal::new_token()?;
     portal::insert_session(
         tx,
@@ -543,7 +545,7 @@ async fn code_not_sent(
     sent_at: i64,
     channel: ladder_core::Channel,
     reason: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let mut tx = state.store.begin().await?;
     let current =
         portal::link_for_update(&mut tx, state.store.dialect(), &sent.tenant_id, &sent.id).await?;

@@ -23,7 +23,7 @@ use ladder_store::{Tx, recipients};
 use sha2::{Digest, Sha256};
 
 use super::locale::{self, Arg, Lang};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::AppState;
 
 /// For responses that are not pages (the stylesheet, a download) and
@@ -71,7 +71,7 @@ impl Look {
         tx: &mut Tx,
         headers: &HeaderMap,
         link: &Link,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         let recipient = recipients::get(tx, &link.tenant_id, &link.recipient_id).await?;
         if let Some(r) = &recipient {
             self.lang = locale::negotiate(r.language.as_deref(), headers);

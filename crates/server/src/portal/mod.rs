@@ -49,8 +49,8 @@ use ladder_store::messages::Message;
 use ladder_store::{StoreError, portal};
 use serde_json::json;
 
-use crate::error::ApiError;
 use crate::service::audit;
+use crate::service::error::ServiceError;
 use crate::state::AppState;
 
 /// Who portal audit entries name: the link holder, acting on the portal.
@@ -168,7 +168,7 @@ pub async fn link_for(
     message: &Message,
     step: &str,
     handed_over_ms: i64,
-) -> Result<(String, String), ApiError> {
+) -> Result<(String, String), ServiceError> {
     let cfg = &state.config.portal;
     let base = state.config.public_url().trim_end_matches('/').to_string();
     // A notice for another container (a push wake-up for the in-app
@@ -243,7 +243,7 @@ pub async fn link_for(
 /// with HMAC-SHA256 under the tenant's keyring secret over (message, step)
 /// — the tenant is the key's — as URL-safe base64. The same on every
 /// retry; unguessable without the keyring; stored only as its SHA-256.
-fn link_token(state: &AppState, message: &Message, step: &str) -> Result<String, ApiError> {
+fn link_token(state: &AppState, message: &Message, step: &str) -> Result<String, ServiceError> {
     use base64::Engine;
     let secret = state.keyring.derive(
         &message.tenant_id,

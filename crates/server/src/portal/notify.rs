@@ -12,8 +12,8 @@ use ladder_core::step_up::{CodeChannels, second_factor};
 use ladder_core::{AssuranceLevel, Channel, SecondFactor, StepUp};
 use ladder_store::messages::Message;
 
-use crate::error::ApiError;
 use crate::service::deliver::{destination, tenant_name};
+use crate::service::error::ServiceError;
 use crate::state::AppState;
 
 /// The second factor a link's recipient gets: the one fixed on the link
@@ -61,7 +61,7 @@ pub(super) async fn send_code(
     idempotency_key: String,
     text: String,
     expires_at: i64,
-) -> Result<Result<(), String>, ApiError> {
+) -> Result<Result<(), String>, ServiceError> {
     let tenant = tenant_name(state, &message.tenant_id).await?;
     let to = destination(state, message).await?;
     let Some(adapter) = state.channels.for_tenant(&tenant, channel) else {

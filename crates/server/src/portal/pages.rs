@@ -10,7 +10,7 @@ use axum::response::Response;
 use super::layout::page;
 pub(super) use super::layout::{Look, escape};
 use super::locale::Arg;
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 
 /// A page of paragraphs (text, escaped here) and, optionally, one action
 /// link (`(href, label)`) shown as a button.
@@ -392,9 +392,9 @@ pub(super) async fn method_not_allowed(headers: HeaderMap) -> Response {
 
 /// The page for a failure inside the portal: logged with its detail (which
 /// never holds content), shown without it.
-pub(super) fn failure(look: &Look, e: &ApiError) -> Response {
+pub(super) fn failure(look: &Look, e: &ServiceError) -> Response {
     match e {
-        ApiError::Contention => {
+        ServiceError::Contention => {
             let p = [look.t("busy-body")];
             simple(
                 look,

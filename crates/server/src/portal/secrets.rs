@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use ladder_store::portal;
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::AppState;
 
 /// The session cookie's name. `__Host-` binds it to this exact origin
@@ -82,7 +82,7 @@ pub(super) fn code_hash(
     tenant_id: &str,
     link_id: &str,
     code: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, ServiceError> {
     Ok(state
         .keyring
         .pseudonym(tenant_id, &format!("portal code\0{link_id}\0{code}"))?)
@@ -93,7 +93,7 @@ pub(super) fn link_csrf(
     state: &AppState,
     tenant_id: &str,
     link_id: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, ServiceError> {
     state.keyed_token(tenant_id, &format!("portal csrf link\0{link_id}"))
 }
 
@@ -102,7 +102,7 @@ pub(super) fn session_csrf(
     state: &AppState,
     tenant_id: &str,
     session_hash: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, ServiceError> {
     state.keyed_token(tenant_id, &format!("portal csrf session\0{session_hash}"))
 }
 

@@ -6,7 +6,7 @@
 
 use super::pages::{self, Look, MessageView};
 use super::{ACTOR, secrets};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::{audit, open_payload};
 use crate::state::{AppState, now_ms};
 use axum::body::Bytes;
@@ -40,7 +40,7 @@ async fn show_message_inner(
     token: &str,
     headers: &HeaderMap,
     look: &mut Look,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let now = now_ms();
     let (mut tx, usable, session) =
         match in_session(state, token, now, "message", look, headers).await? {
@@ -110,7 +110,7 @@ async fn show_message_inner(
 /// last delivered message travelled at), never above the level this
 /// message travelled at, and never above what the portal itself is — a
 /// page the server, and so the sender, can read.
-async fn honest_label(tx: &mut Tx, message: &Message) -> Result<AssuranceLevel, ApiError> {
+async fn honest_label(tx: &mut Tx, message: &Message) -> Result<AssuranceLevel, ServiceError> {
     let route = message
         .decision
         .outcome
@@ -145,7 +145,7 @@ async fn download_inner(
     token: &str,
     headers: &HeaderMap,
     look: &mut Look,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let now = now_ms();
     let (mut tx, usable, session) =
         match in_session(state, token, now, "download", look, headers).await? {
@@ -224,7 +224,7 @@ async fn in_session(
     page: &'static str,
     look: &mut Look,
     headers: &HeaderMap,
-) -> Result<Result<(Tx, Usable, Session), Response>, ApiError> {
+) -> Result<Result<(Tx, Usable, Session), Response>, ServiceError> {
     let mut tx = state.store.begin().await?;
     let usable = match usable(state, &mut tx, token, now, page, look, headers).await? {
         Ok(u) => u,
@@ -251,7 +251,7 @@ async fn mark_read(
     tx: &mut Tx,
     message: &Message,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let Some(mut m) =
         messages::get_for_update(tx, state.store.dialect(), &message.tenant_id, &message.id)
             .await?
@@ -301,7 +301,7 @@ async fn end_session_inner(
     headers: &HeaderMap,
     body: &[u8],
     look: &mut Look,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let now = now_ms();
     let Some(hash) = secrets::hash_if_token(token) else {
         return Ok(pages::expired(look));

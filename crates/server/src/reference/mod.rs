@@ -26,7 +26,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use pulldown_cmark::{Event, Parser};
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::AppState;
 use view::Reference;
 
@@ -58,13 +58,13 @@ pub fn render(document: &serde_json::Value) -> Result<String, askama::Error> {
 /// The API reference: the OpenAPI document rendered as one page.
 #[utoipa::path(get, path = "/v1/docs", tag = "operations", operation_id = "reference",
     responses((status = 200, description = "The page.", body = String, content_type = "text/html")))]
-pub(crate) async fn page() -> Result<Response, ApiError> {
+pub(crate) async fn page() -> Result<Response, ServiceError> {
     static PAGE: OnceLock<String> = OnceLock::new();
     let html = match PAGE.get() {
         Some(html) => html,
         None => {
             let html = render(&crate::openapi::document_json())
-                .map_err(|e| ApiError::Internal(format!("the reference page: {e}")))?;
+                .map_err(|e| ServiceError::Internal(format!("the reference page: {e}")))?;
             PAGE.get_or_init(|| html)
         }
     };

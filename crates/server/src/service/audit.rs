@@ -8,7 +8,7 @@ use ladder_store::Tx;
 use ladder_store::audit::{self, AuditEvent};
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::{AppState, now};
 
 pub async fn record(
@@ -19,7 +19,7 @@ pub async fn record(
     kind: &str,
     subject: Option<&str>,
     details: Value,
-) -> Result<u64, ApiError> {
+) -> Result<u64, ServiceError> {
     let event = AuditEvent {
         kind: kind.to_string(),
         actor: actor.to_string(),

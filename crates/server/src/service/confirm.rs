@@ -11,7 +11,7 @@ use ladder_store::stats::Metric;
 use ladder_store::{StoreError, ids, threads};
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::send::{Answer, audit_decision, floor_after, load_inputs, settle};
 use crate::service::{audit, keys, stats};
 use crate::state::{AppState, now};
@@ -24,16 +24,16 @@ pub async fn confirm(
     actor: &str,
     message_id: &str,
     token: &str,
-) -> Result<Answer, ApiError> {
+) -> Result<Answer, ServiceError> {
     let mut tx = state.store.begin().await?;
     // Locked: two confirmations racing apply in turn, and the second finds
     // the token spent.
     let mut message =
         messages::get_for_update(&mut tx, state.store.dialect(), tenant_id, message_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("message", message_id))?;
+            .ok_or_else(|| ServiceError::not_found("message", message_id))?;
     let Outcome::ConfirmationRequired { route, .. } = &message.decision.outcome else {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "not_awaiting_confirmation",
             format!(
                 "message `{message_id}` is `{}`, not awaiting confirmation",
@@ -43,7 +43,7 @@ pub async fn confirm(
     };
     let expected = message.confirmation_hash.clone().unwrap_or_default();
     if message.status != Status::AwaitingConfirmation || expected.is_empty() {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "not_awaiting_confirmation",
             format!(
                 "message `{message_id}` is `{}`, not awaiting confirmation",
@@ -65,7 +65,7 @@ pub async fn confirm(
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "bad_confirmation_token",
             format!("the confirmation token is not the one issued for message `{message_id}`"),
         ));
@@ -83,7 +83,7 @@ pub async fn confirm(
         &message.thread_id,
     )
     .await?
-    .ok_or_else(|| ApiError::Internal(format!("thread of message {message_id} is missing")))?;
+    .ok_or_else(|| ServiceError::Internal(format!("thread of message {message_id} is missing")))?;
     let meta = MessageMeta {
         id: message.id.clone(),
         class: message.class.clone(),
@@ -96,7 +96,7 @@ pub async fn confirm(
         &thread.floor,
         &message.failed,
     )?
-    .ok_or_else(|| ApiError::Internal(format!("no decision settles for {message_id}")))?;
+    .ok_or_else(|| ServiceError::Internal(format!("no decision settles for {message_id}")))?;
     crate::service::send::count_decision(&decision);
     let mut settled = settle(state, &message.id, &thread, &decision)?;
     audit::record(

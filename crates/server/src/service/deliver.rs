@@ -42,8 +42,8 @@ use ladder_store::outbox::{self, Kind, Work};
 use ladder_store::{StoreError, Tx, deliveries, recipients, threads};
 use serde_json::json;
 
-use crate::error::ApiError;
 use crate::service::devices::open_contact;
+use crate::service::error::ServiceError;
 use crate::service::handover::{begin_handover, idempotency_key, notice_text};
 use crate::service::redecide::{Trigger, decide_after_failures, redecide};
 use crate::service::send::load_inputs;
@@ -66,7 +66,7 @@ enum Attempt {
 }
 
 /// Runs one claimed work item to its next resting state.
-pub async fn run(state: &AppState, work: &Work) -> Result<(), ApiError> {
+pub async fn run(state: &AppState, work: &Work) -> Result<(), ServiceError> {
     let message = {
         let mut conn = state.store.read().await?;
         messages::get(&mut conn, &work.tenant_id, &work.message_id).await?
@@ -91,14 +91,14 @@ pub async fn run(state: &AppState, work: &Work) -> Result<(), ApiError> {
 }
 
 /// Marks the work done: nothing (more) to do for it.
-pub(crate) async fn finish(state: &AppState, work: &Work) -> Result<(), ApiError> {
+pub(crate) async fn finish(state: &AppState, work: &Work) -> Result<(), ServiceError> {
     let (id, node) = (work.id.clone(), state.node.clone());
     state
         .commit
         .run(move |tx| {
             Box::pin(async move {
                 outbox::complete(tx, &id, &node, now_ms()).await?;
-                Ok::<(), ApiError>(())
+                Ok::<(), ServiceError>(())
             })
         })
         .await
@@ -124,7 +124,7 @@ async fn still_qualifies(
     state: &AppState,
     message: &Message,
     route: &Route,
-) -> Result<bool, ApiError> {
+) -> Result<bool, ServiceError> {
     // One snapshot of committed state, read beside the writer.
     let mut tx = state.store.begin_read().await?;
     let inputs = load_inputs(&mut tx, state, &message.tenant_id, &message.recipient_id).await?;
@@ -169,7 +169,7 @@ async fn still_qualifies(
     Ok(matches!(fresh.map(|d| d.outcome), Some(Outcome::Deliver { route: r }) if same(&r)))
 }
 
-async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), ApiError> {
+async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), ServiceError> {
     let route = match (&message.status, &message.decision.outcome) {
         (Status::Queued, Outcome::Deliver { route }) => route.clone(),
         // Superseded (re-decided, confirmed elsewhere, revoked): nothing to do.
@@ -283,7 +283,7 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
                     .run(move |tx| {
                         Box::pin(async move {
                             outbox::retry(tx, &id, &node, attempts, due, &code).await?;
-                            Ok::<(), ApiError>(())
+                            Ok::<(), ServiceError>(())
                         })
                     })
                     .await
@@ -300,7 +300,7 @@ async fn deliver(state: &AppState, work: &Work, message: Message) -> Result<(), 
 }
 
 /// The tenant's name: per-tenant provider accounts are configured by name.
-pub(crate) async fn tenant_name(state: &AppState, tenant_id: &str) -> Result<String, ApiError> {
+pub(crate) async fn tenant_name(state: &AppState, tenant_id: &str) -> Result<String, ServiceError> {
     let mut conn = state.store.read().await?;
     Ok(ladder_store::tenants::get(&mut conn, tenant_id)
         .await?
@@ -313,12 +313,14 @@ pub(crate) async fn tenant_name(state: &AppState, tenant_id: &str) -> Result<Str
 pub(crate) async fn destination(
     state: &AppState,
     message: &Message,
-) -> Result<Destination, ApiError> {
+) -> Result<Destination, ServiceError> {
     let (recipient, devices) = {
         let mut conn = state.store.read().await?;
         let r = recipients::get(&mut conn, &message.tenant_id, &message.recipient_id)
             .await?
-            .ok_or_else(|| ApiError::Internal(format!("recipient of {} is missing", message.id)))?;
+            .ok_or_else(|| {
+                ServiceError::Internal(format!("recipient of {} is missing", message.id))
+            })?;
         let d =
             recipients::devices_of(&mut conn, &message.tenant_id, &message.recipient_id).await?;
         (r, d)
@@ -366,7 +368,7 @@ pub fn backoff(config: &crate::config::DeliveryConfig, attempts: i64) -> i64 {
 async fn open_payload(
     state: &AppState,
     message: &Message,
-) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ApiError> {
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ServiceError> {
     let stored = {
         let mut conn = state.store.read().await?;
         messages::payload(&mut conn, &message.tenant_id, &message.id).await?
@@ -386,7 +388,7 @@ async fn record_attempts(
     work: &Work,
     results: &[(Channel, Attempt)],
     resumed: &[Channel],
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let attempt = RecordedAttempt {
         state: state.clone(),
         message: message.clone(),
@@ -414,7 +416,7 @@ struct RecordedAttempt {
 }
 
 impl RecordedAttempt {
-    async fn record(&self, tx: &mut Tx) -> Result<(), ApiError> {
+    async fn record(&self, tx: &mut Tx) -> Result<(), ServiceError> {
         let RecordedAttempt {
             state,
             message,
@@ -511,7 +513,7 @@ pub(crate) async fn lock_unchanged(
     tx: &mut Tx,
     state: &AppState,
     message: &Message,
-) -> Result<Option<Message>, ApiError> {
+) -> Result<Option<Message>, ServiceError> {
     let current =
         messages::get_for_update(tx, state.store.dialect(), &message.tenant_id, &message.id)
             .await?;
@@ -524,7 +526,7 @@ pub(crate) async fn complete_and_commit(
     mut tx: Tx,
     state: &AppState,
     work: &Work,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     if outbox::complete(&mut tx, &work.id, &state.node, now_ms()).await? {
         tx.commit().await.map_err(StoreError::from)?;
     } else {
@@ -538,7 +540,7 @@ async fn delivered(
     work: &Work,
     message: &Message,
     route: &Route,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let (s, w, m, r) = (state.clone(), work.clone(), message.clone(), route.clone());
     let sent = state
         .commit
@@ -553,7 +555,7 @@ async fn delivered(
 
 /// Marks `work` done inside `tx`; `false` when its lease was lost (another
 /// worker owns it now), and nothing may be written for it.
-async fn complete_in(tx: &mut Tx, state: &AppState, work: &Work) -> Result<bool, ApiError> {
+async fn complete_in(tx: &mut Tx, state: &AppState, work: &Work) -> Result<bool, ServiceError> {
     let owned = outbox::complete(tx, &work.id, &state.node, now_ms()).await?;
     if !owned {
         tracing::warn!(work = %work.id, "lease lost before bookkeeping; leaving it to the new owner");
@@ -568,7 +570,7 @@ async fn delivered_in(
     work: &Work,
     message: &Message,
     route: &Route,
-) -> Result<bool, ApiError> {
+) -> Result<bool, ServiceError> {
     let unchanged = lock_unchanged(tx, state, message).await?;
     if !complete_in(tx, state, work).await? {
         return Ok(false);
@@ -644,7 +646,7 @@ pub(crate) async fn fail_for_good(
     work: &Work,
     message: &Message,
     code: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let (s, w, m, c) = (
         state.clone(),
         work.clone(),
@@ -669,7 +671,7 @@ async fn fail_for_good_in(
     work: &Work,
     message: &Message,
     code: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, ServiceError> {
     let unchanged = lock_unchanged(tx, state, message).await?;
     if !complete_in(tx, state, work).await? {
         return Ok(false);

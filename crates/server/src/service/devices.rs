@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::views::{DeviceView, RecipientView, ThreadView};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::send::load_inputs;
 use crate::service::{audit, contact_aad, load_recipient, stats};
 use crate::state::{AppState, now};
@@ -65,21 +65,21 @@ pub(crate) fn open_contact(
     state: &AppState,
     tenant_id: &str,
     recipient: &Recipient,
-) -> Result<Contact, ApiError> {
+) -> Result<Contact, ServiceError> {
     let (key, sealed) = unwrap_contact(state, tenant_id, &recipient.contact_sealed)?;
     let ciphertext =
-        hex::decode(&sealed.ciphertext).map_err(|e| ApiError::Internal(e.to_string()))?;
+        hex::decode(&sealed.ciphertext).map_err(|e| ServiceError::Internal(e.to_string()))?;
     let plain =
         sealed::open(&key, &contact_aad(tenant_id, &recipient.id), &ciphertext).map_err(|e| {
-            ApiError::Internal(format!("contact of {} does not open: {e}", recipient.id))
+            ServiceError::Internal(format!("contact of {} does not open: {e}", recipient.id))
         })?;
-    serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))
+    serde_json::from_slice(&plain).map_err(|e| ServiceError::Internal(e.to_string()))
 }
 
-fn check_address(field: &str, value: &str, ok: impl Fn(&str) -> bool) -> Result<(), ApiError> {
+fn check_address(field: &str, value: &str, ok: impl Fn(&str) -> bool) -> Result<(), ServiceError> {
     if value.len() > 254 || value.chars().any(char::is_control) || !ok(value) {
         // The value itself is an address: never echoed.
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_address",
             format!("field `{field}` is not a valid address"),
         ));
@@ -95,11 +95,11 @@ fn checked(
     check: impl Fn(&str) -> Option<String>,
     code: &'static str,
     must_be: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, ServiceError> {
     value
         .map(|v| {
             check(v).ok_or_else(|| {
-                ApiError::invalid(
+                ServiceError::invalid(
                     code,
                     format!(
                         "field `{field}` must be {must_be}, not `{}`",
@@ -118,11 +118,11 @@ pub async fn register(
     tenant_id: &str,
     actor: &str,
     req: NewRecipient,
-) -> Result<(u16, Recipient), ApiError> {
+) -> Result<(u16, Recipient), ServiceError> {
     let mut tries = 0;
     loop {
         match register_once(state, tenant_id, actor, &req).await {
-            Err(ApiError::Contention) if tries < 3 => tries += 1,
+            Err(ServiceError::Contention) if tries < 3 => tries += 1,
             other => return other,
         }
     }
@@ -133,10 +133,10 @@ async fn register_once(
     tenant_id: &str,
     actor: &str,
     req: &NewRecipient,
-) -> Result<(u16, Recipient), ApiError> {
+) -> Result<(u16, Recipient), ServiceError> {
     let ext = req.external_id.trim();
     if ext.is_empty() || ext.len() > 128 || ext.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_external_id",
             "field `external_id` must be 1-128 characters, none of them a control character",
         ));
@@ -180,17 +180,17 @@ async fn register_once(
         email: req.email.clone(),
         phone: req.phone.clone(),
     };
-    let plain = serde_json::to_vec(&contact).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let key = sealed::DataKey::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let plain = serde_json::to_vec(&contact).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let key = sealed::DataKey::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
     let ciphertext = sealed::seal(&key, &contact_aad(tenant_id, &id), &plain)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
     let wrapped = state.keyring.wrap(tenant_id, &key)?;
     let blob = serde_json::to_vec(&SealedContact {
         kek_id: wrapped.kek_id,
         wrapped: hex::encode(wrapped.bytes),
         ciphertext: hex::encode(ciphertext),
     })
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    .map_err(|e| ServiceError::Internal(e.to_string()))?;
     // The pseudonym keys on the sender's id, not an address: stable when
     // an address changes, meaningless without the tenant's keyring.
     let pseudonym = state
@@ -228,10 +228,10 @@ pub fn unwrap_contact(
     state: &AppState,
     tenant_id: &str,
     blob: &[u8],
-) -> Result<(sealed::DataKey, SealedContact), ApiError> {
+) -> Result<(sealed::DataKey, SealedContact), ServiceError> {
     let c: SealedContact =
-        serde_json::from_slice(blob).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let bytes = hex::decode(&c.wrapped).map_err(|e| ApiError::Internal(e.to_string()))?;
+        serde_json::from_slice(blob).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let bytes = hex::decode(&c.wrapped).map_err(|e| ServiceError::Internal(e.to_string()))?;
     let key = state.keyring.unwrap(
         tenant_id,
         &WrappedKey {
@@ -268,12 +268,12 @@ pub struct NewPush {
     pub token: String,
 }
 
-fn key32(field: &str, hex_text: &str) -> Result<[u8; 32], ApiError> {
+fn key32(field: &str, hex_text: &str) -> Result<[u8; 32], ServiceError> {
     hex::decode(hex_text)
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
         .ok_or_else(|| {
-            ApiError::invalid(
+            ServiceError::invalid(
                 "invalid_key",
                 format!("field `{field}` must be 32 bytes, hex-encoded (64 characters)"),
             )
@@ -286,10 +286,10 @@ pub async fn enrol(
     actor: &str,
     recipient_id: &str,
     req: NewDevice,
-) -> Result<Device, ApiError> {
+) -> Result<Device, ServiceError> {
     let identity_key = key32("identity_key", &req.identity_key)?;
     if ed25519_dalek::VerifyingKey::from_bytes(&identity_key).is_err() {
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_key",
             "field `identity_key` is not a valid Ed25519 public key",
         ));
@@ -299,7 +299,7 @@ pub async fn enrol(
             || p.token.len() > 4096
             || !p.token.chars().all(|c| c.is_ascii_graphic()))
     {
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_push_token",
             "field `push.token` must be 1-4096 printable characters",
         ));
@@ -312,7 +312,7 @@ pub async fn enrol(
     let mut tx = state.store.begin().await?;
     let recipient = recipients::get(&mut tx, tenant_id, recipient_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("recipient", recipient_id))?;
+        .ok_or_else(|| ServiceError::not_found("recipient", recipient_id))?;
     let id = ids::new_id("dev");
     let device = Device {
         id: id.clone(),
@@ -351,12 +351,12 @@ pub async fn revoke(
     tenant_id: &str,
     actor: &str,
     device_id: &str,
-) -> Result<Device, ApiError> {
+) -> Result<Device, ServiceError> {
     let mut tx = state.store.begin().await?;
     let dialect = state.store.dialect();
     let mut device = recipients::get_device_for_update(&mut tx, dialect, tenant_id, device_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("device", device_id))?;
+        .ok_or_else(|| ServiceError::not_found("device", device_id))?;
     if device.evidence.revoked_at.is_some() {
         return Ok(device);
     }
@@ -417,13 +417,13 @@ pub async fn challenge(
     state: &AppState,
     tenant_id: &str,
     device_id: &str,
-) -> Result<Challenge, ApiError> {
+) -> Result<Challenge, ServiceError> {
     let mut tx = state.store.begin().await?;
     let device = recipients::get_device(&mut tx, tenant_id, device_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("device", device_id))?;
+        .ok_or_else(|| ServiceError::not_found("device", device_id))?;
     if device.evidence.is_revoked() {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "device_revoked",
             format!("device `{device_id}` is revoked; enrol it again"),
         ));
@@ -463,7 +463,7 @@ pub async fn handshake(
     actor: &str,
     device_id: &str,
     signed: SignedReport,
-) -> Result<HandshakeResult, ApiError> {
+) -> Result<HandshakeResult, ServiceError> {
     let mut tx = state.store.begin().await?;
     let dialect = state.store.dialect();
     let device = recipients::get_device_for_update(&mut tx, dialect, tenant_id, device_id).await?;
@@ -512,14 +512,16 @@ pub async fn handshake(
             if device.is_none() {
                 // Unknown here, whether it never existed or is another
                 // tenant's: the same 404 either way.
-                return Err(ApiError::not_found("device", device_id));
+                return Err(ServiceError::not_found("device", device_id));
             }
-            return Err(ApiError::invalid("handshake_rejected", message)
+            return Err(ServiceError::invalid("handshake_rejected", message)
                 .with_details(json!({ "reason": code })));
         }
     };
     let Some(mut device) = device else {
-        return Err(ApiError::Internal("verified a report for no device".into()));
+        return Err(ServiceError::Internal(
+            "verified a report for no device".into(),
+        ));
     };
     verified.apply(&mut device.evidence);
     recipients::update_device(&mut tx, &device).await?;
@@ -556,7 +558,7 @@ async fn elevate_threads(
     tenant_id: &str,
     actor: &str,
     recipient_id: &str,
-) -> Result<Vec<serde_json::Value>, ApiError> {
+) -> Result<Vec<serde_json::Value>, ServiceError> {
     let inputs = load_inputs(tx, state, tenant_id, recipient_id).await?;
     let all = inputs.all_overrides();
     let mut out = Vec::new();
@@ -600,7 +602,7 @@ pub async fn recipient_view(
     state: &AppState,
     tenant_id: &str,
     recipient_id: &str,
-) -> Result<RecipientView, ApiError> {
+) -> Result<RecipientView, ServiceError> {
     let mut conn = state
         .store
         .pool()

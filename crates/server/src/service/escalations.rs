@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::auth::actor;
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::send::{Inputs, audit_decision, count_decision, floor_after, load_inputs};
 use crate::service::{audit, keys};
 use crate::state::{AppState, now, now_ms};
@@ -142,13 +142,13 @@ pub struct ActionOutcome {
 
 /// A reason as an action needs it: 1 to [`MAX_REASON_CHARS`] characters,
 /// none of them a control character, not only blanks.
-pub fn check_reason(reason: &str) -> Result<&str, ApiError> {
+pub fn check_reason(reason: &str) -> Result<&str, ServiceError> {
     let trimmed = reason.trim();
     if trimmed.is_empty()
         || reason.chars().count() > MAX_REASON_CHARS
         || reason.chars().any(char::is_control)
     {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "invalid_reason",
             format!(
                 "field `reason` must be 1-{MAX_REASON_CHARS} characters, none of them a control character"
@@ -158,11 +158,11 @@ pub fn check_reason(reason: &str) -> Result<&str, ApiError> {
     Ok(trimmed)
 }
 
-fn item(w: queue::Waiting) -> Result<QueueItem, ApiError> {
+fn item(w: queue::Waiting) -> Result<QueueItem, ServiceError> {
     let m = w.message;
     // INVARIANT: `queue::list` returns only escalated or held messages.
     let kind = QueueKind::of(m.status).ok_or_else(|| {
-        ApiError::Internal(format!(
+        ServiceError::Internal(format!(
             "message {} listed in the queue as {}",
             m.id,
             m.status.as_str()
@@ -195,7 +195,7 @@ pub async fn queue(
     kind: Option<QueueKind>,
     before: Option<&str>,
     limit: i64,
-) -> Result<Vec<QueueItem>, ApiError> {
+) -> Result<Vec<QueueItem>, ServiceError> {
     let mut conn = state
         .store
         .pool()
@@ -222,7 +222,7 @@ async fn waiting(
     state: &AppState,
     caller: &Caller,
     message_id: &MessageId,
-) -> Result<(Message, QueueKind), ApiError> {
+) -> Result<(Message, QueueKind), ServiceError> {
     let m = messages::get_for_update(
         tx,
         state.store.dialect(),
@@ -230,10 +230,10 @@ async fn waiting(
         message_id.as_str(),
     )
     .await?
-    .ok_or_else(|| ApiError::not_found("message", message_id.as_str()))?;
+    .ok_or_else(|| ServiceError::not_found("message", message_id.as_str()))?;
     match QueueKind::of(m.status) {
         Some(kind) => Ok((m, kind)),
-        None => Err(ApiError::conflict(
+        None => Err(ServiceError::conflict(
             "not_in_queue",
             format!(
                 "message `{}` is {}, not escalated or held",
@@ -251,7 +251,7 @@ pub(crate) fn permit(
     floor: &ThreadFloor,
     failed: &[FailedAttempt],
     route: &str,
-) -> Result<Result<Route, Refusal>, ApiError> {
+) -> Result<Result<Route, Refusal>, ServiceError> {
     permitted(
         &inputs.policy,
         &DecisionInput {
@@ -264,7 +264,7 @@ pub(crate) fn permit(
         },
         route,
     )
-    .map_err(|e| ApiError::conflict("unknown_class", e.to_string()))
+    .map_err(|e| ServiceError::conflict("unknown_class", e.to_string()))
 }
 
 /// Whether `r` has the shape of a route name (`rcs`, `portal+email_notice`).
@@ -283,7 +283,7 @@ async fn save(
     status: Status,
     event: &str,
     detail: Value,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let at = now().0;
     message.status = status;
     message.updated_at = at;
@@ -311,10 +311,10 @@ pub async fn send_by(
     message_id: &MessageId,
     route: &str,
     reason: &str,
-) -> Result<ActionOutcome, ApiError> {
+) -> Result<ActionOutcome, ServiceError> {
     let reason = check_reason(reason)?;
     if !route_shaped(route) {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "invalid_route",
             "field `route` must name a route as `container` or `container+notifier`, e.g. `portal+email_notice`",
         ));
@@ -330,7 +330,7 @@ pub async fn send_by(
         &message.thread_id,
     )
     .await?
-    .ok_or_else(|| ApiError::Internal(format!("thread of {} is missing", message.id)))?;
+    .ok_or_else(|| ServiceError::Internal(format!("thread of {} is missing", message.id)))?;
     let meta = MessageMeta {
         id: message.id.clone(),
         class: message.class.clone(),
@@ -340,7 +340,7 @@ pub async fn send_by(
     let chosen = match permit(&inputs, &meta, &thread.floor, &message.failed, route)? {
         Ok(r) => r,
         Err(refusal) => {
-            return Err(ApiError::conflict(
+            return Err(ServiceError::conflict(
                 "route_not_permitted",
                 format!("route `{route}` may not carry this message now: {refusal}"),
             )
@@ -429,7 +429,7 @@ pub async fn block(
     caller: &Caller,
     message_id: &MessageId,
     reason: &str,
-) -> Result<ActionOutcome, ApiError> {
+) -> Result<ActionOutcome, ServiceError> {
     let reason = check_reason(reason)?;
     let who = actor(caller);
     let mut tx = state.store.begin().await?;
@@ -485,12 +485,12 @@ pub async fn extend(
     message_id: &MessageId,
     until_unix_s: i64,
     reason: &str,
-) -> Result<ActionOutcome, ApiError> {
+) -> Result<ActionOutcome, ServiceError> {
     let reason = check_reason(reason)?;
     let at = now().0;
     let latest = at.saturating_add(MAX_EXTEND_S).min(Timestamp::LATEST.0);
     if until_unix_s <= at || until_unix_s > latest {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "invalid_until",
             format!(
                 "field `until` must be a Unix time in seconds after now and at most {} days ahead",
@@ -502,7 +502,7 @@ pub async fn extend(
     let mut tx = state.store.begin().await?;
     let (mut message, kind) = waiting(&mut tx, state, caller, message_id).await?;
     if kind != QueueKind::Held {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "not_held",
             format!(
                 "message `{}` is escalated, not held: only a hold can be extended",

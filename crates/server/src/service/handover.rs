@@ -17,7 +17,7 @@ use ladder_core::decision::Route;
 use ladder_store::messages::Message;
 use ladder_store::{StoreError, handovers};
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::{AppState, now_ms};
 
 /// The provider idempotency key of one hand-over: (message, step, channel).
@@ -44,7 +44,7 @@ pub(crate) async fn begin_handover(
     route: &Route,
     channel: Channel,
     resumed: &mut Vec<Channel>,
-) -> Result<i64, ApiError> {
+) -> Result<i64, ServiceError> {
     let now = now_ms();
     let (tenant_id, message_id) = (message.tenant_id.clone(), message.id.clone());
     let key = idempotency_key(&message.id, route, channel);
@@ -75,7 +75,7 @@ pub(crate) async fn notice_text(
     message: &Message,
     route: &Route,
     handed_over_ms: i64,
-) -> Result<String, ApiError> {
+) -> Result<String, ServiceError> {
     let policy = {
         let mut conn = state
             .store

@@ -9,9 +9,9 @@ use ladder_store::{StoreError, Tx, recipients, tenants};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::error::ApiError;
 use crate::service::audit;
 use crate::service::devices::unwrap_contact;
+use crate::service::error::ServiceError;
 use crate::state::{AppState, now};
 
 /// Shreds one payload inside the caller's transaction; audited when
@@ -23,7 +23,7 @@ pub async fn shred_in(
     message_id: &str,
     reason: &str,
     actor: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, ServiceError> {
     let done = messages::shred(tx, tenant_id, message_id, reason, now().0).await?;
     // Copies sealed to devices go too: a withdrawn or expired message is not
     // served from any inbox.
@@ -55,7 +55,7 @@ pub async fn drop_server_copy(
     tenant_id: &str,
     message_id: &str,
     actor: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, ServiceError> {
     let done = messages::shred(tx, tenant_id, message_id, "sealed_to_devices", now().0).await?;
     if done {
         audit::record(
@@ -79,12 +79,12 @@ pub async fn revoke_message(
     tenant_id: &str,
     message_id: &str,
     actor: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, ServiceError> {
     let mut tx = state.store.begin().await?;
     let mut message =
         messages::get_for_update(&mut tx, state.store.dialect(), tenant_id, message_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("message", message_id))?;
+            .ok_or_else(|| ServiceError::not_found("message", message_id))?;
     let shredded = shred_in(&mut tx, state, tenant_id, message_id, "revoked", actor).await?;
     audit::record(
         &mut tx,
@@ -139,7 +139,7 @@ pub async fn revoke_message(
 }
 
 /// Shreds payloads whose retention has ended. Returns how many.
-pub async fn shred_expired(state: &AppState) -> Result<usize, ApiError> {
+pub async fn shred_expired(state: &AppState) -> Result<usize, ServiceError> {
     let due = {
         let mut conn = state
             .store
@@ -189,7 +189,7 @@ pub struct Rotation {
 /// the old keys retired once nothing references them. Payload ciphertexts do
 /// not change; only the wrapped data keys do. A running node picks up the
 /// new keyring on its next use of it.
-pub async fn rotate_all(state: &AppState) -> Result<Vec<Rotation>, ApiError> {
+pub async fn rotate_all(state: &AppState) -> Result<Vec<Rotation>, ServiceError> {
     let all = {
         let mut conn = state
             .store
@@ -237,7 +237,7 @@ pub async fn rotate_all(state: &AppState) -> Result<Vec<Rotation>, ApiError> {
             sealed.kek_id = wrapped.kek_id;
             sealed.wrapped = hex::encode(wrapped.bytes);
             let blob =
-                serde_json::to_vec(&sealed).map_err(|e| ApiError::Internal(e.to_string()))?;
+                serde_json::to_vec(&sealed).map_err(|e| ServiceError::Internal(e.to_string()))?;
             recipients::update_sealed_contact(&mut tx, &tenant.id, &recipient_id, &blob).await?;
             contacts += 1;
         }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod confirm;
 pub mod deliver;
 pub mod devices;
+pub mod error;
 pub mod escalations;
 pub mod events;
 mod handover;
@@ -23,7 +24,7 @@ use ladder_core::{Timestamp, assurance::EvidenceSource};
 use ladder_store::recipients::{self, Device, Recipient};
 use sqlx::AnyConnection;
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 
 /// A recipient with everything the core needs to decide for them.
 #[derive(Debug, Clone)]
@@ -39,10 +40,10 @@ pub async fn load_recipient(
     conn: &mut AnyConnection,
     tenant_id: &str,
     recipient_id: &str,
-) -> Result<RecipientState, ApiError> {
+) -> Result<RecipientState, ServiceError> {
     let recipient = recipients::get(conn, tenant_id, recipient_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("recipient", recipient_id))?;
+        .ok_or_else(|| ServiceError::not_found("recipient", recipient_id))?;
     let devices = recipients::devices_of(conn, tenant_id, recipient_id).await?;
     let evidence = RecipientEvidence {
         devices: devices.iter().map(|d| d.evidence.clone()).collect(),
@@ -73,7 +74,7 @@ pub fn open_payload(
     tenant_id: &str,
     message_id: &str,
     stored: ladder_store::messages::StoredPayload,
-) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ApiError> {
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ServiceError> {
     let (Some(kek_id), Some(bytes), Some(ciphertext)) =
         (stored.kek_id, stored.wrapped_key, stored.ciphertext)
     else {
@@ -84,7 +85,9 @@ pub fn open_payload(
         &ladder_store::keyring::WrappedKey { kek_id, bytes },
     )?;
     let plain = ladder_store::sealed::open(&key, &payload_aad(tenant_id, message_id), &ciphertext)
-        .map_err(|e| ApiError::Internal(format!("payload of {message_id} does not open: {e}")))?;
+        .map_err(|e| {
+            ServiceError::Internal(format!("payload of {message_id} does not open: {e}"))
+        })?;
     Ok(Some(plain))
 }
 

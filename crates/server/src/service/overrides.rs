@@ -7,15 +7,15 @@ use ladder_store::overrides::{self as stored, StoredOverride};
 use ladder_store::{Store, StoreError};
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::{audit, policy::diagnostics};
 use crate::state::{AppState, now};
 
 /// The override fields as JSON (`POST /v1/overrides`) become the TOML
 /// table a policy file would hold, and go through the same validation.
-pub fn toml_from_json(body: &Value) -> Result<String, ApiError> {
+pub fn toml_from_json(body: &Value) -> Result<String, ServiceError> {
     let Value::Object(map) = body else {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "invalid_json",
             "the body must be a JSON object with the fields of an override",
         ));
@@ -27,7 +27,7 @@ pub fn toml_from_json(body: &Value) -> Result<String, ApiError> {
             Value::String(s) if k == "expires" => match s.parse::<toml::value::Datetime>() {
                 Ok(dt) => toml::Value::Datetime(dt),
                 Err(_) => {
-                    return Err(ApiError::invalid(
+                    return Err(ServiceError::invalid(
                         "invalid_override",
                         format!("field `expires`: `{s}` is not an RFC 3339 date-time"),
                     ));
@@ -35,7 +35,7 @@ pub fn toml_from_json(body: &Value) -> Result<String, ApiError> {
             },
             Value::String(s) => toml::Value::String(s.clone()),
             other => {
-                return Err(ApiError::invalid(
+                return Err(ServiceError::invalid(
                     "invalid_override",
                     format!("field `{k}` must be a string, not `{other}`"),
                 ));
@@ -43,7 +43,7 @@ pub fn toml_from_json(body: &Value) -> Result<String, ApiError> {
         };
         table.insert(k.clone(), value);
     }
-    toml::to_string(&table).map_err(|e| ApiError::Internal(format!("override as TOML: {e}")))
+    toml::to_string(&table).map_err(|e| ServiceError::Internal(format!("override as TOML: {e}")))
 }
 
 /// Sets an override given as TOML text. `author` fills in when the text
@@ -53,10 +53,10 @@ pub async fn set(
     tenant_id: &str,
     actor: &str,
     text: &str,
-) -> Result<StoredOverride, ApiError> {
+) -> Result<StoredOverride, ServiceError> {
     let at = now();
     let rule = Policy::parse_override(text, "override", at).map_err(|e| {
-        ApiError::invalid(
+        ServiceError::invalid(
             "invalid_override",
             format!(
                 "the override does not validate: {}",
@@ -69,7 +69,7 @@ pub async fn set(
         .with_details(diagnostics(&e))
     })?;
     if !rule.is_active(at) {
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "override_expired",
             format!(
                 "override `{}` expires at {}, which has passed",
@@ -81,12 +81,12 @@ pub async fn set(
     let policy = state.active_policy(&mut tx, tenant_id).await?;
     policy
         .check_override_lifetime(&rule, at)
-        .map_err(|e| ApiError::invalid("override_too_long", e.to_string()))?;
+        .map_err(|e| ServiceError::invalid("override_too_long", e.to_string()))?;
     if let Some(existing) = stored::get(&mut tx, tenant_id, &rule.id).await?
         && existing.cleared_at.is_none()
         && existing.rule.is_active(at)
     {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "override_exists",
             format!("override `{}` is already active; clear it first", rule.id),
         ));
@@ -123,15 +123,15 @@ pub async fn renew(
     actor: &str,
     id: &str,
     expires: Timestamp,
-) -> Result<StoredOverride, ApiError> {
+) -> Result<StoredOverride, ServiceError> {
     let at = now();
     let mut tx = state.store.begin().await?;
     let current = stored::get(&mut tx, tenant_id, id)
         .await?
         .filter(|o| o.cleared_at.is_none() && o.rule.is_active(at))
-        .ok_or_else(|| ApiError::not_found("active override", id))?;
+        .ok_or_else(|| ServiceError::not_found("active override", id))?;
     if expires <= at {
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "override_expired",
             format!("the new expiry {expires} of override `{id}` has passed"),
         ));
@@ -141,7 +141,7 @@ pub async fn renew(
     let policy = state.active_policy(&mut tx, tenant_id).await?;
     policy
         .check_override_lifetime(&rule, at)
-        .map_err(|e| ApiError::invalid("override_too_long", e.to_string()))?;
+        .map_err(|e| ServiceError::invalid("override_too_long", e.to_string()))?;
     stored::clear(&mut tx, tenant_id, id, actor, at.0).await?;
     let row_id = stored::insert(&mut tx, tenant_id, &rule, at.0).await?;
     audit::record(
@@ -170,11 +170,11 @@ pub async fn clear(
     tenant_id: &str,
     actor: &str,
     id: &str,
-) -> Result<StoredOverride, ApiError> {
+) -> Result<StoredOverride, ServiceError> {
     let mut tx = state.store.begin().await?;
     let cleared = stored::clear(&mut tx, tenant_id, id, actor, now().0)
         .await?
-        .ok_or_else(|| ApiError::not_found("active override", id))?;
+        .ok_or_else(|| ServiceError::not_found("active override", id))?;
     audit::record(
         &mut tx,
         state,
@@ -190,7 +190,7 @@ pub async fn clear(
     Ok(cleared)
 }
 
-pub async fn list(store: &Store, tenant_id: &str) -> Result<Vec<OverrideEntry>, ApiError> {
+pub async fn list(store: &Store, tenant_id: &str) -> Result<Vec<OverrideEntry>, ServiceError> {
     let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
     let at = now();
     Ok(stored::list(&mut conn, tenant_id)
@@ -253,7 +253,7 @@ pub async fn history(
     active_only: bool,
     before: Option<&str>,
     limit: i64,
-) -> Result<Vec<(String, OverrideEntry)>, ApiError> {
+) -> Result<Vec<(String, OverrideEntry)>, ServiceError> {
     let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
     let at = now();
     Ok(stored::history(
@@ -283,7 +283,7 @@ pub async fn history(
 
 /// Audits overrides that expired since the last sweep, once each (across
 /// nodes: the first to mark it wins).
-pub async fn audit_expired(state: &AppState) -> Result<usize, ApiError> {
+pub async fn audit_expired(state: &AppState) -> Result<usize, ServiceError> {
     let due = {
         let mut conn = state
             .store

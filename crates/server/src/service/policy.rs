@@ -8,8 +8,8 @@ use ladder_store::Tx;
 use ladder_store::policies::{self, StoredPolicy};
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
 use crate::service::audit;
+use crate::service::error::ServiceError;
 use crate::state::{AppState, now};
 
 /// Diagnostics as JSON: line, column and message for each.
@@ -64,7 +64,7 @@ pub async fn publish(
     text: &str,
     actor: &str,
     direction: Direction,
-) -> Result<StoredPolicy, ApiError> {
+) -> Result<StoredPolicy, ServiceError> {
     if let Some((at, c)) = text
         .char_indices()
         .find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
@@ -73,7 +73,7 @@ pub async fn publish(
             .get(..at)
             .map_or(0, |before| before.matches('\n').count())
             + 1;
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "control_character",
             format!(
                 "the policy text holds a control character (U+{:04X}) on line {line}",
@@ -82,7 +82,7 @@ pub async fn publish(
         ));
     }
     let parsed = Policy::parse(text, "policy").map_err(|e| {
-        ApiError::invalid(
+        ServiceError::invalid(
             "invalid_policy",
             format!("the policy does not validate: {e}"),
         )
@@ -90,7 +90,7 @@ pub async fn publish(
     })?;
     let policy = parsed.policy;
     if policy.tenant() != tenant_name {
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "policy_for_other_tenant",
             format!(
                 "the policy names tenant `{}`, but it is being published for tenant `{tenant_name}`",
@@ -140,11 +140,11 @@ async fn check_direction(
     active: Option<&StoredPolicy>,
     new: &StoredPolicy,
     direction: Direction,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let Some(active) = active else {
         return match direction {
             Direction::Forward => Ok(()),
-            Direction::Rollback => Err(ApiError::invalid(
+            Direction::Rollback => Err(ServiceError::invalid(
                 "nothing_to_roll_back",
                 "the tenant has no active policy to roll back from",
             )),
@@ -153,14 +153,14 @@ async fn check_direction(
     let forward = new.revision > active.revision || new.version == active.version;
     match (direction, forward) {
         (Direction::Forward, true) => Ok(()),
-        (Direction::Forward, false) => Err(ApiError::conflict(
+        (Direction::Forward, false) => Err(ServiceError::conflict(
             "revision_not_newer",
             format!(
                 "the policy's revision {} is not above the active revision {}; raise `revision`, or publish with rollback to return to an earlier version on purpose",
                 new.revision, active.revision
             ),
         )),
-        (Direction::Rollback, true) => Err(ApiError::invalid(
+        (Direction::Rollback, true) => Err(ServiceError::invalid(
             "not_a_rollback",
             format!(
                 "revision {} is not below the active revision {}; publish it without rollback",
@@ -171,7 +171,7 @@ async fn check_direction(
             if policies::was_published(tx, tenant_id, &new.version).await? {
                 Ok(())
             } else {
-                Err(ApiError::invalid(
+                Err(ServiceError::invalid(
                     "unknown_rollback_target",
                     format!(
                         "version {} was never published for this tenant; a rollback returns to a version that was in force",

@@ -12,10 +12,10 @@ use ladder_store::outbox::{self, Kind, Work};
 use ladder_store::{StoreError, Tx, deliveries};
 use serde_json::json;
 
-use crate::error::ApiError;
 use crate::service::deliver::{
     complete_and_commit, destination, finish, lock_unchanged, tenant_name,
 };
+use crate::service::error::ServiceError;
 use crate::service::redecide::{Trigger, redecide};
 use crate::service::{audit, stats};
 use crate::state::{AppState, now, now_ms};
@@ -48,7 +48,7 @@ pub async fn apply(
     tenant_id: &str,
     channel: Channel,
     receipts: &[Receipt],
-) -> Result<Applied, ApiError> {
+) -> Result<Applied, ServiceError> {
     let (work_state, tenant, list) = (state.clone(), tenant_id.to_string(), receipts.to_vec());
     let (applied, statuses, wake) = state
         .commit
@@ -74,7 +74,7 @@ async fn apply_in(
     tenant_id: &str,
     channel: Channel,
     receipts: &[Receipt],
-) -> Result<(Applied, Vec<&'static str>, bool), ApiError> {
+) -> Result<(Applied, Vec<&'static str>, bool), ServiceError> {
     let mut wake = false;
     let mut applied = 0;
     let mut unknown = 0;
@@ -170,7 +170,7 @@ pub async fn provider_failed(
     state: &AppState,
     work: &Work,
     message: Message,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let Some(route) = message.decision.outcome.route().cloned() else {
         return finish(state, work).await;
     };
@@ -205,7 +205,7 @@ pub async fn check_delivered(
     state: &AppState,
     work: &Work,
     message: Message,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     // Only for a message still on RCS: after a fallback the deadline of the
     // abandoned RCS step must not touch the route the message is on now.
     let route = match (&message.status, &message.decision.outcome) {
@@ -322,7 +322,7 @@ pub async fn check_delivered(
 /// The sender revoked the message: every hand-over a provider still holds
 /// undelivered is withdrawn (each audited); what was delivered stays
 /// delivered, and says so in the audit log.
-pub async fn withdraw(state: &AppState, work: &Work, message: Message) -> Result<(), ApiError> {
+pub async fn withdraw(state: &AppState, work: &Work, message: Message) -> Result<(), ServiceError> {
     let held = {
         hand_overs(state, &message)
             .await?
@@ -408,7 +408,7 @@ fn withdrawal(
 async fn hand_overs(
     state: &AppState,
     message: &Message,
-) -> Result<Vec<deliveries::Delivery>, ApiError> {
+) -> Result<Vec<deliveries::Delivery>, ServiceError> {
     let mut conn = state
         .store
         .pool()

@@ -17,10 +17,10 @@ use ladder_store::outbox::{self, Work};
 use ladder_store::threads;
 use serde_json::json;
 
-use crate::error::ApiError;
 use crate::service::deliver::{
     ACTOR, complete_and_commit, confirmation_of, fail_for_good, lock_unchanged,
 };
+use crate::service::error::ServiceError;
 use crate::service::send::{
     Inputs, audit_decision, count_decision, floor_after, load_inputs, run_decision, settle,
 };
@@ -58,7 +58,7 @@ pub(crate) fn decide_after_failures(
     meta: &MessageMeta,
     floor: &ThreadFloor,
     failed: &[FailedAttempt],
-) -> Result<Option<Decision>, ApiError> {
+) -> Result<Option<Decision>, ServiceError> {
     let below = failed.iter().filter_map(|f| f.step).max();
     let mut excluded = failed.to_vec();
     let mut decision = run_decision(inputs, meta, floor, &excluded)?;
@@ -90,7 +90,7 @@ async fn record_rcs_unreachable(
     state: &AppState,
     message: &ladder_store::messages::Message,
     code: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     use ladder_core::assurance::{E2eeState, EvidenceSource};
     use ladder_core::evidence::TransportEvidence;
     let at = now();
@@ -131,7 +131,7 @@ pub async fn redecide(
     work: &Work,
     message: Message,
     trigger: Trigger,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let mut tx = state.store.begin().await?;
     let Some(mut message) = lock_unchanged(&mut tx, state, &message).await? else {
         return complete_and_commit(tx, state, work).await;
@@ -150,7 +150,7 @@ pub async fn redecide(
         &message.thread_id,
     )
     .await?
-    .ok_or_else(|| ApiError::Internal(format!("thread of {} is missing", message.id)))?;
+    .ok_or_else(|| ServiceError::Internal(format!("thread of {} is missing", message.id)))?;
     if let Trigger::Failure(f, code) = &trigger {
         message.failed.push(*f);
         metrics::counter!("ladder_fallbacks_total", "class" => message.class.clone(), "code" => code.clone())
@@ -171,7 +171,7 @@ pub async fn redecide(
             drop(tx);
             return fail_for_good(state, work, &message, "no_route_below_failure").await;
         }
-        Err(ApiError::Invalid {
+        Err(ServiceError::Invalid {
             code: "unknown_class",
             ..
         }) => {
@@ -267,7 +267,9 @@ pub async fn redecide(
     complete_and_commit(tx, state, work)
         .await
         .map_err(|e| match e {
-            ApiError::Internal(s) => ApiError::Internal(format!("re-deciding {}: {s}", message.id)),
+            ServiceError::Internal(s) => {
+                ServiceError::Internal(format!("re-deciding {}: {s}", message.id))
+            }
             other => other,
         })?;
     if let Some((_, due)) = settled.work {

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::wire::{DecisionAnswer, DecisionOutcome};
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::{RecipientState, audit, load_recipient, payload_aad};
 use crate::state::{AppState, now, now_ms};
 
@@ -40,11 +40,11 @@ pub struct SendRequest {
     pub body: String,
 }
 
-/// The answer: an HTTP status and its body, stored with the message, and
-/// whether it is a replay of a stored one (`Idempotent-Replayed: true`).
+/// The answer: the decision as the sender sees it, stored with the message
+/// (its `outcome` says how it went; the API edge picks the status from
+/// it), and whether it is a replay of a stored one.
 #[derive(Debug, Clone)]
 pub struct Answer {
-    pub status: u16,
     pub body: DecisionAnswer,
     pub replayed: bool,
 }
@@ -85,7 +85,7 @@ pub async fn load_inputs(
     state: &AppState,
     tenant_id: &str,
     recipient_id: &str,
-) -> Result<Inputs, ApiError> {
+) -> Result<Inputs, ServiceError> {
     let policy = state.active_policy(tx, tenant_id).await?;
     let recipient = load_recipient(tx, tenant_id, recipient_id).await?;
     let overrides = stored_overrides::active(tx, tenant_id, now().0)
@@ -108,7 +108,7 @@ pub fn run_decision(
     meta: &MessageMeta,
     floor: &ThreadFloor,
     failed: &[FailedAttempt],
-) -> Result<Decision, ApiError> {
+) -> Result<Decision, ServiceError> {
     let started = std::time::Instant::now();
     let decision = decide(
         &inputs.policy,
@@ -121,7 +121,7 @@ pub fn run_decision(
             now: now(),
         },
     )
-    .map_err(|e| ApiError::invalid("unknown_class", e.to_string()))?;
+    .map_err(|e| ServiceError::invalid("unknown_class", e.to_string()))?;
     metrics::histogram!("ladder_decision_seconds").record(started.elapsed().as_secs_f64());
     Ok(decision)
 }
@@ -176,7 +176,7 @@ async fn thread_for(
     tenant_id: &str,
     inputs: &Inputs,
     name: &str,
-) -> Result<Thread, ApiError> {
+) -> Result<Thread, ServiceError> {
     let recipient_id = &inputs.recipient.recipient.id;
     if let Some(t) =
         threads::find_for_update(tx, state.store.dialect(), tenant_id, recipient_id, name).await?
@@ -240,27 +240,26 @@ pub fn settle(
     message_id: &str,
     thread: &Thread,
     decision: &Decision,
-) -> Result<Settled, ApiError> {
+) -> Result<Settled, ServiceError> {
     let mut token = None;
-    let (status, http, confirmation_hash, work) = match &decision.outcome {
-        Outcome::Deliver { .. } => (Status::Queued, 202, None, Some((Kind::Deliver, now_ms()))),
+    let (status, confirmation_hash, work) = match &decision.outcome {
+        Outcome::Deliver { .. } => (Status::Queued, None, Some((Kind::Deliver, now_ms()))),
         Outcome::ConfirmationRequired { .. } => {
             let issued = ids::new_token("ldr_confirm")?;
             let hash = ids::token_hash(&issued);
             token = Some(issued);
-            (Status::AwaitingConfirmation, 409, Some(hash), None)
+            (Status::AwaitingConfirmation, Some(hash), None)
         }
         Outcome::Hold { until } => {
             let recheck = (now().0 + state.config.delivery.hold_recheck_s).min(until.0);
             (
                 Status::Held,
-                202,
                 None,
                 Some((Kind::Redecide, recheck.saturating_mul(1000))),
             )
         }
-        Outcome::Escalate => (Status::Escalated, 202, None, None),
-        Outcome::Block => (Status::Blocked, 422, None, None),
+        Outcome::Escalate => (Status::Escalated, None, None),
+        Outcome::Block => (Status::Blocked, None, None),
     };
     let body = DecisionAnswer {
         id: message_id.to_string(),
@@ -276,7 +275,6 @@ pub fn settle(
     Ok(Settled {
         status,
         answer: Answer {
-            status: http,
             body,
             replayed: false,
         },
@@ -294,7 +292,7 @@ pub async fn audit_decision(
     pseudonym: &str,
     thread_id: &str,
     decision: &Decision,
-) -> Result<u64, ApiError> {
+) -> Result<u64, ServiceError> {
     let skipped: Vec<Value> = decision
         .steps
         .iter()
@@ -380,9 +378,9 @@ impl Prepared {
         actor: &str,
         idempotency_key: &str,
         request: SendRequest,
-    ) -> Result<Prepared, ApiError> {
+    ) -> Result<Prepared, ServiceError> {
         if !valid_name(idempotency_key) || idempotency_key.starts_with("expired:") {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_idempotency_key",
                 "header `Idempotency-Key` must be 1-128 letters, digits, `-`, `_`, `.` or `:`, not starting with `expired:`",
             ));
@@ -390,20 +388,20 @@ impl Prepared {
         let recipient_id =
             ladder_store::ids::RecipientId::parse(&request.recipient, "field `recipient`")?;
         if !valid_name(&request.class) {
-            return Err(ApiError::invalid(
+            return Err(ServiceError::invalid(
                 "unknown_class",
                 "field `class` must name a class of the policy: 1-128 letters, digits, `-`, `_`, `.` or `:`",
             ));
         }
         let thread_name = request.thread.clone().unwrap_or_else(|| "default".into());
         if !valid_name(&thread_name) {
-            return Err(ApiError::invalid(
+            return Err(ServiceError::invalid(
                 "invalid_thread",
                 "field `thread` must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
             ));
         }
         if request.body.is_empty() || request.body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::invalid(
+            return Err(ServiceError::invalid(
                 "invalid_body",
                 format!("field `body` must be 1 to {MAX_BODY_BYTES} bytes"),
             ));
@@ -421,13 +419,13 @@ impl Prepared {
         // Sealed before the decision is known: a blocked message's sealed
         // payload is simply not stored.
         let message_id = ids::new_id("msg");
-        let key = sealed::DataKey::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
+        let key = sealed::DataKey::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
         let ciphertext = sealed::seal(
             &key,
             &payload_aad(tenant_id, &message_id),
             request.body.as_bytes(),
         )
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let wrapped = state.keyring.wrap(tenant_id, &key)?;
         Ok(Prepared {
             tenant_id: tenant_id.to_string(),
@@ -460,7 +458,7 @@ pub async fn accept(
     actor: &str,
     idempotency_key: &str,
     request: SendRequest,
-) -> Result<Answer, ApiError> {
+) -> Result<Answer, ServiceError> {
     let prepared = Arc::new(Prepared::new(
         state,
         tenant_id,
@@ -476,7 +474,7 @@ pub async fn accept(
             .run(move |tx| Box::pin(async move { accept_in(tx, &work_state, &work).await }))
             .await;
         match attempt {
-            Err(ApiError::Contention) if tries < 3 => tries += 1,
+            Err(ServiceError::Contention) if tries < 3 => tries += 1,
             other => break other?,
         }
     };
@@ -503,7 +501,7 @@ pub async fn accept(
 
 /// The accepting transaction's work: replay a known key, or decide and
 /// write everything an accepted message is.
-async fn accept_in(tx: &mut Tx, state: &AppState, p: &Prepared) -> Result<Accepted, ApiError> {
+async fn accept_in(tx: &mut Tx, state: &AppState, p: &Prepared) -> Result<Accepted, ServiceError> {
     let tenant_id = p.tenant_id.as_str();
     if let Some(existing) = messages::by_idempotency_key(tx, tenant_id, &p.idempotency_key).await? {
         let window = i64::try_from(state.config.api.idempotency_window.0).unwrap_or(i64::MAX);
@@ -525,7 +523,7 @@ async fn accept_in(tx: &mut Tx, state: &AppState, p: &Prepared) -> Result<Accept
             .iter()
             .map(|c| c.name.as_str())
             .collect();
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "unknown_class",
             format!(
                 "field `class`: `{}` is not a class of policy {}; known classes: {}",
@@ -572,7 +570,7 @@ async fn accept_in(tx: &mut Tx, state: &AppState, p: &Prepared) -> Result<Accept
         status: settled.status,
         decision: decision.clone(),
         failed: Vec::new(),
-        response_status: i64::from(settled.answer.status),
+        response_status: i64::from(settled.answer.body.outcome.http_status()),
         response_body: storable(&settled.answer.body)?,
         confirmation_hash: settled.confirmation_hash.clone(),
         accepted_at: accepted_at.0,
@@ -635,9 +633,9 @@ struct Accepted {
     work_due: Option<i64>,
 }
 
-fn replay(existing: Message, fingerprint: &str) -> Result<Answer, ApiError> {
+fn replay(existing: Message, fingerprint: &str) -> Result<Answer, ServiceError> {
     if existing.request_hash != fingerprint {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "idempotency_key_reused",
             format!(
                 "idempotency key `{}` was already used for a different request (message `{}`)",
@@ -646,11 +644,9 @@ fn replay(existing: Message, fingerprint: &str) -> Result<Answer, ApiError> {
         ));
     }
     metrics::counter!("ladder_idempotent_replays_total").increment(1);
-    let status = u16::try_from(existing.response_status).unwrap_or(500);
     let body = serde_json::from_value(existing.response_body)
-        .map_err(|e| ApiError::Internal(format!("stored answer of {}: {e}", existing.id)))?;
+        .map_err(|e| ServiceError::Internal(format!("stored answer of {}: {e}", existing.id)))?;
     Ok(Answer {
-        status,
         body,
         replayed: true,
     })
@@ -658,7 +654,7 @@ fn replay(existing: Message, fingerprint: &str) -> Result<Answer, ApiError> {
 
 /// The answer as stored for replays: without the one-time token, which
 /// exists only in the first answer and as a hash.
-fn storable(body: &DecisionAnswer) -> Result<Value, ApiError> {
+fn storable(body: &DecisionAnswer) -> Result<Value, ServiceError> {
     let mut body = body.clone();
     if body.confirmation_token.take().is_some() {
         body.confirmation_token_issued = Some(
@@ -666,5 +662,5 @@ fn storable(body: &DecisionAnswer) -> Result<Value, ApiError> {
                 .into(),
         );
     }
-    serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.to_string()))
+    serde_json::to_value(&body).map_err(|e| ServiceError::Internal(e.to_string()))
 }

@@ -18,7 +18,7 @@ use ladder_store::stats::{self, Counter, Dims, Granularity, Metric};
 use ladder_store::{StoreError, Tx};
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::{AppState, now};
 
 /// The most buckets one answer covers: a day by minute, two months by
@@ -39,7 +39,7 @@ async fn bump(
     at: i64,
     metric: Metric,
     dims: Dims,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     stats::bump(tx, tenant_id, at, metric, &dims, 1).await?;
     Ok(())
 }
@@ -51,7 +51,7 @@ pub async fn record_decision(
     tx: &mut Tx,
     tenant_id: &str,
     decision: &Decision,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let at = decision.decided_at.0;
     let class = &decision.class;
     let dims = Dims {
@@ -104,7 +104,7 @@ pub async fn record_fallback(
     from: Channel,
     cause: &str,
     decision: &Decision,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let to = decision.outcome.route().map_or_else(
         || decision.outcome.code().to_string(),
         |r| r.container.channel().to_string(),
@@ -126,7 +126,7 @@ pub async fn record_provider_failure(
     class: &str,
     channel: Channel,
     transient_cause: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let at = now().0;
     let dims = Dims {
         class: class.to_string(),
@@ -152,7 +152,7 @@ pub async fn record(
     tenant_id: &str,
     metric: Metric,
     class: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     bump(tx, tenant_id, now().0, metric, Dims::class(class)).await
 }
 
@@ -215,15 +215,15 @@ impl StatsQuery {
 
     /// Refuses a window that is empty, starts before 1970, or spans more
     /// than [`MAX_BUCKETS`] buckets, and a class that is not a name.
-    pub fn check(&self) -> Result<(), ApiError> {
+    pub fn check(&self) -> Result<(), ServiceError> {
         if self.since < 0 {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_window",
                 "query `since` must be Unix seconds, 0 or more",
             ));
         }
         if self.until <= self.since {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_window",
                 "query `until` must be after `since`",
             ));
@@ -232,7 +232,7 @@ impl StatsQuery {
         let span = self.until - g.floor(self.since);
         let buckets = span / g.seconds() + i64::from(span % g.seconds() != 0);
         if buckets > MAX_BUCKETS {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_window",
                 format!(
                     "query `since`..`until` spans {buckets} buckets of a {}; at most {MAX_BUCKETS}: shorten the window or widen `bucket`",
@@ -245,7 +245,7 @@ impl StatsQuery {
             .as_deref()
             .is_some_and(|c| !crate::service::send::valid_name(c))
         {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_class",
                 "`class` must be 1-128 letters, digits, `-`, `_`, `.` or `:`",
             ));
@@ -378,7 +378,7 @@ pub async fn dashboard(
     state: &AppState,
     tenant_id: &str,
     q: &StatsQuery,
-) -> Result<Dashboard, ApiError> {
+) -> Result<Dashboard, ServiceError> {
     q.check()?;
     let g = q.bucket.granularity();
     let counters = {

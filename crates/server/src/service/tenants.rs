@@ -3,7 +3,7 @@
 
 use ladder_store::tenants::{self, IssuedKey, Scope, Tenant};
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::{audit, policy};
 use crate::state::{AppState, now};
 
@@ -19,21 +19,21 @@ pub async fn create(
     name: &str,
     policy_text: &str,
     actor: &str,
-) -> Result<CreatedTenant, ApiError> {
+) -> Result<CreatedTenant, ServiceError> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid {
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_tenant_name",
             format!("tenant name `{name}` must be 1-64 letters, digits, `-` or `_`"),
         ));
     }
     let mut tx = state.store.begin().await?;
     if tenants::find_by_name(&mut tx, name).await?.is_some() {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "tenant_exists",
             format!("a tenant named `{name}` already exists"),
         ));

@@ -20,7 +20,7 @@ use ladder_store::event_hooks::{self, NewEvent};
 use ladder_store::{Tx, ids};
 use serde_json::{Map, Value, json};
 
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::{now, now_ms};
 
 /// Every event type, as a subscription's filter names them.
@@ -191,7 +191,7 @@ pub async fn record(
     tenant_id: &str,
     event_type: &'static str,
     mut data: Value,
-) -> Result<usize, ApiError> {
+) -> Result<usize, ServiceError> {
     let subscribers = event_hooks::listening(tx, tenant_id, event_type).await?;
     if subscribers.is_empty() {
         return Ok(0);
@@ -208,7 +208,8 @@ pub async fn record(
     }
     let at = now();
     let payload = json!({ "type": event_type, "timestamp": at.to_string(), "data": data });
-    let payload = serde_json::to_string(&payload).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let payload =
+        serde_json::to_string(&payload).map_err(|e| ServiceError::Internal(e.to_string()))?;
     for s in &subscribers {
         let id = ids::new_id(ids::EventId::PREFIX);
         event_hooks::enqueue(

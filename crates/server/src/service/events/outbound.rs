@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 use super::destination::{Destinations, FilteringResolver};
 use super::subscriptions;
 use crate::config::EventsConfig;
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::state::{AppState, now, now_ms};
 
 /// The `webhook-signature` header value: `v1,<base64>` per key, space-separated.
@@ -31,11 +31,11 @@ pub fn signature(
     id: &str,
     timestamp: i64,
     body: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, ServiceError> {
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(k.as_slice())
-            .map_err(|_| ApiError::Internal("event signing key rejected by HMAC".into()))?;
+            .map_err(|_| ServiceError::Internal("event signing key rejected by HMAC".into()))?;
         mac.update(format!("{id}.{timestamp}.").as_bytes());
         mac.update(body.as_bytes());
         out.push(format!(
@@ -62,7 +62,7 @@ pub fn backoff(config: &EventsConfig, attempts: i64) -> i64 {
 /// a resolver that only answers addresses events may go to
 /// ([`super::destination`]), and no proxy from the environment (a proxy
 /// would resolve the tenant's host itself, past that resolver).
-pub fn client(config: &EventsConfig) -> Result<reqwest::Client, ApiError> {
+pub fn client(config: &EventsConfig) -> Result<reqwest::Client, ServiceError> {
     let timeout = Duration::from_millis(config.timeout_ms);
     reqwest::Client::builder()
         .no_proxy()
@@ -72,7 +72,7 @@ pub fn client(config: &EventsConfig) -> Result<reqwest::Client, ApiError> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent("ladder-events/1")
         .build()
-        .map_err(|e| ApiError::Internal(format!("event client: {e}")))
+        .map_err(|e| ServiceError::Internal(format!("event client: {e}")))
 }
 
 /// How one attempt ended.
@@ -123,7 +123,7 @@ async fn post(
 }
 
 /// Claims due events and attempts each once. Answers how many were claimed.
-pub async fn run_due(state: &AppState, client: &reqwest::Client) -> Result<usize, ApiError> {
+pub async fn run_due(state: &AppState, client: &reqwest::Client) -> Result<usize, ServiceError> {
     let due = event_hooks::claim(
         &state.store,
         &state.node,
@@ -142,7 +142,7 @@ pub async fn run_due(state: &AppState, client: &reqwest::Client) -> Result<usize
 }
 
 /// One attempt of one claimed event, and its bookkeeping.
-async fn attempt(state: &AppState, client: &reqwest::Client, d: &Due) -> Result<(), ApiError> {
+async fn attempt(state: &AppState, client: &reqwest::Client, d: &Due) -> Result<(), ServiceError> {
     let mut conn = state.store.acquire().await?;
     let subscription = event_hooks::get(&mut conn, &d.tenant_id, &d.subscription_id).await?;
     let Some(s) = subscription.filter(|s| s.enabled) else {

@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 
 use super::TYPES;
 use crate::config::EventsConfig;
-use crate::error::ApiError;
 use crate::service::audit;
+use crate::service::error::ServiceError;
 use crate::state::{AppState, now};
 
 /// The keyring purpose secrets are derived for.
@@ -37,12 +37,12 @@ pub struct Changes {
 }
 
 /// A subscription's signing key bytes for a salt.
-fn key(state: &AppState, tenant_id: &str, salt: &str) -> Result<Zeroizing<[u8; 32]>, ApiError> {
+fn key(state: &AppState, tenant_id: &str, salt: &str) -> Result<Zeroizing<[u8; 32]>, ServiceError> {
     Ok(state.keyring.derive(tenant_id, PURPOSE, salt)?)
 }
 
 /// The secret as the caller receives it: `whsec_` + base64.
-fn secret(state: &AppState, tenant_id: &str, salt: &str) -> Result<String, ApiError> {
+fn secret(state: &AppState, tenant_id: &str, salt: &str) -> Result<String, ServiceError> {
     Ok(format!(
         "whsec_{}",
         B64.encode(key(state, tenant_id, salt)?.as_slice())
@@ -55,7 +55,7 @@ pub fn signing_keys(
     state: &AppState,
     s: &Subscription,
     at: i64,
-) -> Result<Vec<Zeroizing<[u8; 32]>>, ApiError> {
+) -> Result<Vec<Zeroizing<[u8; 32]>>, ServiceError> {
     let mut keys = vec![key(state, &s.tenant_id, &s.secret_salt)?];
     if let (Some(salt), Some(until)) = (&s.previous_salt, s.previous_until)
         && at < until
@@ -68,8 +68,8 @@ pub fn signing_keys(
 /// Checks an endpoint URL: `https://`, or `http://` to a loopback address
 /// when the configuration allows it; no credentials in it. The URL itself
 /// is never echoed (it may carry a token of the tenant's).
-pub fn check_url(config: &EventsConfig, raw: &str) -> Result<String, ApiError> {
-    let bad = |why: &str| ApiError::invalid("invalid_url", format!("field `url` {why}"));
+pub fn check_url(config: &EventsConfig, raw: &str) -> Result<String, ServiceError> {
+    let bad = |why: &str| ServiceError::invalid("invalid_url", format!("field `url` {why}"));
     if raw.len() > MAX_URL || raw.chars().any(char::is_control) {
         return Err(bad(&format!(
             "must be at most {MAX_URL} characters of visible text"
@@ -103,11 +103,11 @@ pub fn check_url(config: &EventsConfig, raw: &str) -> Result<String, ApiError> {
 }
 
 /// Checks a list of event types: each a known type, no repeats.
-pub fn check_types(types: &[String]) -> Result<Vec<String>, ApiError> {
+pub fn check_types(types: &[String]) -> Result<Vec<String>, ServiceError> {
     let mut out: Vec<String> = Vec::new();
     for (i, t) in types.iter().enumerate() {
         if !TYPES.contains(&t.as_str()) {
-            return Err(ApiError::invalid(
+            return Err(ServiceError::invalid(
                 "invalid_event_type",
                 format!(
                     "field `event_types/{i}` is not an event type; known types: {}",
@@ -130,13 +130,13 @@ pub const MAX_PER_TENANT: usize = 20;
 /// writer): changes to a tenant's subscriptions happen one after another,
 /// so a rotation is never undone by a concurrent change written back from
 /// an older read, and the count checked on creation stays true.
-async fn begin_locked(state: &AppState, tenant_id: &str) -> Result<ladder_store::Tx, ApiError> {
+async fn begin_locked(state: &AppState, tenant_id: &str) -> Result<ladder_store::Tx, ServiceError> {
     let mut tx = state.store.begin().await?;
     ladder_store::policies::lock_tenant(&mut tx, state.store.dialect(), tenant_id).await?;
     Ok(tx)
 }
 
-fn salt() -> Result<String, ApiError> {
+fn salt() -> Result<String, ServiceError> {
     Ok(ids::random_hex(32)?)
 }
 
@@ -147,9 +147,12 @@ pub async fn create(
     tenant_id: &str,
     actor: &str,
     changes: Changes,
-) -> Result<(Subscription, String), ApiError> {
+) -> Result<(Subscription, String), ServiceError> {
     let Some(raw) = changes.url.as_deref() else {
-        return Err(ApiError::invalid("invalid_url", "field `url` is required"));
+        return Err(ServiceError::invalid(
+            "invalid_url",
+            "field `url` is required",
+        ));
     };
     let url = check_url(&state.config.events, raw)?;
     let event_types = check_types(changes.event_types.as_deref().unwrap_or_default())?;
@@ -176,7 +179,7 @@ pub async fn create(
     )
     .await?;
     if held.len() >= MAX_PER_TENANT {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "too_many_subscriptions",
             format!(
                 "a tenant holds at most {MAX_PER_TENANT} event subscriptions; delete one first"
@@ -203,7 +206,7 @@ pub async fn get(
     state: &AppState,
     tenant_id: &str,
     id: &ids::SubscriptionId,
-) -> Result<Subscription, ApiError> {
+) -> Result<Subscription, ServiceError> {
     let mut conn = state.store.acquire().await?;
     owned(&mut conn, tenant_id, id).await
 }
@@ -213,10 +216,10 @@ async fn owned(
     conn: &mut sqlx::AnyConnection,
     tenant_id: &str,
     id: &ids::SubscriptionId,
-) -> Result<Subscription, ApiError> {
+) -> Result<Subscription, ServiceError> {
     event_hooks::get(conn, tenant_id, id.as_str())
         .await?
-        .ok_or_else(|| ApiError::not_found("event subscription", id.as_str()))
+        .ok_or_else(|| ServiceError::not_found("event subscription", id.as_str()))
 }
 
 /// Changes what was given; audited with which fields changed (never the URL).
@@ -226,7 +229,7 @@ pub async fn update(
     actor: &str,
     id: &ids::SubscriptionId,
     changes: Changes,
-) -> Result<Subscription, ApiError> {
+) -> Result<Subscription, ServiceError> {
     let url = changes
         .url
         .as_deref()
@@ -264,7 +267,7 @@ async fn save(
     s: &Subscription,
     kind: &str,
     details: serde_json::Value,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     event_hooks::update(&mut tx, s).await?;
     audit::record(
         &mut tx,
@@ -286,10 +289,10 @@ pub async fn delete(
     tenant_id: &str,
     actor: &str,
     id: &ids::SubscriptionId,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let mut tx = state.store.begin().await?;
     if !event_hooks::delete(&mut tx, tenant_id, id.as_str(), now().0).await? {
-        return Err(ApiError::not_found("event subscription", id.as_str()));
+        return Err(ServiceError::not_found("event subscription", id.as_str()));
     }
     audit::record(
         &mut tx,
@@ -312,7 +315,7 @@ pub async fn rotate(
     tenant_id: &str,
     actor: &str,
     id: &ids::SubscriptionId,
-) -> Result<(String, i64), ApiError> {
+) -> Result<(String, i64), ServiceError> {
     let mut tx = begin_locked(state, tenant_id).await?;
     let mut s = owned(&mut tx, tenant_id, id).await?;
     let at = now().0;
@@ -342,14 +345,14 @@ pub async fn retry(
     actor: &str,
     id: &ids::SubscriptionId,
     attempt_or_event: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, ServiceError> {
     let mut tx = state.store.begin().await?;
     owned(&mut tx, tenant_id, id).await?;
     let event = event_hooks::event_named(&mut tx, tenant_id, id.as_str(), attempt_or_event)
         .await?
-        .ok_or_else(|| ApiError::not_found("event or delivery attempt", attempt_or_event))?;
+        .ok_or_else(|| ServiceError::not_found("event or delivery attempt", attempt_or_event))?;
     if !event_hooks::requeue(&mut tx, tenant_id, &event, crate::state::now_ms()).await? {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "attempt_in_flight",
             format!("event `{event}` is being delivered now; retry when the attempt has ended"),
         ));
