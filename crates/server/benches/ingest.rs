@@ -47,6 +47,11 @@
 //! stamped a few milliseconds late at most. Between phases the node is let settle
 //! (outbox drained, every receipt acknowledged).
 //!
+//! 6. **scale out** — with `LADDER_TEST_POSTGRES_URL` set, ingest on
+//!    PostgreSQL (a fresh schema) through one node, then through two nodes
+//!    on the same database, each at the same concurrency (requests
+//!    alternate between them).
+//!
 //! Run with `cargo bench -p ladder-server --bench ingest`. Tunables:
 //! `LADDER_BENCH_REQUESTS` (default 3000), `LADDER_BENCH_CONCURRENCY`
 //! (default 16), `LADDER_BENCH_E2E_MESSAGES` (batch, default 500),
@@ -239,10 +244,22 @@ async fn ingest_node(
     concurrency: usize,
     body: String,
 ) -> Result<(ladder_server::Running, Arc<HttpCtx>), BoxError> {
+    ingest_node_on(dir, None, group_commit_max, concurrency, body).await
+}
+
+/// As [`ingest_node`], on the database at `database_url` (SQLite in `dir`
+/// when `None`).
+async fn ingest_node_on(
+    dir: &std::path::Path,
+    database_url: Option<String>,
+    group_commit_max: usize,
+    concurrency: usize,
+    body: String,
+) -> Result<(ladder_server::Running, Arc<HttpCtx>), BoxError> {
     let mut config = ladder_server::Config {
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.to_path_buf(),
-        database_url: None,
+        database_url,
         ..Default::default()
     };
     config.delivery.workers = 0;
@@ -287,6 +304,88 @@ async fn ingest_node(
         body,
     });
     Ok((running, ctx))
+}
+
+/// Ingest on PostgreSQL with one node, then with two nodes on the same
+/// database (same tenant, a shared keyring file), each driven at
+/// `concurrency`: the scale-out rows. `None` without
+/// `LADDER_TEST_POSTGRES_URL`.
+async fn scale_out(
+    dir: &std::path::Path,
+    requests: usize,
+    concurrency: usize,
+    body: &str,
+) -> Result<Option<(Run, Run)>, BoxError> {
+    let Ok(url) = std::env::var("LADDER_TEST_POSTGRES_URL") else {
+        return Ok(None);
+    };
+    let schema = format!(
+        "bench_ingest_{}_{}",
+        std::process::id(),
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos()
+    );
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(&url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let (one, ctx) = ingest_node_on(
+        &dir.join("pg1"),
+        Some(scoped.clone()),
+        1,
+        concurrency,
+        body.to_string(),
+    )
+    .await?;
+    // The second node: same database, same keyring file, no demo tenant
+    // of its own (the database has one).
+    let mut config = ladder_server::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.join("pg2"),
+        database_url: Some(scoped),
+        keyring: Some(one.keyring.clone().into()),
+        ..Default::default()
+    };
+    config.delivery.workers = 0;
+    let two = ladder_server::start(config).await?;
+    let ctx2 = Arc::new(HttpCtx {
+        client: ctx.client.clone(),
+        messages_url: format!("http://{}/v1/messages", two.addr),
+        healthz_url: format!("http://{}/healthz", two.addr),
+        token: ctx.token.clone(),
+        recipients: ctx.recipients.clone(),
+        body: ctx.body.clone(),
+    });
+    for (n, node) in [&ctx, &ctx2].into_iter().enumerate() {
+        let c = Arc::clone(node);
+        let warm = drive(WARMUP, concurrency, move |i| {
+            send_one(Arc::clone(&c), format!("bench-pg-warm-{n}-{i}"), i)
+        })
+        .await;
+        report_errors("PostgreSQL warm-up", &warm);
+    }
+    let c = Arc::clone(&ctx);
+    let single = drive(requests, concurrency, move |i| {
+        send_one(Arc::clone(&c), format!("bench-pg-one-{i}"), i)
+    })
+    .await;
+    // Two nodes: requests alternate between them, `concurrency` in flight
+    // at each.
+    let (a, b) = (Arc::clone(&ctx), Arc::clone(&ctx2));
+    let pair = drive(requests, 2 * concurrency, move |i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        send_one(Arc::clone(node), format!("bench-pg-two-{i}"), i)
+    })
+    .await;
+    two.shutdown().await;
+    one.shutdown().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    Ok(Some((single, pair)))
 }
 
 // ---------------------------------------------------------------- HTTP ---
@@ -1364,6 +1463,9 @@ async fn main() -> Result<(), BoxError> {
     let raw_counts = row_counts(&raw.store).await?;
     raw.store.close().await;
 
+    // ----------------------------------- 6. scale out on PostgreSQL ---
+    let pg = scale_out(data.path(), requests, concurrency, &ctx.body).await?;
+
     // ------------------------------------------------ 4./5. end to end ---
     let e2e = end_to_end(
         &data.path().join("e2e"),
@@ -1382,6 +1484,17 @@ async fn main() -> Result<(), BoxError> {
         "scenario", "requests", "errors", "msgs/s", "p50 ms", "p99 ms", "max ms"
     );
     let wide = format!("ingest, concurrency {WIDE_CONCURRENCY}");
+    let (pg_one, pg_two) = match &pg {
+        Some((one, two)) => (Some(one), Some(two)),
+        None => (None, None),
+    };
+    let pg_rows: Vec<(&str, &Run)> = [
+        ("PostgreSQL ingest, 1 node", pg_one),
+        ("PostgreSQL ingest, 2 nodes", pg_two),
+    ]
+    .into_iter()
+    .filter_map(|(name, run)| run.map(|r| (name, r)))
+    .collect();
     let rows = [
         ("ingest: POST /v1/messages (durable)", &ingest),
         (wide.as_str(), &ingest_wide),
@@ -1405,7 +1518,29 @@ async fn main() -> Result<(), BoxError> {
             run.max_ms(),
         );
     }
+    for (name, run) in &pg_rows {
+        println!(
+            "  {:<36} {:>8} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2}",
+            name,
+            run.requests,
+            run.errors.len(),
+            run.throughput(),
+            run.percentile_ms(50.0),
+            run.percentile_ms(99.0),
+            run.max_ms(),
+        );
+    }
+    if pg_rows.is_empty() {
+        println!("  PostgreSQL scale-out: skipped (LADDER_TEST_POSTGRES_URL is not set)");
+    }
     println!();
+    if let (Some(one), Some(two)) = (pg_one, pg_two) {
+        println!(
+            "  PostgreSQL, 2 nodes / 1 node = {:>5.2} × throughput; 1 node / SQLite ingest = {:.2}",
+            two.throughput() / one.throughput(),
+            one.throughput() / ingest.throughput()
+        );
+    }
     println!(
         "  ingest / HTTP ceiling    = {:>5.1} % of throughput",
         100.0 * ingest.throughput() / http.throughput()
@@ -1466,7 +1601,7 @@ async fn main() -> Result<(), BoxError> {
     for note in &e2e.notes {
         println!("  !! {note}");
     }
-    for (name, run) in rows {
+    for (name, run) in rows.into_iter().chain(pg_rows.iter().copied()) {
         report_errors(name, run);
     }
     report_errors("acceptance during the RCS batch", &e2e.rcs_accept);
