@@ -122,6 +122,21 @@ impl Override {
     }
 }
 
+/// The overrides one decision applies: the policy's own, then the
+/// run-time ones, in that order (the first that applies wins), read in
+/// place rather than collected.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OverrideSet<'a> {
+    pub policy: &'a [Override],
+    pub runtime: &'a [Override],
+}
+
+impl<'a> OverrideSet<'a> {
+    pub(crate) fn iter(self) -> impl Iterator<Item = &'a Override> + Clone {
+        self.policy.iter().chain(self.runtime)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
