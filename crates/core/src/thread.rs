@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::assurance::{AssuranceLevel, EvidenceSource};
 use crate::evidence::{CreditTable, DeviceId, EvidenceRules, RecipientEvidence, Terms};
-use crate::overrides::Override;
+use crate::overrides::{Override, OverrideSet};
 use crate::reason::SkipReason;
 use crate::time::Timestamp;
 
@@ -99,9 +99,9 @@ pub fn assess(
     now: Timestamp,
 ) -> Assessment {
     CreditTable::new(
-        &Terms::new(rules),
+        Terms::new(rules),
         recipient,
-        overrides.iter().copied(),
+        OverrideSet::listed(overrides),
         now,
     )
     .assessment()

@@ -249,12 +249,12 @@ pub struct UnknownClass {
 /// allocates only what the returned `Decision` owns.
 pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, UnknownClass> {
     let (class_index, class) = class_of(policy, input)?;
-    let overrides = OverrideSet {
-        policy: policy.overrides(),
-        runtime: input.overrides,
-    };
+    let overrides = OverrideSet::of_decision(policy.overrides(), input.overrides);
     let now = input.now;
-    let credits = CreditTable::new(&policy.terms(), input.recipient, overrides.iter(), now);
+    let credits = CreditTable::new(policy.terms(), input.recipient, overrides, now);
+    if let Some(t) = class.ladder.first().and_then(|s| s.container.transport()) {
+        credits.credit_all(t);
+    }
 
     // The ratchet first: a floor that drops now caps every step below.
     let (mut after, drop) = ratchet(input, &credits);
@@ -395,7 +395,7 @@ fn ratchet(
     input: &DecisionInput<'_>,
     credits: &CreditTable<'_>,
 ) -> (ThreadFloor, Option<FloorDrop>) {
-    let level = credits.floor_level();
+    let level = credits.floor_level(input.thread.floor);
     let drop = input.thread.observe_level(
         level.unwrap_or(AssuranceLevel::None),
         || credits.causes_at(level),

@@ -96,16 +96,8 @@ pub fn permitted(
             minimum: class.minimum,
         }));
     }
-    let overrides = OverrideSet {
-        policy: policy.overrides(),
-        runtime: input.overrides,
-    };
-    let credits = CreditTable::new(
-        &policy.terms(),
-        input.recipient,
-        overrides.iter(),
-        input.now,
-    );
+    let overrides = OverrideSet::of_decision(policy.overrides(), input.overrides);
+    let credits = CreditTable::new(policy.terms(), input.recipient, overrides, input.now);
     let (after, _) = ratchet(input, &credits);
     let ctx = Context {
         policy,

@@ -6,7 +6,7 @@
 //! again here; a reason is made owned only when it is recorded.
 
 use crate::assurance::{AssuranceLevel, Channel, Container, Notifier, Transport};
-use crate::evidence::{ContactEvidence, CreditTable, Grade, RecipientEvidence, Shortfall};
+use crate::evidence::{Cell, ContactEvidence, CreditTable, RecipientEvidence, Row, Shortfall};
 use crate::overrides::{Override, OverrideEffect, OverrideSet};
 use crate::policy::{Policy, Step};
 use crate::reason::SkipReason;
@@ -26,6 +26,14 @@ pub(crate) struct Context<'a> {
     pub failed: &'a [FailedAttempt],
     pub floor: AssuranceLevel,
     pub now: Timestamp,
+}
+
+/// A reason not made yet: one cell of the credit table (made again in full
+/// only if it is recorded), or one at hand.
+#[derive(Debug, Clone, Copy)]
+enum Why<'a> {
+    Cell(&'a Row<'a>, Transport),
+    Made(Shortfall<'a>),
 }
 
 /// The verdict on one step.
@@ -69,32 +77,33 @@ impl<'a> Context<'a> {
     fn transport_level(
         &self,
         transport: Transport,
-    ) -> Result<(AssuranceLevel, Option<Shortfall<'a>>), Shortfall<'a>> {
+    ) -> Result<(AssuranceLevel, Option<Why<'a>>), Why<'a>> {
         // The first weakest reachable device, and why it is no higher.
-        let mut weakest: Option<(AssuranceLevel, Option<Shortfall<'a>>)> = None;
-        let mut doubtful: Option<Shortfall<'a>> = None;
-        let mut unreachable: Option<Shortfall<'a>> = None;
+        let mut weakest: Option<(AssuranceLevel, Option<Why<'a>>)> = None;
+        let mut doubtful: Option<Why<'a>> = None;
+        let mut unreachable: Option<Why<'a>> = None;
         let mut any = false;
         for row in self.credits.rows() {
-            match row.get(transport) {
-                Grade::Unusable(Shortfall::EvidenceMissing { .. }) => continue,
-                Grade::Unusable(r @ Shortfall::OverrideDisabled { .. }) => {
+            let here = Why::Cell(row, transport);
+            match self.credits.cell(row, transport) {
+                Cell::Missing => continue,
+                Cell::Disabled => {
                     if row.device.transports.contains_key(&transport) {
-                        return Err(r);
+                        return Err(here);
                     }
                 }
-                Grade::Unusable(r @ Shortfall::Unreachable { .. }) => {
+                Cell::Unreachable => {
                     any = true;
-                    unreachable.get_or_insert(r);
+                    unreachable.get_or_insert(here);
                 }
-                Grade::Unusable(r) => {
+                Cell::Doubtful => {
                     any = true;
-                    doubtful.get_or_insert(r);
+                    doubtful.get_or_insert(here);
                 }
-                Grade::Reachable { level, shortfall } => {
+                Cell::Reachable { level, short } => {
                     any = true;
                     if weakest.is_none_or(|(w, _)| level < w) {
-                        weakest = Some((level, shortfall));
+                        weakest = Some((level, short.then_some(here)));
                     }
                 }
             }
@@ -105,15 +114,15 @@ impl<'a> Context<'a> {
                 .devices
                 .iter()
                 .find(|d| d.is_revoked() && d.transports.contains_key(&transport));
-            return Err(match revoked {
+            return Err(Why::Made(match revoked {
                 Some(d) => Shortfall::DeviceRevoked { device: &d.id },
                 None => Shortfall::EvidenceMissing { transport },
-            });
+            }));
         }
         let Some(weakest) = weakest else {
             return Err(doubtful
                 .or(unreachable)
-                .unwrap_or(Shortfall::EvidenceMissing { transport }));
+                .unwrap_or(Why::Made(Shortfall::EvidenceMissing { transport })));
         };
         match doubtful {
             Some(r) if weakest.0 > AssuranceLevel::Transport => {
@@ -123,11 +132,19 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// The owned form of a reason, made now because it is recorded.
+    fn reason(&self, why: Why<'a>) -> SkipReason {
+        match why {
+            Why::Cell(row, transport) => self.credits.reason(row, transport),
+            Why::Made(r) => r.to_reason(),
+        }
+    }
+
     fn notifier_reachable(&self, notifier: Notifier) -> bool {
         let via = |t: Transport| {
             self.credits
                 .rows()
-                .any(|r| matches!(r.get(t), Grade::Reachable { .. }))
+                .any(|r| matches!(self.credits.cell(r, t), Cell::Reachable { .. }))
         };
         match notifier {
             Notifier::RcsNotice => via(Transport::Rcs),
@@ -190,17 +207,17 @@ impl<'a> Context<'a> {
                 match self
                     .recipient_override(Channel::Portal, |e| matches!(e, OverrideEffect::Disable))
                 {
-                    Some(o) => Err(Shortfall::OverrideDisabled {
+                    Some(o) => Err(Why::Made(Shortfall::OverrideDisabled {
                         override_id: &o.id,
                         channel: Channel::Portal,
-                    }),
+                    })),
                     None => Ok((AssuranceLevel::Transport, None)),
                 }
             }
         };
         let assurance = match level {
             Err(r) => {
-                reasons.push(r.to_reason());
+                reasons.push(self.reason(r));
                 None
             }
             Ok((evidence, shortfall)) => {
@@ -217,7 +234,7 @@ impl<'a> Context<'a> {
                                 assurance: evidence,
                                 required,
                             },
-                            Shortfall::to_reason,
+                            |why| self.reason(why),
                         )
                     });
                 }

@@ -14,7 +14,7 @@ use crate::time::{Duration, Timestamp};
 use crate::version::PlatformVersion;
 
 use super::terms::Terms;
-use super::{ClientInfo, DeviceEvidence, DeviceId, TransportEvidence};
+use super::{ClientInfo, DeviceEvidence, DeviceId};
 
 /// Why fresh-looking evidence no longer counts: a [`Staleness`] that
 /// borrows the client it names.
@@ -212,62 +212,39 @@ impl Grade<'_> {
     }
 }
 
-/// The overrides that bear on one device over one channel: the first
-/// active one (in order) of each effect that matches the device's labels.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ChannelOverrides<'a> {
-    pub disable: Option<&'a Override>,
-    pub distrust: Option<&'a Override>,
-}
-
-impl<'a> ChannelOverrides<'a> {
-    /// Looks them up for one channel.
-    pub(crate) fn find(
-        overrides: impl Iterator<Item = &'a Override> + Clone,
-        channel: Channel,
-        device: &DeviceEvidence,
-        now: Timestamp,
-    ) -> ChannelOverrides<'a> {
-        let first = |effect: fn(&OverrideEffect) -> bool| {
-            overrides
-                .clone()
-                .find(|o| effect(&o.effect) && o.applies(channel, &device.labels, now))
-        };
-        ChannelOverrides {
-            disable: first(|e| matches!(e, OverrideEffect::Disable)),
-            distrust: first(|e| matches!(e, OverrideEffect::DistrustE2ee)),
-        }
-    }
-}
-
 /// Credits `ev`, `device`'s evidence for `transport` (`None`: it has none).
 ///
 /// Deny by default: missing, stale, unverified or overridden evidence is
 /// unusable, and E2EE counts only when a source the policy trusts for the
-/// `e2ee` claim says `verified`. `device_client` is the staleness of the
-/// device's own client ([`Terms::client_staleness`]), asked only for a
-/// signed report that names no client of its own.
+/// `e2ee` claim says `verified`. `overrides` are the ones in force, in
+/// order; `device_client` is the staleness of the device's own client
+/// ([`Terms::client_staleness`]), asked only for a signed report that
+/// names no client of its own.
 pub(crate) fn grade<'a>(
     terms: &Terms<'a>,
     device: &'a DeviceEvidence,
     transport: Transport,
-    ev: Option<&'a TransportEvidence>,
-    overrides: ChannelOverrides<'a>,
+    overrides: impl Iterator<Item = &'a Override> + Clone,
     device_client: impl FnOnce() -> Option<StaleRef<'a>>,
     now: Timestamp,
 ) -> Grade<'a> {
     let dev = &device.id;
     let channel = transport.channel();
+    let applicable = |effect: fn(&OverrideEffect) -> bool| {
+        overrides
+            .clone()
+            .find(|o| effect(&o.effect) && o.applies(channel, &device.labels, now))
+    };
     if device.is_revoked() {
         return Grade::Unusable(Shortfall::DeviceRevoked { device: dev });
     }
-    if let Some(o) = overrides.disable {
+    if let Some(o) = applicable(|e| matches!(e, OverrideEffect::Disable)) {
         return Grade::Unusable(Shortfall::OverrideDisabled {
             override_id: &o.id,
             channel,
         });
     }
-    let Some(ev) = ev else {
+    let Some(ev) = device.transports.get(&transport) else {
         return Grade::Unusable(Shortfall::EvidenceMissing { transport });
     };
     let unverified = Shortfall::EvidenceUnverified {
@@ -368,7 +345,7 @@ pub(crate) fn grade<'a>(
         });
     }
     if level > AssuranceLevel::Transport
-        && let Some(o) = overrides.distrust
+        && let Some(o) = applicable(|e| matches!(e, OverrideEffect::DistrustE2ee))
     {
         level = AssuranceLevel::Transport;
         shortfall = Some(Shortfall::OverrideDistrustsE2ee {
@@ -377,42 +354,4 @@ pub(crate) fn grade<'a>(
         });
     }
     Grade::Reachable { level, shortfall }
-}
-
-/// The best level a device can verifiably receive a payload at right now,
-/// with why it is no higher, from its grades over in-app, RCS and SMS (in
-/// that order; `grade_of` gives them). What a thread's floor is made of.
-pub(crate) fn best<'a>(
-    grade_of: impl Fn(Transport) -> Grade<'a>,
-) -> (AssuranceLevel, Option<Shortfall<'a>>) {
-    let mut best = AssuranceLevel::None;
-    let mut best_shortfall: Option<Shortfall<'a>> = None;
-    let mut reached = false;
-    let mut unusable: Option<Shortfall<'a>> = None;
-    for t in [Transport::InApp, Transport::Rcs, Transport::Sms] {
-        match grade_of(t) {
-            Grade::Reachable { level, shortfall } => {
-                if !reached || level > best {
-                    best = level;
-                    best_shortfall = shortfall;
-                    reached = true;
-                }
-            }
-            Grade::Unusable(Shortfall::EvidenceMissing { .. }) => {}
-            Grade::Unusable(r) => {
-                unusable.get_or_insert(r);
-            }
-        }
-    }
-    if best == AssuranceLevel::E2eeAttested {
-        return (best, None);
-    }
-    // Prefer the shortfall of the path that reached `best`; then the first
-    // informative reason a path was unusable; then plain "no evidence".
-    let why = best_shortfall
-        .or(unusable)
-        .unwrap_or(Shortfall::EvidenceMissing {
-            transport: Transport::InApp,
-        });
-    (best, Some(why))
 }

@@ -17,15 +17,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::assurance::{AssuranceLevel, Claim, E2eeState, EvidenceSource, Transport};
-use crate::overrides::Override;
+use crate::overrides::{Override, OverrideSet};
 use crate::reason::SkipReason;
 use crate::time::{Duration, Timestamp};
 use crate::version::PlatformVersion;
 
-use grade::ChannelOverrides;
-pub(crate) use grade::{Grade, Shortfall};
-pub(crate) use table::CreditTable;
-use table::Row;
+pub(crate) use grade::Shortfall;
+pub(crate) use table::{Cell, CreditTable, Row};
 pub(crate) use terms::{CompiledEvidence, Terms};
 
 /// A device's identifier. Cheap to clone: decisions copy it into every
@@ -289,13 +287,11 @@ pub fn credit(
     now: Timestamp,
 ) -> Credit {
     let terms = Terms::new(rules);
-    let found = ChannelOverrides::find(overrides.iter().copied(), transport.channel(), device, now);
     grade::grade(
         &terms,
         device,
         transport,
-        device.transports.get(&transport),
-        found,
+        overrides.iter().copied(),
         || terms.client_staleness(device.client.as_ref()),
         now,
     )
@@ -310,7 +306,11 @@ pub fn device_best(
     overrides: &[&Override],
     now: Timestamp,
 ) -> (AssuranceLevel, Option<SkipReason>) {
-    let row = Row::new(&Terms::new(rules), device, overrides.iter().copied(), now);
-    let (level, why) = row.best();
+    let (level, why) = table::device_best(
+        Terms::new(rules),
+        device,
+        OverrideSet::listed(overrides),
+        now,
+    );
     (level, why.map(Shortfall::to_reason))
 }

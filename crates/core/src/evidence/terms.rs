@@ -69,20 +69,32 @@ pub(crate) struct ClientMinimum {
 pub(crate) struct CompiledEvidence {
     sources: SourceTable,
     clients: Box<[ClientMinimum]>,
+    /// No two client names are equal without (ASCII) case — validation
+    /// stores them lowercased — so a name spelled exactly as listed is the
+    /// one match, found without the slower comparison.
+    exact_first: bool,
 }
 
 impl CompiledEvidence {
     pub(crate) fn new(rules: &EvidenceRules) -> CompiledEvidence {
+        let clients: Box<[ClientMinimum]> = rules
+            .min_client_version
+            .iter()
+            .map(|(name, minimum)| ClientMinimum {
+                name: name.as_str().into(),
+                minimum: minimum.clone(),
+            })
+            .collect();
+        let exact_first = clients.iter().enumerate().all(|(i, a)| {
+            clients
+                .iter()
+                .skip(i + 1)
+                .all(|b| !a.name.eq_ignore_ascii_case(&b.name))
+        });
         CompiledEvidence {
             sources: source_table(rules),
-            clients: rules
-                .min_client_version
-                .iter()
-                .map(|(name, minimum)| ClientMinimum {
-                    name: name.as_str().into(),
-                    minimum: minimum.clone(),
-                })
-                .collect(),
+            clients,
+            exact_first,
         }
     }
 }
@@ -90,7 +102,10 @@ impl CompiledEvidence {
 /// The client minimums a [`Terms`] reads.
 #[derive(Debug, Clone, Copy)]
 enum Clients<'a> {
-    Compiled(&'a [ClientMinimum]),
+    Compiled {
+        clients: &'a [ClientMinimum],
+        exact_first: bool,
+    },
     Rules(&'a BTreeMap<String, PlatformVersion>),
 }
 
@@ -117,7 +132,10 @@ impl<'a> Terms<'a> {
         Terms {
             rules,
             sources: compiled.sources,
-            clients: Clients::Compiled(&compiled.clients),
+            clients: Clients::Compiled {
+                clients: &compiled.clients,
+                exact_first: compiled.exact_first,
+            },
         }
     }
 
@@ -127,7 +145,7 @@ impl<'a> Terms<'a> {
 
     fn lists_clients(&self) -> bool {
         match self.clients {
-            Clients::Compiled(c) => !c.is_empty(),
+            Clients::Compiled { clients, .. } => !clients.is_empty(),
             Clients::Rules(r) => !r.is_empty(),
         }
     }
@@ -136,9 +154,13 @@ impl<'a> Terms<'a> {
     /// (ASCII) case.
     fn minimum_for(&self, name: &str) -> Option<&'a PlatformVersion> {
         match self.clients {
-            Clients::Compiled(c) => c
-                .iter()
-                .find(|m| m.name.eq_ignore_ascii_case(name))
+            Clients::Compiled {
+                clients,
+                exact_first,
+            } => exact_first
+                .then(|| clients.iter().find(|m| *m.name == *name))
+                .flatten()
+                .or_else(|| clients.iter().find(|m| m.name.eq_ignore_ascii_case(name)))
                 .map(|m| &m.minimum),
             Clients::Rules(r) => r
                 .iter()
