@@ -40,19 +40,20 @@ fn source_slot(source: EvidenceSource) -> usize {
     }
 }
 
+fn source_terms(rules: &EvidenceRules, source: EvidenceSource) -> Option<SourceTerms> {
+    rules.sources.get(&source).map(|r| SourceTerms {
+        reachable: r.verifies.contains(&Claim::Reachable),
+        e2ee: r.verifies.contains(&Claim::E2ee),
+        attestation: r.verifies.contains(&Claim::Attestation),
+        fresh_for: r.fresh_for,
+    })
+}
+
 fn source_table(rules: &EvidenceRules) -> SourceTable {
-    let terms = |source| {
-        rules.sources.get(&source).map(|r| SourceTerms {
-            reachable: r.verifies.contains(&Claim::Reachable),
-            e2ee: r.verifies.contains(&Claim::E2ee),
-            attestation: r.verifies.contains(&Claim::Attestation),
-            fresh_for: r.fresh_for,
-        })
-    };
     [
-        terms(EvidenceSource::SignedDeviceReport),
-        terms(EvidenceSource::ProviderCheck),
-        terms(EvidenceSource::SelfReported),
+        source_terms(rules, EvidenceSource::SignedDeviceReport),
+        source_terms(rules, EvidenceSource::ProviderCheck),
+        source_terms(rules, EvidenceSource::SelfReported),
     ]
 }
 
@@ -113,7 +114,9 @@ enum Clients<'a> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Terms<'a> {
     pub rules: &'a EvidenceRules,
-    sources: SourceTable,
+    /// Compiled; `None`: read from `rules` at each use (a caller with the
+    /// rules alone often credits one transport, not a table of them).
+    sources: Option<SourceTable>,
     clients: Clients<'a>,
 }
 
@@ -122,7 +125,7 @@ impl<'a> Terms<'a> {
     pub(crate) fn new(rules: &'a EvidenceRules) -> Terms<'a> {
         Terms {
             rules,
-            sources: source_table(rules),
+            sources: None,
             clients: Clients::Rules(&rules.min_client_version),
         }
     }
@@ -131,7 +134,7 @@ impl<'a> Terms<'a> {
     pub(crate) fn compiled(rules: &'a EvidenceRules, compiled: &'a CompiledEvidence) -> Terms<'a> {
         Terms {
             rules,
-            sources: compiled.sources,
+            sources: Some(compiled.sources),
             clients: Clients::Compiled {
                 clients: &compiled.clients,
                 exact_first: compiled.exact_first,
@@ -140,7 +143,10 @@ impl<'a> Terms<'a> {
     }
 
     pub(crate) fn source(&self, source: EvidenceSource) -> Option<SourceTerms> {
-        self.sources.get(source_slot(source)).copied().flatten()
+        match &self.sources {
+            Some(table) => table.get(source_slot(source)).copied().flatten(),
+            None => source_terms(self.rules, source),
+        }
     }
 
     fn lists_clients(&self) -> bool {
