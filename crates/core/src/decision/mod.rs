@@ -12,13 +12,14 @@
 
 mod explain;
 mod permit;
+mod steering;
 mod steps;
 
 use serde::{Deserialize, Serialize};
 
 use crate::assurance::{AssuranceLevel, Channel, Container, Mode, Notifier};
 use crate::evidence::{CreditTable, RecipientEvidence};
-use crate::overrides::{Override, OverrideEffect, OverrideSet};
+use crate::overrides::{Override, OverrideSet};
 use crate::policy::{AfterHold, Class, Exhausted, Policy, PolicyVersion};
 use crate::reason::SkipReason;
 use crate::step_up::SecondFactor;
@@ -27,6 +28,7 @@ use crate::time::Timestamp;
 
 pub use explain::explain;
 pub use permit::{Refusal, permitted};
+use steering::{Steering, steering};
 use steps::Context;
 
 /// The sender's confirmation of a downgrade, bound to one message, the
@@ -466,79 +468,6 @@ impl Judge<'_> {
         };
         (verdict, route)
     }
-}
-
-/// What the active force overrides do to one class: payload never travels
-/// over a steered-off channel, and when the ladder uses that channel above
-/// the forced container, every step above it is skipped. Several overrides
-/// combine; the lowest forced step wins.
-#[derive(Debug, Default)]
-struct Steering {
-    /// Ladder index to start from, and the override that set it.
-    forced_from: Option<(usize, String)>,
-    /// Channels no payload may take, with the override that said so.
-    off: Vec<(Channel, String, Container)>,
-}
-
-impl Steering {
-    fn skip(&self, class: &Class, index: usize, container: Container) -> Option<SkipReason> {
-        if let Some((_, id, to)) = self.off.iter().find(|(c, _, _)| *c == container.channel()) {
-            return Some(SkipReason::OverrideForcedStep {
-                override_id: id.clone(),
-                container: *to,
-            });
-        }
-        match &self.forced_from {
-            Some((from, id)) if index < *from => Some(SkipReason::OverrideForcedStep {
-                override_id: id.clone(),
-                container: class.ladder.get(*from).map_or(container, |s| s.container),
-            }),
-            _ => None,
-        }
-    }
-
-    /// The override that steers this (legacy) route off its channel.
-    fn steers_off(&self, step: &crate::policy::Step) -> Option<&str> {
-        self.off
-            .iter()
-            .find(|(c, _, _)| *c == step.container.channel())
-            .map(|(_, id, _)| id.as_str())
-    }
-}
-
-/// Force overrides apply per recipient (`Override::covers_recipient`).
-fn steering(ctx: &Context<'_>, class: &Class, notes: &mut Vec<Note>) -> Steering {
-    let mut out = Steering::default();
-    for o in ctx.overrides.iter() {
-        let OverrideEffect::ForceStep(container) = o.effect else {
-            continue;
-        };
-        if !o.covers_recipient(ctx.recipient, ctx.now) {
-            continue;
-        }
-        out.off.push((o.channel, o.id.clone(), container));
-        let uses_channel = |s: &crate::policy::Step| {
-            s.container.channel() == o.channel
-                || s.notifiers.iter().any(|n| n.channel() == o.channel)
-        };
-        match class.ladder.iter().position(|s| s.container == container) {
-            Some(i)
-                if class.ladder.iter().take(i).any(uses_channel)
-                    && out.forced_from.as_ref().is_none_or(|(from, _)| i > *from) =>
-            {
-                out.forced_from = Some((i, o.id.clone()));
-            }
-            Some(_) => {}
-            None if class.ladder.iter().chain(&class.legacy).any(uses_channel) => {
-                notes.push(Note::ForceNotInLadder {
-                    override_id: o.id.clone(),
-                    container,
-                });
-            }
-            None => {}
-        }
-    }
-    out
 }
 
 /// Whether the message carries a confirmation that covers this route.
