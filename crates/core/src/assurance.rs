@@ -113,6 +113,17 @@ impl Container {
             Container::Sms => Channel::Sms,
         }
     }
+
+    /// The device transport that carries the container; `None` for the
+    /// portal, which is the server's own.
+    pub fn transport(self) -> Option<Transport> {
+        match self {
+            Container::Rcs => Some(Transport::Rcs),
+            Container::InApp => Some(Transport::InApp),
+            Container::Sms => Some(Transport::Sms),
+            Container::Portal => None,
+        }
+    }
 }
 
 /// A content-free notice that tells the recipient to go and look.

@@ -122,6 +122,42 @@ impl Override {
     }
 }
 
+/// The overrides one decision applies — the policy's own, then the
+/// run-time ones, in that order (the first that applies wins) — read in
+/// place rather than collected. `listed` serves callers that hold them as
+/// a list of references already.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OverrideSet<'a> {
+    policy: &'a [Override],
+    runtime: &'a [Override],
+    listed: &'a [&'a Override],
+}
+
+impl<'a> OverrideSet<'a> {
+    pub(crate) fn of_decision(policy: &'a [Override], runtime: &'a [Override]) -> Self {
+        OverrideSet {
+            policy,
+            runtime,
+            listed: &[],
+        }
+    }
+
+    pub(crate) fn listed(listed: &'a [&'a Override]) -> Self {
+        OverrideSet {
+            policy: &[],
+            runtime: &[],
+            listed,
+        }
+    }
+
+    pub(crate) fn iter(self) -> impl Iterator<Item = &'a Override> + Clone {
+        self.policy
+            .iter()
+            .chain(self.runtime)
+            .chain(self.listed.iter().copied())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

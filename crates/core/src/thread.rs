@@ -15,8 +15,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::assurance::{AssuranceLevel, EvidenceSource};
-use crate::evidence::{DeviceId, EvidenceRules, RecipientEvidence, device_best};
-use crate::overrides::Override;
+use crate::evidence::{CreditTable, DeviceId, EvidenceRules, RecipientEvidence, Terms};
+use crate::overrides::{Override, OverrideSet};
 use crate::reason::SkipReason;
 use crate::time::Timestamp;
 
@@ -98,27 +98,13 @@ pub fn assess(
     overrides: &[&Override],
     now: Timestamp,
 ) -> Assessment {
-    let bests: Vec<_> = recipient
-        .active_devices()
-        .map(|d| (d, device_best(rules, d, overrides, now)))
-        .collect();
-    let Some(level) = bests.iter().map(|(_, (l, _))| *l).min() else {
-        return Assessment {
-            level: AssuranceLevel::None,
-            causes: vec![FloorCause::NoActiveDevice],
-        };
-    };
-    let causes = bests
-        .into_iter()
-        .filter(|(_, (l, _))| *l == level)
-        .filter_map(|(d, (_, why))| {
-            why.map(|reason| FloorCause::Device {
-                device: d.id.clone(),
-                reason,
-            })
-        })
-        .collect();
-    Assessment { level, causes }
+    CreditTable::new(
+        Terms::new(rules),
+        recipient,
+        OverrideSet::listed(overrides),
+        now,
+    )
+    .assessment()
 }
 
 impl ThreadFloor {
@@ -138,9 +124,27 @@ impl ThreadFloor {
         recipient: &RecipientEvidence,
         now: Timestamp,
     ) -> Option<FloorDrop> {
-        let mut to = self.floor.min(assessment.level);
-        let mut causes = if assessment.level < self.floor {
-            assessment.causes.clone()
+        self.observe_level(
+            assessment.level,
+            || assessment.causes.clone(),
+            recipient,
+            now,
+        )
+    }
+
+    /// [`ThreadFloor::observe`] for an assessment whose causes are only
+    /// worked out (`causes`) when the floor drops below what it was —
+    /// which a decision rarely needs.
+    pub(crate) fn observe_level(
+        &self,
+        level: AssuranceLevel,
+        causes: impl FnOnce() -> Vec<FloorCause>,
+        recipient: &RecipientEvidence,
+        now: Timestamp,
+    ) -> Option<FloorDrop> {
+        let mut to = self.floor.min(level);
+        let mut causes = if level < self.floor {
+            causes()
         } else {
             Vec::new()
         };

@@ -12,21 +12,23 @@
 
 mod explain;
 mod permit;
+mod steering;
 mod steps;
 
 use serde::{Deserialize, Serialize};
 
 use crate::assurance::{AssuranceLevel, Channel, Container, Mode, Notifier};
-use crate::evidence::RecipientEvidence;
-use crate::overrides::{Override, OverrideEffect};
+use crate::evidence::{CreditTable, RecipientEvidence};
+use crate::overrides::{Override, OverrideSet};
 use crate::policy::{AfterHold, Class, Exhausted, Policy, PolicyVersion};
 use crate::reason::SkipReason;
 use crate::step_up::SecondFactor;
-use crate::thread::{FloorDrop, ThreadFloor, assess};
+use crate::thread::{FloorDrop, ThreadFloor};
 use crate::time::Timestamp;
 
 pub use explain::explain;
 pub use permit::{Refusal, permitted};
+use steering::{Steering, steering};
 use steps::Context;
 
 /// The sender's confirmation of a downgrade, bound to one message, the
@@ -242,18 +244,28 @@ pub struct UnknownClass {
 }
 
 /// Decides one message. Pure and deterministic.
+///
+/// Every transport of every device is credited once, into a table the
+/// floor assessment and the ladder share; reasons borrow from the input
+/// until one is recorded, so a message whose first step qualifies
+/// allocates only what the returned `Decision` owns.
 pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, UnknownClass> {
-    let class = class_of(policy, input)?;
-    let overrides: Vec<&Override> = policy.overrides().iter().chain(input.overrides).collect();
+    let (class_index, class) = class_of(policy, input)?;
+    let overrides = OverrideSet::of_decision(policy.overrides(), input.overrides);
     let now = input.now;
+    let credits = CreditTable::new(policy.terms(), input.recipient, overrides, now);
+    if let Some(t) = class.ladder.first().and_then(|s| s.container.transport()) {
+        credits.credit_all(t);
+    }
 
     // The ratchet first: a floor that drops now caps every step below.
-    let (mut after, drop) = ratchet(policy, input, &overrides);
+    let (mut after, drop) = ratchet(input, &credits);
 
     let ctx = Context {
         policy,
         recipient: input.recipient,
-        overrides: &overrides,
+        credits: &credits,
+        overrides,
         failed: input.failed,
         floor: after.floor,
         now,
@@ -264,10 +276,11 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
         ctx: &ctx,
         steering: &steering,
         class,
+        routes: policy.route_names(class_index),
         lowest_failed: lowest_failed(input),
     };
 
-    let mut steps = Vec::new();
+    let mut steps = Vec::with_capacity(class.ladder.len());
     let mut chosen: Option<Route> = None;
     for (index, step) in class.ladder.iter().enumerate() {
         let (verdict, route) = judge.step(index, step);
@@ -362,27 +375,35 @@ pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Result<Decision, Un
     })
 }
 
-/// The class a message names, or the caller's mistake.
-fn class_of<'p>(policy: &'p Policy, input: &DecisionInput<'_>) -> Result<&'p Class, UnknownClass> {
+/// The class a message names (its index and itself), or the caller's
+/// mistake.
+fn class_of<'p>(
+    policy: &'p Policy,
+    input: &DecisionInput<'_>,
+) -> Result<(usize, &'p Class), UnknownClass> {
     policy
-        .class(&input.message.class)
+        .class_index(&input.message.class)
+        .and_then(|i| policy.classes().get(i).map(|c| (i, c)))
         .ok_or_else(|| UnknownClass {
             class: input.message.class.clone(),
             version: policy.version().clone(),
         })
 }
 
-/// The thread's floor once what the devices verifiably support now is
-/// observed, and the drop that caused, if any.
+/// The thread's floor once what the devices verifiably support now (read
+/// from the credit table) is observed, and the drop that caused, if any.
+/// Why each device is no higher is worked out only for a drop.
 fn ratchet(
-    policy: &Policy,
     input: &DecisionInput<'_>,
-    overrides: &[&Override],
+    credits: &CreditTable<'_>,
 ) -> (ThreadFloor, Option<FloorDrop>) {
-    let assessment = assess(policy.evidence(), input.recipient, overrides, input.now);
-    let drop = input
-        .thread
-        .observe(&assessment, input.recipient, input.now);
+    let level = credits.floor_level(input.thread.floor);
+    let drop = input.thread.observe_level(
+        level.unwrap_or(AssuranceLevel::None),
+        || credits.causes_at(level),
+        input.recipient,
+        input.now,
+    );
     let mut after = input.thread.clone();
     if let Some(d) = &drop {
         after.apply_drop(d);
@@ -401,6 +422,8 @@ struct Judge<'a> {
     ctx: &'a Context<'a>,
     steering: &'a Steering,
     class: &'a Class,
+    /// The class's step route names, compiled with the policy.
+    routes: &'a [String],
     lowest_failed: Option<usize>,
 }
 
@@ -435,86 +458,16 @@ impl Judge<'_> {
         };
         let verdict = StepVerdict {
             index,
-            route: step.route_name(),
+            route: self
+                .routes
+                .get(index)
+                .map_or_else(|| step.route_name(), Clone::clone),
             required,
             assurance: eval.assurance,
             skipped: eval.reasons,
         };
         (verdict, route)
     }
-}
-
-/// What the active force overrides do to one class: payload never travels
-/// over a steered-off channel, and when the ladder uses that channel above
-/// the forced container, every step above it is skipped. Several overrides
-/// combine; the lowest forced step wins.
-#[derive(Debug, Default)]
-struct Steering {
-    /// Ladder index to start from, and the override that set it.
-    forced_from: Option<(usize, String)>,
-    /// Channels no payload may take, with the override that said so.
-    off: Vec<(Channel, String, Container)>,
-}
-
-impl Steering {
-    fn skip(&self, class: &Class, index: usize, container: Container) -> Option<SkipReason> {
-        if let Some((_, id, to)) = self.off.iter().find(|(c, _, _)| *c == container.channel()) {
-            return Some(SkipReason::OverrideForcedStep {
-                override_id: id.clone(),
-                container: *to,
-            });
-        }
-        match &self.forced_from {
-            Some((from, id)) if index < *from => Some(SkipReason::OverrideForcedStep {
-                override_id: id.clone(),
-                container: class.ladder.get(*from).map_or(container, |s| s.container),
-            }),
-            _ => None,
-        }
-    }
-
-    /// The override that steers this (legacy) route off its channel.
-    fn steers_off(&self, step: &crate::policy::Step) -> Option<&str> {
-        self.off
-            .iter()
-            .find(|(c, _, _)| *c == step.container.channel())
-            .map(|(_, id, _)| id.as_str())
-    }
-}
-
-/// Force overrides apply per recipient (`Override::covers_recipient`).
-fn steering(ctx: &Context<'_>, class: &Class, notes: &mut Vec<Note>) -> Steering {
-    let mut out = Steering::default();
-    for o in ctx.overrides {
-        let OverrideEffect::ForceStep(container) = o.effect else {
-            continue;
-        };
-        if !o.covers_recipient(ctx.recipient, ctx.now) {
-            continue;
-        }
-        out.off.push((o.channel, o.id.clone(), container));
-        let uses_channel = |s: &crate::policy::Step| {
-            s.container.channel() == o.channel
-                || s.notifiers.iter().any(|n| n.channel() == o.channel)
-        };
-        match class.ladder.iter().position(|s| s.container == container) {
-            Some(i)
-                if class.ladder.iter().take(i).any(uses_channel)
-                    && out.forced_from.as_ref().is_none_or(|(from, _)| i > *from) =>
-            {
-                out.forced_from = Some((i, o.id.clone()));
-            }
-            Some(_) => {}
-            None if class.ladder.iter().chain(&class.legacy).any(uses_channel) => {
-                notes.push(Note::ForceNotInLadder {
-                    override_id: o.id.clone(),
-                    container,
-                });
-            }
-            None => {}
-        }
-    }
-    out
 }
 
 /// Whether the message carries a confirmation that covers this route.

@@ -14,7 +14,8 @@ use super::{
     Context, DecisionInput, Judge, Route, UnknownClass, class_of, lowest_failed, ratchet, steering,
 };
 use crate::assurance::AssuranceLevel;
-use crate::overrides::Override;
+use crate::evidence::CreditTable;
+use crate::overrides::OverrideSet;
 use crate::policy::Policy;
 use crate::reason::SkipReason;
 
@@ -83,7 +84,7 @@ pub fn permitted(
     input: &DecisionInput<'_>,
     route: &str,
 ) -> Result<Result<Route, Refusal>, UnknownClass> {
-    let class = class_of(policy, input)?;
+    let (class_index, class) = class_of(policy, input)?;
     let container = route.split('+').next().unwrap_or(route);
     if let Some(c) = crate::assurance::Container::ALL
         .into_iter()
@@ -95,12 +96,14 @@ pub fn permitted(
             minimum: class.minimum,
         }));
     }
-    let overrides: Vec<&Override> = policy.overrides().iter().chain(input.overrides).collect();
-    let (after, _) = ratchet(policy, input, &overrides);
+    let overrides = OverrideSet::of_decision(policy.overrides(), input.overrides);
+    let credits = CreditTable::new(policy.terms(), input.recipient, overrides, input.now);
+    let (after, _) = ratchet(input, &credits);
     let ctx = Context {
         policy,
         recipient: input.recipient,
-        overrides: &overrides,
+        credits: &credits,
+        overrides,
         failed: input.failed,
         floor: after.floor,
         now: input.now,
@@ -110,6 +113,7 @@ pub fn permitted(
         ctx: &ctx,
         steering: &steering,
         class,
+        routes: policy.route_names(class_index),
         lowest_failed: lowest_failed(input),
     };
     let mut refusal = Refusal::NotInLadder {

@@ -1,10 +1,13 @@
 //! Evaluating one ladder step against the evidence: what it could carry the
 //! payload at, which notifier would tell the recipient, where a portal's
 //! one-time code would go, and every reason it does not qualify.
+//!
+//! Device evidence is read from the decision's credit table, never credited
+//! again here; a reason is made owned only when it is recorded.
 
 use crate::assurance::{AssuranceLevel, Channel, Container, Notifier, Transport};
-use crate::evidence::{ContactEvidence, Credit, RecipientEvidence, credit};
-use crate::overrides::{Override, OverrideEffect};
+use crate::evidence::{Cell, ContactEvidence, CreditTable, RecipientEvidence, Row, Shortfall};
+use crate::overrides::{Override, OverrideEffect, OverrideSet};
 use crate::policy::{Policy, Step};
 use crate::reason::SkipReason;
 use crate::step_up::{CodeChannels, SecondFactor, second_factor};
@@ -13,13 +16,24 @@ use crate::time::Timestamp;
 use super::FailedAttempt;
 
 /// Everything a step evaluation needs that does not change between steps.
+#[derive(Debug)]
 pub(crate) struct Context<'a> {
     pub policy: &'a Policy,
     pub recipient: &'a RecipientEvidence,
-    pub overrides: &'a [&'a Override],
+    /// Every transport of every active device, credited once.
+    pub credits: &'a CreditTable<'a>,
+    pub overrides: OverrideSet<'a>,
     pub failed: &'a [FailedAttempt],
     pub floor: AssuranceLevel,
     pub now: Timestamp,
+}
+
+/// A reason not made yet: one cell of the credit table (made again in full
+/// only if it is recorded), or one at hand.
+#[derive(Debug, Clone, Copy)]
+enum Why<'a> {
+    Cell(&'a Row<'a>, Transport),
+    Made(Shortfall<'a>),
 }
 
 /// The verdict on one step.
@@ -34,15 +48,15 @@ pub(crate) struct StepEval {
     pub reasons: Vec<SkipReason>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     /// A device-independent override (portal, email) applies when it names
     /// no labels or matches any active device.
     fn recipient_override(
         &self,
         channel: Channel,
         want: fn(&OverrideEffect) -> bool,
-    ) -> Option<&Override> {
-        self.overrides.iter().copied().find(|o| {
+    ) -> Option<&'a Override> {
+        self.overrides.iter().find(|o| {
             want(&o.effect) && o.channel == channel && o.covers_recipient(self.recipient, self.now)
         })
     }
@@ -63,31 +77,34 @@ impl Context<'_> {
     fn transport_level(
         &self,
         transport: Transport,
-    ) -> Result<(AssuranceLevel, Option<SkipReason>), SkipReason> {
-        let rules = self.policy.evidence();
-        let mut reachable: Vec<(AssuranceLevel, Option<SkipReason>)> = Vec::new();
-        let mut doubtful: Option<SkipReason> = None;
-        let mut unreachable: Option<SkipReason> = None;
+    ) -> Result<(AssuranceLevel, Option<Why<'a>>), Why<'a>> {
+        // The first weakest reachable device, and why it is no higher.
+        let mut weakest: Option<(AssuranceLevel, Option<Why<'a>>)> = None;
+        let mut doubtful: Option<Why<'a>> = None;
+        let mut unreachable: Option<Why<'a>> = None;
         let mut any = false;
-        for d in self.recipient.active_devices() {
-            match credit(rules, d, transport, self.overrides, self.now) {
-                Credit::Unusable(SkipReason::EvidenceMissing { .. }) => continue,
-                Credit::Unusable(r @ SkipReason::OverrideDisabled { .. }) => {
-                    if d.transports.contains_key(&transport) {
-                        return Err(r);
+        for row in self.credits.rows() {
+            let here = Why::Cell(row, transport);
+            match self.credits.cell(row, transport) {
+                Cell::Missing => continue,
+                Cell::Disabled => {
+                    if row.device.transports.contains_key(&transport) {
+                        return Err(here);
                     }
                 }
-                Credit::Unusable(r @ SkipReason::Unreachable { .. }) => {
+                Cell::Unreachable => {
                     any = true;
-                    unreachable.get_or_insert(r);
+                    unreachable.get_or_insert(here);
                 }
-                Credit::Unusable(r) => {
+                Cell::Doubtful => {
                     any = true;
-                    doubtful.get_or_insert(r);
+                    doubtful.get_or_insert(here);
                 }
-                Credit::Reachable { level, shortfall } => {
+                Cell::Reachable { level, short } => {
                     any = true;
-                    reachable.push((level, shortfall));
+                    if weakest.is_none_or(|(w, _)| level < w) {
+                        weakest = Some((level, short.then_some(here)));
+                    }
                 }
             }
         }
@@ -97,17 +114,15 @@ impl Context<'_> {
                 .devices
                 .iter()
                 .find(|d| d.is_revoked() && d.transports.contains_key(&transport));
-            return Err(match revoked {
-                Some(d) => SkipReason::DeviceRevoked {
-                    device: d.id.clone(),
-                },
-                None => SkipReason::EvidenceMissing { transport },
-            });
+            return Err(Why::Made(match revoked {
+                Some(d) => Shortfall::DeviceRevoked { device: &d.id },
+                None => Shortfall::EvidenceMissing { transport },
+            }));
         }
-        let Some(weakest) = reachable.iter().min_by_key(|(l, _)| *l).cloned() else {
+        let Some(weakest) = weakest else {
             return Err(doubtful
                 .or(unreachable)
-                .unwrap_or(SkipReason::EvidenceMissing { transport }));
+                .unwrap_or(Why::Made(Shortfall::EvidenceMissing { transport })));
         };
         match doubtful {
             Some(r) if weakest.0 > AssuranceLevel::Transport => {
@@ -117,15 +132,19 @@ impl Context<'_> {
         }
     }
 
+    /// The owned form of a reason, made now because it is recorded.
+    fn reason(&self, why: Why<'a>) -> SkipReason {
+        match why {
+            Why::Cell(row, transport) => self.credits.reason(row, transport),
+            Why::Made(r) => r.to_reason(),
+        }
+    }
+
     fn notifier_reachable(&self, notifier: Notifier) -> bool {
-        let rules = self.policy.evidence();
         let via = |t: Transport| {
-            self.recipient.active_devices().any(|d| {
-                matches!(
-                    credit(rules, d, t, self.overrides, self.now),
-                    Credit::Reachable { .. }
-                )
-            })
+            self.credits
+                .rows()
+                .any(|r| matches!(self.credits.cell(r, t), Cell::Reachable { .. }))
         };
         match notifier {
             Notifier::RcsNotice => via(Transport::Rcs),
@@ -188,17 +207,17 @@ impl Context<'_> {
                 match self
                     .recipient_override(Channel::Portal, |e| matches!(e, OverrideEffect::Disable))
                 {
-                    Some(o) => Err(SkipReason::OverrideDisabled {
-                        override_id: o.id.clone(),
+                    Some(o) => Err(Why::Made(Shortfall::OverrideDisabled {
+                        override_id: &o.id,
                         channel: Channel::Portal,
-                    }),
+                    })),
                     None => Ok((AssuranceLevel::Transport, None)),
                 }
             }
         };
         let assurance = match level {
             Err(r) => {
-                reasons.push(r);
+                reasons.push(self.reason(r));
                 None
             }
             Ok((evidence, shortfall)) => {
@@ -210,10 +229,13 @@ impl Context<'_> {
                             evidence,
                         }
                     } else {
-                        shortfall.unwrap_or(SkipReason::BelowMinimum {
-                            assurance: evidence,
-                            required,
-                        })
+                        shortfall.map_or(
+                            SkipReason::BelowMinimum {
+                                assurance: evidence,
+                                required,
+                            },
+                            |why| self.reason(why),
+                        )
                     });
                 }
                 Some(capped)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::assurance::{E2eeState, EvidenceSource, Transport};
 use crate::evidence::{ClientInfo, DeviceEvidence, PlatformLabels, TransportEvidence};
-use crate::overrides::LabelMatch;
+use crate::overrides::{LabelMatch, OverrideEffect};
 
 const POLICY: &str = r#"
 tenant = "t"

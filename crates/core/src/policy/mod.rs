@@ -7,6 +7,7 @@
 //! re-commenting the file keeps the version; changing any rule changes it.
 
 pub mod branding;
+mod compiled;
 mod diagnostic;
 mod notice;
 pub(crate) mod raw;
@@ -161,6 +162,10 @@ pub struct Policy {
     branding: Option<branding::Branding>,
     #[serde(skip)]
     version: PolicyVersion,
+    /// Lookups a decision would otherwise redo per message; derived from
+    /// the fields above when the policy is sealed.
+    #[serde(skip)]
+    compiled: compiled::Compiled,
 }
 
 /// A parsed policy and the warnings it raised.
@@ -203,6 +208,7 @@ impl Policy {
         let digest = Sha256::digest(&canonical);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         self.version = PolicyVersion(format!("sha256:{hex}").into());
+        self.compiled = compiled::Compiled::new(&self.classes, &self.evidence);
         Ok(self)
     }
 
@@ -265,7 +271,19 @@ impl Policy {
         &self.classes
     }
     pub fn class(&self, name: &str) -> Option<&Class> {
-        self.classes.iter().find(|c| c.name == name)
+        self.class_index(name).and_then(|i| self.classes.get(i))
+    }
+    /// The index in [`Policy::classes`] of the class named `name`.
+    pub(crate) fn class_index(&self, name: &str) -> Option<usize> {
+        self.compiled.class_index(name)
+    }
+    /// The route names of class `index`'s ladder steps, in ladder order.
+    pub(crate) fn route_names(&self, index: usize) -> &[String] {
+        self.compiled.routes(index)
+    }
+    /// The evidence rules as a decision reads them.
+    pub(crate) fn terms(&self) -> crate::evidence::Terms<'_> {
+        crate::evidence::Terms::compiled(&self.evidence, &self.compiled.evidence)
     }
     pub fn overrides(&self) -> &[Override] {
         &self.overrides

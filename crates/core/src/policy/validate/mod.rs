@@ -312,6 +312,7 @@ fn build(c: &mut Checker<'_>, raw: RawPolicy) -> Option<Policy> {
         overrides,
         branding,
         version: super::PolicyVersion("".into()),
+        compiled: super::compiled::Compiled::default(),
     })
 }
 

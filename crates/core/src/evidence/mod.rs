@@ -7,16 +7,24 @@
 //! the active overrides and `now`. Platform labels never enter that
 //! computation except through an override, which can only lower trust.
 
+mod grade;
+mod table;
+mod terms;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::assurance::{AssuranceLevel, Claim, E2eeState, EvidenceSource, Transport};
-use crate::overrides::{Override, OverrideEffect};
-use crate::reason::{SkipReason, Staleness};
+use crate::overrides::{Override, OverrideSet};
+use crate::reason::SkipReason;
 use crate::time::{Duration, Timestamp};
 use crate::version::PlatformVersion;
+
+pub(crate) use grade::Shortfall;
+pub(crate) use table::{Cell, CreditTable, Row};
+pub(crate) use terms::{CompiledEvidence, Terms};
 
 /// A device's identifier. Cheap to clone: decisions copy it into every
 /// reason and floor cause that names the device.
@@ -241,45 +249,6 @@ impl EvidenceRules {
             AssuranceLevel::Transport
         }
     }
-
-    /// Whether a fresh signed report is still usable on its own terms.
-    /// Once the policy names minimum client versions, a client it does not
-    /// name is stale too: deny by default, names compared without case.
-    fn client_staleness(&self, client: Option<&ClientInfo>) -> Option<Staleness> {
-        let Some(client) = client else {
-            let demands = !self.min_client_version.is_empty() || self.min_policy_revision.is_some();
-            return demands.then_some(Staleness::ClientUnknown);
-        };
-        if !self.min_client_version.is_empty() {
-            let minimum = self
-                .min_client_version
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(&client.name))
-                .map(|(_, v)| v);
-            match minimum {
-                None => {
-                    return Some(Staleness::ClientNotListed {
-                        client: client.name.clone(),
-                    });
-                }
-                Some(min) if client.version < *min => {
-                    return Some(Staleness::ClientBehindMinimum {
-                        client: client.name.clone(),
-                        version: client.version.clone(),
-                        minimum: min.clone(),
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-        match self.min_policy_revision {
-            Some(min) if client.policy_revision < min => Some(Staleness::PolicyRevisionBehind {
-                supported: client.policy_revision,
-                minimum: min,
-            }),
-            _ => None,
-        }
-    }
 }
 
 /// What one device's evidence for one transport is worth right now.
@@ -308,7 +277,8 @@ impl Credit {
 ///
 /// Deny by default: missing, stale, unverified or overridden evidence is
 /// unusable, and E2EE counts only when a source the policy trusts for the
-/// `e2ee` claim says `verified`.
+/// `e2ee` claim says `verified`. The same computation a decision makes
+/// (`grade.rs`), with owned reasons.
 pub fn credit(
     rules: &EvidenceRules,
     device: &DeviceEvidence,
@@ -316,123 +286,16 @@ pub fn credit(
     overrides: &[&Override],
     now: Timestamp,
 ) -> Credit {
-    let dev = || device.id.clone();
-    let channel = transport.channel();
-    let applicable = |effect: fn(&OverrideEffect) -> bool| {
-        overrides
-            .iter()
-            .find(|o| effect(&o.effect) && o.applies(channel, &device.labels, now))
-    };
-    if device.is_revoked() {
-        return Credit::Unusable(SkipReason::DeviceRevoked { device: dev() });
-    }
-    if let Some(o) = applicable(|e| matches!(e, OverrideEffect::Disable)) {
-        return Credit::Unusable(SkipReason::OverrideDisabled {
-            override_id: o.id.clone(),
-            channel,
-        });
-    }
-    let Some(ev) = device.transports.get(&transport) else {
-        return Credit::Unusable(SkipReason::EvidenceMissing { transport });
-    };
-    let Some(rule) = rules.sources.get(&ev.source) else {
-        return Credit::Unusable(SkipReason::EvidenceUnverified {
-            device: dev(),
-            transport,
-            source: ev.source,
-        });
-    };
-    if ev.observed_at.plus(rule.fresh_for) <= now {
-        return Credit::Unusable(SkipReason::EvidenceStale {
-            device: dev(),
-            transport,
-            staleness: Box::new(Staleness::Expired {
-                observed_at: ev.observed_at,
-                fresh_for: rule.fresh_for,
-            }),
-        });
-    }
-    if ev.source == EvidenceSource::SignedDeviceReport
-        && let Some(staleness) =
-            rules.client_staleness(ev.client.as_ref().or(device.client.as_ref()))
-    {
-        return Credit::Unusable(SkipReason::EvidenceStale {
-            device: dev(),
-            transport,
-            staleness: Box::new(staleness),
-        });
-    }
-    if !rule.verifies.contains(&Claim::Reachable) {
-        return Credit::Unusable(SkipReason::EvidenceUnverified {
-            device: dev(),
-            transport,
-            source: ev.source,
-        });
-    }
-    if !ev.reachable {
-        return Credit::Unusable(SkipReason::Unreachable {
-            device: dev(),
-            transport,
-        });
-    }
-    if !transport.can_carry_e2ee() {
-        let level = match transport {
-            Transport::Sms | Transport::Push => AssuranceLevel::None,
-            Transport::Rcs | Transport::InApp => AssuranceLevel::Transport,
-        };
-        return Credit::Reachable {
-            level,
-            shortfall: None,
-        };
-    }
-    let (mut level, mut shortfall) = e2ee_credit(rules, dev(), transport, ev);
-    if level == AssuranceLevel::E2eeAttested
-        && let Some(fresh_for) = rules.enrolment_fresh_for
-        && device.enrolled_at.plus(fresh_for) <= now
-    {
-        level = AssuranceLevel::E2ee;
-        shortfall = Some(SkipReason::EnrolmentStale {
-            device: dev(),
-            enrolled_at: device.enrolled_at,
-        });
-    }
-    if level > AssuranceLevel::Transport
-        && let Some(o) = applicable(|e| matches!(e, OverrideEffect::DistrustE2ee))
-    {
-        level = AssuranceLevel::Transport;
-        shortfall = Some(SkipReason::OverrideDistrustsE2ee {
-            override_id: o.id.clone(),
-            channel,
-        });
-    }
-    Credit::Reachable { level, shortfall }
-}
-
-fn e2ee_credit(
-    rules: &EvidenceRules,
-    device: DeviceId,
-    transport: Transport,
-    ev: &TransportEvidence,
-) -> (AssuranceLevel, Option<SkipReason>) {
-    let base = AssuranceLevel::Transport;
-    match ev.e2ee {
-        E2eeState::Verified if rules.verifies(ev.source, Claim::E2ee) => {
-            if ev.attested && rules.verifies(ev.source, Claim::Attestation) {
-                (AssuranceLevel::E2eeAttested, None)
-            } else {
-                (
-                    AssuranceLevel::E2ee,
-                    Some(SkipReason::AttestationMissing { device, transport }),
-                )
-            }
-        }
-        E2eeState::Verified | E2eeState::Claimed => (
-            base,
-            Some(SkipReason::E2eeOnlyClaimed { device, transport }),
-        ),
-        E2eeState::Absent => (base, Some(SkipReason::E2eeAbsent { device, transport })),
-        E2eeState::Unknown => (base, Some(SkipReason::E2eeUnknown { device, transport })),
-    }
+    let terms = Terms::new(rules);
+    grade::grade(
+        &terms,
+        device,
+        transport,
+        overrides.iter().copied(),
+        || terms.client_staleness(device.client.as_ref()),
+        now,
+    )
+    .to_credit()
 }
 
 /// The best level a device can verifiably receive a payload at right now,
@@ -443,34 +306,11 @@ pub fn device_best(
     overrides: &[&Override],
     now: Timestamp,
 ) -> (AssuranceLevel, Option<SkipReason>) {
-    let mut best = AssuranceLevel::None;
-    let mut best_shortfall: Option<SkipReason> = None;
-    let mut reached = false;
-    let mut unusable: Option<SkipReason> = None;
-    for t in [Transport::InApp, Transport::Rcs, Transport::Sms] {
-        match credit(rules, device, t, overrides, now) {
-            Credit::Reachable { level, shortfall } => {
-                if !reached || level > best {
-                    best = level;
-                    best_shortfall = shortfall;
-                    reached = true;
-                }
-            }
-            Credit::Unusable(SkipReason::EvidenceMissing { .. }) => {}
-            Credit::Unusable(r) => {
-                unusable.get_or_insert(r);
-            }
-        }
-    }
-    if best == AssuranceLevel::E2eeAttested {
-        return (best, None);
-    }
-    // Prefer the shortfall of the path that reached `best`; then the first
-    // informative reason a path was unusable; then plain "no evidence".
-    let why = best_shortfall
-        .or(unusable)
-        .unwrap_or(SkipReason::EvidenceMissing {
-            transport: Transport::InApp,
-        });
-    (best, Some(why))
+    let (level, why) = table::device_best(
+        Terms::new(rules),
+        device,
+        OverrideSet::listed(overrides),
+        now,
+    );
+    (level, why.map(Shortfall::to_reason))
 }
