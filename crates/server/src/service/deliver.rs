@@ -563,6 +563,23 @@ async fn complete_in(tx: &mut Tx, state: &AppState, work: &Work) -> Result<bool,
     Ok(owned)
 }
 
+/// Marks `work` done and returns the message locked as it was when the
+/// work began; `None` when there is nothing more to write for it: the
+/// lease was lost (nothing is written at all), or the message moved on
+/// (revoked, re-decided, confirmed elsewhere; the work is done).
+async fn settle_work(
+    tx: &mut Tx,
+    state: &AppState,
+    work: &Work,
+    message: &Message,
+) -> Result<Option<Message>, ServiceError> {
+    let unchanged = lock_unchanged(tx, state, message).await?;
+    if !complete_in(tx, state, work).await? {
+        return Ok(None);
+    }
+    Ok(unchanged)
+}
+
 /// The delivery's bookkeeping; whether the message was marked sent.
 async fn delivered_in(
     tx: &mut Tx,
@@ -571,11 +588,7 @@ async fn delivered_in(
     message: &Message,
     route: &Route,
 ) -> Result<bool, ServiceError> {
-    let unchanged = lock_unchanged(tx, state, message).await?;
-    if !complete_in(tx, state, work).await? {
-        return Ok(false);
-    }
-    let Some(mut message) = unchanged else {
+    let Some(mut message) = settle_work(tx, state, work, message).await? else {
         return Ok(false);
     };
     message.status = Status::Sent;
@@ -672,11 +685,7 @@ async fn fail_for_good_in(
     message: &Message,
     code: &str,
 ) -> Result<bool, ServiceError> {
-    let unchanged = lock_unchanged(tx, state, message).await?;
-    if !complete_in(tx, state, work).await? {
-        return Ok(false);
-    }
-    let Some(mut message) = unchanged else {
+    let Some(mut message) = settle_work(tx, state, work, message).await? else {
         return Ok(false);
     };
     message.status = Status::Failed;
