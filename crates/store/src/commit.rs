@@ -236,7 +236,10 @@ impl Committer {
 async fn run_batch(store: &Store, batch: Vec<Unit>) {
     let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
     let committed = async {
-        let mut tx = store.begin().await?;
+        // IMMEDIATE: the batch takes SQLite's write lock before its first
+        // read, so a unit that only reads cannot leave later units a
+        // snapshot another process (a CLI command) has since written past.
+        let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
         for unit in batch {
             sqlx::query("SAVEPOINT unit").execute(&mut *tx).await?;
             let ran = unit(&mut tx).await;

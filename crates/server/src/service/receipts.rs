@@ -39,30 +39,48 @@ pub struct Applied {
     pub unknown: usize,
 }
 
-/// Applies verified receipts for `tenant_id` on `channel`, all in one
-/// unit of a group commit: answered once durable, and a webhook's
-/// receipts are kept together or not at all (the provider retries a
-/// refused webhook whole).
+/// Applies verified receipts for `tenant_id` on `channel`, each as its own
+/// unit of the group commit (answered once durable). One receipt per unit
+/// keeps the lock order of every other transaction (a message, then the
+/// tenant's audit head): a webhook's receipts in one PostgreSQL
+/// transaction would lock a second message while holding the head.
 pub async fn apply(
     state: &AppState,
     tenant_id: &str,
     channel: Channel,
     receipts: &[Receipt],
 ) -> Result<Applied, ServiceError> {
-    let (work_state, tenant, list) = (state.clone(), tenant_id.to_string(), receipts.to_vec());
-    let (applied, statuses, wake) = state
-        .commit
-        .run(move |tx| {
-            Box::pin(async move { apply_in(tx, &work_state, &tenant, channel, &list).await })
-        })
-        .await?;
-    if wake {
-        state.wake.one();
+    let mut total = Applied {
+        applied: 0,
+        unknown: 0,
+    };
+    for receipt in receipts {
+        let (work_state, tenant, one) = (state.clone(), tenant_id.to_string(), receipt.clone());
+        let (applied, statuses, wake) = state
+            .commit
+            .run(move |tx| {
+                Box::pin(async move {
+                    apply_in(
+                        tx,
+                        &work_state,
+                        &tenant,
+                        channel,
+                        std::slice::from_ref(&one),
+                    )
+                    .await
+                })
+            })
+            .await?;
+        if wake {
+            state.wake.one();
+        }
+        for status in &statuses {
+            metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => *status).increment(1);
+        }
+        total.applied += applied.applied;
+        total.unknown += applied.unknown;
     }
-    for status in &statuses {
-        metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => *status).increment(1);
-    }
-    Ok(applied)
+    Ok(total)
 }
 
 /// The receipts' writes, inside the unit's transaction; also the status
