@@ -344,7 +344,11 @@ async fn other_tenants_ids_answer_404(backend: Backend) {
 
 async fn handshake_rejects_replay_forgery_and_expiry_and_audits(backend: Backend) {
     let Some(app) = TestApp::builder(backend)
-        .config(|c| c.handshake.challenge_ttl_s = 1)
+        // Whole seconds: a 1 s lifetime could lapse between issuing a
+        // challenge and answering it on a loaded machine (this test failed
+        // that way); 3 s leaves the fast steps room, the sleep below
+        // outlasts it.
+        .config(|c| c.handshake.challenge_ttl_s = 3)
         .start()
         .await
     else {
@@ -387,7 +391,7 @@ async fn handshake_rejects_replay_forgery_and_expiry_and_audits(backend: Backend
 
     // Expired.
     let c = app.challenge(&device).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
     let late = TestApp::report(&device, c["nonce"].as_str().unwrap(), &key);
     let a = app.post(&path, &app.sender, late).await;
     assert_eq!(
