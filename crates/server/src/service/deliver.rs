@@ -527,10 +527,8 @@ pub(crate) async fn complete_and_commit(
     state: &AppState,
     work: &Work,
 ) -> Result<(), ServiceError> {
-    if outbox::complete(&mut tx, &work.id, &state.node, now_ms()).await? {
+    if complete_in(&mut tx, state, work).await? {
         tx.commit().await.map_err(StoreError::from)?;
-    } else {
-        tracing::warn!(work = %work.id, "lease lost before bookkeeping; leaving it to the new owner");
     }
     Ok(())
 }

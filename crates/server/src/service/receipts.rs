@@ -56,131 +56,130 @@ pub async fn apply(
     };
     for receipt in receipts {
         let (work_state, tenant, one) = (state.clone(), tenant_id.to_string(), receipt.clone());
-        let (applied, statuses, wake) = state
+        let receipted = state
             .commit
             .run(move |tx| {
-                Box::pin(async move {
-                    apply_in(
-                        tx,
-                        &work_state,
-                        &tenant,
-                        channel,
-                        std::slice::from_ref(&one),
-                    )
-                    .await
-                })
+                Box::pin(async move { apply_one(tx, &work_state, &tenant, channel, &one).await })
             })
             .await?;
-        if wake {
-            state.wake.one();
-        }
-        for status in &statuses {
-            metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => *status).increment(1);
-        }
-        total.applied += applied.applied;
-        total.unknown += applied.unknown;
+        let status = match receipted {
+            Receipted::Unknown => {
+                total.unknown += 1;
+                "unknown_ref"
+            }
+            Receipted::Orphaned => continue,
+            Receipted::Applied { status, wake } => {
+                if wake {
+                    state.wake.one();
+                }
+                total.applied += 1;
+                status
+            }
+        };
+        metrics::counter!("ladder_receipts_total", "channel" => channel.to_string(), "status" => status).increment(1);
     }
     Ok(total)
 }
 
-/// The receipts' writes, inside the unit's transaction; also the status
-/// label of each receipt, for the metrics counted once durable, and
-/// whether fallback work is due now (a worker is woken after the commit).
-async fn apply_in(
+/// What one receipt did, for what is counted once it is durable.
+#[derive(Debug)]
+enum Receipted {
+    /// Its reference is not (yet) recorded.
+    Unknown,
+    /// Recorded on the delivery of a message that no longer exists.
+    Orphaned,
+    /// Applied with this status label; `wake` when fallback work is due now.
+    Applied { status: &'static str, wake: bool },
+}
+
+/// One receipt's writes, inside its unit's transaction.
+async fn apply_one(
     tx: &mut Tx,
     state: &AppState,
     tenant_id: &str,
     channel: Channel,
-    receipts: &[Receipt],
-) -> Result<(Applied, Vec<&'static str>, bool), ServiceError> {
-    let mut wake = false;
-    let mut applied = 0;
-    let mut unknown = 0;
-    let mut statuses = Vec::with_capacity(receipts.len());
-    for r in receipts {
-        let Some(delivery) =
-            deliveries::by_ref(tx, tenant_id, &channel.to_string(), &r.provider_ref).await?
-        else {
-            statuses.push("unknown_ref");
-            unknown += 1;
-            continue;
-        };
-        let status = label(r.status);
-        deliveries::set_status(
-            tx,
-            tenant_id,
-            &delivery.channel,
-            &delivery.provider_ref,
-            status,
-            now().0,
-        )
-        .await?;
-        let Some(mut message) =
-            messages::get_for_update(tx, state.store.dialect(), tenant_id, &delivery.message_id)
-                .await?
-        else {
-            continue;
-        };
-        // The receipt concerns the route the message is on now; receipts of
-        // an abandoned route are recorded but move nothing.
-        let on_route = message
-            .decision
-            .outcome
-            .route()
-            .is_some_and(|route| route.container.channel() == channel);
-        let next = match (r.status, message.status) {
-            (ReceiptStatus::Delivered, Status::Sent) => Some(Status::Delivered),
-            (ReceiptStatus::Read, Status::Sent | Status::Delivered) => Some(Status::Read),
-            _ => None,
-        };
-        if let (Some(next), true) = (next, on_route) {
-            message.status = next;
-            message.updated_at = now().0;
-            messages::update(tx, &message).await?;
-        }
-        // A notice that never arrived fails its route too: the recipient
-        // was never told to look.
-        let notice_of_route = message
-            .decision
-            .outcome
-            .route()
-            .and_then(|route| route.notifier)
-            .is_some_and(|n| n.channel() == channel);
-        if matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired) {
-            stats::record_provider_failure(tx, tenant_id, &message.class, channel, None).await?;
-        }
-        let falls_back = matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired)
-            && (on_route || notice_of_route)
-            && message.status == Status::Sent;
-        if falls_back {
-            outbox::enqueue(tx, tenant_id, &message.id, Kind::ProviderFailed, now_ms()).await?;
-            wake = true;
-        }
-        messages::add_event(
-            tx,
-            tenant_id,
-            &message.id,
-            &Event {
-                at: now().0,
-                kind: format!("receipt_{status}"),
-                detail: json!({ "channel": channel }),
-            },
-        )
-        .await?;
-        audit::record(
-            tx,
-            state,
-            tenant_id,
-            "provider",
-            "delivery_receipt",
-            Some(&message.id),
-            json!({ "channel": channel, "status": status }),
-        )
-        .await?;
-        statuses.push(status);
-        applied += 1;
+    r: &Receipt,
+) -> Result<Receipted, ServiceError> {
+    let Some(delivery) =
+        deliveries::by_ref(tx, tenant_id, &channel.to_string(), &r.provider_ref).await?
+    else {
+        return Ok(Receipted::Unknown);
+    };
+    let status = label(r.status);
+    deliveries::set_status(
+        tx,
+        tenant_id,
+        &delivery.channel,
+        &delivery.provider_ref,
+        status,
+        now().0,
+    )
+    .await?;
+    let Some(mut message) =
+        messages::get_for_update(tx, state.store.dialect(), tenant_id, &delivery.message_id)
+            .await?
+    else {
+        return Ok(Receipted::Orphaned);
+    };
+    // The receipt concerns the route the message is on now; receipts of
+    // an abandoned route are recorded but move nothing.
+    let on_route = message
+        .decision
+        .outcome
+        .route()
+        .is_some_and(|route| route.container.channel() == channel);
+    let next = match (r.status, message.status) {
+        (ReceiptStatus::Delivered, Status::Sent) => Some(Status::Delivered),
+        (ReceiptStatus::Read, Status::Sent | Status::Delivered) => Some(Status::Read),
+        _ => None,
+    };
+    if let (Some(next), true) = (next, on_route) {
+        message.status = next;
+        message.updated_at = now().0;
+        messages::update(tx, &message).await?;
     }
-    Ok((Applied { applied, unknown }, statuses, wake))
+    // A notice that never arrived fails its route too: the recipient
+    // was never told to look.
+    let notice_of_route = message
+        .decision
+        .outcome
+        .route()
+        .and_then(|route| route.notifier)
+        .is_some_and(|n| n.channel() == channel);
+    if matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired) {
+        stats::record_provider_failure(tx, tenant_id, &message.class, channel, None).await?;
+    }
+    let falls_back = matches!(r.status, ReceiptStatus::Failed | ReceiptStatus::Expired)
+        && (on_route || notice_of_route)
+        && message.status == Status::Sent;
+    if falls_back {
+        outbox::enqueue(tx, tenant_id, &message.id, Kind::ProviderFailed, now_ms()).await?;
+    }
+    messages::add_event(
+        tx,
+        tenant_id,
+        &message.id,
+        &Event {
+            at: now().0,
+            kind: format!("receipt_{status}"),
+            detail: json!({ "channel": channel }),
+        },
+    )
+    .await?;
+    audit::record(
+        tx,
+        state,
+        tenant_id,
+        "provider",
+        "delivery_receipt",
+        Some(&message.id),
+        json!({ "channel": channel, "status": status }),
+    )
+    .await?;
+    Ok(Receipted::Applied {
+        status,
+        wake: falls_back,
+    })
 }
 
 /// The provider reported the message failed or expired after accepting it.
